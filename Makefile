@@ -1,0 +1,40 @@
+# crm2stream: `make run` and `make test` set up the environment when needed.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DATA ?= crm2stream-data
+
+.PHONY: venv run test lint unit bench schemas clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+## run: ingest the bundled sample campaign on the embedded engine and print the tables
+run: $(STAMP)
+	$(BIN)/python -m crm2stream.sample --data-dir $(DATA)
+
+## test: lint, type-check and the whole test suite
+test: $(STAMP) lint
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check crm2stream tests bench
+	$(BIN)/ruff format --check crm2stream tests bench
+	$(BIN)/mypy
+
+## bench: 1,000,000 synthetic events through ingest and replay, against a parse+validate floor
+bench: $(STAMP)
+	$(BIN)/python -m bench.run
+
+## schemas: regenerate schemas/ from the pydantic models
+schemas: $(STAMP)
+	$(BIN)/python -m crm2stream.schemas schemas
+
+clean:
+	rm -rf $(VENV) $(DATA) .bench

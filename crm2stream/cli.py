@@ -1,0 +1,158 @@
+"""The ``crm2stream`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from crm2stream.core.events import parse_day, parse_identifier_key
+from crm2stream.core.identity import current_component
+from crm2stream.engine.embedded import Counts, EmbeddedEngine, EngineError
+from crm2stream.settings import Settings
+from crm2stream.topology import load_topology
+
+
+class UsageError(Exception):
+    """Bad input on the command line: a message and exit code 2."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="crm2stream",
+        description="Event-sourced stream processor for social CRM.",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        help="state and log directory (env CRM2STREAM_DATA_DIR, default ./crm2stream-data)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    ingest = commands.add_parser("ingest", help="append NDJSON events to the log and process them")
+    ingest.add_argument("files", nargs="+", metavar="FILE", help="NDJSON file, or - for stdin")
+
+    export = commands.add_parser("export", help="print a table as NDJSON, sorted by key")
+    export.add_argument("table", choices=load_topology().exportable, metavar="TABLE")
+    export.add_argument("--as-of", metavar="DAY", help="UTC day (or timestamp) to travel to")
+
+    history = commands.add_parser("history", help="a person's events in event-time order")
+    history.add_argument("who", metavar="IDENTIFIER_OR_PERSON_ID", help="kind:value or p_...")
+
+    digest = commands.add_parser("digest", help="hex digest of the state tables")
+    digest.add_argument("--as-of", metavar="DAY")
+
+    replay = commands.add_parser("replay", help="rebuild every table from the log")
+    replay.add_argument("--into", type=Path, metavar="DIR", help="a new data directory")
+    return parser
+
+
+def _open(settings: Settings, data_dir: Path) -> EmbeddedEngine:
+    return EmbeddedEngine(
+        data_dir,
+        settings.core(),
+        batch_size=settings.batch_size,
+        checkpoint_events=settings.checkpoint_events,
+        checkpoint_seconds=settings.checkpoint_seconds,
+    )
+
+
+def _print_rows(rows: Iterable[dict[str, Any]]) -> None:
+    out = sys.stdout.buffer
+    for row in rows:
+        out.write(orjson.dumps(row))
+        out.write(b"\n")
+    out.flush()
+
+
+def _day(text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        return parse_day(text)
+    except ValueError as exc:
+        raise UsageError(f"--as-of {text!r} is not a day (YYYY-MM-DD) or timestamp") from exc
+
+
+def _ingest(engine: EmbeddedEngine, files: Sequence[str]) -> None:
+    paths = [Path(name) for name in files if name != "-"]
+    for path in paths:
+        if not path.is_file():
+            raise UsageError(f"cannot read {path}: no such file")
+    total = Counts()
+    for name in files:
+        if name == "-":
+            total.add(engine.ingest_stream(sys.stdin.buffer))
+        else:
+            total.add(engine.ingest_file(Path(name)))
+    print(orjson.dumps(total.as_dict()).decode())
+
+
+def _members(engine: EmbeddedEngine, who: str) -> set[str]:
+    if who.startswith("p_"):
+        view = engine.view()
+        person = None
+        if view is not None:
+            person = next((p for p in view.partition.persons if p.person_id == who), None)
+        if person is None:
+            raise UsageError(f"no person {who}")
+        return set(person.members)
+    try:
+        key = parse_identifier_key(who).key
+    except (ValueError, ValidationError) as exc:
+        raise UsageError(f"{who!r} is neither kind:value nor a person id: {exc}") from exc
+    if key not in engine.facts.idents:
+        raise UsageError(f"no identifier {key}")
+    return current_component(engine.facts, key)
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        raise UsageError(f"bad CRM2STREAM_* setting: {exc}") from exc
+    data_dir = args.data_dir or settings.data_dir
+    into = args.into if args.command == "replay" else None
+    if into is not None and into.exists() and any(into.iterdir()):
+        raise UsageError(f"--into {into} exists and is not empty")
+    with _open(settings, data_dir) as engine:
+        if args.command == "ingest":
+            _ingest(engine, args.files)
+        elif args.command == "export":
+            _print_rows(engine.export(args.table, _day(args.as_of)))
+        elif args.command == "digest":
+            print(engine.digest(_day(args.as_of)))
+        elif args.command == "history":
+            _print_rows(engine.history(_members(engine, args.who)))
+        elif args.command == "replay":
+            if args.into is None:
+                engine.replay_in_place()
+                print(engine.digest())
+            else:
+                with _open(settings, args.into) as target:
+                    engine.replay_into(target)
+                    print(target.digest())
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    logging.basicConfig(level=logging.WARNING, format="crm2stream: %(message)s")
+    try:
+        code = run(argv)
+    except (UsageError, EngineError) as exc:
+        print(f"crm2stream: error: {exc}", file=sys.stderr)
+        code = 2
+    except BrokenPipeError:
+        code = 0
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+"""Bytes in, an event or a coded rejection out.
+
+Validation runs before anything else looks at a line, so an invalid line is rejected
+whatever its event_id. Numbers are parsed as Decimal (jiter), never through float, so
+purchase amounts stay exact; pydantic then checks the object against the v1 models.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+import jiter
+from pydantic import TypeAdapter, ValidationError
+
+from crm2stream.core.events import AnyEvent, Event, PurchaseEvent
+
+#: Rejection reason codes, most fundamental first: when a line has several faults the
+#: first code of this tuple that applies is the one reported.
+REASONS: Final = (
+    "encoding",
+    "too_large",
+    "malformed_json",
+    "not_an_object",
+    "unknown_type",
+    "missing_field",
+    "unknown_field",
+    "invalid_value",
+    "currency_mismatch",
+)
+#: Lines above this size are rejected unread.
+MAX_LINE_BYTES: Final = 1 << 20
+
+_ADAPTER: Final[TypeAdapter[AnyEvent]] = TypeAdapter(Event)
+
+_CODE_OF_ERROR_TYPE: Final = {
+    "missing": "missing_field",
+    "union_tag_not_found": "missing_field",
+    "extra_forbidden": "unknown_field",
+    "union_tag_invalid": "unknown_type",
+    "string_too_long": "too_large",
+    "too_long": "too_large",
+    "too_large": "too_large",
+    "dict_type": "not_an_object",
+    "model_type": "not_an_object",
+    "model_attributes_type": "not_an_object",
+}
+_PRECEDENCE: Final = {code: rank for rank, code in enumerate(REASONS)}
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why a line was refused: a stable code for machines, a sentence for people."""
+
+    reason: str
+    error: str
+
+
+def _describe(errors: list[Any]) -> Rejection:
+    best: tuple[int, str] | None = None
+    sentences = []
+    for err in errors:
+        code = _CODE_OF_ERROR_TYPE.get(err["type"], "invalid_value")
+        loc = err["loc"]
+        # The discriminated union puts the type tag first in loc; drop it.
+        if loc and loc[0] in ("identify", "unlink", "share", "comment", "purchase", "permission"):
+            loc = loc[1:]
+        if err["type"] == "union_tag_not_found" or err["type"] == "union_tag_invalid":
+            field = "type"
+        else:
+            field = ".".join(str(part) for part in loc) or "(event)"
+        sentences.append(f"field '{field}': {err['msg']}")
+        rank = _PRECEDENCE[code]
+        if best is None or rank < best[0]:
+            best = (rank, code)
+    assert best is not None
+    return Rejection(best[1], "; ".join(sentences))
+
+
+def decode(line: bytes, currency: str) -> AnyEvent | Rejection:
+    """Validate one NDJSON line against the v1 contract and the installation's currency."""
+    if len(line) > MAX_LINE_BYTES:
+        return Rejection("too_large", f"line is {len(line)} bytes, limit {MAX_LINE_BYTES}")
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return Rejection("encoding", f"not UTF-8: {exc.reason} at byte {exc.start}")
+    try:
+        obj = jiter.from_json(line, float_mode="decimal")
+    except ValueError as exc:
+        return Rejection("malformed_json", f"not JSON: {exc}")
+    if not isinstance(obj, dict):
+        return Rejection("not_an_object", f"expected a JSON object, got {type(obj).__name__}")
+    try:
+        event = _ADAPTER.validate_python(obj)
+    except ValidationError as exc:
+        return _describe(exc.errors(include_url=False))
+    if isinstance(event, PurchaseEvent) and event.currency.upper() != currency:
+        return Rejection(
+            "currency_mismatch",
+            f"field 'currency': {event.currency!r} is not this installation's {currency!r}",
+        )
+    return event

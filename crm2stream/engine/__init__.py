@@ -1,0 +1,1 @@
+"""Engines move bytes: read input, call the core, persist state and offsets, publish output."""

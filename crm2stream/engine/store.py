@@ -1,0 +1,122 @@
+"""The embedded engine's storage: one rocksdict database holding the event log, the output
+topics, the checkpointed facts and the positions, so that one WriteBatch can change any
+of them atomically.
+
+Key space (raw bytes):
+  ``l/<start>``      a log chunk: the raw input lines of one batch, joined by newlines
+  ``k/<start>``      the event_ids that chunk accepted (rebuilds the seen-ids index)
+  ``o/<topic>/<n>``  output record n of a topic (dead letters, score changes, triggers)
+  ``s/<t>/<key>``    a checkpointed facts record (identifiers, pairs, referrals, emitted)
+  ``m/log``          log end, output ends, in-progress file ingests
+  ``m/state``        the log position the checkpointed facts stand at
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, cast
+
+import orjson
+from rocksdict import Options, Rdict, WriteBatch
+
+
+def _items(db: Rdict, start: bytes) -> Iterator[tuple[bytes, bytes]]:
+    """Raw-mode items from ``start`` on (the stubs do not know raw mode yields bytes)."""
+    return cast(Iterator[tuple[bytes, bytes]], db.items(from_key=start))
+
+
+def _position(value: int) -> bytes:
+    return b"%016x" % value
+
+
+class Store:
+    def __init__(self, path: Path) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        options = Options(raw_mode=True)
+        options.create_if_missing(True)
+        self.path = path
+        self.db = Rdict(str(path / "db"), options)
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- meta ---------------------------------------------------------------------------
+    def meta(self, name: str) -> dict[str, Any]:
+        raw = cast(bytes | None, self.db.get(b"m/" + name.encode()))
+        return {} if raw is None else dict(orjson.loads(raw))
+
+    # -- batches ------------------------------------------------------------------------
+    def batch(self) -> Batch:
+        return Batch()
+
+    def write(self, batch: Batch) -> None:
+        self.db.write(batch.wb)
+
+    # -- reading ------------------------------------------------------------------------
+    def scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """All (key without prefix, value) pairs under a prefix, in key order."""
+        for key, value in _items(self.db, prefix):
+            if not key.startswith(prefix):
+                break
+            yield key[len(prefix) :], value
+
+    def chunks(self, start: int = 0) -> Iterator[tuple[int, list[bytes]]]:
+        """Log chunks from the one starting at ``start`` on, as (first position, lines)."""
+        for key, value in _items(self.db, b"l/" + _position(start)):
+            if not key.startswith(b"l/"):
+                break
+            yield int(key[2:], 16), value.split(b"\n")
+
+    def chunk_at(self, position: int) -> tuple[int, list[bytes]] | None:
+        """The log chunk holding ``position``."""
+        it = self.db.iter()
+        it.seek_for_prev(b"l/" + _position(position))
+        if not it.valid() or not it.key().startswith(b"l/"):
+            return None
+        start = int(it.key()[2:], 16)
+        lines = it.value().split(b"\n")
+        return (start, lines) if position < start + len(lines) else None
+
+    def accepted_ids(self, below: int) -> Iterator[str]:
+        """Event ids accepted by the chunks that start below ``below``."""
+        for key, value in self.scan(b"k/"):
+            if int(key, 16) >= below:
+                break
+            yield from orjson.loads(value)
+
+    def outputs(self, topic: str, start: int = 0) -> Iterator[dict[str, Any]]:
+        prefix = b"o/" + topic.encode() + b"/"
+        for key, value in _items(self.db, prefix + _position(start)):
+            if not key.startswith(prefix):
+                break
+            yield orjson.loads(value)
+
+
+class Batch:
+    """One atomic write: a log chunk, its outputs, positions and checkpointed records."""
+
+    def __init__(self) -> None:
+        self.wb = WriteBatch(raw_mode=True)
+
+    def clear_derived(self) -> None:
+        """Forget everything but the log: the start of an in-place replay."""
+        for prefix in (b"k/", b"o/", b"s/", b"m/"):
+            self.wb.delete_range(prefix, prefix[:-1] + b"0")
+
+    def log_chunk(self, start: int, lines: list[bytes], accepted: list[str]) -> None:
+        self.wb.put(b"l/" + _position(start), b"\n".join(lines))
+        self.wb.put(b"k/" + _position(start), orjson.dumps(accepted))
+
+    def output(self, topic: str, offset: int, record: dict[str, Any]) -> None:
+        self.wb.put(b"o/" + topic.encode() + b"/" + _position(offset), orjson.dumps(record))
+
+    def record(self, table: bytes, key: bytes, value: bytes | None) -> None:
+        full = b"s/" + table + b"/" + key
+        if value is None:
+            self.wb.delete(full)
+        else:
+            self.wb.put(full, value)
+
+    def meta(self, name: str, value: dict[str, Any]) -> None:
+        self.wb.put(b"m/" + name.encode(), orjson.dumps(value))

@@ -1,0 +1,38 @@
+"""Settings from the environment (``CRM2STREAM_*``), validated once at start-up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from crm2stream.core.config import CoreConfig
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CRM2STREAM_", extra="ignore")
+
+    data_dir: Path = Path("crm2stream-data")
+    currency: str = Field("CNY", pattern=r"^[A-Za-z]{3}$")
+    id_key: str = ""
+    half_life_days: float = Field(30.0, gt=0)
+    score_change_delta: float = Field(5.0, gt=0)
+    #: lines per batch: one WriteBatch and one score-change evaluation each
+    batch_size: int = Field(20_000, ge=1)
+    #: write the in-memory facts after this many events, or this many seconds
+    checkpoint_events: int = Field(1_000_000, ge=1)
+    checkpoint_seconds: float = Field(60.0, gt=0)
+
+    @field_validator("currency")
+    @classmethod
+    def _upper(cls, value: str) -> str:
+        return value.upper()
+
+    def core(self) -> CoreConfig:
+        return CoreConfig(
+            currency=self.currency,
+            id_key=self.id_key.encode("utf-8"),
+            half_life_days=self.half_life_days,
+            score_change_delta=self.score_change_delta,
+        )
