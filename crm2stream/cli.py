@@ -117,7 +117,11 @@ def run(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings()
     except ValidationError as exc:
-        raise UsageError(f"bad CRM2STREAM_* setting: {exc}") from exc
+        problems = "; ".join(
+            f"CRM2STREAM_{'_'.join(map(str, e['loc'])).upper()}={e['input']!r}: {e['msg']}"
+            for e in exc.errors(include_url=False)
+        )
+        raise UsageError(f"bad setting: {problems}") from None
     data_dir = args.data_dir or settings.data_dir
     into = args.into if args.command == "replay" else None
     if into is not None and into.exists() and any(into.iterdir()):

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from crm2stream.core.config import CoreConfig
 
-FX = 30  # fixed-point bits of a day weight
+FX = 48  # fixed-point bits of a day weight
 CREDIT_FX = 16  # fixed-point bits of cascade credit
 WEIGHT_FX = 8  # fixed-point bits of popularity weights
 

@@ -120,7 +120,7 @@ def _token(value: Any) -> str:
     if not _TOKEN.match(token):
         raise PydanticCustomError(
             "invalid_value",
-            "{token!r} is not a token ([a-z0-9][a-z0-9_.:-]{{0,63}} or *)",
+            "'{token}' is not a token ([a-z0-9][a-z0-9_.:-]{0,63} or *)",
             {"token": value},
         )
     return token
@@ -168,7 +168,7 @@ class Identifier:
         if kind not in _VALID_KINDS and not _valid_kind(kind):
             raise PydanticCustomError(
                 "invalid_value",
-                "identifier kind {kind!r} must match [a-z][a-z0-9_]{{0,31}}",
+                "identifier kind '{kind}' must match [a-z][a-z0-9_]{0,31}",
                 {"kind": kind},
             )
         if not isinstance(value, str):
@@ -249,7 +249,10 @@ def parse_identifier_key(text: str) -> Identifier:
     kind, sep, value = text.partition(":")
     if not sep:
         raise ValueError(f"identifier {text!r} is not of the form kind:value")
-    return _identifier({"kind": kind, "value": value})
+    try:
+        return _identifier({"kind": kind, "value": value})
+    except PydanticCustomError as exc:
+        raise ValueError(exc.message()) from None
 
 
 class _Envelope(BaseModel):

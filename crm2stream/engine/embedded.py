@@ -376,7 +376,11 @@ def _event_row(event: AnyEvent, position: int) -> Row:
 
 
 def _strip(line: bytes) -> bytes:
-    return line.rstrip(b"\r\n").strip(b" \t") if line[-1:] in (b"\n", b"\r") else line.strip(b" \t")
+    """Drop the line terminator (LF or CRLF) only: the rest is the original bytes. A line of
+    only white space becomes empty, and empty lines are skipped."""
+    if line.endswith(b"\n"):
+        line = line[:-2] if line.endswith(b"\r\n") else line[:-1]
+    return line if line.strip() else b""
 
 
 def _batched(lines: Iterable[bytes], size: int) -> Iterator[list[bytes]]:

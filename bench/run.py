@@ -1,0 +1,129 @@
+"""``make bench``: events/s and peak memory of ingest and replay on the embedded engine,
+against a floor baseline that only parses and validates the same lines with pydantic.
+
+Every measured step runs in its own process pinned to one core; peak RSS is that
+process's maximum resident set size. The synthetic input is generated once and cached
+under ``.bench/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from crm2stream.synth import Campaign, lines
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / ".bench"
+FLOOR = """
+import sys
+from pydantic import TypeAdapter
+from crm2stream.core.events import Event
+adapter = TypeAdapter(Event)
+count = 0
+with open(sys.argv[1], "rb") as handle:
+    for line in handle:
+        adapter.validate_json(line)
+        count += 1
+print(count)
+"""
+
+
+@dataclass
+class Result:
+    name: str
+    events: int
+    seconds: float
+    peak_rss_mib: float
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds
+
+
+def dataset(events: int, identifiers: int) -> Path:
+    path = WORK / f"events-{events}-{identifiers}.ndjson"
+    if not path.exists():
+        WORK.mkdir(exist_ok=True)
+        started = time.monotonic()
+        partial = path.with_suffix(".partial")
+        campaign = Campaign(identifiers=identifiers, events=events, days=180, seed=1)
+        with partial.open("wb") as out:
+            for raw in lines(campaign):
+                out.write(raw + b"\n")
+        partial.rename(path)
+        print(f"generated {path.name} in {time.monotonic() - started:.0f} s", file=sys.stderr)
+    return path
+
+
+def measure(name: str, events: int, argv: list[str], env: dict[str, str]) -> Result:
+    """Run argv pinned to CPU 0; wall time and the child's peak RSS."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        argv,
+        env=env,
+        stdout=subprocess.PIPE,
+        preexec_fn=lambda: os.sched_setaffinity(0, {0}),
+    )
+    assert proc.stdout is not None
+    output = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"{name} failed ({proc.returncode}): {output.decode()[-500:]}")
+    return Result(name, events, seconds, usage.ru_maxrss / 1024)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--identifiers", type=int, default=100_000)
+    args = parser.parse_args()
+    source = dataset(args.events, args.identifiers)
+    data = WORK / "data"
+    shutil.rmtree(data, ignore_errors=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRM2STREAM_")}
+    env["CRM2STREAM_ID_KEY"] = "bench"
+    cli = [sys.executable, "-m", "crm2stream.cli", "--data-dir", str(data)]
+    n = args.events
+    floor_argv = [sys.executable, "-c", FLOOR, str(source)]
+    results = [
+        measure("floor: pydantic parse+validate", n, floor_argv, env),
+        measure("ingest (embedded)", n, [*cli, "ingest", str(source)], env),
+        measure("replay (embedded)", n, [*cli, "replay"], env),
+        measure("digest (all state tables)", n, [*cli, "digest"], env),
+    ]
+    floor = results[0]
+    print(f"\n{n:,} events, {args.identifiers:,} identifiers, one core ({os.cpu_count()} here)")
+    print(f"{'step':34} {'events/s':>10} {'seconds':>8} {'peak RSS':>10} {'vs floor':>9}")
+    for result in results:
+        ratio = result.rate / floor.rate
+        print(
+            f"{result.name:34} {result.rate:10,.0f} {result.seconds:8.1f} "
+            f"{result.peak_rss_mib:8.0f} MiB {ratio:8.2f}x"
+        )
+    report = [
+        {
+            "step": r.name,
+            "events": r.events,
+            "seconds": round(r.seconds, 2),
+            "events_per_second": round(r.rate),
+            "peak_rss_mib": round(r.peak_rss_mib),
+        }
+        for r in results
+    ]
+    (WORK / "results.json").write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+    print(f"\nwritten to {WORK / 'results.json'}")
+
+
+if __name__ == "__main__":
+    main()

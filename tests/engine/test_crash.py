@@ -1,0 +1,54 @@
+"""kill -9 during a large ingest, then the same ingest again: the result of a clean run."""
+
+from __future__ import annotations
+
+import random
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from tests.conftest import CLI, Run, cli_env
+
+SETTINGS = {"batch_size": "2000", "checkpoint_events": "15000"}
+
+
+def test_kill_9_mid_ingest_then_rerun_gives_the_clean_result(
+    crm: Run, large_file: Path, tmp_path: Path
+) -> None:
+    clean_dir, crash_dir = tmp_path / "clean", tmp_path / "crashed"
+    started = time.monotonic()
+    clean = crm("ingest", str(large_file), data_dir=clean_dir, **SETTINGS)
+    duration = time.monotonic() - started
+    assert clean.returncode == 0, clean.stderr
+
+    rng = random.Random(2026)
+    kills = 0
+    for fraction in (0.35, 0.6):
+        proc = subprocess.Popen(
+            [*CLI, "--data-dir", str(crash_dir), "ingest", str(large_file)],
+            env=cli_env(**SETTINGS),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(duration * fraction * rng.uniform(0.8, 1.2))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait(timeout=60)
+    assert kills >= 1, "the ingest finished before it could be killed"
+
+    finish = crm("ingest", str(large_file), data_dir=crash_dir, **SETTINGS)
+    assert finish.returncode == 0, finish.stderr
+
+    def outputs(data_dir: Path) -> tuple[str, str, str]:
+        digest = crm("digest", data_dir=data_dir).stdout
+        changes = crm("export", "score-changes", data_dir=data_dir).stdout
+        dlq = crm("export", "dlq", data_dir=data_dir).stdout
+        return digest, changes, dlq
+
+    clean_digest, clean_changes, clean_dlq = outputs(clean_dir)
+    digest, changes, dlq = outputs(crash_dir)
+    assert digest == clean_digest
+    assert len(dlq.splitlines()) == 120 and dlq == clean_dlq
+    assert changes == clean_changes

@@ -1,0 +1,143 @@
+"""What only the embedded engine has: its log, checkpoints, recovery and resumable ingest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from crm2stream.core.config import CoreConfig
+from crm2stream.engine.embedded import EmbeddedEngine, EngineError
+from tests.conformance import CAMPAIGN
+from tests.core import harness
+from tests.core.harness import CFG
+
+CLEAN = harness.view(harness.run(CAMPAIGN)).digest()
+
+
+def open_engine(path: Path, **options: int) -> EmbeddedEngine:
+    options.setdefault("batch_size", 250)
+    return EmbeddedEngine(path, CFG, **options)  # type: ignore[arg-type]
+
+
+def test_tables_survive_a_restart_without_redoing_work(tmp_path: Path) -> None:
+    with open_engine(tmp_path) as engine:
+        engine.ingest_lines(CAMPAIGN)
+        scores = list(engine.export("scores"))
+    with open_engine(tmp_path) as engine:
+        assert engine.applied == engine.log_end == len(CAMPAIGN)
+        assert list(engine.export("scores")) == scores
+        assert engine.digest() == CLEAN
+
+
+def test_batches_after_the_last_checkpoint_are_recovered_from_the_log(tmp_path: Path) -> None:
+    engine = open_engine(tmp_path, checkpoint_events=1100)
+    for start in range(0, len(CAMPAIGN), 250):
+        engine.process_batch(CAMPAIGN[start : start + 250])  # a crash: no final checkpoint
+    changes = list(engine.export("score-changes"))
+    assert 0 < engine.applied < engine.log_end
+    engine.store.close()
+    with open_engine(tmp_path) as recovered:
+        assert recovered.applied == recovered.log_end == len(CAMPAIGN)
+        assert recovered.digest() == CLEAN
+        assert list(recovered.export("score-changes")) == changes
+
+
+def test_an_interrupted_file_ingest_resumes_where_it_stopped(tmp_path: Path) -> None:
+    source = tmp_path / "events.ndjson"
+    source.write_bytes(b"\n".join(CAMPAIGN) + b"\n")
+    with open_engine(tmp_path / "clean") as clean:
+        clean.ingest_file(source)
+        expected_changes = list(clean.export("score-changes"))
+    engine = open_engine(tmp_path / "data")
+    calls = 0
+    original = engine.process_batch
+
+    def crash_on_the_fourth_batch(lines: list[bytes], ingest: tuple[str, int] | None) -> object:
+        nonlocal calls
+        calls += 1
+        if calls == 4:
+            raise KeyboardInterrupt
+        return original(lines, ingest)
+
+    engine.process_batch = crash_on_the_fourth_batch  # type: ignore[assignment, method-assign]
+    with pytest.raises(KeyboardInterrupt):
+        engine.ingest_file(source)
+    engine.store.close()
+    with open_engine(tmp_path / "data") as resumed:
+        counts = resumed.ingest_file(source)
+        assert counts.as_dict() == {"accepted": len(CAMPAIGN) - 750, "rejected": 0, "duplicates": 0}
+        assert resumed.digest() == CLEAN
+        assert list(resumed.export("score-changes")) == expected_changes
+        again = resumed.ingest_file(source)
+        assert again.as_dict() == {"accepted": 0, "rejected": 0, "duplicates": len(CAMPAIGN)}
+
+
+def test_an_interrupted_replay_carries_on_at_the_next_open(tmp_path: Path) -> None:
+    engine = open_engine(tmp_path)
+    engine.ingest_lines(CAMPAIGN)
+    original = engine.process_batch
+    calls = 0
+
+    def crash(lines: list[bytes], ingest: tuple[str, int] | None = None) -> object:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            raise KeyboardInterrupt
+        return original(lines, ingest)
+
+    engine.process_batch = crash  # type: ignore[assignment, method-assign]
+    with pytest.raises(KeyboardInterrupt):
+        engine.replay_in_place()
+    engine.store.close()
+    with open_engine(tmp_path) as reopened:
+        assert reopened.log_end == len(CAMPAIGN)
+        assert reopened.digest() == CLEAN
+
+
+def test_replay_into_a_new_directory(tmp_path: Path) -> None:
+    with open_engine(tmp_path / "a") as engine, open_engine(tmp_path / "b") as target:
+        engine.ingest_lines(CAMPAIGN)
+        engine.replay_into(target)
+        assert target.digest() == CLEAN
+        assert list(target.export("score-changes")) == list(engine.export("score-changes"))
+        with pytest.raises(EngineError, match="not empty"):
+            engine.replay_into(target)
+
+
+def test_a_data_directory_refuses_another_currency(tmp_path: Path) -> None:
+    with open_engine(tmp_path) as engine:
+        engine.ingest_lines(CAMPAIGN[:10])
+    with pytest.raises(EngineError, match="CNY"):
+        EmbeddedEngine(tmp_path, CoreConfig(currency="USD"))
+
+
+def test_changed_value_settings_rebuild_the_kept_sums(tmp_path: Path) -> None:
+    with open_engine(tmp_path) as engine:
+        engine.ingest_lines(CAMPAIGN)
+    other = CoreConfig(id_key=CFG.id_key, half_life_days=7.0)
+    expected = harness.view(harness.run(CAMPAIGN, cfg=other), cfg=other).digest()
+    with EmbeddedEngine(tmp_path, other) as reopened:
+        assert reopened.digest() == expected
+
+
+def test_history_lists_a_persons_events_in_event_time_order(tmp_path: Path) -> None:
+    with open_engine(tmp_path) as engine:
+        engine.ingest_lines(CAMPAIGN)
+        person = max(engine.export("persons"), key=lambda p: len(p["identifiers"]))
+        rows = engine.history(person["identifiers"])
+        stamps = [(r["occurred_at"], r["event_id"]) for r in rows]
+        assert stamps == sorted(stamps) and len(rows) >= len(person["identifiers"]) - 1
+        named = set(person["identifiers"])
+        for row in rows:
+            keys = {f"{i['kind']}:{i['value']}" for i in _identifiers(row)}
+            assert keys & named
+
+
+def _identifiers(row: dict[str, object]) -> list[dict[str, str]]:
+    found: list[dict[str, str]] = []
+    for field in ("actor", "link", "content_owner", "reply_to"):
+        if field in row:
+            found.append(row[field])  # type: ignore[arg-type]
+    found.extend(row.get("recipients", []))  # type: ignore[arg-type]
+    return found
