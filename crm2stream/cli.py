@@ -53,13 +53,14 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _open(settings: Settings, data_dir: Path) -> EmbeddedEngine:
+def _open(settings: Settings, data_dir: Path, *, load: bool = True) -> EmbeddedEngine:
     return EmbeddedEngine(
         data_dir,
         settings.core(),
         batch_size=settings.batch_size,
         checkpoint_events=settings.checkpoint_events,
         checkpoint_seconds=settings.checkpoint_seconds,
+        load=load,
     )
 
 
@@ -126,7 +127,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     into = args.into if args.command == "replay" else None
     if into is not None and into.exists() and any(into.iterdir()):
         raise UsageError(f"--into {into} exists and is not empty")
-    with _open(settings, data_dir) as engine:
+    with _open(settings, data_dir, load=args.command != "replay") as engine:
         if args.command == "ingest":
             _ingest(engine, args.files)
         elif args.command == "export":

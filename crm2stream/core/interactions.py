@@ -26,20 +26,30 @@ def interaction_counts(days: dict[int, list[int]], as_of_day: int) -> dict[str, 
     """All-time totals and rolling windows: a window of N days holds the days D with
     ``as_of_day - N < D <= as_of_day``. ``days`` must already exclude days after as-of."""
     totals = {"total": [0] * 10} | {name: [0] * 10 for name, _ in WINDOWS}
+    into_all = totals["total"]
+    windows = [(as_of_day - width, totals[name]) for name, width in WINDOWS]
     for day, bucket in days.items():
-        for name, width in (("total", None), *WINDOWS):
-            if width is not None and day <= as_of_day - width:
-                continue
-            into = totals[name]
-            for i in range(10):
-                into[i] += bucket[i]
+        counts = bucket[:10]
+        for i, n in enumerate(counts):
+            into_all[i] += n
+        for oldest_excluded, into in windows:
+            if day > oldest_excluded:
+                for i, n in enumerate(counts):
+                    into[i] += n
     return {name: _counts(values) for name, values in totals.items()}
 
 
 def relationship_rows(facts: Facts, partition: Partition, as_of_day: int) -> list[dict[str, Any]]:
-    """Ordered person pairs with interaction counts per kind and a decayed tie strength."""
-    pairs: dict[tuple[str, str], dict[int, list[int]]] = {}
+    """Ordered person pairs with interaction counts per kind and a decayed tie strength.
+
+    Strength is an exact integer sum (see ``decay``) converted once per pair, so it does not
+    depend on the order identifiers or days are visited in.
+    """
+    pairs: dict[tuple[str, str], list[int]] = {}
     person_of = partition.person_of
+    scales = facts.scales
+    weight = scales.weight
+    t_reply, t_comment, t_share, t_recipient = scales.ties
     for source, ident in facts.idents.items():
         if not ident.out or source not in person_of:
             continue
@@ -48,34 +58,32 @@ def relationship_rows(facts: Facts, partition: Partition, as_of_day: int) -> lis
             target_person = person_of.get(target)
             if target_person is None or target_person.person_id == source_id:
                 continue
-            merged = pairs.setdefault((source_id, target_person.person_id), {})
-            for day, counts in per_day.items():
+            key = (source_id, target_person.person_id)
+            acc = pairs.get(key)
+            if acc is None:
+                acc = pairs[key] = [0, 0, 0, 0, 0]
+            for day, (reply, comment, share, recipient) in per_day.items():
                 if day > as_of_day:
                     continue
-                into = merged.setdefault(day, [0, 0, 0, 0])
-                for i in range(4):
-                    into[i] += counts[i]
+                acc[0] += reply
+                acc[1] += comment
+                acc[2] += share
+                acc[3] += recipient
+                tie = t_reply * reply + t_comment * comment + t_share * share
+                acc[4] += (tie + t_recipient * recipient) * weight(day)
     anchors = {p.person_id: p.anchor for p in partition.persons}
-    scales = facts.scales
     rows = []
-    for (source_id, target_id), per_day in sorted(pairs.items()):
-        if not per_day:
+    for (source_id, target_id), acc in sorted(pairs.items()):
+        if not any(acc[:4]):
             continue
-        counts = [0, 0, 0, 0]
-        strength = 0
-        for day, day_counts in per_day.items():
-            tie = sum(w * c for w, c in zip(scales.ties, day_counts, strict=True))
-            strength += tie * scales.weight(day)
-            for i in range(4):
-                counts[i] += day_counts[i]
         rows.append(
             {
                 "from_person_id": source_id,
                 "to_person_id": target_id,
                 "from_anchor": anchors[source_id],
                 "to_anchor": anchors[target_id],
-                "counts": dict(zip(EDGE_KINDS, counts, strict=True)),
-                "strength": round4(scales.value(strength, WEIGHT_FX, as_of_day)),
+                "counts": dict(zip(EDGE_KINDS, acc[:4], strict=True)),
+                "strength": round4(scales.value(acc[4], WEIGHT_FX, as_of_day)),
             }
         )
     return rows

@@ -87,7 +87,10 @@ class EmbeddedEngine:
         checkpoint_events: int = 1_000_000,
         checkpoint_seconds: float = 60.0,
         topology: Topology | None = None,
+        load: bool = True,
     ) -> None:
+        """Open (or create) a data directory. ``load=False`` skips loading the facts and
+        recovering the log tail: for a replay, which rebuilds them anyway."""
         self.cfg = cfg
         self.batch_size = batch_size
         self.checkpoint_events = checkpoint_events
@@ -110,11 +113,12 @@ class EmbeddedEngine:
                 f"{cfg.currency} (CRM2STREAM_CURRENCY)"
             )
         self.applied = self.store.meta("state").get("applied", 0)
-        self._load()
         self._since_checkpoint = 0
         self._last_checkpoint = time.monotonic()
-        if self.applied < self.log_end or self.replay_end > self.log_end:
-            self._recover()
+        if load:
+            self._load()
+            if self.applied < self.log_end or self.replay_end > self.log_end:
+                self._recover()
 
     # -- lifecycle ----------------------------------------------------------------------
     def close(self) -> None:
@@ -161,7 +165,7 @@ class EmbeddedEngine:
 
         Interrupted, it carries on at the next open: the log end to reach is persisted.
         """
-        self.replay_end = self.log_end
+        self.replay_end = max(self.log_end, self.replay_end)
         self.facts = Facts(self.scales)
         self.output_ends, self.in_progress = {}, {}
         self.applied = self.log_end = 0
@@ -183,8 +187,9 @@ class EmbeddedEngine:
         """Feed this engine's log, batch by batch, to a fresh engine."""
         if target.log_end:
             raise EngineError(f"{target.store.path} is not empty")
+        end = max(self.log_end, self.replay_end)
         for start, lines in self.store.chunks(0):
-            if start >= self.log_end:
+            if start >= end:
                 break
             target.process_batch(lines)
         target.checkpoint()
