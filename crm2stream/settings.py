@@ -19,7 +19,7 @@ class Settings(BaseSettings):
     half_life_days: float = Field(30.0, gt=0)
     score_change_delta: float = Field(5.0, gt=0)
     #: lines per batch: one WriteBatch and one score-change evaluation each
-    batch_size: int = Field(20_000, ge=1)
+    batch_size: int = Field(50_000, ge=1)
     #: write the in-memory facts after this many events, or this many seconds
     checkpoint_events: int = Field(1_000_000, ge=1)
     checkpoint_seconds: float = Field(60.0, gt=0)

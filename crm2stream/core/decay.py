@@ -30,6 +30,7 @@ class Scales:
     credit: tuple[int, ...]
     cascade_depth: int
     _weights: dict[int, int] = field(default_factory=dict, compare=False, repr=False)
+    _days: dict[int, tuple[int, float]] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def of(cls, cfg: CoreConfig) -> Scales:
@@ -65,8 +66,11 @@ class Scales:
         amounts carry ``extra_bits`` fixed-point bits of their own."""
         if total == 0:
             return 0.0
-        ratio = as_of_day / self.half_life_days
-        whole = math.floor(ratio)
-        shift = FX + extra_bits + whole
+        day = self._days.get(as_of_day)
+        if day is None:
+            ratio = as_of_day / self.half_life_days
+            whole = math.floor(ratio)
+            day = self._days[as_of_day] = (whole, float(2.0 ** (whole - ratio)))
+        shift = FX + extra_bits + day[0]
         scaled = total / (1 << shift) if shift >= 0 else float(total * (1 << -shift))
-        return scaled * float(2.0 ** (whole - ratio))
+        return scaled * day[1]

@@ -145,17 +145,6 @@ class Facts:
             if parent is not None:
                 self.children.setdefault(parent, []).append(share_id)
 
-    def node(self, key: str, at: EventKey) -> IdentFacts:
-        facts = self.idents.get(key)
-        if facts is None:
-            facts = self.idents[key] = IdentFacts(first=at)
-        elif at < facts.first:
-            facts.first = at  # the person's anchor, so its id, may change
-            self.forget_person(key)
-            self.touched.add(key)
-        self.dirty.idents.add(key)
-        return facts
-
     def receive(
         self, named: dict[str, IdentFacts], actor: str, target: str, day: int, kind: int
     ) -> None:
@@ -194,11 +183,21 @@ def apply(facts: Facts, event: AnyEvent, position: int) -> bool:
         facts.max_ts = ts
 
     named: dict[str, IdentFacts] = {}
+    idents, dirty = facts.idents, facts.dirty.idents
     for ident in event.identifiers():
         key = ident.key
-        if key not in named:
-            named[key] = node = facts.node(key, at)
-            node.mentions.append(position)
+        if key in named:
+            continue
+        node = idents.get(key)
+        if node is None:
+            node = idents[key] = IdentFacts(first=at)
+        elif at < node.first:
+            node.first = at  # the person's anchor, so its id, may change
+            facts.forget_person(key)
+            facts.touched.add(key)
+        dirty.add(key)
+        node.mentions.append(position)
+        named[key] = node
     actor_key = event.actor.key
     actor = named[actor_key]
     actor.bucket(day)[DONE[event.type]] += 1

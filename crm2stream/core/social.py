@@ -73,8 +73,8 @@ def credit_chain(facts: Facts, share_id: str, which: int, own: int, above: int, 
         amount = own if depth == 0 else above
         if amount:
             facts.idents[actor].sums[which] += amount * scales.credit[depth] * weight
-        facts.dirty.idents.add(actor)
-        facts.touched.add(actor)
+            facts.dirty.idents.add(actor)
+            facts.touched.add(actor)
 
 
 def recompute_chain(facts: Facts, share_id: str) -> None:

@@ -125,11 +125,14 @@ def value_of(
 ) -> Value:
     """A person's value as of a day; the kept sums serve when nothing is to be left out."""
     latest = facts.max_ts is None or cutoff >= facts.max_ts
-    totals = [0, 0, 0, 0]
-    for key in members:
-        sums = facts.idents[key].sums if latest else ident_sums(facts, key, as_of_day, cutoff)
-        for i in range(4):
-            totals[i] += sums[i]
+    if latest and len(members) == 1:
+        totals = facts.idents[members[0]].sums
+    else:
+        totals = [0, 0, 0, 0]
+        for key in members:
+            sums = facts.idents[key].sums if latest else ident_sums(facts, key, as_of_day, cutoff)
+            for i in range(4):
+                totals[i] += sums[i]
     scales = facts.scales
     consumption = scales.value(totals[S_CONSUMPTION], 0, as_of_day) / AMOUNT_SCALE
     popularity = scales.value(totals[S_POPULARITY], WEIGHT_FX, as_of_day)

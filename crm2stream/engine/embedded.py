@@ -83,7 +83,7 @@ class EmbeddedEngine:
         data_dir: Path,
         cfg: CoreConfig,
         *,
-        batch_size: int = 20_000,
+        batch_size: int = 50_000,
         checkpoint_events: int = 1_000_000,
         checkpoint_seconds: float = 60.0,
         topology: Topology | None = None,
