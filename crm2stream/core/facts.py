@@ -34,6 +34,7 @@ from crm2stream.core.layout import (
     E_RECIPIENT,
     E_REPLY,
     E_SHARE,
+    EDGE_WIDTH,
     PURCHASES,
     R_COMMENT,
     R_RECIPIENT,
@@ -80,7 +81,9 @@ class IdentFacts:
 
     first: EventKey
     days: dict[int, list[int]] = field(default_factory=dict)
-    out: dict[str, dict[int, list[int]]] = field(default_factory=dict)
+    #: ties to other identifiers: target -> flat [day, reply, comment, share, recipient, day, ...]
+    #: (one small list per target: most ties are a single day)
+    out: dict[str, list[int]] = field(default_factory=dict)
     shares: list[str] = field(default_factory=list)
     consent: dict[ConsentKey, list[ConsentEntry]] = field(default_factory=dict)
     #: log positions of the events naming this identifier, for ``history``
@@ -157,11 +160,17 @@ class Facts:
         scales = self.scales
         receiver.sums[S_POPULARITY] += scales.received[kind - R_SHARE] * scales.weight(day)
         self.touched.add(target)
-        per_day = named[actor].out.setdefault(target, {})
-        counts = per_day.get(day)
-        if counts is None:
-            counts = per_day[day] = [0, 0, 0, 0]
-        counts[EDGE_OF_RECEIVED[kind]] += 1
+        ties = named[actor].out.get(target)
+        field = 1 + EDGE_OF_RECEIVED[kind]
+        if ties is None:
+            ties = named[actor].out[target] = [day, 0, 0, 0, 0]
+        else:
+            for at in range(0, len(ties), EDGE_WIDTH):
+                if ties[at] == day:
+                    ties[at + field] += 1
+                    return
+            ties.extend((day, 0, 0, 0, 0))
+        ties[-EDGE_WIDTH + field] += 1
 
     def forget_person(self, key: str) -> None:
         """Drop the cached person of ``key`` (and so of all its members)."""

@@ -3,14 +3,16 @@ relationships between persons (who interacts with whom, and how strongly)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from crm2stream.core.decay import WEIGHT_FX
 from crm2stream.core.facts import Facts
 from crm2stream.core.identity import Partition
-from crm2stream.core.layout import DAY_US, DONE, EDGE_KINDS, RECEIVED
+from crm2stream.core.layout import DAY_US, DONE, EDGE_KINDS, EDGE_WIDTH, RECEIVED
 from crm2stream.core.value import round4
 
+Row = dict[str, Any]
 WINDOWS = (("last_1d", 1), ("last_7d", 7), ("last_30d", 30))
 _DONE_TYPES = tuple(DONE)
 
@@ -39,7 +41,7 @@ def interaction_counts(days: dict[int, list[int]], as_of_day: int) -> dict[str, 
     return {name: _counts(values) for name, values in totals.items()}
 
 
-def relationship_rows(facts: Facts, partition: Partition, as_of_day: int) -> list[dict[str, Any]]:
+def relationship_rows(facts: Facts, partition: Partition, as_of_day: int) -> Iterator[Row]:
     """Ordered person pairs with interaction counts per kind and a decayed tie strength.
 
     Strength is an exact integer sum (see ``decay``) converted once per pair, so it does not
@@ -54,7 +56,7 @@ def relationship_rows(facts: Facts, partition: Partition, as_of_day: int) -> lis
         if not ident.out or source not in person_of:
             continue
         source_id = person_of[source].person_id
-        for target, per_day in ident.out.items():
+        for target, ties in ident.out.items():
             target_person = person_of.get(target)
             if target_person is None or target_person.person_id == source_id:
                 continue
@@ -62,7 +64,8 @@ def relationship_rows(facts: Facts, partition: Partition, as_of_day: int) -> lis
             acc = pairs.get(key)
             if acc is None:
                 acc = pairs[key] = [0, 0, 0, 0, 0]
-            for day, (reply, comment, share, recipient) in per_day.items():
+            for at in range(0, len(ties), EDGE_WIDTH):
+                day, reply, comment, share, recipient = ties[at : at + EDGE_WIDTH]
                 if day > as_of_day:
                     continue
                 acc[0] += reply
@@ -72,21 +75,18 @@ def relationship_rows(facts: Facts, partition: Partition, as_of_day: int) -> lis
                 tie = t_reply * reply + t_comment * comment + t_share * share
                 acc[4] += (tie + t_recipient * recipient) * weight(day)
     anchors = {p.person_id: p.anchor for p in partition.persons}
-    rows = []
-    for (source_id, target_id), acc in sorted(pairs.items()):
+    for source_id, target_id in sorted(pairs):
+        acc = pairs[(source_id, target_id)]
         if not any(acc[:4]):
             continue
-        rows.append(
-            {
-                "from_person_id": source_id,
-                "to_person_id": target_id,
-                "from_anchor": anchors[source_id],
-                "to_anchor": anchors[target_id],
-                "counts": dict(zip(EDGE_KINDS, acc[:4], strict=True)),
-                "strength": round4(scales.value(acc[4], WEIGHT_FX, as_of_day)),
-            }
-        )
-    return rows
+        yield {
+            "from_person_id": source_id,
+            "to_person_id": target_id,
+            "from_anchor": anchors[source_id],
+            "to_anchor": anchors[target_id],
+            "counts": dict(zip(EDGE_KINDS, acc[:4], strict=True)),
+            "strength": round4(scales.value(acc[4], WEIGHT_FX, as_of_day)),
+        }
 
 
 def end_of_day(day: int) -> int:

@@ -10,6 +10,8 @@ PURCHASES, AMOUNT = 10, 11
 BUCKET_WIDTH = 12
 # The four exact decayed sums an identifier carries (see ``decay``):
 S_CONSUMPTION, S_POPULARITY, S_REACH, S_REVENUE = 0, 1, 2, 3
-# Layout of an edge day: counts of the four interaction kinds from one identifier to another.
+# Layout of an edge day: counts of the four interaction kinds from one identifier to another,
+# stored after the day as [day, reply, comment, share, recipient].
 E_REPLY, E_COMMENT, E_SHARE, E_RECIPIENT = 0, 1, 2, 3
+EDGE_WIDTH = 5
 EDGE_KINDS = ("reply", "comment", "share", "recipient")

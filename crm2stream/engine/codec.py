@@ -42,10 +42,7 @@ def decode_ident(facts: Facts, key: str, data: bytes) -> None:
     ident = IdentFacts(
         first=(first_ts, first_eid),
         days={int(day): bucket for day, bucket in days.items()},
-        out={
-            target: {int(day): counts for day, counts in per_day.items()}
-            for target, per_day in out.items()
-        },
+        out=out,
         shares=list(shares),
         consent={
             (grantee, purpose, channel): [tuple(entry) for entry in history]

@@ -22,8 +22,12 @@ from rocksdict import Options, Rdict, WriteBatch
 
 
 def _items(db: Rdict, start: bytes) -> Iterator[tuple[bytes, bytes]]:
-    """Raw-mode items from ``start`` on (the stubs do not know raw mode yields bytes)."""
-    return cast(Iterator[tuple[bytes, bytes]], db.items(from_key=start))
+    """Raw-mode items from ``start`` on, one at a time: a log can be far larger than memory."""
+    it = db.iter()
+    it.seek(start)
+    while it.valid():
+        yield cast(bytes, it.key()), cast(bytes, it.value())
+        it.next()
 
 
 def _position(value: int) -> bytes:

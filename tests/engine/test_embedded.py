@@ -20,6 +20,21 @@ def open_engine(path: Path, **options: int) -> EmbeddedEngine:
     return EmbeddedEngine(path, CFG, **options)  # type: ignore[arg-type]
 
 
+def crash_on_batch(engine: EmbeddedEngine, n: int) -> None:
+    """Make the engine stop dead (as at a kill) when asked to process its n-th batch."""
+    original = engine.process_batch
+    calls = 0
+
+    def process_batch(lines: list[bytes], ingest: tuple[str, int] | None = None) -> object:
+        nonlocal calls
+        calls += 1
+        if calls == n:
+            raise KeyboardInterrupt
+        return original(lines, ingest)
+
+    engine.process_batch = process_batch  # type: ignore[assignment, method-assign]
+
+
 def test_tables_survive_a_restart_without_redoing_work(tmp_path: Path) -> None:
     with open_engine(tmp_path) as engine:
         engine.ingest_lines(CAMPAIGN)
@@ -50,17 +65,7 @@ def test_an_interrupted_file_ingest_resumes_where_it_stopped(tmp_path: Path) -> 
         clean.ingest_file(source)
         expected_changes = list(clean.export("score-changes"))
     engine = open_engine(tmp_path / "data")
-    calls = 0
-    original = engine.process_batch
-
-    def crash_on_the_fourth_batch(lines: list[bytes], ingest: tuple[str, int] | None) -> object:
-        nonlocal calls
-        calls += 1
-        if calls == 4:
-            raise KeyboardInterrupt
-        return original(lines, ingest)
-
-    engine.process_batch = crash_on_the_fourth_batch  # type: ignore[assignment, method-assign]
+    crash_on_batch(engine, 4)
     with pytest.raises(KeyboardInterrupt):
         engine.ingest_file(source)
     engine.store.close()
@@ -76,17 +81,7 @@ def test_an_interrupted_file_ingest_resumes_where_it_stopped(tmp_path: Path) -> 
 def test_an_interrupted_replay_carries_on_at_the_next_open(tmp_path: Path) -> None:
     engine = open_engine(tmp_path)
     engine.ingest_lines(CAMPAIGN)
-    original = engine.process_batch
-    calls = 0
-
-    def crash(lines: list[bytes], ingest: tuple[str, int] | None = None) -> object:
-        nonlocal calls
-        calls += 1
-        if calls == 3:
-            raise KeyboardInterrupt
-        return original(lines, ingest)
-
-    engine.process_batch = crash  # type: ignore[assignment, method-assign]
+    crash_on_batch(engine, 3)
     with pytest.raises(KeyboardInterrupt):
         engine.replay_in_place()
     engine.store.close()
