@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from sys import intern
 from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import (
@@ -187,7 +188,8 @@ def make_identifier(kind: Any, value: Any) -> Identifier:
         raise PydanticCustomError("too_large", "identifier value is over 256 characters")
     if not value.isprintable() and _CONTROL.search(value):
         raise PydanticCustomError("invalid_value", "identifier value has control characters")
-    return _new_identifier(Identifier, (kind, value, f"{kind}:{value}"))
+    # One string per distinct identifier, however many events and ties name it.
+    return _new_identifier(Identifier, (kind, value, intern(f"{kind}:{value}")))
 
 
 def _identifier(value: Any) -> Identifier:

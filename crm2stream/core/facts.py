@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from array import array
 from bisect import insort
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +48,8 @@ from crm2stream.core.layout import (
 )
 from crm2stream.core.social import credit_chain, recompute_chain
 
+DAY_WIDTH = 1 + BUCKET_WIDTH
+_EMPTY_BUCKET = (0,) * BUCKET_WIDTH
 EDGE_OF_RECEIVED = {
     R_SHARE: E_SHARE,
     R_COMMENT: E_COMMENT,
@@ -80,9 +83,10 @@ class IdentFacts:
     """Everything known about one identifier."""
 
     first: EventKey
-    days: dict[int, list[int]] = field(default_factory=dict)
+    #: day buckets, flat: [day, c0 .. c11, day, c0 .. c11, ...] in one list, since most
+    #: identifiers are active on a handful of days (``BUCKET_WIDTH`` counters per day)
+    days: list[int] = field(default_factory=list)
     #: ties to other identifiers: target -> flat [day, reply, comment, share, recipient, day, ...]
-    #: (one small list per target: most ties are a single day)
     out: dict[str, list[int]] = field(default_factory=dict)
     shares: list[str] = field(default_factory=list)
     consent: dict[ConsentKey, list[ConsentEntry]] = field(default_factory=dict)
@@ -91,11 +95,21 @@ class IdentFacts:
     #: decayed sums as of all events seen: consumption, popularity, reach, revenue
     sums: list[int] = field(default_factory=lambda: [0, 0, 0, 0])
 
-    def bucket(self, day: int) -> list[int]:
-        bucket = self.days.get(day)
-        if bucket is None:
-            bucket = self.days[day] = [0] * BUCKET_WIDTH
-        return bucket
+    def slot(self, day: int) -> int:
+        """Index in ``days`` of the day's first counter, adding the day if new."""
+        days = self.days
+        for at in range(len(days) - DAY_WIDTH, -1, -DAY_WIDTH):  # the latest day is last
+            if days[at] == day:
+                return at + 1
+        days.append(day)
+        days.extend(_EMPTY_BUCKET)
+        return len(days) - BUCKET_WIDTH
+
+    def buckets(self) -> Iterator[tuple[int, list[int]]]:
+        """(day, counters) of every day bucket, counters as a copy."""
+        days = self.days
+        for at in range(0, len(days), DAY_WIDTH):
+            yield days[at], days[at + 1 : at + DAY_WIDTH]
 
 
 @dataclass(slots=True)
@@ -156,7 +170,7 @@ class Facts:
         if target == actor:
             return
         receiver = named[target]
-        receiver.bucket(day)[kind] += 1
+        receiver.days[receiver.slot(day) + kind] += 1
         scales = self.scales
         receiver.sums[S_POPULARITY] += scales.received[kind - R_SHARE] * scales.weight(day)
         self.touched.add(target)
@@ -209,7 +223,7 @@ def apply(facts: Facts, event: AnyEvent, position: int) -> bool:
         named[key] = node
     actor_key = event.actor.key
     actor = named[actor_key]
-    actor.bucket(day)[DONE[event.type]] += 1
+    actor.days[actor.slot(day) + DONE[event.type]] += 1
 
     if isinstance(event, IdentifyEvent):  # identify and unlink
         link_key = event.link.key
@@ -229,9 +243,9 @@ def apply(facts: Facts, event: AnyEvent, position: int) -> bool:
             facts.receive(named, actor_key, replied, day, R_REPLY)
     elif isinstance(event, PurchaseEvent):
         units = event.amount_units
-        bucket = actor.bucket(day)
-        bucket[PURCHASES] += 1
-        bucket[AMOUNT] += units
+        slot = actor.slot(day)
+        actor.days[slot + PURCHASES] += 1
+        actor.days[slot + AMOUNT] += units
         actor.sums[S_CONSUMPTION] += units * facts.scales.weight(day)
         facts.touched.add(actor_key)
         if event.referral_share_id is not None:

@@ -43,12 +43,12 @@ def merged_days(facts: Facts, members: tuple[str, ...], last_day: int) -> dict[i
     """Day buckets of all members summed, days up to ``last_day`` only, sorted by day."""
     merged: dict[int, list[int]] = {}
     for key in members:
-        for day, bucket in facts.idents[key].days.items():
+        for day, bucket in facts.idents[key].buckets():
             if day > last_day:
                 continue
             total = merged.get(day)
             if total is None:
-                merged[day] = bucket.copy()
+                merged[day] = bucket
             else:
                 for i in range(BUCKET_WIDTH):
                     total[i] += bucket[i]
@@ -79,7 +79,7 @@ def ident_sums(facts: Facts, key: str, as_of_day: int, cutoff: int) -> list[int]
     scales = facts.scales
     received = scales.received
     consumption = popularity = 0
-    for day, b in facts.idents[key].days.items():
+    for day, b in facts.idents[key].buckets():
         if day > as_of_day:
             continue
         weight = scales.weight(day)

@@ -41,7 +41,7 @@ def decode_ident(facts: Facts, key: str, data: bytes) -> None:
     first_ts, first_eid, days, out, shares, consent, mentions, sums = orjson.loads(data)
     ident = IdentFacts(
         first=(first_ts, first_eid),
-        days={int(day): bucket for day, bucket in days.items()},
+        days=days,
         out=out,
         shares=list(shares),
         consent={

@@ -179,7 +179,7 @@ class EmbeddedEngine:
         for start, lines in self.store.chunks(self.log_end):
             if start >= self.replay_end:
                 break
-            self.process_batch(lines)
+            self.process_batch(lines, in_log=True)
         self.replay_end = 0
         self.checkpoint()
 
@@ -225,16 +225,21 @@ class EmbeddedEngine:
         records[self.topology.dlq] = dlq
         return BatchOutput(counts, accepted, records)
 
-    def process_batch(self, lines: list[bytes], ingest: tuple[str, int] | None = None) -> Counts:
+    def process_batch(
+        self, lines: list[bytes], ingest: tuple[str, int] | None = None, *, in_log: bool = False
+    ) -> Counts:
         """Append one batch of raw lines to the log, apply it and write it atomically.
 
         ``ingest`` = (file fingerprint, byte offset after this batch) records progress
         through an input file in the same write, so an interrupted ingest can resume.
+        ``in_log``: the lines are the log's own chunk at this position (an in-place replay).
         """
         start = self.log_end
         out = self._process(start, lines)
         batch = self.store.batch()
-        batch.log_chunk(start, lines, out.accepted_ids)
+        if not in_log:
+            batch.log_chunk(start, lines)
+        batch.accepted(start, out.accepted_ids)
         for topic, rows in out.records.items():
             base = self.output_ends.get(topic, 0)
             for offset, row in enumerate(rows, base):

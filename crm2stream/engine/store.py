@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import orjson
-from rocksdict import Options, Rdict, WriteBatch
+from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch
 
 
 def _items(db: Rdict, start: bytes) -> Iterator[tuple[bytes, bytes]]:
@@ -39,6 +39,12 @@ class Store:
         path.mkdir(parents=True, exist_ok=True)
         options = Options(raw_mode=True)
         options.create_if_missing(True)
+        # The engine keeps its hot state in Python: RocksDB only needs modest buffers.
+        options.set_write_buffer_size(32 << 20)
+        options.set_max_write_buffer_number(2)
+        table = BlockBasedOptions()
+        table.set_block_cache(Cache(32 << 20))
+        options.set_block_based_table_factory(table)
         self.path = path
         self.db = Rdict(str(path / "db"), options)
 
@@ -108,9 +114,12 @@ class Batch:
         for prefix in (b"k/", b"o/", b"s/", b"m/"):
             self.wb.delete_range(prefix, prefix[:-1] + b"0")
 
-    def log_chunk(self, start: int, lines: list[bytes], accepted: list[str]) -> None:
+    def log_chunk(self, start: int, lines: list[bytes]) -> None:
         self.wb.put(b"l/" + _position(start), b"\n".join(lines))
-        self.wb.put(b"k/" + _position(start), orjson.dumps(accepted))
+
+    def accepted(self, start: int, event_ids: list[str]) -> None:
+        """The event ids the chunk at ``start`` accepted: the seen-ids index, rebuilt on open."""
+        self.wb.put(b"k/" + _position(start), orjson.dumps(event_ids))
 
     def output(self, topic: str, offset: int, record: dict[str, Any]) -> None:
         self.wb.put(b"o/" + topic.encode() + b"/" + _position(offset), orjson.dumps(record))

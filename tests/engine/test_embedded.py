@@ -25,12 +25,14 @@ def crash_on_batch(engine: EmbeddedEngine, n: int) -> None:
     original = engine.process_batch
     calls = 0
 
-    def process_batch(lines: list[bytes], ingest: tuple[str, int] | None = None) -> object:
+    def process_batch(
+        lines: list[bytes], ingest: tuple[str, int] | None = None, in_log: bool = False
+    ) -> object:
         nonlocal calls
         calls += 1
         if calls == n:
             raise KeyboardInterrupt
-        return original(lines, ingest)
+        return original(lines, ingest, in_log=in_log)
 
     engine.process_batch = process_batch  # type: ignore[assignment, method-assign]
 
