@@ -99,7 +99,7 @@ def main() -> None:
     results = [
         measure("floor: pydantic parse+validate", n, floor_argv, env),
         measure("ingest (embedded)", n, [*cli, "ingest", str(source)], env),
-        measure("replay (embedded)", n, [*cli, "replay"], env),
+        measure("replay (rebuild + digest)", n, [*cli, "replay"], env),
         measure("digest (all state tables)", n, [*cli, "digest"], env),
     ]
     floor = results[0]

@@ -110,12 +110,17 @@ class ConformanceSuite:
         again = self.engine.ingest(CAMPAIGN[50:150])
         assert first == {"accepted": 100, "rejected": 0, "duplicates": 0}
         assert again == {"accepted": 50, "rejected": 0, "duplicates": 50}
+        dead = self.engine.export("dlq")
+        assert [d["reason"] for d in dead] == ["duplicate"] * 50
+        assert [d["line"].encode() for d in dead] == CAMPAIGN[50:100]
         assert self.engine.digest() == harness.view(harness.run(CAMPAIGN[:150])).digest()
 
     def test_a_valid_event_reusing_an_accepted_id_is_a_duplicate(self) -> None:
         self.engine.ingest([line(GOOD)])
         counts = self.engine.ingest([line(dict(GOOD, amount="999"))])
         assert counts["duplicates"] == 1
+        [dead] = self.engine.export("dlq")
+        assert dead["reason"] == "duplicate" and "good-1" in dead["error"]
         [row] = self.engine.export("rfm")
         assert self.engine.export("scores")[0]["consumption"] == 10.0
         assert row["frequency"] == 0

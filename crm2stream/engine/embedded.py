@@ -67,6 +67,10 @@ class BatchOutput:
     records: dict[str, list[Row]]
 
 
+def _duplicate(event_id: str) -> Rejection:
+    return Rejection("duplicate", f"event_id {event_id!r} was accepted before; not applied again")
+
+
 def dead_letter(position: int, line: bytes, rejection: Rejection) -> Row:
     """A dead-letter row: the reason, the error and the original bytes."""
     row: Row = {"offset": position, "reason": rejection.reason, "error": rejection.error}
@@ -220,6 +224,7 @@ class EmbeddedEngine:
                 accepted.append(result.event_id)
             else:
                 counts.duplicates += 1
+                dlq.append(dead_letter(position, line, _duplicate(result.event_id)))
         changes, triggers = score_changes(facts, self.cfg)
         records = dict(zip(self.streams, (changes, triggers), strict=True))
         records[self.topology.dlq] = dlq
