@@ -1,8 +1,8 @@
 """The live tables, as of any UTC day, and their digest.
 
 Tables are projections of the facts: a person-keyed view is computed from the connected
-components as of the day's end and the day buckets of their members. ``TableView`` caches
-per-person aggregates so that several tables (or a digest of all) share the work.
+components as of the day's end and the day buckets of their members. Rows are produced
+one at a time, so exporting or digesting a large table streams.
 """
 
 from __future__ import annotations
@@ -50,15 +50,11 @@ class TableView:
         self.as_of_day = as_of_day
         self.cutoff = end_of_day(as_of_day)
         self.partition = Partition(facts, self.cutoff, cfg.id_key)
-        self._days: dict[str, dict[int, list[int]]] = {}
 
     def _person_days(self, person: Person) -> dict[int, list[int]]:
-        days = self._days.get(person.person_id)
-        if days is None:
-            days = self._days[person.person_id] = merged_days(
-                self.facts, person.members, self.as_of_day
-            )
-        return days
+        # Recomputed per table rather than cached: cheap, and a digest of millions of
+        # persons then holds one person's days at a time.
+        return merged_days(self.facts, person.members, self.as_of_day)
 
     def rows(self, table: str) -> Iterator[Row]:
         producer: Callable[[], Iterator[Row]] | None = getattr(
