@@ -83,8 +83,8 @@ class IdentFacts:
     """Everything known about one identifier."""
 
     first: EventKey
-    #: day buckets, flat: [day, c0 .. c11, day, c0 .. c11, ...] in one list, since most
-    #: identifiers are active on a handful of days (``BUCKET_WIDTH`` counters per day)
+    #: day buckets, flat and in day order: [day, c0 .. c11, day, c0 .. c11, ...] in one
+    #: list, since most identifiers are active on a handful of days
     days: list[int] = field(default_factory=list)
     #: ties to other identifiers: target -> flat [day, reply, comment, share, recipient, day, ...]
     out: dict[str, list[int]] = field(default_factory=dict)
@@ -96,14 +96,21 @@ class IdentFacts:
     sums: list[int] = field(default_factory=lambda: [0, 0, 0, 0])
 
     def slot(self, day: int) -> int:
-        """Index in ``days`` of the day's first counter, adding the day if new."""
+        """Index in ``days`` of the day's first counter, adding the day if new. Days are
+        kept in ascending order; in a stream in event-time order the day is the last one."""
         days = self.days
-        for at in range(len(days) - DAY_WIDTH, -1, -DAY_WIDTH):  # the latest day is last
-            if days[at] == day:
-                return at + 1
-        days.append(day)
-        days.extend(_EMPTY_BUCKET)
-        return len(days) - BUCKET_WIDTH
+        at = len(days) - DAY_WIDTH
+        if at < 0 or day > days[at]:
+            days.append(day)
+            days.extend(_EMPTY_BUCKET)
+            return at + DAY_WIDTH + 1
+        while at >= 0 and days[at] > day:
+            at -= DAY_WIDTH
+        if at >= 0 and days[at] == day:
+            return at + 1
+        at += DAY_WIDTH  # insert before the first later day
+        days[at:at] = (day, *_EMPTY_BUCKET)
+        return at + 1
 
     def buckets(self) -> Iterator[tuple[int, list[int]]]:
         """(day, counters) of every day bucket, counters as a copy."""
