@@ -135,6 +135,15 @@ class EmbeddedEngine:
         self.close()
 
     def _load(self) -> None:
+        # Millions of long-lived containers: collecting while they are built is wasted work.
+        gc.disable()
+        try:
+            self._load_facts()
+        finally:
+            gc.freeze()  # what was loaded lives on: keep it out of every collection
+            gc.enable()
+
+    def _load_facts(self) -> None:
         facts = self.facts
         for key, data in self.store.scan(b"s/i/"):
             codec.decode_ident(facts, key.decode(), data)
@@ -148,7 +157,6 @@ class EmbeddedEngine:
         facts.max_ts = state.get("max_ts")
         facts.seen.update(self.store.accepted_ids(below=self.applied))
         facts.reindex()
-        gc.freeze()  # what was loaded lives on: keep it out of every collection
         if facts.idents and state.get("scales") != self.scales.fingerprint:
             log.warning("value settings changed since the last run: recomputing decayed sums")
             rebuild_sums(facts)
