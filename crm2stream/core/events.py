@@ -29,7 +29,6 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 SCHEMA_VERSION = 1
-EVENT_TYPES = ("identify", "unlink", "share", "comment", "purchase", "permission")
 
 #: Purchase amounts are kept as integers in units of 10**-8 of the currency: exact and
 #: order-independent to sum, unlike floats.

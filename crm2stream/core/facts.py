@@ -73,10 +73,6 @@ class Share:
     parent: str | None
     recipients: int
 
-    @property
-    def day(self) -> int:
-        return self.ts // DAY_US
-
 
 @dataclass(slots=True)
 class IdentFacts:

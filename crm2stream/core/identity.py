@@ -17,8 +17,6 @@ from functools import lru_cache
 
 from crm2stream.core.facts import Facts, LinkEntry
 
-END_OF_TIME = 1 << 62
-
 
 @dataclass(frozen=True, slots=True)
 class Person:

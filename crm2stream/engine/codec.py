@@ -7,7 +7,6 @@ records whose keys the core marked dirty.
 from __future__ import annotations
 
 from array import array
-from typing import Any
 
 import orjson
 
@@ -80,7 +79,3 @@ def encode_emitted(facts: Facts, person_id: str) -> bytes:
 def decode_emitted(facts: Facts, person_id: str, data: bytes) -> None:
     composite, tier = orjson.loads(data)
     facts.last_emitted[person_id] = (composite, tier)
-
-
-def dumps(value: Any) -> bytes:
-    return orjson.dumps(value)

@@ -18,7 +18,6 @@ import base64
 import gc
 import hashlib
 import logging
-import os
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from crm2stream.core.facts import Facts, apply, rebuild_sums
 from crm2stream.core.tables import TableView, latest_day
 from crm2stream.core.validation import Rejection, decode
 from crm2stream.engine import codec
+from crm2stream.engine.lines import batched, file_fingerprint, progress, strip_line
 from crm2stream.engine.store import Batch, Store
 from crm2stream.topology import Topology, load_topology
 
@@ -314,7 +314,7 @@ class EmbeddedEngine:
     def ingest_lines(self, lines: Iterable[bytes]) -> Counts:
         """Ingest raw NDJSON lines (blank lines are skipped); checkpoint at the end."""
         total = Counts()
-        for batch in _batched((_strip(line) for line in lines), self.batch_size):
+        for batch in batched((strip_line(line) for line in lines), self.batch_size):
             total.add(self.process_batch(batch))
         self.checkpoint()
         return total
@@ -331,14 +331,14 @@ class EmbeddedEngine:
         pending: list[bytes] = []
         for raw in stream:
             offset += len(raw)
-            line = _strip(raw)
+            line = strip_line(raw)
             if line:
                 pending.append(line)
             if len(pending) >= self.batch_size:
-                total.add(self.process_batch(pending, _progress(fingerprint, offset)))
+                total.add(self.process_batch(pending, progress(fingerprint, offset)))
                 pending = []
         if pending:
-            total.add(self.process_batch(pending, _progress(fingerprint, offset)))
+            total.add(self.process_batch(pending, progress(fingerprint, offset)))
         if fingerprint is not None:
             self.in_progress.pop(fingerprint, None)
         self.checkpoint()
@@ -387,39 +387,8 @@ class EmbeddedEngine:
         return [row for _, row in sorted(events, key=lambda item: item[0])]
 
 
-def _progress(fingerprint: str | None, offset: int) -> tuple[str, int] | None:
-    return None if fingerprint is None else (fingerprint, offset)
-
-
 def _event_row(event: AnyEvent, position: int) -> Row:
     row: Row = {"offset": position}
     row.update(event.model_dump(mode="json", exclude_none=True))
     row["occurred_at"] = format_micros(timestamp_micros(event.occurred_at))
     return row
-
-
-def _strip(line: bytes) -> bytes:
-    """Drop the line terminator (LF or CRLF) only: the rest is the original bytes. A line of
-    only white space becomes empty, and empty lines are skipped."""
-    if line.endswith(b"\n"):
-        line = line[:-2] if line.endswith(b"\r\n") else line[:-1]
-    return line if line.strip() else b""
-
-
-def _batched(lines: Iterable[bytes], size: int) -> Iterator[list[bytes]]:
-    pending: list[bytes] = []
-    for line in lines:
-        if line:
-            pending.append(line)
-            if len(pending) >= size:
-                yield pending
-                pending = []
-    if pending:
-        yield pending
-
-
-def file_fingerprint(path: Path) -> str:
-    """Identifies one version of one file: its real path, size and modification time."""
-    stat = path.stat()
-    text = f"{os.path.realpath(path)}\0{stat.st_size}\0{stat.st_mtime_ns}"
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
