@@ -49,7 +49,8 @@ def main(argv: list[str] | None = None) -> None:
         for row in dlq[:5]:
             out.write(f"  offset {row['offset']}: {row['reason']}: {row['error'][:80]}\n")
         out.write(f"\ndigest: {engine.digest()}\n")
-        out.write(f"explore: crm2stream --data-dir {args.data_dir} export scores | head\n")
+        command = Path(sys.executable).parent / "crm2stream"
+        out.write(f"explore: {command} --data-dir {args.data_dir} export scores | head\n")
 
 
 if __name__ == "__main__":
