@@ -13,7 +13,7 @@ from typing import Any, Final
 import jiter
 from pydantic import TypeAdapter, ValidationError
 
-from crm2stream.core.events import AnyEvent, Event, PurchaseEvent
+from crm2stream.core.events import EVENT_MODELS, AnyEvent, Event, PurchaseEvent
 
 #: Rejection reason codes, most fundamental first: when a line has several faults the
 #: first code of this tuple that applies is the one reported.
@@ -63,9 +63,9 @@ def _describe(errors: list[Any]) -> Rejection:
         code = _CODE_OF_ERROR_TYPE.get(err["type"], "invalid_value")
         loc = err["loc"]
         # The discriminated union puts the type tag first in loc; drop it.
-        if loc and loc[0] in ("identify", "unlink", "share", "comment", "purchase", "permission"):
+        if loc and loc[0] in EVENT_MODELS:
             loc = loc[1:]
-        if err["type"] == "union_tag_not_found" or err["type"] == "union_tag_invalid":
+        if err["type"] in ("union_tag_not_found", "union_tag_invalid"):
             field = "type"
         else:
             field = ".".join(str(part) for part in loc) or "(event)"

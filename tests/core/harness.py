@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from crm2stream.core.changes import score_changes
 from crm2stream.core.config import CoreConfig
 from crm2stream.core.decay import Scales
+from crm2stream.core.events import parse_identifier_key
 from crm2stream.core.facts import Facts, apply
 from crm2stream.core.tables import TableView, latest_day
 from crm2stream.core.validation import Rejection, decode
@@ -41,8 +42,6 @@ def table(facts: Facts, name: str, day: int | None = None) -> list[dict[str, obj
 
 def decode_key(ident: dict[str, str]) -> str:
     """The normalised kind:value of a wire identifier."""
-    from crm2stream.core.events import parse_identifier_key
-
     return parse_identifier_key(f"{ident['kind']}:{ident['value']}").key
 
 
