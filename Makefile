@@ -4,13 +4,16 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DATA ?= crm2stream-data
+# The compiled core is built with cargo (rustup installs it under ~/.cargo/bin).
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+NATIVE := native/Cargo.toml native/Cargo.lock $(wildcard native/src/*.rs)
 
 .PHONY: venv run test lint unit bench schemas clean
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+$(STAMP): pyproject.toml $(NATIVE)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
@@ -37,4 +40,4 @@ schemas: $(STAMP)
 	$(BIN)/python -m crm2stream.schemas schemas
 
 clean:
-	rm -rf $(VENV) $(DATA) .bench
+	rm -rf $(VENV) $(DATA) .bench native/target crm2stream/_native.*.so

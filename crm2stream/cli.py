@@ -13,7 +13,6 @@ import orjson
 from pydantic import ValidationError
 
 from crm2stream.core.events import parse_day, parse_identifier_key
-from crm2stream.core.identity import current_component
 from crm2stream.engine.embedded import Counts, EmbeddedEngine, EngineError
 from crm2stream.settings import Settings
 from crm2stream.topology import load_topology
@@ -56,11 +55,12 @@ def _parser() -> argparse.ArgumentParser:
 def _open(settings: Settings, data_dir: Path, *, load: bool = True) -> EmbeddedEngine:
     return EmbeddedEngine(
         data_dir,
-        settings.core(),
+        settings.core_config(),
         batch_size=settings.batch_size,
         checkpoint_events=settings.checkpoint_events,
         checkpoint_seconds=settings.checkpoint_seconds,
         load=load,
+        core=settings.core,
     )
 
 
@@ -96,21 +96,15 @@ def _ingest(engine: EmbeddedEngine, files: Sequence[str]) -> None:
 
 
 def _members(engine: EmbeddedEngine, who: str) -> set[str]:
-    if who.startswith("p_"):
-        view = engine.view()
-        person = None
-        if view is not None:
-            person = next((p for p in view.partition.persons if p.person_id == who), None)
-        if person is None:
-            raise UsageError(f"no person {who}")
-        return set(person.members)
-    try:
-        key = parse_identifier_key(who).key
-    except (ValueError, ValidationError) as exc:
-        raise UsageError(f"{who!r} is neither kind:value nor a person id: {exc}") from exc
-    if key not in engine.facts.idents:
-        raise UsageError(f"no identifier {key}")
-    return current_component(engine.facts, key)
+    if not who.startswith("p_"):
+        try:
+            who = parse_identifier_key(who).key
+        except (ValueError, ValidationError) as exc:
+            raise UsageError(f"{who!r} is neither kind:value nor a person id: {exc}") from exc
+    members = engine.members(who)
+    if members is None:
+        raise UsageError(f"no {'person' if who.startswith('p_') else 'identifier'} {who}")
+    return members
 
 
 def run(argv: Sequence[str] | None = None) -> int:

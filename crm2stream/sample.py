@@ -25,7 +25,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     settings = Settings()
     out = sys.stdout
-    with EmbeddedEngine(args.data_dir, settings.core(), batch_size=settings.batch_size) as engine:
+    with EmbeddedEngine(
+        args.data_dir, settings.core_config(), batch_size=settings.batch_size, core=settings.core
+    ) as engine:
         counts = engine.ingest_file(args.sample)
         out.write(f"ingested {args.sample.name} into {args.data_dir}: {counts.as_dict()}\n")
         out.write("(ingesting the same file again only counts duplicates)\n\n")

@@ -8,6 +8,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from crm2stream.core.config import CoreConfig
+from crm2stream.engine.cores import CoreName
 
 
 class Settings(BaseSettings):
@@ -23,13 +24,15 @@ class Settings(BaseSettings):
     #: write the in-memory facts after this many events, or this many seconds
     checkpoint_events: int = Field(1_000_000, ge=1)
     checkpoint_seconds: float = Field(60.0, gt=0)
+    #: ``native``: the compiled core; ``python``: the reference core (same tables, slower)
+    core: CoreName = "native"
 
     @field_validator("currency")
     @classmethod
     def _upper(cls, value: str) -> str:
         return value.upper()
 
-    def core(self) -> CoreConfig:
+    def core_config(self) -> CoreConfig:
         return CoreConfig(
             currency=self.currency,
             id_key=self.id_key.encode("utf-8"),

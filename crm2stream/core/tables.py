@@ -8,7 +8,7 @@ one at a time, so exporting or digesting a large table streams.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import orjson
@@ -133,10 +133,15 @@ class TableView:
 
     def digest(self) -> str:
         """SHA-256 over every state table's canonical rows: equal for equal event sets."""
-        hasher = hashlib.sha256()
-        for table in STATE_TABLES:
-            hasher.update(b"#" + table.encode() + b"\n")
-            for row in self.rows(table):
-                hasher.update(orjson.dumps(row, option=orjson.OPT_SORT_KEYS))
-                hasher.update(b"\n")
-        return hasher.hexdigest()
+        return digest_tables(self.rows)
+
+
+def digest_tables(rows_of: Callable[[str], Iterable[Row]]) -> str:
+    """SHA-256 over every state table's rows in canonical JSON, whichever core made them."""
+    hasher = hashlib.sha256()
+    for table in STATE_TABLES:
+        hasher.update(b"#" + table.encode() + b"\n")
+        for row in rows_of(table):
+            hasher.update(orjson.dumps(row, option=orjson.OPT_SORT_KEYS))
+            hasher.update(b"\n")
+    return hasher.hexdigest()

@@ -15,7 +15,6 @@ nothing and counts nothing twice.
 from __future__ import annotations
 
 import base64
-import gc
 import hashlib
 import logging
 import time
@@ -24,14 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from crm2stream.core.changes import score_changes
 from crm2stream.core.config import CoreConfig
 from crm2stream.core.decay import Scales
 from crm2stream.core.events import AnyEvent, format_micros, timestamp_micros
-from crm2stream.core.facts import Facts, apply, rebuild_sums
-from crm2stream.core.tables import TableView, latest_day
+from crm2stream.core.layout import DAY_US
+from crm2stream.core.tables import digest_tables
 from crm2stream.core.validation import Rejection, decode
-from crm2stream.engine import codec
+from crm2stream.engine.cores import RECORD_TABLES, CoreName, make_core
 from crm2stream.engine.lines import batched, file_fingerprint, progress, strip_line
 from crm2stream.engine.store import Batch, Store
 from crm2stream.topology import Topology, load_topology
@@ -92,9 +90,11 @@ class EmbeddedEngine:
         checkpoint_seconds: float = 60.0,
         topology: Topology | None = None,
         load: bool = True,
+        core: CoreName = "native",
     ) -> None:
         """Open (or create) a data directory. ``load=False`` skips loading the facts and
-        recovering the log tail: for a replay, which rebuilds them anyway."""
+        recovering the log tail: for a replay, which rebuilds them anyway. ``core`` picks
+        the compiled core or the reference one (see ``cores``)."""
         self.cfg = cfg
         self.batch_size = batch_size
         self.checkpoint_events = checkpoint_events
@@ -103,7 +103,8 @@ class EmbeddedEngine:
         self.streams = tuple(self.topology.streams)
         self.store = Store(data_dir)
         self.scales = Scales.of(cfg)
-        self.facts = Facts(self.scales)
+        self.core_name: CoreName = core
+        self.core = make_core(core, cfg)
         log_meta = self.store.meta("log")
         self.log_end: int = log_meta.get("log_end", 0)
         self.output_ends: dict[str, int] = log_meta.get("outputs", {})
@@ -135,31 +136,21 @@ class EmbeddedEngine:
         self.close()
 
     def _load(self) -> None:
-        # Millions of long-lived containers: collecting while they are built is wasted work.
-        gc.disable()
-        try:
-            self._load_facts()
-        finally:
-            gc.freeze()  # what was loaded lives on: keep it out of every collection
-            gc.enable()
-
-    def _load_facts(self) -> None:
-        facts = self.facts
-        for key, data in self.store.scan(b"s/i/"):
-            codec.decode_ident(facts, key.decode(), data)
-        for key, data in self.store.scan(b"s/p/"):
-            codec.decode_pair(facts, key, data)
-        for key, data in self.store.scan(b"s/r/"):
-            codec.decode_referrals(facts, key.decode(), data)
-        for key, data in self.store.scan(b"s/e/"):
-            codec.decode_emitted(facts, key.decode(), data)
         state = self.store.meta("state")
-        facts.max_ts = state.get("max_ts")
-        facts.seen.update(self.store.accepted_ids(below=self.applied))
-        facts.reindex()
-        if facts.idents and state.get("scales") != self.scales.fingerprint:
+        if self.applied and state.get("core", "python") != self.core_name:
+            # Each core checkpoints in its own format: rebuild this one's from the log.
+            log.warning(
+                "the checkpoint was written by the %s core: rebuilding it from the log",
+                state.get("core", "python"),
+            )
+            self.applied = 0
+            return
+        records = {table: list(self.store.scan(b"s/" + table + b"/")) for table in RECORD_TABLES}
+        seen = self.store.accepted_ids(below=self.applied)
+        self.core.load(records, seen, state.get("max_ts"))
+        if records[b"i"] and state.get("scales") != self.scales.fingerprint:
             log.warning("value settings changed since the last run: recomputing decayed sums")
-            rebuild_sums(facts)
+            self.core.rebuild_sums()
 
     def _recover(self) -> None:
         """Apply the log chunks written after the last checkpoint, as they were batched."""
@@ -178,7 +169,7 @@ class EmbeddedEngine:
         Interrupted, it carries on at the next open: the log end to reach is persisted.
         """
         self.replay_end = max(self.log_end, self.replay_end)
-        self.facts = Facts(self.scales)
+        self.core = make_core(self.core_name, self.cfg)
         self.output_ends, self.in_progress = {}, {}
         self.applied = self.log_end = 0
         batch = self.store.batch()
@@ -208,35 +199,16 @@ class EmbeddedEngine:
 
     # -- processing ---------------------------------------------------------------------
     def _process(self, start: int, lines: list[bytes]) -> BatchOutput:
-        # The facts are millions of long-lived, acyclic containers: a cyclic collection
-        # pass in the middle of a batch costs more than the batch. Collect between batches.
-        gc.disable()
-        try:
-            return self._process_lines(start, lines)
-        finally:
-            gc.freeze()
-            gc.enable()
-
-    def _process_lines(self, start: int, lines: list[bytes]) -> BatchOutput:
-        facts, currency = self.facts, self.cfg.currency
-        counts = Counts()
-        accepted: list[str] = []
-        dlq: list[Row] = []
-        for position, line in enumerate(lines, start):
-            result = decode(line, currency)
-            if isinstance(result, Rejection):
-                counts.rejected += 1
-                dlq.append(dead_letter(position, line, result))
-            elif apply(facts, result, position):
-                counts.accepted += 1
-                accepted.append(result.event_id)
-            else:
-                counts.duplicates += 1
-                dlq.append(dead_letter(position, line, _duplicate(result.event_id)))
-        changes, triggers = score_changes(facts, self.cfg)
+        done = self.core.process(lines, start)
+        counts = Counts(len(done.accepted), len(done.rejected), len(done.duplicates))
+        dead = [(i, Rejection(reason, error)) for i, reason, error in done.rejected]
+        dead += [(i, _duplicate(event_id)) for i, event_id in done.duplicates]
+        dead.sort(key=lambda item: item[0])
+        dlq = [dead_letter(start + i, lines[i], rejection) for i, rejection in dead]
+        changes, triggers = self.core.score_changes()
         records = dict(zip(self.streams, (changes, triggers), strict=True))
         records[self.topology.dlq] = dlq
-        return BatchOutput(counts, accepted, records)
+        return BatchOutput(counts, done.accepted, records)
 
     def process_batch(
         self, lines: list[bytes], ingest: tuple[str, int] | None = None, *, in_log: bool = False
@@ -284,21 +256,17 @@ class EmbeddedEngine:
         )
 
     def _checkpoint_into(self, batch: Batch) -> None:
-        facts = self.facts
-        dirty = facts.dirty
-        for key in dirty.idents:
-            batch.record(b"i", key.encode(), codec.encode_ident(facts, key))
-        for pair in dirty.pairs:
-            batch.record(b"p", *codec.encode_pair(facts, pair))
-        for sid in dirty.referrals:
-            batch.record(b"r", sid.encode(), codec.encode_referrals(facts, sid))
-        for pid in dirty.emitted:
-            batch.record(b"e", pid.encode(), codec.encode_emitted(facts, pid))
+        for table, key, value in self.core.checkpoint():
+            batch.record(table, key, value)
         batch.meta(
             "state",
-            {"applied": self.log_end, "max_ts": facts.max_ts, "scales": self.scales.fingerprint},
+            {
+                "applied": self.log_end,
+                "max_ts": self.core.max_ts,
+                "scales": self.scales.fingerprint,
+                "core": self.core_name,
+            },
         )
-        dirty.clear()
         self.applied = self.log_end
         self._since_checkpoint = 0
         self._last_checkpoint = time.monotonic()
@@ -350,29 +318,35 @@ class EmbeddedEngine:
 
     # -- reading ------------------------------------------------------------------------
     def default_day(self) -> int | None:
-        return latest_day(self.facts)
-
-    def view(self, as_of_day: int | None = None) -> TableView | None:
-        day = self.default_day() if as_of_day is None else as_of_day
-        return None if day is None else TableView(self.facts, self.cfg, day)
+        max_ts = self.core.max_ts
+        return None if max_ts is None else max_ts // DAY_US
 
     def export(self, table: str, as_of_day: int | None = None) -> Iterator[Row]:
         if table in self.topology.tables:
-            view = self.view(as_of_day)
-            return iter(()) if view is None else view.rows(table)
+            day = self.default_day() if as_of_day is None else as_of_day
+            return iter(()) if day is None else self.core.rows(table, day)
         if table in self.topology.streams or table == self.topology.dlq:
             return self.store.outputs(table)
         choices = ", ".join(self.topology.exportable)
         raise KeyError(f"unknown table {table!r}; choose from {choices}")
 
     def digest(self, as_of_day: int | None = None) -> str:
-        view = self.view(as_of_day)
-        return hashlib.sha256(b"").hexdigest() if view is None else view.digest()
+        day = self.default_day() if as_of_day is None else as_of_day
+        if day is None:
+            return hashlib.sha256(b"").hexdigest()
+        return digest_tables(lambda table: self.core.rows(table, day))
+
+    def members(self, who: str) -> set[str] | None:
+        """The identifiers of a person id (as of the latest day) or, for an identifier
+        key, of the person it belongs to now; None when unknown."""
+        if who.startswith("p_"):
+            day = self.default_day()
+            return None if day is None else self.core.person_members(who, day)
+        return self.core.component(who)
 
     def history(self, members: Iterable[str]) -> list[Row]:
         """The events naming any of ``members``, in event-time order."""
-        idents = self.facts.idents
-        positions = sorted({p for key in members if key in idents for p in idents[key].mentions})
+        positions = self.core.mentions(members)
         events: list[tuple[tuple[int, str], Row]] = []
         chunk: tuple[int, list[bytes]] | None = None
         for position in positions:

@@ -1,0 +1,229 @@
+"""The two implementations of the core behind one interface, so an engine can run either.
+
+``native`` (the default) is the compiled core in ``native/``: the lines it can vouch for
+are decoded, applied and valued without the interpreter, and it asks the reference decoder
+about every other line. ``python`` is the reference core in ``crm2stream/core``: the
+readable definition of every table. The conformance suite holds both to the same digests.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from crm2stream import _native
+from crm2stream.core.changes import score_changes
+from crm2stream.core.config import CoreConfig
+from crm2stream.core.decay import Scales
+from crm2stream.core.facts import Facts, apply, rebuild_sums
+from crm2stream.core.flat import decode_flat
+from crm2stream.core.identity import Partition, current_component
+from crm2stream.core.tables import TableView
+from crm2stream.core.validation import Rejection, decode
+from crm2stream.engine import codec
+
+Row = dict[str, Any]
+CoreName = Literal["native", "python"]
+CORES: tuple[CoreName, ...] = ("native", "python")
+#: The checkpoint tables, in the order they must be loaded.
+RECORD_TABLES = (b"i", b"p", b"r", b"e")
+
+
+@dataclass(slots=True)
+class Processed:
+    """What one batch did: rejections (index, reason, error), duplicates (index, event_id)
+    and the event ids accepted, in input order."""
+
+    rejected: list[tuple[int, str, str]] = field(default_factory=list)
+    duplicates: list[tuple[int, str]] = field(default_factory=list)
+    accepted: list[str] = field(default_factory=list)
+
+
+class Core(Protocol):
+    name: CoreName
+
+    @property
+    def max_ts(self) -> int | None: ...
+    def process(self, lines: list[bytes], start: int) -> Processed: ...
+    def score_changes(self) -> tuple[list[Row], list[Row]]: ...
+    def checkpoint(self) -> list[tuple[bytes, bytes, bytes]]: ...
+    def load(
+        self,
+        records: dict[bytes, list[tuple[bytes, bytes]]],
+        seen: Iterable[str],
+        max_ts: int | None,
+    ) -> None: ...
+    def rebuild_sums(self) -> None: ...
+    def rows(self, table: str, as_of_day: int) -> Iterator[Row]: ...
+    def mentions(self, keys: Iterable[str]) -> list[int]: ...
+    def component(self, key: str) -> set[str] | None: ...
+    def person_members(self, person_id: str, as_of_day: int) -> set[str] | None: ...
+
+
+def make_core(name: CoreName, cfg: CoreConfig) -> Core:
+    if name == "native":
+        return NativeCore(cfg)
+    if name == "python":
+        return PythonCore(cfg)
+    raise ValueError(f"unknown core {name!r}; choose from {', '.join(CORES)}")
+
+
+class NativeCore:
+    name: CoreName = "native"
+
+    def __init__(self, cfg: CoreConfig) -> None:
+        scales = Scales.of(cfg)
+        self.cfg = cfg
+        self._core = _native.Core(
+            currency=cfg.currency,
+            id_key=cfg.id_key,
+            half_life=cfg.half_life_days,
+            received=scales.received,
+            ties=scales.ties,
+            credit=list(scales.credit),
+            cascade_depth=cfg.cascade_depth,
+            consumption_scale=cfg.consumption_scale,
+            popularity_scale=cfg.popularity_scale,
+            social_scale=cfg.social_scale,
+            reach_weight=cfg.reach_weight,
+            referred_revenue_weight=cfg.referred_revenue_weight,
+            weights=cfg.weights,
+            tiers=[(tier.name, tier.min_composite) for tier in cfg.tiers],
+            delta=cfg.score_change_delta,
+        )
+        currency = cfg.currency
+        self._fallback = lambda line: decode_flat(line, currency)
+
+    @property
+    def max_ts(self) -> int | None:
+        value: int | None = self._core.max_ts
+        return value
+
+    def process(self, lines: list[bytes], start: int) -> Processed:
+        rejected, duplicates, accepted = self._core.process(lines, start, self._fallback)
+        return Processed(rejected, duplicates, accepted)
+
+    def score_changes(self) -> tuple[list[Row], list[Row]]:
+        changes, triggers = self._core.score_changes()
+        return changes, triggers
+
+    def checkpoint(self) -> list[tuple[bytes, bytes, bytes]]:
+        return [(table.encode(), key, value) for table, key, value in self._core.checkpoint()]
+
+    def load(
+        self,
+        records: dict[bytes, list[tuple[bytes, bytes]]],
+        seen: Iterable[str],
+        max_ts: int | None,
+    ) -> None:
+        for table in RECORD_TABLES:
+            self._core.load(table.decode(), records.get(table, []))
+        self._core.finish_load(list(seen), max_ts)
+
+    def rebuild_sums(self) -> None:
+        self._core.rebuild_sums()
+
+    def rows(self, table: str, as_of_day: int) -> Iterator[Row]:
+        return iter(self._core.rows(table, as_of_day))
+
+    def mentions(self, keys: Iterable[str]) -> list[int]:
+        positions: list[int] = self._core.mentions(list(keys))
+        return positions
+
+    def component(self, key: str) -> set[str] | None:
+        members = self._core.component(key)
+        return None if members is None else set(members)
+
+    def person_members(self, person_id: str, as_of_day: int) -> set[str] | None:
+        members = self._core.person_members(person_id, as_of_day)
+        return None if members is None else set(members)
+
+
+class PythonCore:
+    name: CoreName = "python"
+
+    def __init__(self, cfg: CoreConfig) -> None:
+        self.cfg = cfg
+        self.facts = Facts(Scales.of(cfg))
+
+    @property
+    def max_ts(self) -> int | None:
+        return self.facts.max_ts
+
+    def process(self, lines: list[bytes], start: int) -> Processed:
+        # The facts are millions of long-lived, acyclic containers: a cyclic collection
+        # pass in the middle of a batch costs more than the batch. Collect between batches.
+        gc.disable()
+        try:
+            out = Processed()
+            for index, line in enumerate(lines):
+                result = decode(line, self.cfg.currency)
+                if isinstance(result, Rejection):
+                    out.rejected.append((index, result.reason, result.error))
+                elif apply(self.facts, result, start + index):
+                    out.accepted.append(result.event_id)
+                else:
+                    out.duplicates.append((index, result.event_id))
+            return out
+        finally:
+            gc.freeze()
+            gc.enable()
+
+    def score_changes(self) -> tuple[list[Row], list[Row]]:
+        return score_changes(self.facts, self.cfg)
+
+    def checkpoint(self) -> list[tuple[bytes, bytes, bytes]]:
+        facts = self.facts
+        dirty = facts.dirty
+        out = [(b"i", key.encode(), codec.encode_ident(facts, key)) for key in dirty.idents]
+        out += [(b"p", *codec.encode_pair(facts, pair)) for pair in dirty.pairs]
+        out += [(b"r", s.encode(), codec.encode_referrals(facts, s)) for s in dirty.referrals]
+        out += [(b"e", p.encode(), codec.encode_emitted(facts, p)) for p in dirty.emitted]
+        dirty.clear()
+        return out
+
+    def load(
+        self,
+        records: dict[bytes, list[tuple[bytes, bytes]]],
+        seen: Iterable[str],
+        max_ts: int | None,
+    ) -> None:
+        gc.disable()  # millions of long-lived containers: collecting while building is waste
+        try:
+            facts = self.facts
+            for key, data in records.get(b"i", []):
+                codec.decode_ident(facts, key.decode(), data)
+            for key, data in records.get(b"p", []):
+                codec.decode_pair(facts, key, data)
+            for key, data in records.get(b"r", []):
+                codec.decode_referrals(facts, key.decode(), data)
+            for key, data in records.get(b"e", []):
+                codec.decode_emitted(facts, key.decode(), data)
+            facts.max_ts = max_ts
+            facts.seen.update(seen)
+            facts.reindex()
+        finally:
+            gc.freeze()
+            gc.enable()
+
+    def rebuild_sums(self) -> None:
+        rebuild_sums(self.facts)
+
+    def rows(self, table: str, as_of_day: int) -> Iterator[Row]:
+        return TableView(self.facts, self.cfg, as_of_day).rows(table)
+
+    def mentions(self, keys: Iterable[str]) -> list[int]:
+        idents = self.facts.idents
+        return sorted({p for key in keys if key in idents for p in idents[key].mentions})
+
+    def component(self, key: str) -> set[str] | None:
+        return current_component(self.facts, key) if key in self.facts.idents else None
+
+    def person_members(self, person_id: str, as_of_day: int) -> set[str] | None:
+        from crm2stream.core.interactions import end_of_day
+
+        partition = Partition(self.facts, end_of_day(as_of_day), self.cfg.id_key)
+        person = next((p for p in partition.persons if p.person_id == person_id), None)
+        return None if person is None else set(person.members)

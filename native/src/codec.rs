@@ -1,0 +1,295 @@
+//! The checkpointed form of the facts: one compact binary record per key.
+//!
+//! Records start with a format byte; identifiers inside records are written as their keys,
+//! since ids are only positions in this process's tables.
+
+use crate::facts::{DayBucket, EdgeDay, Facts, Id, Share, COUNTERS};
+use num_bigint::BigUint;
+
+const FORMAT: u8 = 1;
+pub const SEP: char = '\x1f';
+
+#[derive(Default)]
+struct Writer(Vec<u8>);
+
+impl Writer {
+    fn new() -> Self {
+        Writer(vec![FORMAT])
+    }
+    fn uint(&mut self, mut v: u128) {
+        loop {
+            let byte = (v & 0x7f) as u8;
+            v >>= 7;
+            if v == 0 {
+                self.0.push(byte);
+                return;
+            }
+            self.0.push(byte | 0x80);
+        }
+    }
+    fn int(&mut self, v: i64) {
+        self.uint(u128::from(((v << 1) ^ (v >> 63)) as u64));
+    }
+    fn bytes(&mut self, b: &[u8]) {
+        self.uint(b.len() as u128);
+        self.0.extend_from_slice(b);
+    }
+    fn text(&mut self, s: &str) {
+        self.bytes(s.as_bytes());
+    }
+    fn opt_text(&mut self, s: Option<&str>) {
+        match s {
+            None => self.0.push(0),
+            Some(s) => {
+                self.0.push(1);
+                self.text(s);
+            }
+        }
+    }
+    fn opt_int(&mut self, v: Option<i64>) {
+        match v {
+            None => self.0.push(0),
+            Some(v) => {
+                self.0.push(1);
+                self.int(v);
+            }
+        }
+    }
+}
+
+pub struct Reader<'a> {
+    data: &'a [u8],
+    at: usize,
+}
+
+pub type Result<T> = std::result::Result<T, String>;
+
+impl<'a> Reader<'a> {
+    fn new(data: &'a [u8]) -> Result<Self> {
+        match data.first() {
+            Some(&FORMAT) => Ok(Reader { data, at: 1 }),
+            _ => Err("record is not in the native checkpoint format".into()),
+        }
+    }
+    fn byte(&mut self) -> Result<u8> {
+        let b = *self.data.get(self.at).ok_or("record ends early")?;
+        self.at += 1;
+        Ok(b)
+    }
+    fn uint(&mut self) -> Result<u128> {
+        let mut v: u128 = 0;
+        for shift in (0..128).step_by(7) {
+            let b = self.byte()?;
+            v |= u128::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err("varint too long".into())
+    }
+    fn len(&mut self) -> Result<usize> {
+        usize::try_from(self.uint()?).map_err(|e| e.to_string())
+    }
+    fn int(&mut self) -> Result<i64> {
+        let z = self.uint()? as u64;
+        Ok(((z >> 1) as i64) ^ -((z & 1) as i64))
+    }
+    fn bytes(&mut self) -> Result<&'a [u8]> {
+        let n = self.len()?;
+        let slice = self.data.get(self.at..self.at + n).ok_or("record ends early")?;
+        self.at += n;
+        Ok(slice)
+    }
+    fn text(&mut self) -> Result<String> {
+        String::from_utf8(self.bytes()?.to_vec()).map_err(|e| e.to_string())
+    }
+    fn opt_text(&mut self) -> Result<Option<String>> {
+        Ok(if self.byte()? == 0 { None } else { Some(self.text()?) })
+    }
+    fn opt_int(&mut self) -> Result<Option<i64>> {
+        Ok(if self.byte()? == 0 { None } else { Some(self.int()?) })
+    }
+}
+
+pub fn encode_ident(facts: &Facts, id: Id) -> Vec<u8> {
+    let ident = &facts.idents[id as usize];
+    let mut w = Writer::new();
+    w.int(ident.first.0);
+    w.text(&ident.first.1);
+    w.uint(ident.days.len() as u128);
+    for b in &ident.days {
+        w.int(b.day);
+        for &c in &b.counts {
+            w.uint(c.into());
+        }
+        w.uint(b.amount);
+    }
+    w.uint(ident.out.len() as u128);
+    for (target, days) in &ident.out {
+        w.text(facts.key(*target));
+        w.uint(days.len() as u128);
+        for e in days {
+            w.int(e.day);
+            for &c in &e.counts {
+                w.uint(c.into());
+            }
+        }
+    }
+    w.uint(ident.shares.len() as u128);
+    for sid in &ident.shares {
+        let share = &facts.shares[sid];
+        w.text(sid);
+        w.int(share.ts);
+        w.opt_text(share.parent.as_deref());
+        w.uint(share.recipients.into());
+    }
+    w.uint(ident.consent.len() as u128);
+    for ((grantee, purpose, channel), history) in &ident.consent {
+        w.text(grantee);
+        w.text(purpose);
+        w.text(channel);
+        w.uint(history.len() as u128);
+        for (ts, eid, granted, expires) in history {
+            w.int(*ts);
+            w.text(eid);
+            w.0.push(u8::from(*granted));
+            w.opt_int(*expires);
+        }
+    }
+    w.uint(ident.mentions.len() as u128);
+    for &m in &ident.mentions {
+        w.int(m);
+    }
+    for sum in &ident.sums {
+        w.bytes(&sum.to_bytes_le());
+    }
+    w.0
+}
+
+/// Load one identifier record; ties name other identifiers, which `load_ident_ties` links
+/// once every identifier is loaded.
+pub fn decode_ident(facts: &mut Facts, key: &str, data: &[u8]) -> Result<Vec<(String, Vec<EdgeDay>)>> {
+    let mut r = Reader::new(data)?;
+    let first = (r.int()?, r.text()?);
+    let (id, _) = facts.intern(key, (first.0, &first.1));
+    let mut days = Vec::new();
+    for _ in 0..r.len()? {
+        let mut b = DayBucket { day: r.int()?, ..DayBucket::default() };
+        for i in 0..COUNTERS {
+            b.counts[i] = r.uint()? as u64;
+        }
+        b.amount = r.uint()?;
+        days.push(b);
+    }
+    let mut ties = Vec::new();
+    for _ in 0..r.len()? {
+        let target = r.text()?;
+        let mut edges = Vec::new();
+        for _ in 0..r.len()? {
+            let mut e = EdgeDay { day: r.int()?, counts: [0; 4] };
+            for i in 0..4 {
+                e.counts[i] = r.uint()? as u64;
+            }
+            edges.push(e);
+        }
+        ties.push((target, edges));
+    }
+    let mut shares = Vec::new();
+    for _ in 0..r.len()? {
+        let sid = r.text()?;
+        let share = Share { actor: id, ts: r.int()?, parent: r.opt_text()?, recipients: r.uint()? as u64 };
+        facts.shares.insert(sid.clone(), share);
+        shares.push(sid);
+    }
+    let mut consent = std::collections::BTreeMap::new();
+    for _ in 0..r.len()? {
+        let scope = (r.text()?, r.text()?, r.text()?);
+        let mut history = Vec::new();
+        for _ in 0..r.len()? {
+            history.push((r.int()?, r.text()?, r.byte()? == 1, r.opt_int()?));
+        }
+        consent.insert(scope, history);
+    }
+    let mut mentions = Vec::new();
+    for _ in 0..r.len()? {
+        mentions.push(r.int()?);
+    }
+    let mut sums: [BigUint; 4] = Default::default();
+    for sum in &mut sums {
+        *sum = BigUint::from_bytes_le(r.bytes()?);
+    }
+    let ident = &mut facts.idents[id as usize];
+    ident.first = first;
+    ident.days = days;
+    ident.shares = shares;
+    ident.consent = consent;
+    ident.mentions = mentions;
+    ident.sums = sums;
+    Ok(ties)
+}
+
+pub fn encode_pair(facts: &Facts, pair: (Id, Id)) -> (Vec<u8>, Vec<u8>) {
+    let key = format!("{}{SEP}{}", facts.key(pair.0), facts.key(pair.1));
+    let mut w = Writer::new();
+    let history = &facts.pairs[&pair];
+    w.uint(history.len() as u128);
+    for (ts, eid, linked) in history {
+        w.int(*ts);
+        w.text(eid);
+        w.0.push(u8::from(*linked));
+    }
+    (key.into_bytes(), w.0)
+}
+
+pub fn decode_pair(facts: &mut Facts, key: &str, data: &[u8]) -> Result<()> {
+    let (a, b) = key.split_once(SEP).ok_or("pair key without separator")?;
+    let ids = (
+        *facts.ids.get(a).ok_or_else(|| format!("pair names unknown identifier {a}"))?,
+        *facts.ids.get(b).ok_or_else(|| format!("pair names unknown identifier {b}"))?,
+    );
+    let mut r = Reader::new(data)?;
+    let mut history = Vec::new();
+    for _ in 0..r.len()? {
+        history.push((r.int()?, r.text()?, r.byte()? == 1));
+    }
+    facts.pairs.insert(ids, history);
+    Ok(())
+}
+
+pub fn encode_referrals(facts: &Facts, share_id: &str) -> Vec<u8> {
+    let mut w = Writer::new();
+    let list = &facts.referrals[share_id];
+    w.uint(list.len() as u128);
+    for &(ts, units) in list {
+        w.int(ts);
+        w.uint(units);
+    }
+    w.0
+}
+
+pub fn decode_referrals(facts: &mut Facts, share_id: &str, data: &[u8]) -> Result<()> {
+    let mut r = Reader::new(data)?;
+    let mut list = Vec::new();
+    for _ in 0..r.len()? {
+        list.push((r.int()?, r.uint()?));
+    }
+    facts.referrals.insert(share_id.to_string(), list);
+    Ok(())
+}
+
+pub fn encode_emitted(facts: &Facts, person_id: &str) -> Vec<u8> {
+    let (composite, tier) = &facts.last_emitted[person_id];
+    let mut w = Writer::new();
+    w.0.extend_from_slice(&composite.to_le_bytes());
+    w.text(tier);
+    w.0
+}
+
+pub fn decode_emitted(facts: &mut Facts, person_id: &str, data: &[u8]) -> Result<()> {
+    let mut r = Reader::new(data)?;
+    let raw: [u8; 8] = r.data.get(1..9).ok_or("record ends early")?.try_into().map_err(|_| "bad float")?;
+    r.at = 9;
+    let tier = r.text()?;
+    facts.last_emitted.insert(person_id.to_string(), (f64::from_le_bytes(raw), tier));
+    Ok(())
+}

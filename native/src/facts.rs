@@ -1,0 +1,456 @@
+//! The facts every table is derived from, and what one event does to them (the reference
+//! is `crm2stream/core/facts.py`; both must give the same tables for the same events).
+//!
+//! Facts are per identifier and UTC day (exact counters), per identifier pair (the history
+//! of identify/unlink) and per share. Persons are never stored: they are connected
+//! components computed when read. Every fact is an order-independent merge.
+
+use crate::decode::{Event, Kind, DAY_US};
+use crate::scales::Scales;
+use num_bigint::BigUint;
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+pub type Id = u32;
+pub const R_SHARE: usize = 6;
+pub const R_COMMENT: usize = 7;
+pub const R_REPLY: usize = 8;
+pub const R_RECIPIENT: usize = 9;
+pub const PURCHASES: usize = 10;
+pub const COUNTERS: usize = 11;
+pub const S_CONSUMPTION: usize = 0;
+pub const S_POPULARITY: usize = 1;
+pub const S_REACH: usize = 2;
+pub const S_REVENUE: usize = 3;
+
+/// One identifier's counters for one UTC day: done by type (0-5), received by kind (6-9),
+/// purchases (10), and the amount spent in 10**-8 units.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DayBucket {
+    pub day: i64,
+    pub counts: [u64; COUNTERS],
+    pub amount: u128,
+}
+
+/// Interactions from one identifier to another on one day: reply, comment, share, recipient.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EdgeDay {
+    pub day: i64,
+    pub counts: [u64; 4],
+}
+
+/// (ts, event_id, granted, expires)
+pub type ConsentEntry = (i64, String, bool, Option<i64>);
+pub type Scope = (String, String, String);
+pub type LinkEntry = (i64, String, bool);
+
+#[derive(Debug, Clone, Default)]
+pub struct Ident {
+    pub key: String,
+    pub first: (i64, String),
+    pub days: Vec<DayBucket>,
+    pub out: BTreeMap<Id, Vec<EdgeDay>>,
+    pub shares: Vec<String>,
+    pub consent: BTreeMap<Scope, Vec<ConsentEntry>>,
+    pub mentions: Vec<i64>,
+    pub sums: [BigUint; 4],
+}
+
+impl Ident {
+    /// The bucket of a day, added in day order if new (in a time-ordered stream: the last).
+    pub fn bucket(&mut self, day: i64) -> &mut DayBucket {
+        let at = match self.days.last() {
+            Some(last) if last.day == day => self.days.len() - 1,
+            Some(last) if last.day < day => self.push_day(day),
+            None => self.push_day(day),
+            _ => match self.days.binary_search_by_key(&day, |b| b.day) {
+                Ok(at) => at,
+                Err(at) => {
+                    self.days.insert(at, DayBucket { day, ..DayBucket::default() });
+                    at
+                }
+            },
+        };
+        &mut self.days[at]
+    }
+
+    fn push_day(&mut self, day: i64) -> usize {
+        self.days.push(DayBucket { day, ..DayBucket::default() });
+        self.days.len() - 1
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Share {
+    pub actor: Id,
+    pub ts: i64,
+    pub parent: Option<String>,
+    pub recipients: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct Dirty {
+    pub idents: HashSet<Id>,
+    pub pairs: HashSet<(Id, Id)>,
+    pub referrals: HashSet<String>,
+    pub emitted: HashSet<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Person {
+    pub person_id: String,
+    pub anchor: Id,
+    /// sorted by key
+    pub members: Vec<Id>,
+}
+
+#[derive(Debug)]
+pub struct Facts {
+    pub scales: Scales,
+    pub credit: Vec<u64>,
+    pub received: [u64; 4],
+    pub cascade_depth: usize,
+    pub idents: Vec<Ident>,
+    pub ids: HashMap<String, Id>,
+    /// pair (a, b) with key(a) < key(b) -> its identify/unlink history, sorted
+    pub pairs: HashMap<(Id, Id), Vec<LinkEntry>>,
+    pub shares: HashMap<String, Share>,
+    pub referrals: HashMap<String, Vec<(i64, u128)>>,
+    pub seen: HashSet<Box<str>>,
+    pub max_ts: Option<i64>,
+    pub last_emitted: HashMap<String, (f64, String)>,
+    pub adjacency: HashMap<Id, HashSet<Id>>,
+    pub children: HashMap<String, Vec<String>>,
+    pub dirty: Dirty,
+    pub touched: HashSet<Id>,
+    pub person_cache: HashMap<Id, std::rc::Rc<Person>>,
+}
+
+fn insort<T: Ord>(list: &mut Vec<T>, item: T) {
+    let at = list.partition_point(|x| x <= &item);
+    list.insert(at, item);
+}
+
+impl Facts {
+    pub fn new(scales: Scales, received: [u64; 4], credit: Vec<u64>, cascade_depth: usize) -> Self {
+        Facts {
+            scales,
+            credit,
+            received,
+            cascade_depth,
+            idents: Vec::new(),
+            ids: HashMap::new(),
+            pairs: HashMap::new(),
+            shares: HashMap::new(),
+            referrals: HashMap::new(),
+            seen: HashSet::new(),
+            max_ts: None,
+            last_emitted: HashMap::new(),
+            adjacency: HashMap::new(),
+            children: HashMap::new(),
+            dirty: Dirty::default(),
+            touched: HashSet::new(),
+            person_cache: HashMap::new(),
+        }
+    }
+
+    pub fn key(&self, id: Id) -> &str {
+        &self.idents[id as usize].key
+    }
+
+    /// The id of a key, adding an identifier first seen at `first` if new.
+    pub fn intern(&mut self, key: &str, first: (i64, &str)) -> (Id, bool) {
+        if let Some(&id) = self.ids.get(key) {
+            return (id, false);
+        }
+        let id = self.idents.len() as Id;
+        self.idents.push(Ident {
+            key: key.to_string(),
+            first: (first.0, first.1.to_string()),
+            ..Ident::default()
+        });
+        self.ids.insert(key.to_string(), id);
+        (id, true)
+    }
+
+    pub fn forget_person(&mut self, id: Id) {
+        if let Some(person) = self.person_cache.remove(&id) {
+            for member in &person.members {
+                self.person_cache.remove(member);
+            }
+        }
+    }
+
+    /// Rebuild the derived indexes (adjacency, share children) from the stored facts.
+    pub fn reindex(&mut self) {
+        self.adjacency.clear();
+        for (&(a, b), history) in &self.pairs {
+            if history.last().is_some_and(|e| e.2) {
+                self.adjacency.entry(a).or_default().insert(b);
+                self.adjacency.entry(b).or_default().insert(a);
+            }
+        }
+        self.children.clear();
+        let mut ids: Vec<&String> = self.shares.keys().collect();
+        ids.sort();
+        for sid in ids {
+            if let Some(parent) = &self.shares[sid].parent {
+                self.children.entry(parent.clone()).or_default().push(sid.clone());
+            }
+        }
+    }
+
+    /// Apply one valid event; false (and no change) when its event_id was seen before.
+    pub fn apply(&mut self, event: &Event, position: i64) -> bool {
+        if self.seen.contains(event.id.as_str()) {
+            return false;
+        }
+        self.seen.insert(event.id.as_str().into());
+        let ts = event.ts;
+        let day = ts.div_euclid(DAY_US);
+        if self.max_ts.is_none_or(|m| ts > m) {
+            self.max_ts = Some(ts);
+        }
+        let mut named: Vec<Id> = Vec::with_capacity(4);
+        for key in event.identifiers() {
+            let (id, new) = self.intern(key, (ts, &event.id));
+            if named.contains(&id) {
+                continue;
+            }
+            if !new {
+                let first = &self.idents[id as usize].first;
+                if (ts, event.id.as_str()) < (first.0, first.1.as_str()) {
+                    self.idents[id as usize].first = (ts, event.id.clone());
+                    self.forget_person(id);
+                    self.touched.insert(id);
+                }
+            }
+            self.dirty.idents.insert(id);
+            self.idents[id as usize].mentions.push(position);
+            named.push(id);
+        }
+        let actor = named[0];
+        let kind = event.kind();
+        self.idents[actor as usize].bucket(day).counts[kind.done()] += 1;
+        match kind {
+            Kind::Identify | Kind::Unlink => {
+                let link = self.ids[event.link.as_deref().unwrap_or_default()];
+                self.link(actor, link, (ts, event.id.clone(), kind == Kind::Identify));
+                self.forget_person(actor);
+                self.forget_person(link);
+                self.touched.insert(actor);
+                self.touched.insert(link);
+            }
+            Kind::Share => self.share(event, actor, day),
+            Kind::Comment => {
+                if let Some(owner) = &event.content_owner {
+                    self.receive(actor, self.ids[owner.as_str()], day, R_COMMENT);
+                }
+                if let Some(replied) = &event.reply_to {
+                    self.receive(actor, self.ids[replied.as_str()], day, R_REPLY);
+                }
+            }
+            Kind::Purchase => {
+                let units = event.units;
+                let weight = self.scales.weight(day);
+                let ident = &mut self.idents[actor as usize];
+                let bucket = ident.bucket(day);
+                bucket.counts[PURCHASES] += 1;
+                bucket.amount += units;
+                ident.sums[S_CONSUMPTION] += BigUint::from(units) * weight;
+                self.touched.insert(actor);
+                if let Some(sid) = &event.referral {
+                    insort(self.referrals.entry(sid.clone()).or_default(), (ts, units));
+                    self.dirty.referrals.insert(sid.clone());
+                    if self.shares.contains_key(sid) {
+                        self.credit_chain(sid, S_REVENUE, units, units, day);
+                    }
+                }
+            }
+            Kind::Permission => {
+                let scope = (event.grantee.clone(), event.purpose.clone(), event.channel.clone());
+                let entry = (ts, event.id.clone(), event.granted, event.expires);
+                let history = self.idents[actor as usize].consent.entry(scope).or_default();
+                insort(history, entry);
+            }
+        }
+        true
+    }
+
+    /// `actor` did something to `target` (`kind`: an R_* counter): popularity for the
+    /// target, a tie from the actor to the target.
+    fn receive(&mut self, actor: Id, target: Id, day: i64, kind: usize) {
+        if target == actor {
+            return;
+        }
+        let weight = self.scales.weight(day);
+        let popularity = BigUint::from(self.received[kind - R_SHARE]) * weight;
+        let receiver = &mut self.idents[target as usize];
+        receiver.bucket(day).counts[kind] += 1;
+        receiver.sums[S_POPULARITY] += popularity;
+        self.touched.insert(target);
+        let field = match kind {
+            R_REPLY => 0,
+            R_COMMENT => 1,
+            R_SHARE => 2,
+            _ => 3,
+        };
+        let ties = self.idents[actor as usize].out.entry(target).or_default();
+        match ties.iter_mut().find(|e| e.day == day) {
+            Some(edge) => edge.counts[field] += 1,
+            None => {
+                let mut edge = EdgeDay { day, counts: [0; 4] };
+                edge.counts[field] = 1;
+                ties.push(edge);
+            }
+        }
+    }
+
+    fn link(&mut self, a: Id, b: Id, entry: LinkEntry) {
+        let pair = if self.key(a) < self.key(b) { (a, b) } else { (b, a) };
+        let history = self.pairs.entry(pair).or_default();
+        insort(history, entry);
+        let linked = history.last().is_some_and(|e| e.2);
+        self.dirty.pairs.insert(pair);
+        if linked {
+            self.adjacency.entry(pair.0).or_default().insert(pair.1);
+            self.adjacency.entry(pair.1).or_default().insert(pair.0);
+        } else {
+            if let Some(set) = self.adjacency.get_mut(&pair.0) {
+                set.remove(&pair.1);
+            }
+            if let Some(set) = self.adjacency.get_mut(&pair.1) {
+                set.remove(&pair.0);
+            }
+        }
+    }
+
+    fn share(&mut self, event: &Event, actor: Id, day: i64) {
+        if let Some(owner) = &event.content_owner {
+            self.receive(actor, self.ids[owner.as_str()], day, R_SHARE);
+        }
+        let mut recipients: Vec<Id> = Vec::with_capacity(event.recipients.len());
+        for key in &event.recipients {
+            let id = self.ids[key.as_str()];
+            if id != actor && !recipients.contains(&id) {
+                recipients.push(id);
+            }
+        }
+        for &recipient in &recipients {
+            self.receive(actor, recipient, day, R_RECIPIENT);
+        }
+        let sid = event.id.clone();
+        let n = recipients.len() as u64;
+        self.shares.insert(
+            sid.clone(),
+            Share { actor, ts: event.ts, parent: event.parent.clone(), recipients: n },
+        );
+        self.idents[actor as usize].shares.push(sid.clone());
+        if let Some(parent) = &event.parent {
+            insort(self.children.entry(parent.clone()).or_default(), sid.clone());
+        }
+        if self.children.contains_key(&sid) || self.referrals.contains_key(&sid) {
+            // Re-shares or referred purchases arrived before this share: the credit they
+            // owe up the chain was left pending. Recompute the chain above them in full.
+            self.recompute_chain(&sid);
+        } else {
+            self.credit_chain(&sid, S_REACH, u128::from(n), u128::from(n + 1), day);
+        }
+    }
+
+    /// (actor, depth) of each identifier credited for a share: its own sharer at depth 0,
+    /// then the nearest ancestor share each other identifier authored.
+    pub fn ancestors(&self, share_id: &str) -> Vec<(Id, usize)> {
+        let mut credited: Vec<(Id, usize)> = Vec::new();
+        let mut visited: HashSet<&str> = HashSet::new();
+        let mut current = Some(share_id);
+        let mut depth = 0;
+        while let Some(sid) = current {
+            if depth > self.cascade_depth {
+                break;
+            }
+            let Some(share) = self.shares.get(sid) else { break };
+            if !visited.insert(sid) {
+                break;
+            }
+            if !credited.iter().any(|(a, _)| *a == share.actor) {
+                credited.push((share.actor, depth));
+            }
+            current = share.parent.as_deref();
+            depth += 1;
+        }
+        credited
+    }
+
+    fn credit_chain(&mut self, share_id: &str, which: usize, own: u128, above: u128, day: i64) {
+        let weight = self.scales.weight(day);
+        for (actor, depth) in self.ancestors(share_id) {
+            let amount = if depth == 0 { own } else { above };
+            if amount != 0 {
+                let credit = BigUint::from(amount) * self.credit[depth] * &weight;
+                self.idents[actor as usize].sums[which] += credit;
+                self.dirty.idents.insert(actor);
+                self.touched.insert(actor);
+            }
+        }
+    }
+
+    fn recompute_chain(&mut self, share_id: &str) {
+        for (actor, _) in self.ancestors(share_id) {
+            let (reach, revenue) = self.social_sums(actor, i64::MAX);
+            let ident = &mut self.idents[actor as usize];
+            ident.sums[S_REACH] = reach;
+            ident.sums[S_REVENUE] = revenue;
+            self.dirty.idents.insert(actor);
+            self.touched.insert(actor);
+        }
+    }
+
+    /// (reach, revenue) integer sums earned by one identifier's shares, as of cutoff.
+    pub fn social_sums(&self, id: Id, cutoff: i64) -> (BigUint, BigUint) {
+        let mut depth_of: HashMap<&str, usize> = HashMap::new();
+        let mut order: Vec<(&str, usize)> = Vec::new();
+        let mut frontier: Vec<&str> = self.idents[id as usize]
+            .shares
+            .iter()
+            .map(String::as_str)
+            .filter(|sid| self.shares[*sid].ts <= cutoff)
+            .collect();
+        for sid in &frontier {
+            if depth_of.insert(sid, 0).is_none() {
+                order.push((sid, 0));
+            }
+        }
+        let mut depth = 0;
+        while !frontier.is_empty() && depth < self.cascade_depth {
+            depth += 1;
+            let mut following = Vec::new();
+            for sid in &frontier {
+                for child in self.children.get(*sid).into_iter().flatten() {
+                    let child = child.as_str();
+                    if !depth_of.contains_key(child) && self.shares[child].ts <= cutoff {
+                        depth_of.insert(child, depth);
+                        order.push((child, depth));
+                        following.push(child);
+                    }
+                }
+            }
+            frontier = following;
+        }
+        let mut reach = BigUint::default();
+        let mut revenue = BigUint::default();
+        for (sid, k) in order {
+            let share = &self.shares[sid];
+            let credit = self.credit[k];
+            let n = share.recipients + u64::from(k > 0);
+            if n != 0 {
+                reach += BigUint::from(n * credit) * self.scales.weight(share.ts.div_euclid(DAY_US));
+            }
+            for &(ts, units) in self.referrals.get(sid).into_iter().flatten() {
+                if ts <= cutoff && units != 0 {
+                    revenue += BigUint::from(units) * credit * self.scales.weight(ts.div_euclid(DAY_US));
+                }
+            }
+        }
+        (reach, revenue)
+    }
+}

@@ -1,0 +1,115 @@
+//! Which identifiers are one person, now or as of any moment (reference:
+//! `crm2stream/core/identity.py`). A person is a connected component of the links that
+//! exist; its anchor is the member seen first; its id is a keyed hash of the anchor.
+
+use crate::facts::{Facts, Id, LinkEntry, Person};
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+pub fn person_id_of(anchor: &str, id_key: &[u8]) -> String {
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(id_key).expect("HMAC takes any key");
+    mac.update(anchor.as_bytes());
+    let digest = mac.finalize().into_bytes();
+    let mut out = String::from("p_");
+    for byte in &digest[..10] {
+        out.push_str(&format!("{byte:02x}"));
+    }
+    out
+}
+
+/// Whether the pair is linked counting only entries at or before cutoff.
+pub fn linked_at(history: &[LinkEntry], cutoff: i64) -> bool {
+    let index = history.partition_point(|e| e.0 <= cutoff);
+    index > 0 && history[index - 1].2
+}
+
+pub fn make_person(facts: &Facts, mut members: Vec<Id>, id_key: &[u8]) -> Person {
+    members.sort_by(|a, b| facts.key(*a).cmp(facts.key(*b)));
+    let anchor = *members
+        .iter()
+        .min_by(|a, b| {
+            let (fa, fb) = (&facts.idents[**a as usize].first, &facts.idents[**b as usize].first);
+            (fa.0, fa.1.as_str(), facts.key(**a)).cmp(&(fb.0, fb.1.as_str(), facts.key(**b)))
+        })
+        .expect("a person has members");
+    Person { person_id: person_id_of(facts.key(anchor), id_key), anchor, members }
+}
+
+/// The person an identifier belongs to now, cached until a link or an anchor changes.
+pub fn current_person(facts: &mut Facts, id: Id, id_key: &[u8]) -> Rc<Person> {
+    if let Some(person) = facts.person_cache.get(&id) {
+        return person.clone();
+    }
+    let mut component = vec![id];
+    let mut frontier = vec![id];
+    let mut seen = std::collections::HashSet::from([id]);
+    while let Some(node) = frontier.pop() {
+        for &next in facts.adjacency.get(&node).into_iter().flatten() {
+            if seen.insert(next) {
+                component.push(next);
+                frontier.push(next);
+            }
+        }
+    }
+    let person = Rc::new(make_person(facts, component, id_key));
+    for &member in &person.members {
+        facts.person_cache.insert(member, person.clone());
+    }
+    person
+}
+
+/// All persons as of a cutoff (inclusive, microseconds), sorted by person id.
+pub struct Partition {
+    pub persons: Vec<Person>,
+    /// identifier -> index in `persons`, for the identifiers that exist by the cutoff
+    pub person_of: HashMap<Id, usize>,
+}
+
+impl Partition {
+    pub fn new(facts: &Facts, cutoff: i64, id_key: &[u8]) -> Self {
+        let n = facts.idents.len();
+        let mut parent: Vec<u32> = (0..n as u32).collect();
+        let present: Vec<bool> = facts.idents.iter().map(|i| i.first.0 <= cutoff).collect();
+        fn find(parent: &mut [u32], mut x: u32) -> u32 {
+            let mut root = x;
+            while parent[root as usize] != root {
+                root = parent[root as usize];
+            }
+            while parent[x as usize] != root {
+                let next = parent[x as usize];
+                parent[x as usize] = root;
+                x = next;
+            }
+            root
+        }
+        let latest = cutoff >= facts.max_ts.unwrap_or(0);
+        for (&(a, b), history) in &facts.pairs {
+            let linked = if latest { history.last().is_some_and(|e| e.2) } else { linked_at(history, cutoff) };
+            if linked {
+                let (ra, rb) = (find(&mut parent, a), find(&mut parent, b));
+                if ra != rb {
+                    parent[ra.max(rb) as usize] = ra.min(rb);
+                }
+            }
+        }
+        let mut groups: HashMap<u32, Vec<Id>> = HashMap::new();
+        for id in 0..n as u32 {
+            if present[id as usize] {
+                let root = find(&mut parent, id);
+                groups.entry(root).or_default().push(id);
+            }
+        }
+        let mut persons: Vec<Person> =
+            groups.into_values().map(|members| make_person(facts, members, id_key)).collect();
+        persons.sort_by(|a, b| a.person_id.cmp(&b.person_id));
+        let mut person_of = HashMap::with_capacity(n);
+        for (index, person) in persons.iter().enumerate() {
+            for &member in &person.members {
+                person_of.insert(member, index);
+            }
+        }
+        Partition { persons, person_of }
+    }
+}

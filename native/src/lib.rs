@@ -1,0 +1,367 @@
+//! crm2stream's compiled core, bound to Python.
+//!
+//! The shell hands in raw lines and gets back what to persist and publish; the facts stay
+//! in here between calls. Everything in this crate except this module is plain Rust with
+//! no interpreter in sight; this module only converts.
+
+mod changes;
+mod codec;
+mod decode;
+mod facts;
+mod identity;
+mod json;
+mod scales;
+mod tables;
+mod value;
+
+use decode::{Event, Kind};
+use facts::{Facts, Id};
+use json::J;
+use pyo3::exceptions::{PyKeyError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyList, PyString, PyTuple};
+use scales::{Config, Scales};
+
+fn to_py<'py>(py: Python<'py>, value: &J) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match value {
+        J::Null => py.None().into_bound(py),
+        J::Bool(b) => PyBool::new(py, *b).to_owned().into_any(),
+        J::Int(i) => i.into_pyobject(py)?.into_any(),
+        J::Float(f) => PyFloat::new(py, *f).into_any(),
+        J::Str(s) => PyString::new(py, s).into_any(),
+        J::List(items) => {
+            let list = PyList::empty(py);
+            for item in items {
+                list.append(to_py(py, item)?)?;
+            }
+            list.into_any()
+        }
+        J::Obj(fields) => {
+            let dict = PyDict::new(py);
+            for (k, v) in fields {
+                dict.set_item(k, to_py(py, v)?)?;
+            }
+            dict.into_any()
+        }
+    })
+}
+
+fn to_py_list<'py>(py: Python<'py>, rows: &[J]) -> PyResult<Bound<'py, PyList>> {
+    let list = PyList::empty(py);
+    for row in rows {
+        list.append(to_py(py, row)?)?;
+    }
+    Ok(list)
+}
+
+type Permission = (String, String, String, bool, Option<i64>);
+/// The core's flat form of a valid event, as the reference decoder hands it over.
+type FlatEvent = (
+    String,
+    String,
+    i64,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Vec<String>,
+    Option<String>,
+    u128,
+    Option<String>,
+    Option<Permission>,
+);
+
+fn kind_of(name: &str) -> PyResult<Kind> {
+    Ok(match name {
+        "identify" => Kind::Identify,
+        "unlink" => Kind::Unlink,
+        "share" => Kind::Share,
+        "comment" => Kind::Comment,
+        "purchase" => Kind::Purchase,
+        "permission" => Kind::Permission,
+        other => return Err(PyValueError::new_err(format!("unknown event type {other:?}"))),
+    })
+}
+
+fn kind_name(kind: Kind) -> &'static str {
+    ["identify", "unlink", "share", "comment", "purchase", "permission"][kind as usize]
+}
+
+fn from_flat(flat: FlatEvent) -> PyResult<Event> {
+    let (id, kind, ts, actor, link, content_owner, reply_to, recipients, parent, units, referral, permission) =
+        flat;
+    let mut event = Event {
+        id,
+        kind: Some(kind_of(&kind)?),
+        ts,
+        actor,
+        link,
+        content_owner,
+        reply_to,
+        recipients,
+        parent,
+        units,
+        referral,
+        channel: "*".into(),
+        ..Event::default()
+    };
+    if let Some((grantee, purpose, channel, granted, expires)) = permission {
+        (event.grantee, event.purpose, event.channel, event.granted, event.expires) =
+            (grantee, purpose, channel, granted, expires);
+    }
+    Ok(event)
+}
+
+fn to_flat(event: Event) -> FlatEvent {
+    let kind = event.kind();
+    let permission = (kind == Kind::Permission)
+        .then(|| (event.grantee, event.purpose, event.channel, event.granted, event.expires));
+    (
+        event.id,
+        kind_name(kind).to_string(),
+        event.ts,
+        event.actor,
+        event.link,
+        event.content_owner,
+        event.reply_to,
+        event.recipients,
+        event.parent,
+        event.units,
+        event.referral,
+        permission,
+    )
+}
+
+/// The fast decoder alone: the flat event, or None when the reference must decide.
+#[pyfunction]
+fn fast_decode(line: &[u8], currency: &str) -> Option<FlatEvent> {
+    decode::decode(line, currency).map(to_flat)
+}
+
+#[pyclass(unsendable)]
+struct Core {
+    facts: Facts,
+    cfg: Config,
+}
+
+#[pymethods]
+impl Core {
+    #[new]
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (*, currency, id_key, half_life, received, ties, credit, cascade_depth,
+        consumption_scale, popularity_scale, social_scale, reach_weight, referred_revenue_weight,
+        weights, tiers, delta))]
+    fn new(
+        currency: String,
+        id_key: Vec<u8>,
+        half_life: f64,
+        received: [u64; 4],
+        ties: [u64; 4],
+        credit: Vec<u64>,
+        cascade_depth: usize,
+        consumption_scale: f64,
+        popularity_scale: f64,
+        social_scale: f64,
+        reach_weight: f64,
+        referred_revenue_weight: f64,
+        weights: [f64; 3],
+        tiers: Vec<(String, f64)>,
+        delta: f64,
+    ) -> PyResult<Self> {
+        if credit.len() != cascade_depth + 1 || tiers.is_empty() || half_life <= 0.0 {
+            return Err(PyValueError::new_err("inconsistent core configuration"));
+        }
+        let facts = Facts::new(Scales::new(half_life), received, credit.clone(), cascade_depth);
+        let cfg = Config {
+            currency,
+            id_key,
+            half_life,
+            received,
+            ties,
+            credit,
+            cascade_depth,
+            consumption_scale,
+            popularity_scale,
+            social_scale,
+            reach_weight,
+            referred_revenue_weight,
+            weights,
+            tiers,
+            delta,
+        };
+        Ok(Core { facts, cfg })
+    }
+
+    /// Decode and apply a batch of lines at log positions `start`...; lines the fast path
+    /// cannot vouch for go to `fallback(line)`, which answers (reason, error) for a
+    /// rejection or the flat event. Returns (rejections as (index, reason, error),
+    /// duplicates as (index, event_id), accepted event ids).
+    #[allow(clippy::type_complexity)]
+    fn process(
+        &mut self,
+        lines: Vec<Bound<'_, PyBytes>>,
+        start: i64,
+        fallback: Bound<'_, PyAny>,
+    ) -> PyResult<(Vec<(usize, String, String)>, Vec<(usize, String)>, Vec<String>)> {
+        let mut rejected = Vec::new();
+        let mut duplicates = Vec::new();
+        let mut accepted = Vec::with_capacity(lines.len());
+        for (index, line) in lines.iter().enumerate() {
+            let event = match decode::decode(line.as_bytes(), &self.cfg.currency) {
+                Some(event) => event,
+                None => {
+                    let answer = fallback.call1((line,))?;
+                    let answer = answer.cast::<PyTuple>()?;
+                    if answer.len() == 2 {
+                        rejected.push((index, answer.get_item(0)?.extract()?, answer.get_item(1)?.extract()?));
+                        continue;
+                    }
+                    from_flat(answer.extract()?)?
+                }
+            };
+            if self.facts.apply(&event, start + index as i64) {
+                accepted.push(event.id);
+            } else {
+                duplicates.push((index, event.id));
+            }
+        }
+        Ok((rejected, duplicates, accepted))
+    }
+
+    /// (score changes, marketing triggers) for the persons touched since the last call.
+    fn score_changes<'py>(&mut self, py: Python<'py>) -> PyResult<(Bound<'py, PyList>, Bound<'py, PyList>)> {
+        let (changes, triggers) = changes::score_changes(&mut self.facts, &self.cfg);
+        Ok((to_py_list(py, &changes)?, to_py_list(py, &triggers)?))
+    }
+
+    /// The dirty facts as (table, key, record), and forget that they were dirty.
+    fn checkpoint<'py>(&mut self, py: Python<'py>) -> Vec<(&'static str, Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
+        let facts = &self.facts;
+        let dirty = &facts.dirty;
+        let mut out = Vec::new();
+        let mut idents: Vec<&Id> = dirty.idents.iter().collect();
+        idents.sort();
+        for &id in idents {
+            let data = codec::encode_ident(facts, id);
+            out.push(("i", PyBytes::new(py, facts.key(id).as_bytes()), PyBytes::new(py, &data)));
+        }
+        for &pair in &dirty.pairs {
+            let (key, data) = codec::encode_pair(facts, pair);
+            out.push(("p", PyBytes::new(py, &key), PyBytes::new(py, &data)));
+        }
+        for sid in &dirty.referrals {
+            let data = codec::encode_referrals(facts, sid);
+            out.push(("r", PyBytes::new(py, sid.as_bytes()), PyBytes::new(py, &data)));
+        }
+        for pid in &dirty.emitted {
+            let data = codec::encode_emitted(facts, pid);
+            out.push(("e", PyBytes::new(py, pid.as_bytes()), PyBytes::new(py, &data)));
+        }
+        self.facts.dirty = facts::Dirty::default();
+        out
+    }
+
+    /// Load checkpointed records of one table ("i" first, then "p", "r", "e").
+    fn load(&mut self, table: &str, records: Vec<(Vec<u8>, Vec<u8>)>) -> PyResult<()> {
+        let bad = |e: String| PyValueError::new_err(format!("corrupt checkpoint record: {e}"));
+        let text = |k: Vec<u8>| String::from_utf8(k).map_err(|e| bad(e.to_string()));
+        match table {
+            "i" => {
+                let mut pending = Vec::with_capacity(records.len());
+                for (key, data) in records {
+                    let key = text(key)?;
+                    let ties = codec::decode_ident(&mut self.facts, &key, &data).map_err(bad)?;
+                    pending.push((self.facts.ids[&key], ties));
+                }
+                for (id, ties) in pending {
+                    for (target, edges) in ties {
+                        let target = *self.facts.ids.get(&target).ok_or_else(|| bad(format!("tie to unknown {target}")))?;
+                        self.facts.idents[id as usize].out.insert(target, edges);
+                    }
+                }
+            }
+            "p" => {
+                for (key, data) in records {
+                    codec::decode_pair(&mut self.facts, &text(key)?, &data).map_err(bad)?;
+                }
+            }
+            "r" => {
+                for (key, data) in records {
+                    codec::decode_referrals(&mut self.facts, &text(key)?, &data).map_err(bad)?;
+                }
+            }
+            "e" => {
+                for (key, data) in records {
+                    codec::decode_emitted(&mut self.facts, &text(key)?, &data).map_err(bad)?;
+                }
+            }
+            other => return Err(PyKeyError::new_err(other.to_string())),
+        }
+        Ok(())
+    }
+
+    /// After loading: the seen event ids, the latest event time; rebuild the indexes.
+    fn finish_load(&mut self, seen: Vec<String>, max_ts: Option<i64>) {
+        self.facts.seen.extend(seen.into_iter().map(String::into_boxed_str));
+        self.facts.max_ts = max_ts;
+        self.facts.reindex();
+    }
+
+    /// Recompute every identifier's decayed sums from the facts (after a settings change).
+    fn rebuild_sums(&mut self) {
+        for id in 0..self.facts.idents.len() as Id {
+            let sums = value::ident_sums(&self.facts, id, i64::MAX / 2, i64::MAX);
+            self.facts.idents[id as usize].sums = sums;
+            self.facts.dirty.idents.insert(id);
+        }
+    }
+
+    #[getter]
+    fn max_ts(&self) -> Option<i64> {
+        self.facts.max_ts
+    }
+
+    fn __len__(&self) -> usize {
+        self.facts.idents.len()
+    }
+
+    /// The rows of a state table as of a UTC day (days since the epoch), sorted by key.
+    fn rows<'py>(&self, py: Python<'py>, table: &str, as_of_day: i64) -> PyResult<Bound<'py, PyList>> {
+        let view = tables::View::new(&self.facts, &self.cfg, as_of_day);
+        let rows = view.rows(table).ok_or_else(|| PyKeyError::new_err(format!("unknown state table {table:?}")))?;
+        to_py_list(py, &rows)
+    }
+
+    /// Log positions of the events naming any of these identifiers, in position order.
+    fn mentions(&self, keys: Vec<String>) -> Vec<i64> {
+        let mut positions: Vec<i64> = keys
+            .iter()
+            .filter_map(|k| self.facts.ids.get(k))
+            .flat_map(|&id| self.facts.idents[id as usize].mentions.iter().copied())
+            .collect();
+        positions.sort_unstable();
+        positions.dedup();
+        positions
+    }
+
+    /// The identifiers linked to `key` now, or None for an unknown identifier.
+    fn component(&mut self, key: &str) -> Option<Vec<String>> {
+        let id = *self.facts.ids.get(key)?;
+        let person = identity::current_person(&mut self.facts, id, &self.cfg.id_key);
+        Some(person.members.iter().map(|m| self.facts.key(*m).to_string()).collect())
+    }
+
+    /// The members of a person as of a day, or None.
+    fn person_members(&self, person_id: &str, as_of_day: i64) -> Option<Vec<String>> {
+        let partition = identity::Partition::new(&self.facts, tables::end_of_day(as_of_day), &self.cfg.id_key);
+        let person = partition.persons.iter().find(|p| p.person_id == person_id)?;
+        Some(person.members.iter().map(|m| self.facts.key(*m).to_string()).collect())
+    }
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Core>()?;
+    m.add_function(wrap_pyfunction!(fast_decode, m)?)?;
+    Ok(())
+}

@@ -1,0 +1,109 @@
+//! Exponential decay in exact integers (see `crm2stream/core/decay.py`, the reference):
+//! every amount is multiplied by `weight(day)` ~ 2**(day / half_life) in fixed point and
+//! added to an exact integer sum, converted to a float once, at read.
+
+use num_bigint::BigUint;
+use num_traits::{ToPrimitive, Zero};
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+pub const FX: i64 = 48;
+pub const CREDIT_FX: i64 = 16;
+pub const WEIGHT_FX: i64 = 8;
+
+/// The value model's knobs, as handed over by the shell.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub currency: String,
+    pub id_key: Vec<u8>,
+    pub half_life: f64,
+    pub received: [u64; 4],
+    pub ties: [u64; 4],
+    pub credit: Vec<u64>,
+    pub cascade_depth: usize,
+    pub consumption_scale: f64,
+    pub popularity_scale: f64,
+    pub social_scale: f64,
+    pub reach_weight: f64,
+    pub referred_revenue_weight: f64,
+    pub weights: [f64; 3],
+    pub tiers: Vec<(String, f64)>,
+    pub delta: f64,
+}
+
+impl Config {
+    pub fn tier_of(&self, composite: f64) -> &str {
+        self.tiers
+            .iter()
+            .find(|(_, min)| composite >= *min)
+            .or(self.tiers.last())
+            .map_or("", |(name, _)| name.as_str())
+    }
+    pub fn lowest_tier(&self) -> &str {
+        self.tiers.last().map_or("", |(name, _)| name.as_str())
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Scales {
+    pub half_life: f64,
+    weights: RefCell<HashMap<i64, BigUint>>,
+}
+
+impl Scales {
+    pub fn new(half_life: f64) -> Self {
+        Scales { half_life, weights: RefCell::new(HashMap::new()) }
+    }
+
+    /// `round(2 ** frac(day / h) * 2 ** FX) << floor(day / h)`, as the reference computes it.
+    pub fn weight(&self, day: i64) -> BigUint {
+        if let Some(w) = self.weights.borrow().get(&day) {
+            return w.clone();
+        }
+        let ratio = day as f64 / self.half_life;
+        let whole = ratio.floor();
+        let mantissa = (2f64.powf(ratio - whole) * (1u64 << FX) as f64).round_ties_even() as u64;
+        let w = BigUint::from(mantissa) << (whole as u64);
+        self.weights.borrow_mut().insert(day, w.clone());
+        w
+    }
+
+    /// The decayed value as of `as_of_day` of a weighted sum whose amounts carry
+    /// `extra_bits` fixed-point bits.
+    pub fn value(&self, total: &BigUint, extra_bits: i64, as_of_day: i64) -> f64 {
+        if total.is_zero() {
+            return 0.0;
+        }
+        let ratio = as_of_day as f64 / self.half_life;
+        let whole = ratio.floor();
+        let factor = 2f64.powf(whole - ratio);
+        let shift = FX + extra_bits + whole as i64;
+        scaled(total, -shift) * factor
+    }
+}
+
+/// `total * 2**exp`, correctly rounded (as Python's int true division by a power of two).
+fn scaled(total: &BigUint, exp: i64) -> f64 {
+    let bits = total.bits() as i64;
+    let (top, dropped) = if bits <= 64 {
+        (total.to_u64().unwrap_or(0), 0)
+    } else {
+        let dropped = bits - 64;
+        let top = (total >> dropped as u64).to_u64().unwrap_or(0);
+        let sticky = total.trailing_zeros().unwrap_or(0) < dropped as u64;
+        (top | u64::from(sticky), dropped)
+    };
+    let mut value = top as f64; // round-to-nearest-even; the sticky bit breaks false ties
+    let mut e = dropped + exp;
+    while e > 0 {
+        let step = e.min(1000);
+        value *= 2f64.powi(step as i32);
+        e -= step;
+    }
+    while e < 0 {
+        let step = (-e).min(1000);
+        value /= 2f64.powi(step as i32);
+        e += step;
+    }
+    value
+}

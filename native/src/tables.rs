@@ -1,0 +1,177 @@
+//! The live tables as of any UTC day (reference: `crm2stream/core/tables.py`): rows are
+//! projections of the facts through the partition of identifiers into persons.
+
+use crate::facts::{Facts, Id, Person};
+use crate::identity::{linked_at, Partition};
+use crate::json::{format_micros, round4, J};
+use crate::scales::{Config, WEIGHT_FX};
+use crate::value::{active_at, consent_of, interaction_counts, merged_days, rfm, value_of};
+use num_bigint::BigUint;
+use std::collections::BTreeMap;
+
+pub const DAY_US: i64 = 86_400_000_000;
+
+pub fn end_of_day(day: i64) -> i64 {
+    (day + 1) * DAY_US - 1
+}
+
+pub struct View<'a> {
+    facts: &'a Facts,
+    cfg: &'a Config,
+    as_of_day: i64,
+    cutoff: i64,
+    pub partition: Partition,
+}
+
+fn head(person: &Person, facts: &Facts) -> Vec<(&'static str, J)> {
+    vec![("person_id", J::s(&person.person_id)), ("anchor", J::s(facts.key(person.anchor)))]
+}
+
+fn row(fields: Vec<(&str, J)>) -> J {
+    J::obj(fields)
+}
+
+impl<'a> View<'a> {
+    pub fn new(facts: &'a Facts, cfg: &'a Config, as_of_day: i64) -> Self {
+        let cutoff = end_of_day(as_of_day);
+        let partition = Partition::new(facts, cutoff, &cfg.id_key);
+        View { facts, cfg, as_of_day, cutoff, partition }
+    }
+
+    pub fn rows(&self, table: &str) -> Option<Vec<J>> {
+        Some(match table {
+            "persons" => self.persons(),
+            "identity" => self.identity(),
+            "interactions" => self.per_person(|p| {
+                let days = merged_days(self.facts, &p.members, self.as_of_day);
+                Some(interaction_counts(&days, self.as_of_day))
+            }),
+            "relationships" => self.relationships(),
+            "rfm" => self.per_person(|p| rfm(&merged_days(self.facts, &p.members, self.as_of_day), self.as_of_day)),
+            "scores" => self.per_person(|p| {
+                Some(value_of(self.facts, &p.members, self.as_of_day, self.cutoff, self.cfg).row())
+            }),
+            "permissions" => self.permissions(),
+            _ => return None,
+        })
+    }
+
+    fn per_person(&self, body: impl Fn(&Person) -> Option<Vec<(&'static str, J)>>) -> Vec<J> {
+        let mut rows = Vec::with_capacity(self.partition.persons.len());
+        for person in &self.partition.persons {
+            if let Some(fields) = body(person) {
+                let mut all = head(person, self.facts);
+                all.extend(fields);
+                rows.push(row(all));
+            }
+        }
+        rows
+    }
+
+    fn persons(&self) -> Vec<J> {
+        self.per_person(|p| {
+            let ids = p.members.iter().map(|m| J::s(self.facts.key(*m))).collect();
+            Some(vec![("identifiers", J::List(ids))])
+        })
+    }
+
+    fn identity(&self) -> Vec<J> {
+        let facts = self.facts;
+        let mut linked: BTreeMap<Id, Vec<&str>> = BTreeMap::new();
+        for (&(a, b), history) in &facts.pairs {
+            if linked_at(history, self.cutoff) {
+                linked.entry(a).or_default().push(facts.key(b));
+                linked.entry(b).or_default().push(facts.key(a));
+            }
+        }
+        let mut members: Vec<(&str, Id)> =
+            self.partition.person_of.keys().map(|&id| (facts.key(id), id)).collect();
+        members.sort();
+        members
+            .into_iter()
+            .map(|(key, id)| {
+                let person = &self.partition.persons[self.partition.person_of[&id]];
+                let first = &facts.idents[id as usize].first;
+                let mut links = linked.remove(&id).unwrap_or_default();
+                links.sort();
+                row(vec![
+                    ("identifier", J::s(key)),
+                    ("person_id", J::s(&person.person_id)),
+                    ("anchor", J::s(facts.key(person.anchor))),
+                    ("first_seen", J::Str(format_micros(first.0))),
+                    ("first_event_id", J::s(&first.1)),
+                    ("linked", J::List(links.into_iter().map(J::s).collect())),
+                ])
+            })
+            .collect()
+    }
+
+    fn relationships(&self) -> Vec<J> {
+        let facts = self.facts;
+        let person_of = &self.partition.person_of;
+        let persons = &self.partition.persons;
+        let ties = self.cfg.ties;
+        let mut pairs: BTreeMap<(&str, &str), ([u64; 4], BigUint, usize, usize)> = BTreeMap::new();
+        for (source, ident) in facts.idents.iter().enumerate() {
+            let Some(&from) = person_of.get(&(source as Id)) else { continue };
+            for (target, days) in &ident.out {
+                let Some(&to) = person_of.get(target) else { continue };
+                if persons[to].person_id == persons[from].person_id {
+                    continue;
+                }
+                let key = (persons[from].person_id.as_str(), persons[to].person_id.as_str());
+                let acc = pairs.entry(key).or_insert_with(|| ([0; 4], BigUint::default(), from, to));
+                for edge in days {
+                    if edge.day > self.as_of_day {
+                        continue;
+                    }
+                    let c = edge.counts;
+                    for i in 0..4 {
+                        acc.0[i] += c[i];
+                    }
+                    let tie: u128 = (0..4).map(|i| u128::from(ties[i]) * u128::from(c[i])).sum();
+                    if tie != 0 {
+                        acc.1 += BigUint::from(tie) * facts.scales.weight(edge.day);
+                    }
+                }
+            }
+        }
+        let kinds = ["reply", "comment", "share", "recipient"];
+        pairs
+            .into_iter()
+            .filter(|(_, acc)| acc.0.iter().any(|&n| n > 0))
+            .map(|((from_id, to_id), (counts, strength, from, to))| {
+                let counts = kinds.iter().zip(counts).map(|(k, n)| (k.to_string(), J::Int(n.into())));
+                row(vec![
+                    ("from_person_id", J::s(from_id)),
+                    ("to_person_id", J::s(to_id)),
+                    ("from_anchor", J::s(facts.key(persons[from].anchor))),
+                    ("to_anchor", J::s(facts.key(persons[to].anchor))),
+                    ("counts", J::Obj(counts.collect())),
+                    ("strength", J::Float(round4(facts.scales.value(&strength, WEIGHT_FX, self.as_of_day)))),
+                ])
+            })
+            .collect()
+    }
+
+    fn permissions(&self) -> Vec<J> {
+        let mut rows = Vec::new();
+        for person in &self.partition.persons {
+            for (scope, entry) in consent_of(self.facts, &person.members, self.cutoff) {
+                let mut fields = head(person, self.facts);
+                fields.extend([
+                    ("grantee", J::s(&scope.0)),
+                    ("purpose", J::s(&scope.1)),
+                    ("channel", J::s(&scope.2)),
+                    ("granted", J::Bool(entry.2)),
+                    ("active", J::Bool(active_at(entry, self.cutoff))),
+                    ("expires_at", entry.3.map_or(J::Null, |e| J::Str(format_micros(e)))),
+                    ("occurred_at", J::Str(format_micros(entry.0))),
+                    ("event_id", J::s(&entry.1)),
+                ]);
+                rows.push(row(fields));
+            }
+        }
+        rows
+    }
+}

@@ -1,0 +1,213 @@
+//! Individual value, interaction counts and consent of a person (references:
+//! `crm2stream/core/value.py`, `interactions.py`, `consent.py`).
+
+use crate::facts::{
+    ConsentEntry, DayBucket, Facts, Id, Scope, COUNTERS, PURCHASES, R_SHARE, S_CONSUMPTION,
+    S_POPULARITY, S_REACH, S_REVENUE,
+};
+use crate::json::{round4, J};
+use crate::scales::{Config, CREDIT_FX, WEIGHT_FX};
+use num_bigint::BigUint;
+use std::collections::BTreeMap;
+
+const AMOUNT_SCALE: f64 = 100_000_000.0;
+
+/// Day buckets of all members summed, days up to `last_day` only, in day order.
+pub fn merged_days(facts: &Facts, members: &[Id], last_day: i64) -> Vec<DayBucket> {
+    if let [only] = members {
+        let days = &facts.idents[*only as usize].days;
+        let end = days.partition_point(|b| b.day <= last_day);
+        return days[..end].to_vec();
+    }
+    let mut merged: BTreeMap<i64, DayBucket> = BTreeMap::new();
+    for &id in members {
+        for bucket in &facts.idents[id as usize].days {
+            if bucket.day > last_day {
+                break;
+            }
+            let total = merged.entry(bucket.day).or_insert_with(|| DayBucket { day: bucket.day, ..DayBucket::default() });
+            for i in 0..COUNTERS {
+                total.counts[i] += bucket.counts[i];
+            }
+            total.amount += bucket.amount;
+        }
+    }
+    merged.into_values().collect()
+}
+
+/// RFM in the customer-base-analysis convention (purchases merged per day).
+pub fn rfm(days: &[DayBucket], as_of_day: i64) -> Option<Vec<(&'static str, J)>> {
+    let purchase_days: Vec<&DayBucket> = days.iter().filter(|b| b.counts[PURCHASES] > 0).collect();
+    let first = purchase_days.first()?.day;
+    let repeat = &purchase_days[1..];
+    let mut monetary = 0.0;
+    if !repeat.is_empty() {
+        // mean of the day totals, in 10**-4 units, rounded half to even
+        let total: u128 = repeat.iter().map(|b| b.amount).sum();
+        let divisor = repeat.len() as u128 * 10_000;
+        let (q, r) = (total / divisor, total % divisor);
+        let q = match (2 * r).cmp(&divisor) {
+            std::cmp::Ordering::Greater => q + 1,
+            std::cmp::Ordering::Equal if q % 2 == 1 => q + 1,
+            _ => q,
+        };
+        monetary = format!("{}.{:04}", q / 10_000, q % 10_000).parse().unwrap_or(0.0);
+    }
+    let last = purchase_days.last()?.day;
+    Some(vec![
+        ("frequency", J::Int(repeat.len() as i128)),
+        ("recency", J::Int(i128::from(last - first))),
+        ("T", J::Int(i128::from(as_of_day - first))),
+        ("monetary_value", J::Float(monetary)),
+    ])
+}
+
+/// An identifier's four sums from its facts, counting only what happened by cutoff.
+pub fn ident_sums(facts: &Facts, id: Id, as_of_day: i64, cutoff: i64) -> [BigUint; 4] {
+    let r = facts.received;
+    let mut consumption = BigUint::default();
+    let mut popularity = BigUint::default();
+    for b in &facts.idents[id as usize].days {
+        if b.day > as_of_day {
+            continue;
+        }
+        let weight = facts.scales.weight(b.day);
+        if b.amount != 0 {
+            consumption += BigUint::from(b.amount) * &weight;
+        }
+        let c = &b.counts;
+        let received = u128::from(r[0]) * u128::from(c[R_SHARE])
+            + u128::from(r[1]) * u128::from(c[R_SHARE + 1])
+            + u128::from(r[2]) * u128::from(c[R_SHARE + 2])
+            + u128::from(r[3]) * u128::from(c[R_SHARE + 3]);
+        if received != 0 {
+            popularity += BigUint::from(received) * &weight;
+        }
+    }
+    let (reach, revenue) = facts.social_sums(id, cutoff);
+    [consumption, popularity, reach, revenue]
+}
+
+#[derive(Debug, Clone)]
+pub struct Value {
+    pub consumption: f64,
+    pub popularity: f64,
+    pub reach: f64,
+    pub referred_revenue: f64,
+    pub social: f64,
+    pub composite: f64,
+    pub tier: String,
+}
+
+impl Value {
+    pub fn row(&self) -> Vec<(&'static str, J)> {
+        vec![
+            ("consumption", J::Float(round4(self.consumption))),
+            ("popularity", J::Float(round4(self.popularity))),
+            ("social", J::Float(round4(self.social))),
+            ("reach", J::Float(round4(self.reach))),
+            ("referred_revenue", J::Float(round4(self.referred_revenue))),
+            ("composite", J::Float(self.composite)),
+            ("tier", J::s(&self.tier)),
+        ]
+    }
+}
+
+fn points(raw: f64, scale: f64) -> f64 {
+    if raw > 0.0 {
+        100.0 * (1.0 - 0.5f64.powf(raw / scale))
+    } else {
+        0.0
+    }
+}
+
+/// A person's value as of a day; the kept sums serve when nothing is to be left out.
+pub fn value_of(facts: &Facts, members: &[Id], as_of_day: i64, cutoff: i64, cfg: &Config) -> Value {
+    let latest = facts.max_ts.is_none_or(|m| cutoff >= m);
+    let mut totals: [BigUint; 4] = Default::default();
+    for &id in members {
+        if latest {
+            for (total, sum) in totals.iter_mut().zip(&facts.idents[id as usize].sums) {
+                *total += sum;
+            }
+        } else {
+            for (total, sum) in totals.iter_mut().zip(ident_sums(facts, id, as_of_day, cutoff)) {
+                *total += sum;
+            }
+        }
+    }
+    let scales = &facts.scales;
+    let consumption = scales.value(&totals[S_CONSUMPTION], 0, as_of_day) / AMOUNT_SCALE;
+    let popularity = scales.value(&totals[S_POPULARITY], WEIGHT_FX, as_of_day);
+    let reach = scales.value(&totals[S_REACH], CREDIT_FX, as_of_day);
+    let revenue = scales.value(&totals[S_REVENUE], CREDIT_FX, as_of_day) / AMOUNT_SCALE;
+    let social = cfg.reach_weight * reach + cfg.referred_revenue_weight * revenue;
+    let [w_c, w_p, w_s] = cfg.weights;
+    let composite = round4(
+        (w_c * points(consumption, cfg.consumption_scale)
+            + w_p * points(popularity, cfg.popularity_scale)
+            + w_s * points(social, cfg.social_scale))
+            / (w_c + w_p + w_s),
+    );
+    Value {
+        consumption,
+        popularity,
+        reach,
+        referred_revenue: revenue,
+        social,
+        composite,
+        tier: cfg.tier_of(composite).to_string(),
+    }
+}
+
+const DONE_TYPES: [&str; 6] = ["identify", "unlink", "share", "comment", "purchase", "permission"];
+const RECEIVED: [&str; 4] = ["share", "comment", "reply", "recipient"];
+const WINDOWS: [(&str, i64); 3] = [("last_1d", 1), ("last_7d", 7), ("last_30d", 30)];
+
+fn counts(total: &[u64; 10]) -> J {
+    let done = DONE_TYPES.iter().enumerate().map(|(i, k)| (k.to_string(), J::Int(total[i].into())));
+    let received = RECEIVED.iter().enumerate().map(|(i, k)| (k.to_string(), J::Int(total[6 + i].into())));
+    J::obj(vec![("done", J::Obj(done.collect())), ("received", J::Obj(received.collect()))])
+}
+
+/// All-time totals and rolling windows (a window of N days: `as_of - N < D <= as_of`).
+pub fn interaction_counts(days: &[DayBucket], as_of_day: i64) -> Vec<(&'static str, J)> {
+    let mut totals = [[0u64; 10]; 4];
+    for bucket in days {
+        for (w, total) in totals.iter_mut().enumerate() {
+            if w == 0 || bucket.day > as_of_day - WINDOWS[w - 1].1 {
+                for i in 0..10 {
+                    total[i] += bucket.counts[i];
+                }
+            }
+        }
+    }
+    let mut row = vec![("total", counts(&totals[0]))];
+    for (w, (name, _)) in WINDOWS.iter().enumerate() {
+        row.push((name, counts(&totals[w + 1])));
+    }
+    row
+}
+
+/// The deciding permission per (grantee, purpose, channel) as of cutoff, sorted by scope.
+pub fn consent_of<'a>(facts: &'a Facts, members: &[Id], cutoff: i64) -> Vec<(&'a Scope, &'a ConsentEntry)> {
+    let mut latest: BTreeMap<&Scope, &ConsentEntry> = BTreeMap::new();
+    for &id in members {
+        for (scope, history) in &facts.idents[id as usize].consent {
+            let index = history.partition_point(|e| e.0 <= cutoff);
+            if index == 0 {
+                continue;
+            }
+            let entry = &history[index - 1];
+            let newer = latest.get(scope).is_none_or(|held| (entry.0, &entry.1) > (held.0, &held.1));
+            if newer {
+                latest.insert(scope, entry);
+            }
+        }
+    }
+    latest.into_iter().collect()
+}
+
+pub fn active_at(entry: &ConsentEntry, moment: i64) -> bool {
+    entry.2 && entry.3.is_none_or(|expires| expires > moment)
+}
