@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+import orjson
 from crm2stream import _native
 from crm2stream.core.changes import score_changes
 from crm2stream.core.config import CoreConfig
@@ -33,12 +34,13 @@ RECORD_TABLES = (b"i", b"p", b"r", b"e")
 
 @dataclass(slots=True)
 class Processed:
-    """What one batch did: rejections (index, reason, error), duplicates (index, event_id)
-    and the event ids accepted, in input order."""
+    """What one batch did: rejections (index, reason, error), duplicates (index, event_id),
+    how many events it accepted and their ids as a JSON array, in input order."""
 
     rejected: list[tuple[int, str, str]] = field(default_factory=list)
     duplicates: list[tuple[int, str]] = field(default_factory=list)
-    accepted: list[str] = field(default_factory=list)
+    accepted: int = 0
+    accepted_ids: bytes = b"[]"
 
 
 class Core(Protocol):
@@ -47,7 +49,10 @@ class Core(Protocol):
     @property
     def max_ts(self) -> int | None: ...
     def process(self, lines: list[bytes], start: int) -> Processed: ...
-    def score_changes(self) -> tuple[list[Row], list[Row]]: ...
+    def score_changes(self) -> tuple[list[bytes], list[bytes]]:
+        """(score changes, marketing triggers) since the last call, as JSON objects."""
+        ...
+
     def checkpoint(self) -> list[tuple[bytes, bytes, bytes]]: ...
     def load(
         self,
@@ -102,12 +107,11 @@ class NativeCore:
         return value
 
     def process(self, lines: list[bytes], start: int) -> Processed:
-        rejected, duplicates, accepted = self._core.process(lines, start, self._fallback)
-        return Processed(rejected, duplicates, accepted)
+        rejected, duplicates, accepted, ids = self._core.process(lines, start, self._fallback)
+        return Processed(rejected, duplicates, accepted, ids)
 
-    def score_changes(self) -> tuple[list[Row], list[Row]]:
-        changes, triggers = self._core.score_changes()
-        return changes, triggers
+    def score_changes(self) -> tuple[list[bytes], list[bytes]]:
+        return self._core.score_changes()
 
     def checkpoint(self) -> list[tuple[bytes, bytes, bytes]]:
         return [(table.encode(), key, value) for table, key, value in self._core.checkpoint()]
@@ -158,21 +162,24 @@ class PythonCore:
         gc.disable()
         try:
             out = Processed()
+            accepted: list[str] = []
             for index, line in enumerate(lines):
                 result = decode(line, self.cfg.currency)
                 if isinstance(result, Rejection):
                     out.rejected.append((index, result.reason, result.error))
                 elif apply(self.facts, result, start + index):
-                    out.accepted.append(result.event_id)
+                    accepted.append(result.event_id)
                 else:
                     out.duplicates.append((index, result.event_id))
+            out.accepted, out.accepted_ids = len(accepted), orjson.dumps(accepted)
             return out
         finally:
             gc.freeze()
             gc.enable()
 
-    def score_changes(self) -> tuple[list[Row], list[Row]]:
-        return score_changes(self.facts, self.cfg)
+    def score_changes(self) -> tuple[list[bytes], list[bytes]]:
+        changes, triggers = score_changes(self.facts, self.cfg)
+        return [orjson.dumps(r) for r in changes], [orjson.dumps(r) for r in triggers]
 
     def checkpoint(self) -> list[tuple[bytes, bytes, bytes]]:
         facts = self.facts

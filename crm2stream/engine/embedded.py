@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import orjson
+
 from crm2stream.core.config import CoreConfig
 from crm2stream.core.decay import Scales
 from crm2stream.core.events import AnyEvent, format_micros, timestamp_micros
@@ -61,12 +63,22 @@ class Counts:
 @dataclass(slots=True)
 class BatchOutput:
     counts: Counts
-    accepted_ids: list[str]
-    records: dict[str, list[Row]]
+    #: the accepted event ids, as a JSON array
+    accepted_ids: bytes
+    #: per output topic, its new records as JSON objects (without their offsets)
+    records: dict[str, list[bytes]]
 
 
 def _duplicate(event_id: str) -> Rejection:
     return Rejection("duplicate", f"event_id {event_id!r} was accepted before; not applied again")
+
+
+def _with_offset(record: bytes, offset: int) -> bytes:
+    """A record as stored: led by its offset in the topic. Dead letters already lead with
+    theirs, the position of the bad line in the log."""
+    if record.startswith(b'{"offset":'):
+        return record
+    return b'{"offset":%d,%s' % (offset, record[1:])
 
 
 def dead_letter(position: int, line: bytes, rejection: Rejection) -> Row:
@@ -200,15 +212,15 @@ class EmbeddedEngine:
     # -- processing ---------------------------------------------------------------------
     def _process(self, start: int, lines: list[bytes]) -> BatchOutput:
         done = self.core.process(lines, start)
-        counts = Counts(len(done.accepted), len(done.rejected), len(done.duplicates))
+        counts = Counts(done.accepted, len(done.rejected), len(done.duplicates))
         dead = [(i, Rejection(reason, error)) for i, reason, error in done.rejected]
         dead += [(i, _duplicate(event_id)) for i, event_id in done.duplicates]
         dead.sort(key=lambda item: item[0])
-        dlq = [dead_letter(start + i, lines[i], rejection) for i, rejection in dead]
+        dlq = [orjson.dumps(dead_letter(start + i, lines[i], r)) for i, r in dead]
         changes, triggers = self.core.score_changes()
         records = dict(zip(self.streams, (changes, triggers), strict=True))
         records[self.topology.dlq] = dlq
-        return BatchOutput(counts, done.accepted, records)
+        return BatchOutput(counts, done.accepted_ids, records)
 
     def process_batch(
         self, lines: list[bytes], ingest: tuple[str, int] | None = None, *, in_log: bool = False
@@ -228,7 +240,7 @@ class EmbeddedEngine:
         for topic, rows in out.records.items():
             base = self.output_ends.get(topic, 0)
             for offset, row in enumerate(rows, base):
-                batch.output(topic, offset, {"offset": offset, **row})
+                batch.output(topic, offset, _with_offset(row, offset))
             self.output_ends[topic] = base + len(rows)
         self.log_end = start + len(lines)
         if ingest is not None:

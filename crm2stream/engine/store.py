@@ -117,12 +117,14 @@ class Batch:
     def log_chunk(self, start: int, lines: list[bytes]) -> None:
         self.wb.put(b"l/" + _position(start), b"\n".join(lines))
 
-    def accepted(self, start: int, event_ids: list[str]) -> None:
-        """The event ids the chunk at ``start`` accepted: the seen-ids index, rebuilt on open."""
-        self.wb.put(b"k/" + _position(start), orjson.dumps(event_ids))
+    def accepted(self, start: int, event_ids: bytes) -> None:
+        """The event ids the chunk at ``start`` accepted (a JSON array): the seen-ids index,
+        rebuilt on open."""
+        self.wb.put(b"k/" + _position(start), event_ids)
 
-    def output(self, topic: str, offset: int, record: dict[str, Any]) -> None:
-        self.wb.put(b"o/" + topic.encode() + b"/" + _position(offset), orjson.dumps(record))
+    def output(self, topic: str, offset: int, record: bytes) -> None:
+        """Output record ``offset`` of a topic, as JSON text."""
+        self.wb.put(b"o/" + topic.encode() + b"/" + _position(offset), record)
 
     def record(self, table: bytes, key: bytes, value: bytes | None) -> None:
         full = b"s/" + table + b"/" + key

@@ -11,7 +11,7 @@ use crate::json::{format_micros, round4, J};
 use crate::scales::Config;
 use crate::tables::{end_of_day, DAY_US};
 use crate::value::{active_at, consent_of, value_of};
-use std::collections::HashSet;
+use foldhash::{HashSet, HashSetExt};
 
 pub fn score_changes(facts: &mut Facts, cfg: &Config) -> (Vec<J>, Vec<J>) {
     let mut changes = Vec::new();

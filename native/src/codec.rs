@@ -3,7 +3,7 @@
 //! Records start with a format byte; identifiers inside records are written as their keys,
 //! since ids are only positions in this process's tables.
 
-use crate::facts::{DayBucket, EdgeDay, Facts, Id, Share, COUNTERS};
+use crate::facts::{DayBucket, Facts, Id, Share, COUNTERS};
 use num_bigint::BigUint;
 
 const FORMAT: u8 = 1;
@@ -100,6 +100,12 @@ impl<'a> Reader<'a> {
         self.at += n;
         Ok(slice)
     }
+    fn day(&mut self) -> Result<i32> {
+        i32::try_from(self.int()?).map_err(|e| e.to_string())
+    }
+    fn count(&mut self) -> Result<u32> {
+        u32::try_from(self.uint()?).map_err(|e| e.to_string())
+    }
     fn text(&mut self) -> Result<String> {
         String::from_utf8(self.bytes()?.to_vec()).map_err(|e| e.to_string())
     }
@@ -118,21 +124,18 @@ pub fn encode_ident(facts: &Facts, id: Id) -> Vec<u8> {
     w.text(&ident.first.1);
     w.uint(ident.days.len() as u128);
     for b in &ident.days {
-        w.int(b.day);
+        w.int(b.day());
         for &c in &b.counts {
             w.uint(c.into());
         }
         w.uint(b.amount);
     }
     w.uint(ident.out.len() as u128);
-    for (target, days) in &ident.out {
-        w.text(facts.key(*target));
-        w.uint(days.len() as u128);
-        for e in days {
-            w.int(e.day);
-            for &c in &e.counts {
-                w.uint(c.into());
-            }
+    for tie in &ident.out {
+        w.text(facts.key(tie.target));
+        w.int(tie.day.into());
+        for &c in &tie.counts {
+            w.uint(c.into());
         }
     }
     w.uint(ident.shares.len() as u128);
@@ -166,17 +169,19 @@ pub fn encode_ident(facts: &Facts, id: Id) -> Vec<u8> {
     w.0
 }
 
-/// Load one identifier record; ties name other identifiers, which `load_ident_ties` links
-/// once every identifier is loaded.
-pub fn decode_ident(facts: &mut Facts, key: &str, data: &[u8]) -> Result<Vec<(String, Vec<EdgeDay>)>> {
+/// A tie as stored: its target is named by key, resolved once every identifier is loaded.
+pub type StoredTie = (String, i32, [u32; 4]);
+
+/// Load one identifier record; returns its ties, for the caller to resolve.
+pub fn decode_ident(facts: &mut Facts, key: &str, data: &[u8]) -> Result<Vec<StoredTie>> {
     let mut r = Reader::new(data)?;
     let first = (r.int()?, r.text()?);
     let (id, _) = facts.intern(key, (first.0, &first.1));
     let mut days = Vec::new();
     for _ in 0..r.len()? {
-        let mut b = DayBucket { day: r.int()?, ..DayBucket::default() };
+        let mut b = DayBucket { day: r.day()?, ..DayBucket::default() };
         for i in 0..COUNTERS {
-            b.counts[i] = r.uint()? as u64;
+            b.counts[i] = r.count()?;
         }
         b.amount = r.uint()?;
         days.push(b);
@@ -184,15 +189,12 @@ pub fn decode_ident(facts: &mut Facts, key: &str, data: &[u8]) -> Result<Vec<(St
     let mut ties = Vec::new();
     for _ in 0..r.len()? {
         let target = r.text()?;
-        let mut edges = Vec::new();
-        for _ in 0..r.len()? {
-            let mut e = EdgeDay { day: r.int()?, counts: [0; 4] };
-            for i in 0..4 {
-                e.counts[i] = r.uint()? as u64;
-            }
-            edges.push(e);
+        let day = r.day()?;
+        let mut counts = [0; 4];
+        for count in &mut counts {
+            *count = r.count()?;
         }
-        ties.push((target, edges));
+        ties.push((target, day, counts));
     }
     let mut shares = Vec::new();
     for _ in 0..r.len()? {

@@ -3,12 +3,17 @@
 //!
 //! The pydantic models stay the single definition of what is valid. This decoder accepts
 //! only lines it can prove valid, normalised exactly as the models normalise them; for
-//! anything else (invalid input, but also unusual valid forms such as exponent amounts or
-//! non-ASCII identifiers) it answers `None`, and the engine asks the models, which
-//! either reject the line with a reason or hand back its canonical form.
+//! anything else (invalid input, but also unusual valid forms such as exponent amounts,
+//! duplicate keys or non-ASCII identifiers) it answers `None`, and the engine asks the
+//! models, which either reject the line with a reason or hand back its flat form.
+//! Strings are borrowed from the line unless they contain escapes.
 
 use crate::json::days_from_civil;
-use serde_json::{Map, Value};
+use serde::de::{Deserializer, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+use std::marker::PhantomData;
 
 pub const DAY_US: i64 = 86_400_000_000;
 const MAX_LINE_BYTES: usize = 1 << 20;
@@ -36,122 +41,254 @@ impl Kind {
     }
 }
 
-#[derive(Debug, Clone, Default)]
-pub struct Event {
-    pub id: String,
-    pub kind: Option<Kind>,
+/// A valid event; identifiers are normalised `kind:value` keys.
+#[derive(Debug, Clone)]
+pub struct Event<'a> {
+    pub id: Cow<'a, str>,
+    pub kind: Kind,
     pub ts: i64,
     pub actor: String,
     pub link: Option<String>,
     pub content_owner: Option<String>,
     pub reply_to: Option<String>,
     pub recipients: Vec<String>,
-    pub parent: Option<String>,
+    pub parent: Option<Cow<'a, str>>,
     pub units: u128,
-    pub referral: Option<String>,
-    pub grantee: String,
+    pub referral: Option<Cow<'a, str>>,
+    pub grantee: Cow<'a, str>,
     pub purpose: String,
     pub channel: String,
     pub granted: bool,
     pub expires: Option<i64>,
 }
 
-impl Event {
-    pub fn kind(&self) -> Kind {
-        self.kind.expect("decoded events have a type")
+impl Event<'_> {
+    pub fn new(id: String, kind: Kind, ts: i64, actor: String) -> Event<'static> {
+        Event {
+            id: Cow::Owned(id),
+            kind,
+            ts,
+            actor,
+            link: None,
+            content_owner: None,
+            reply_to: None,
+            recipients: Vec::new(),
+            parent: None,
+            units: 0,
+            referral: None,
+            grantee: Cow::Borrowed(""),
+            purpose: String::new(),
+            channel: "*".to_string(),
+            granted: false,
+            expires: None,
+        }
     }
 
     /// Every identifier key the event names, in any role, actor first.
-    pub fn identifiers(&self) -> Vec<&str> {
-        let mut named = vec![self.actor.as_str()];
-        named.extend(self.link.as_deref());
-        named.extend(self.content_owner.as_deref());
-        named.extend(self.reply_to.as_deref());
-        named.extend(self.recipients.iter().map(String::as_str));
-        named
+    pub fn identifiers(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.actor.as_str())
+            .chain(self.link.as_deref())
+            .chain(self.content_owner.as_deref())
+            .chain(self.reply_to.as_deref())
+            .chain(self.recipients.iter().map(String::as_str))
     }
 }
 
-const COMMON: [&str; 7] = [
-    "event_id",
-    "type",
-    "occurred_at",
-    "actor",
-    "source",
-    "schema_version",
-    "properties",
-];
+/// A string, borrowed from the line when it has no escapes.
+#[derive(Debug)]
+struct S<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for S<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = S<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<S<'a>, E> {
+                Ok(S(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<S<'a>, E> {
+                Ok(S(Cow::Owned(v.to_owned())))
+            }
+        }
+        d.deserialize_str(V(PhantomData))
+    }
+}
+
+/// A field that tells absent (`None`) from null (`Some(None)`).
+#[derive(Debug)]
+struct F<T>(Option<Option<T>>);
+
+impl<T> Default for F<T> {
+    fn default() -> Self {
+        F(None)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for F<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Option::<T>::deserialize(d).map(|v| F(Some(v)))
+    }
+}
+
+impl<T> F<T> {
+    fn absent(&self) -> bool {
+        self.0.is_none()
+    }
+    /// The value when given and not null.
+    fn get(&self) -> Option<&T> {
+        self.0.as_ref().and_then(Option::as_ref)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireIdent<'a> {
+    #[serde(borrow)]
+    kind: S<'a>,
+    #[serde(borrow)]
+    value: S<'a>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Wire<'a> {
+    #[serde(borrow)]
+    event_id: S<'a>,
+    #[serde(borrow, rename = "type")]
+    kind: S<'a>,
+    #[serde(borrow)]
+    occurred_at: S<'a>,
+    #[serde(borrow)]
+    actor: WireIdent<'a>,
+    #[serde(default, borrow)]
+    source: F<S<'a>>,
+    #[serde(default, borrow)]
+    schema_version: F<&'a RawValue>,
+    #[serde(default, borrow)]
+    properties: F<&'a RawValue>,
+    #[serde(default, borrow)]
+    link: F<WireIdent<'a>>,
+    #[serde(default, borrow)]
+    content_id: F<S<'a>>,
+    #[serde(default, borrow)]
+    content_owner: F<WireIdent<'a>>,
+    #[serde(default, borrow)]
+    parent_share_id: F<S<'a>>,
+    #[serde(default, borrow)]
+    recipients: F<Vec<WireIdent<'a>>>,
+    #[serde(default, borrow)]
+    reply_to: F<WireIdent<'a>>,
+    #[serde(default, borrow)]
+    text: F<S<'a>>,
+    #[serde(default, borrow)]
+    order_id: F<S<'a>>,
+    #[serde(default, borrow)]
+    amount: F<&'a RawValue>,
+    #[serde(default, borrow)]
+    currency: F<S<'a>>,
+    #[serde(default, borrow)]
+    referral_share_id: F<S<'a>>,
+    #[serde(default, borrow)]
+    grantee: F<S<'a>>,
+    #[serde(default, borrow)]
+    purpose: F<S<'a>>,
+    #[serde(default, borrow)]
+    channel: F<S<'a>>,
+    #[serde(default)]
+    granted: F<bool>,
+    #[serde(default, borrow)]
+    expires_at: F<S<'a>>,
+}
 
 /// The event, when the line is certainly valid and in a form this decoder knows.
-pub fn decode(line: &[u8], currency: &str) -> Option<Event> {
+pub fn decode<'a>(line: &'a [u8], currency: &str) -> Option<Event<'a>> {
     if line.len() > MAX_LINE_BYTES {
         return None;
     }
-    let value: Value = serde_json::from_slice(line).ok()?;
-    let obj = value.as_object()?;
-    let (kind, fields): (Kind, &[&str]) = match obj.get("type")?.as_str()? {
-        "identify" => (Kind::Identify, &["link"]),
-        "unlink" => (Kind::Unlink, &["link"]),
-        "share" => (
-            Kind::Share,
-            &["content_id", "content_owner", "parent_share_id", "recipients"],
-        ),
-        "comment" => (
-            Kind::Comment,
-            &["content_id", "content_owner", "reply_to", "text"],
-        ),
-        "purchase" => (
-            Kind::Purchase,
-            &["order_id", "amount", "currency", "referral_share_id"],
-        ),
-        "permission" => (
-            Kind::Permission,
-            &["grantee", "purpose", "channel", "granted", "expires_at"],
-        ),
+    let w: Wire<'a> = serde_json::from_slice(line).ok()?;
+    let kind = match w.kind.0.as_ref() {
+        "identify" => Kind::Identify,
+        "unlink" => Kind::Unlink,
+        "share" => Kind::Share,
+        "comment" => Kind::Comment,
+        "purchase" => Kind::Purchase,
+        "permission" => Kind::Permission,
         _ => return None,
     };
-    if !obj
-        .keys()
-        .all(|k| COMMON.contains(&k.as_str()) || fields.contains(&k.as_str()))
-    {
+    // Fields of other types must be absent: pydantic forbids them even when null.
+    let allowed = |mask: [bool; 17]| -> bool {
+        let present = [
+            !w.link.absent(),
+            !w.content_id.absent(),
+            !w.content_owner.absent(),
+            !w.parent_share_id.absent(),
+            !w.recipients.absent(),
+            !w.reply_to.absent(),
+            !w.text.absent(),
+            !w.order_id.absent(),
+            !w.amount.absent(),
+            !w.currency.absent(),
+            !w.referral_share_id.absent(),
+            !w.grantee.absent(),
+            !w.purpose.absent(),
+            !w.channel.absent(),
+            !w.granted.absent(),
+            !w.expires_at.absent(),
+            false,
+        ];
+        present.iter().zip(mask).all(|(p, ok)| !p || ok)
+    };
+    let t = true;
+    let f = false;
+    let fits = match kind {
+        Kind::Identify | Kind::Unlink => allowed([t, f, f, f, f, f, f, f, f, f, f, f, f, f, f, f, f]),
+        Kind::Share => allowed([f, t, t, t, t, f, f, f, f, f, f, f, f, f, f, f, f]),
+        Kind::Comment => allowed([f, t, t, f, f, t, t, f, f, f, f, f, f, f, f, f, f]),
+        Kind::Purchase => allowed([f, f, f, f, f, f, f, t, t, t, t, f, f, f, f, f, f]),
+        Kind::Permission => allowed([f, f, f, f, f, f, f, f, f, f, f, t, t, t, t, t, f]),
+    };
+    if !fits {
         return None;
     }
     let mut event = Event {
-        id: text(obj.get("event_id")?, 1, 128)?,
-        kind: Some(kind),
-        ts: timestamp(obj.get("occurred_at")?.as_str()?)?,
-        actor: identifier(obj.get("actor")?)?,
-        channel: "*".to_string(),
-        ..Event::default()
+        id: text(w.event_id, 1, 128)?,
+        ..Event::new(String::new(), kind, timestamp(&w.occurred_at.0)?, identifier(&w.actor)?)
     };
-    if let Some(source) = present(obj, "source") {
+    if let Some(source) = w.source.get() {
         token(source)?;
     }
-    if let Some(version) = obj.get("schema_version") {
-        if version.as_number()?.as_str() != "1" {
+    match &w.schema_version.0 {
+        None => {}
+        Some(Some(raw)) if raw.get() == "1" => {}
+        Some(_) => return None,
+    }
+    if let Some(properties) = w.properties.get() {
+        if !properties.get().starts_with('{') {
             return None;
         }
     }
-    if let Some(properties) = present(obj, "properties") {
-        properties.as_object()?;
-    }
     match kind {
         Kind::Identify | Kind::Unlink => {
-            let link = identifier(obj.get("link")?)?;
+            let link = identifier(w.link.get()?)?;
             if link == event.actor {
                 return None;
             }
             event.link = Some(link);
         }
         Kind::Share => {
-            text(obj.get("content_id")?, 1, 128)?;
-            event.content_owner = optional(obj, "content_owner", identifier)?;
-            event.parent = optional(obj, "parent_share_id", |v| text(v, 1, 128))?;
-            if event.parent.as_deref() == Some(event.id.as_str()) {
+            check_text(w.content_id.get()?, 1, 128)?;
+            event.content_owner = optional(&w.content_owner, identifier)?;
+            event.parent = match w.parent_share_id.get() {
+                None => None,
+                Some(p) => Some(text_ref(p, 1, 128)?),
+            };
+            if event.parent.as_deref() == Some(event.id.as_ref()) {
                 return None;
             }
-            if let Some(list) = present(obj, "recipients") {
-                let list = list.as_array()?;
+            if let Some(list) = w.recipients.get() {
                 if list.len() > MAX_RECIPIENTS {
                     return None;
                 }
@@ -159,57 +296,66 @@ pub fn decode(line: &[u8], currency: &str) -> Option<Event> {
             }
         }
         Kind::Comment => {
-            text(obj.get("content_id")?, 1, 128)?;
-            event.content_owner = optional(obj, "content_owner", identifier)?;
-            event.reply_to = optional(obj, "reply_to", identifier)?;
-            optional(obj, "text", |v| text(v, 0, MAX_TEXT))?;
+            check_text(w.content_id.get()?, 1, 128)?;
+            event.content_owner = optional(&w.content_owner, identifier)?;
+            event.reply_to = optional(&w.reply_to, identifier)?;
+            if let Some(t) = w.text.get() {
+                check_text(t, 0, MAX_TEXT)?;
+            }
         }
         Kind::Purchase => {
-            text(obj.get("order_id")?, 1, 128)?;
-            event.units = amount(obj.get("amount")?)?;
-            let code = obj.get("currency")?.as_str()?;
+            check_text(w.order_id.get()?, 1, 128)?;
+            event.units = amount(w.amount.get()?.get())?;
+            let code = w.currency.get()?.0.as_ref();
             if code.len() != 3
                 || !code.bytes().all(|b| b.is_ascii_alphabetic())
                 || !code.eq_ignore_ascii_case(currency)
             {
                 return None;
             }
-            event.referral = optional(obj, "referral_share_id", |v| text(v, 1, 128))?;
+            event.referral = match w.referral_share_id.get() {
+                None => None,
+                Some(r) => Some(text_ref(r, 1, 128)?),
+            };
         }
         Kind::Permission => {
-            event.grantee = text(obj.get("grantee")?, 1, 128)?;
-            event.purpose = token(obj.get("purpose")?)?;
-            if let Some(channel) = obj.get("channel") {
-                event.channel = token(channel)?;
+            event.grantee = text_ref(w.grantee.get()?, 1, 128)?;
+            event.purpose = token(w.purpose.get()?)?;
+            match &w.channel.0 {
+                None => {}
+                Some(Some(channel)) => event.channel = token(channel)?,
+                Some(None) => return None,
             }
-            event.granted = obj.get("granted")?.as_bool()?;
-            event.expires = optional(obj, "expires_at", |v| timestamp(v.as_str()?))?;
+            event.granted = *w.granted.get()?;
+            event.expires = match w.expires_at.get() {
+                None => None,
+                Some(s) => Some(timestamp(&s.0)?),
+            };
         }
     }
     Some(event)
 }
 
-/// The field's value unless it is absent or null.
-fn present<'a>(obj: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
-    obj.get(name).filter(|v| !v.is_null())
-}
-
-/// `Some(None)` when absent or null, `Some(Some(x))` when valid, `None` when not.
-fn optional<T>(
-    obj: &Map<String, Value>,
-    name: &str,
-    parse: impl Fn(&Value) -> Option<T>,
-) -> Option<Option<T>> {
-    match present(obj, name) {
+fn optional(field: &F<WireIdent<'_>>, parse: impl Fn(&WireIdent<'_>) -> Option<String>) -> Option<Option<String>> {
+    match field.get() {
         None => Some(None),
         Some(value) => parse(value).map(Some),
     }
 }
 
-fn text(value: &Value, min: usize, max: usize) -> Option<String> {
-    let s = value.as_str()?;
-    let n = s.chars().count();
-    (min <= n && n <= max).then(|| s.to_string())
+fn check_text(s: &S<'_>, min: usize, max: usize) -> Option<()> {
+    let n = s.0.chars().count();
+    (min <= n && n <= max).then_some(())
+}
+
+fn text(s: S<'_>, min: usize, max: usize) -> Option<Cow<'_, str>> {
+    check_text(&s, min, max)?;
+    Some(s.0)
+}
+
+fn text_ref<'a>(s: &S<'a>, min: usize, max: usize) -> Option<Cow<'a, str>> {
+    check_text(s, min, max)?;
+    Some(s.0.clone())
 }
 
 /// Python's `str.strip()` on ASCII: these are its ASCII white-space characters.
@@ -217,8 +363,8 @@ fn strip(s: &str) -> &str {
     s.trim_matches(|c: char| matches!(c, ' ' | '\t' | '\n' | '\r' | '\x0b' | '\x0c' | '\x1c'..='\x1f'))
 }
 
-fn token(value: &Value) -> Option<String> {
-    let raw = value.as_str()?;
+fn token(value: &S<'_>) -> Option<String> {
+    let raw = value.0.as_ref();
     if !raw.is_ascii() {
         return None;
     }
@@ -234,13 +380,9 @@ fn token(value: &Value) -> Option<String> {
     ok.then_some(t)
 }
 
-fn identifier(value: &Value) -> Option<String> {
-    let obj = value.as_object()?;
-    if obj.len() != 2 {
-        return None;
-    }
-    let kind = obj.get("kind")?.as_str()?;
-    let raw = obj.get("value")?.as_str()?;
+fn identifier(ident: &WireIdent<'_>) -> Option<String> {
+    let kind = ident.kind.0.as_ref();
+    let raw = ident.value.0.as_ref();
     let kb = kind.as_bytes();
     if kb.is_empty()
         || kb.len() > 32
@@ -252,15 +394,19 @@ fn identifier(value: &Value) -> Option<String> {
     {
         return None;
     }
-    let value: String = match kind {
-        "phone" => raw.chars().filter(|c| !" -.()".contains(*c)).collect(),
-        "email" => strip(raw).to_ascii_lowercase(),
-        _ => strip(raw).to_string(),
-    };
-    if value.is_empty() || value.len() > MAX_VALUE || value.bytes().any(|b| b < 0x20 || b == 0x7f) {
+    let mut key = String::with_capacity(kind.len() + 1 + raw.len());
+    key.push_str(kind);
+    key.push(':');
+    match kind {
+        "phone" => key.extend(raw.chars().filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))),
+        "email" => key.extend(strip(raw).chars().map(|c| c.to_ascii_lowercase())),
+        _ => key.push_str(strip(raw)),
+    }
+    let value = &key.as_bytes()[kind.len() + 1..];
+    if value.is_empty() || value.len() > MAX_VALUE || value.iter().any(|&b| b < 0x20 || b == 0x7f) {
         return None;
     }
-    Some(format!("{kind}:{value}"))
+    Some(key)
 }
 
 fn digits(b: &[u8]) -> Option<i64> {
@@ -319,12 +465,12 @@ pub fn timestamp(s: &str) -> Option<i64> {
     (0..YEAR_10000_US).contains(&ts).then_some(ts)
 }
 
-/// A non-negative plain decimal (at most 8 significant decimals) in 10**-8 units.
-fn amount(value: &Value) -> Option<u128> {
-    let s = match value {
-        Value::Number(n) => n.as_str(),
-        Value::String(s) => s.as_str(),
-        _ => return None,
+/// A non-negative plain decimal (at most 8 significant decimals) in 10**-8 units, from a
+/// JSON number or a string without escapes.
+fn amount(raw: &str) -> Option<u128> {
+    let s = match raw.strip_prefix('"') {
+        Some(inner) => inner.strip_suffix('"')?,
+        None => raw,
     };
     let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
     if whole.is_empty()

@@ -8,7 +8,8 @@
 use crate::decode::{Event, Kind, DAY_US};
 use crate::scales::Scales;
 use num_bigint::BigUint;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
+use std::collections::BTreeMap;
 
 pub type Id = u32;
 pub const R_SHARE: usize = 6;
@@ -23,19 +24,31 @@ pub const S_REACH: usize = 2;
 pub const S_REVENUE: usize = 3;
 
 /// One identifier's counters for one UTC day: done by type (0-5), received by kind (6-9),
-/// purchases (10), and the amount spent in 10**-8 units.
+/// purchases (10), and the amount spent in 10**-8 units. Counters are per identifier and
+/// day, so 32 bits hold any real stream; they saturate rather than wrap.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DayBucket {
-    pub day: i64,
-    pub counts: [u64; COUNTERS],
+    pub day: i32,
+    pub counts: [u32; COUNTERS],
     pub amount: u128,
 }
 
-/// Interactions from one identifier to another on one day: reply, comment, share, recipient.
+impl DayBucket {
+    pub fn day(&self) -> i64 {
+        i64::from(self.day)
+    }
+    pub fn bump(&mut self, counter: usize) {
+        self.counts[counter] = self.counts[counter].saturating_add(1);
+    }
+}
+
+/// Interactions from one identifier to another on one day: reply, comment, share,
+/// recipient. An identifier's ties are one vector sorted by (target, day).
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct EdgeDay {
-    pub day: i64,
-    pub counts: [u64; 4],
+pub struct Tie {
+    pub target: Id,
+    pub day: i32,
+    pub counts: [u32; 4],
 }
 
 /// (ts, event_id, granted, expires)
@@ -48,7 +61,7 @@ pub struct Ident {
     pub key: String,
     pub first: (i64, String),
     pub days: Vec<DayBucket>,
-    pub out: BTreeMap<Id, Vec<EdgeDay>>,
+    pub out: Vec<Tie>,
     pub shares: Vec<String>,
     pub consent: BTreeMap<Scope, Vec<ConsentEntry>>,
     pub mentions: Vec<i64>,
@@ -58,6 +71,7 @@ pub struct Ident {
 impl Ident {
     /// The bucket of a day, added in day order if new (in a time-ordered stream: the last).
     pub fn bucket(&mut self, day: i64) -> &mut DayBucket {
+        let day = i32::try_from(day).expect("days since 1970 before year 10000 fit 32 bits");
         let at = match self.days.last() {
             Some(last) if last.day == day => self.days.len() - 1,
             Some(last) if last.day < day => self.push_day(day),
@@ -73,7 +87,7 @@ impl Ident {
         &mut self.days[at]
     }
 
-    fn push_day(&mut self, day: i64) -> usize {
+    fn push_day(&mut self, day: i32) -> usize {
         self.days.push(DayBucket { day, ..DayBucket::default() });
         self.days.len() - 1
     }
@@ -200,11 +214,12 @@ impl Facts {
     }
 
     /// Apply one valid event; false (and no change) when its event_id was seen before.
-    pub fn apply(&mut self, event: &Event, position: i64) -> bool {
-        if self.seen.contains(event.id.as_str()) {
+    pub fn apply(&mut self, event: &Event<'_>, position: i64) -> bool {
+        let event_id: &str = &event.id;
+        if self.seen.contains(event_id) {
             return false;
         }
-        self.seen.insert(event.id.as_str().into());
+        self.seen.insert(event_id.into());
         let ts = event.ts;
         let day = ts.div_euclid(DAY_US);
         if self.max_ts.is_none_or(|m| ts > m) {
@@ -212,14 +227,14 @@ impl Facts {
         }
         let mut named: Vec<Id> = Vec::with_capacity(4);
         for key in event.identifiers() {
-            let (id, new) = self.intern(key, (ts, &event.id));
+            let (id, new) = self.intern(key, (ts, event_id));
             if named.contains(&id) {
                 continue;
             }
             if !new {
                 let first = &self.idents[id as usize].first;
-                if (ts, event.id.as_str()) < (first.0, first.1.as_str()) {
-                    self.idents[id as usize].first = (ts, event.id.clone());
+                if (ts, event_id) < (first.0, first.1.as_str()) {
+                    self.idents[id as usize].first = (ts, event_id.to_string());
                     self.forget_person(id);
                     self.touched.insert(id);
                 }
@@ -229,12 +244,12 @@ impl Facts {
             named.push(id);
         }
         let actor = named[0];
-        let kind = event.kind();
-        self.idents[actor as usize].bucket(day).counts[kind.done()] += 1;
+        let kind = event.kind;
+        self.idents[actor as usize].bucket(day).bump(kind.done());
         match kind {
             Kind::Identify | Kind::Unlink => {
                 let link = self.ids[event.link.as_deref().unwrap_or_default()];
-                self.link(actor, link, (ts, event.id.clone(), kind == Kind::Identify));
+                self.link(actor, link, (ts, event_id.to_string(), kind == Kind::Identify));
                 self.forget_person(actor);
                 self.forget_person(link);
                 self.touched.insert(actor);
@@ -254,21 +269,21 @@ impl Facts {
                 let weight = self.scales.weight(day);
                 let ident = &mut self.idents[actor as usize];
                 let bucket = ident.bucket(day);
-                bucket.counts[PURCHASES] += 1;
+                bucket.bump(PURCHASES);
                 bucket.amount += units;
                 ident.sums[S_CONSUMPTION] += BigUint::from(units) * weight;
                 self.touched.insert(actor);
-                if let Some(sid) = &event.referral {
-                    insort(self.referrals.entry(sid.clone()).or_default(), (ts, units));
-                    self.dirty.referrals.insert(sid.clone());
+                if let Some(sid) = event.referral.as_deref() {
+                    insort(self.referrals.entry(sid.to_string()).or_default(), (ts, units));
+                    self.dirty.referrals.insert(sid.to_string());
                     if self.shares.contains_key(sid) {
                         self.credit_chain(sid, S_REVENUE, units, units, day);
                     }
                 }
             }
             Kind::Permission => {
-                let scope = (event.grantee.clone(), event.purpose.clone(), event.channel.clone());
-                let entry = (ts, event.id.clone(), event.granted, event.expires);
+                let scope = (event.grantee.to_string(), event.purpose.clone(), event.channel.clone());
+                let entry = (ts, event_id.to_string(), event.granted, event.expires);
                 let history = self.idents[actor as usize].consent.entry(scope).or_default();
                 insort(history, entry);
             }
@@ -285,7 +300,7 @@ impl Facts {
         let weight = self.scales.weight(day);
         let popularity = BigUint::from(self.received[kind - R_SHARE]) * weight;
         let receiver = &mut self.idents[target as usize];
-        receiver.bucket(day).counts[kind] += 1;
+        receiver.bucket(day).bump(kind);
         receiver.sums[S_POPULARITY] += popularity;
         self.touched.insert(target);
         let field = match kind {
@@ -294,13 +309,14 @@ impl Facts {
             R_SHARE => 2,
             _ => 3,
         };
-        let ties = self.idents[actor as usize].out.entry(target).or_default();
-        match ties.iter_mut().find(|e| e.day == day) {
-            Some(edge) => edge.counts[field] += 1,
-            None => {
-                let mut edge = EdgeDay { day, counts: [0; 4] };
-                edge.counts[field] = 1;
-                ties.push(edge);
+        let day = day as i32; // checked by `bucket` above
+        let ties = &mut self.idents[actor as usize].out;
+        match ties.binary_search_by(|t| (t.target, t.day).cmp(&(target, day))) {
+            Ok(at) => ties[at].counts[field] = ties[at].counts[field].saturating_add(1),
+            Err(at) => {
+                let mut tie = Tie { target, day, counts: [0; 4] };
+                tie.counts[field] = 1;
+                ties.insert(at, tie);
             }
         }
     }
@@ -324,7 +340,7 @@ impl Facts {
         }
     }
 
-    fn share(&mut self, event: &Event, actor: Id, day: i64) {
+    fn share(&mut self, event: &Event<'_>, actor: Id, day: i64) {
         if let Some(owner) = &event.content_owner {
             self.receive(actor, self.ids[owner.as_str()], day, R_SHARE);
         }
@@ -338,15 +354,15 @@ impl Facts {
         for &recipient in &recipients {
             self.receive(actor, recipient, day, R_RECIPIENT);
         }
-        let sid = event.id.clone();
+        let sid = event.id.to_string();
         let n = recipients.len() as u64;
         self.shares.insert(
             sid.clone(),
-            Share { actor, ts: event.ts, parent: event.parent.clone(), recipients: n },
+            Share { actor, ts: event.ts, parent: event.parent.as_deref().map(str::to_string), recipients: n },
         );
         self.idents[actor as usize].shares.push(sid.clone());
-        if let Some(parent) = &event.parent {
-            insort(self.children.entry(parent.clone()).or_default(), sid.clone());
+        if let Some(parent) = event.parent.as_deref() {
+            insort(self.children.entry(parent.to_string()).or_default(), sid.clone());
         }
         if self.children.contains_key(&sid) || self.referrals.contains_key(&sid) {
             // Re-shares or referred purchases arrived before this share: the credit they
@@ -361,7 +377,7 @@ impl Facts {
     /// then the nearest ancestor share each other identifier authored.
     pub fn ancestors(&self, share_id: &str) -> Vec<(Id, usize)> {
         let mut credited: Vec<(Id, usize)> = Vec::new();
-        let mut visited: HashSet<&str> = HashSet::new();
+        let mut visited: Vec<&str> = Vec::new();
         let mut current = Some(share_id);
         let mut depth = 0;
         while let Some(sid) = current {
@@ -369,9 +385,10 @@ impl Facts {
                 break;
             }
             let Some(share) = self.shares.get(sid) else { break };
-            if !visited.insert(sid) {
+            if visited.contains(&sid) {
                 break;
             }
+            visited.push(sid);
             if !credited.iter().any(|(a, _)| *a == share.actor) {
                 credited.push((share.actor, depth));
             }

@@ -5,7 +5,7 @@
 use crate::facts::{Facts, Id, LinkEntry, Person};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt, HashSet};
 use std::rc::Rc;
 
 pub fn person_id_of(anchor: &str, id_key: &[u8]) -> String {
@@ -44,7 +44,7 @@ pub fn current_person(facts: &mut Facts, id: Id, id_key: &[u8]) -> Rc<Person> {
     }
     let mut component = vec![id];
     let mut frontier = vec![id];
-    let mut seen = std::collections::HashSet::from([id]);
+    let mut seen = HashSet::from_iter([id]);
     while let Some(node) = frontier.pop() {
         for &next in facts.adjacency.get(&node).into_iter().flatten() {
             if seen.insert(next) {

@@ -64,10 +64,100 @@ pub fn format_micros(ts: i64) -> String {
     }
 }
 
-/// Round to 4 decimals, half to even on the exact binary value (as Python's ``round``).
+/// Round to 4 decimals, half to even on the exact binary value (as Python's `round`).
+///
+/// `x * 1e4` is off from the exact product by at most one ulp, so rounding it decides the
+/// same integer unless the product lies within a few ulps of a half; only then is the
+/// exact (and slow) decimal formatting consulted. Dividing that integer by 1e4 is
+/// correctly rounded, which is what Python's `round` returns.
 pub fn round4(value: f64) -> f64 {
-    if !value.is_finite() {
-        return value;
+    let scaled = value * 1e4;
+    if !scaled.is_finite() || scaled.abs() >= 4_503_599_627_370_496.0 {
+        return value; // |x| >= 2**52 / 1e4: already at (or beyond) 4-decimal resolution
+    }
+    let fraction = scaled - scaled.floor();
+    if (fraction - 0.5).abs() > 8.0 * f64::EPSILON * scaled.abs().max(1.0) {
+        return scaled.round_ties_even() / 1e4;
     }
     format!("{value:.4}").parse().unwrap_or(value)
+}
+
+/// Compact JSON text of a value (object keys in the order written).
+pub fn write_json(out: &mut Vec<u8>, value: &J) {
+    match value {
+        J::Null => out.extend_from_slice(b"null"),
+        J::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        J::Int(i) => out.extend_from_slice(i.to_string().as_bytes()),
+        J::Float(f) => {
+            let text = if f.is_finite() { f.to_string() } else { "null".to_string() };
+            out.extend_from_slice(text.as_bytes());
+            if f.is_finite() && !text.contains(['.', 'e', 'E']) {
+                out.extend_from_slice(b".0");
+            }
+        }
+        J::Str(s) => write_str(out, s),
+        J::List(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_json(out, item);
+            }
+            out.push(b']');
+        }
+        J::Obj(fields) => {
+            out.push(b'{');
+            for (i, (k, v)) in fields.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_str(out, k);
+                out.push(b':');
+                write_json(out, v);
+            }
+            out.push(b'}');
+        }
+    }
+}
+
+pub fn write_str(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    for &b in s.as_bytes() {
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0..=0x1f => out.extend_from_slice(format!("\\u{b:04x}").as_bytes()),
+            _ => out.push(b),
+        }
+    }
+    out.push(b'"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round4_agrees_with_exact_decimal_rounding() {
+        let mut x = 0.000_01_f64;
+        while x < 1e9 {
+            for v in [x, x * 1.000_000_7, x + 0.000_05, 0.031_25, 2.675, 1.000_05] {
+                let exact: f64 = format!("{v:.4}").parse().unwrap();
+                assert_eq!(round4(v), exact, "{v}");
+            }
+            x *= 1.37;
+        }
+    }
+
+    #[test]
+    fn json_text_escapes_and_keeps_floats_floats() {
+        let mut out = Vec::new();
+        let row = J::obj(vec![("a", J::s("q\"\\\n\u{1}é")), ("b", J::Float(1.0)), ("c", J::Int(-3))]);
+        write_json(&mut out, &row);
+        assert_eq!(String::from_utf8(out).unwrap(), r#"{"a":"q\"\\\n\u0001é","b":1.0,"c":-3}"#);
+    }
 }

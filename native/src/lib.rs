@@ -15,6 +15,7 @@ mod tables;
 mod value;
 
 use decode::{Event, Kind};
+use std::borrow::Cow;
 use facts::{Facts, Id};
 use json::J;
 use pyo3::exceptions::{PyKeyError, PyValueError};
@@ -87,37 +88,31 @@ fn kind_name(kind: Kind) -> &'static str {
     ["identify", "unlink", "share", "comment", "purchase", "permission"][kind as usize]
 }
 
-fn from_flat(flat: FlatEvent) -> PyResult<Event> {
+fn from_flat(flat: FlatEvent) -> PyResult<Event<'static>> {
     let (id, kind, ts, actor, link, content_owner, reply_to, recipients, parent, units, referral, permission) =
         flat;
-    let mut event = Event {
-        id,
-        kind: Some(kind_of(&kind)?),
-        ts,
-        actor,
-        link,
-        content_owner,
-        reply_to,
-        recipients,
-        parent,
-        units,
-        referral,
-        channel: "*".into(),
-        ..Event::default()
-    };
+    let mut event = Event::new(id, kind_of(&kind)?, ts, actor);
+    event.link = link;
+    event.content_owner = content_owner;
+    event.reply_to = reply_to;
+    event.recipients = recipients;
+    event.parent = parent.map(Cow::Owned);
+    event.units = units;
+    event.referral = referral.map(Cow::Owned);
     if let Some((grantee, purpose, channel, granted, expires)) = permission {
-        (event.grantee, event.purpose, event.channel, event.granted, event.expires) =
-            (grantee, purpose, channel, granted, expires);
+        event.grantee = Cow::Owned(grantee);
+        (event.purpose, event.channel, event.granted, event.expires) = (purpose, channel, granted, expires);
     }
     Ok(event)
 }
 
-fn to_flat(event: Event) -> FlatEvent {
-    let kind = event.kind();
-    let permission = (kind == Kind::Permission)
-        .then(|| (event.grantee, event.purpose, event.channel, event.granted, event.expires));
+fn to_flat(event: Event<'_>) -> FlatEvent {
+    let kind = event.kind;
+    let permission = (kind == Kind::Permission).then(|| {
+        (event.grantee.to_string(), event.purpose, event.channel, event.granted, event.expires)
+    });
     (
-        event.id,
+        event.id.to_string(),
         kind_name(kind).to_string(),
         event.ts,
         event.actor,
@@ -125,9 +120,9 @@ fn to_flat(event: Event) -> FlatEvent {
         event.content_owner,
         event.reply_to,
         event.recipients,
-        event.parent,
+        event.parent.map(Cow::into_owned),
         event.units,
-        event.referral,
+        event.referral.map(Cow::into_owned),
         permission,
     )
 }
@@ -171,15 +166,11 @@ impl Core {
         if credit.len() != cascade_depth + 1 || tiers.is_empty() || half_life <= 0.0 {
             return Err(PyValueError::new_err("inconsistent core configuration"));
         }
-        let facts = Facts::new(Scales::new(half_life), received, credit.clone(), cascade_depth);
+        let facts = Facts::new(Scales::new(half_life), received, credit, cascade_depth);
         let cfg = Config {
             currency,
             id_key,
-            half_life,
-            received,
             ties,
-            credit,
-            cascade_depth,
             consumption_scale,
             popularity_scale,
             social_scale,
@@ -195,17 +186,20 @@ impl Core {
     /// Decode and apply a batch of lines at log positions `start`...; lines the fast path
     /// cannot vouch for go to `fallback(line)`, which answers (reason, error) for a
     /// rejection or the flat event. Returns (rejections as (index, reason, error),
-    /// duplicates as (index, event_id), accepted event ids).
+    /// duplicates as (index, event_id), the number accepted, their ids as a JSON array).
     #[allow(clippy::type_complexity)]
-    fn process(
+    fn process<'py>(
         &mut self,
-        lines: Vec<Bound<'_, PyBytes>>,
+        py: Python<'py>,
+        lines: Vec<Bound<'py, PyBytes>>,
         start: i64,
-        fallback: Bound<'_, PyAny>,
-    ) -> PyResult<(Vec<(usize, String, String)>, Vec<(usize, String)>, Vec<String>)> {
+        fallback: Bound<'py, PyAny>,
+    ) -> PyResult<(Vec<(usize, String, String)>, Vec<(usize, String)>, usize, Bound<'py, PyBytes>)> {
         let mut rejected = Vec::new();
         let mut duplicates = Vec::new();
-        let mut accepted = Vec::with_capacity(lines.len());
+        let mut accepted = 0;
+        let mut ids = Vec::with_capacity(lines.len() * 16);
+        ids.push(b'[');
         for (index, line) in lines.iter().enumerate() {
             let event = match decode::decode(line.as_bytes(), &self.cfg.currency) {
                 Some(event) => event,
@@ -220,18 +214,34 @@ impl Core {
                 }
             };
             if self.facts.apply(&event, start + index as i64) {
-                accepted.push(event.id);
+                if accepted > 0 {
+                    ids.push(b',');
+                }
+                json::write_str(&mut ids, &event.id);
+                accepted += 1;
             } else {
-                duplicates.push((index, event.id));
+                duplicates.push((index, event.id.into_owned()));
             }
         }
-        Ok((rejected, duplicates, accepted))
+        ids.push(b']');
+        Ok((rejected, duplicates, accepted, PyBytes::new(py, &ids)))
     }
 
-    /// (score changes, marketing triggers) for the persons touched since the last call.
-    fn score_changes<'py>(&mut self, py: Python<'py>) -> PyResult<(Bound<'py, PyList>, Bound<'py, PyList>)> {
+    /// (score changes, marketing triggers) for the persons touched since the last call,
+    /// each record as JSON text.
+    fn score_changes<'py>(&mut self, py: Python<'py>) -> (Vec<Bound<'py, PyBytes>>, Vec<Bound<'py, PyBytes>>) {
         let (changes, triggers) = changes::score_changes(&mut self.facts, &self.cfg);
-        Ok((to_py_list(py, &changes)?, to_py_list(py, &triggers)?))
+        let text = |rows: Vec<J>| -> Vec<Bound<'py, PyBytes>> {
+            let mut out = Vec::with_capacity(rows.len());
+            let mut buffer = Vec::with_capacity(256);
+            for row in &rows {
+                buffer.clear();
+                json::write_json(&mut buffer, row);
+                out.push(PyBytes::new(py, &buffer));
+            }
+            out
+        };
+        (text(changes), text(triggers))
     }
 
     /// The dirty facts as (table, key, record), and forget that they were dirty.
@@ -274,10 +284,13 @@ impl Core {
                     pending.push((self.facts.ids[&key], ties));
                 }
                 for (id, ties) in pending {
-                    for (target, edges) in ties {
+                    let mut out = Vec::with_capacity(ties.len());
+                    for (target, day, counts) in ties {
                         let target = *self.facts.ids.get(&target).ok_or_else(|| bad(format!("tie to unknown {target}")))?;
-                        self.facts.idents[id as usize].out.insert(target, edges);
+                        out.push(facts::Tie { target, day, counts });
                     }
+                    out.sort_by_key(|t| (t.target, t.day));
+                    self.facts.idents[id as usize].out = out;
                 }
             }
             "p" => {

@@ -5,7 +5,7 @@
 use num_bigint::BigUint;
 use num_traits::{ToPrimitive, Zero};
 use std::cell::RefCell;
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 
 pub const FX: i64 = 48;
 pub const CREDIT_FX: i64 = 16;
@@ -16,11 +16,7 @@ pub const WEIGHT_FX: i64 = 8;
 pub struct Config {
     pub currency: String,
     pub id_key: Vec<u8>,
-    pub half_life: f64,
-    pub received: [u64; 4],
     pub ties: [u64; 4],
-    pub credit: Vec<u64>,
-    pub cascade_depth: usize,
     pub consumption_scale: f64,
     pub popularity_scale: f64,
     pub social_scale: f64,

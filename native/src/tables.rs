@@ -114,25 +114,24 @@ impl<'a> View<'a> {
         let mut pairs: BTreeMap<(&str, &str), ([u64; 4], BigUint, usize, usize)> = BTreeMap::new();
         for (source, ident) in facts.idents.iter().enumerate() {
             let Some(&from) = person_of.get(&(source as Id)) else { continue };
-            for (target, days) in &ident.out {
-                let Some(&to) = person_of.get(target) else { continue };
+            for tie in &ident.out {
+                let Some(&to) = person_of.get(&tie.target) else { continue };
                 if persons[to].person_id == persons[from].person_id {
                     continue;
                 }
                 let key = (persons[from].person_id.as_str(), persons[to].person_id.as_str());
                 let acc = pairs.entry(key).or_insert_with(|| ([0; 4], BigUint::default(), from, to));
-                for edge in days {
-                    if edge.day > self.as_of_day {
-                        continue;
-                    }
-                    let c = edge.counts;
-                    for i in 0..4 {
-                        acc.0[i] += c[i];
-                    }
-                    let tie: u128 = (0..4).map(|i| u128::from(ties[i]) * u128::from(c[i])).sum();
-                    if tie != 0 {
-                        acc.1 += BigUint::from(tie) * facts.scales.weight(edge.day);
-                    }
+                let day = i64::from(tie.day);
+                if day > self.as_of_day {
+                    continue;
+                }
+                let c = tie.counts;
+                for i in 0..4 {
+                    acc.0[i] += u64::from(c[i]);
+                }
+                let tie: u128 = (0..4).map(|i| u128::from(ties[i]) * u128::from(c[i])).sum();
+                if tie != 0 {
+                    acc.1 += BigUint::from(tie) * facts.scales.weight(day);
                 }
             }
         }

@@ -16,18 +16,18 @@ const AMOUNT_SCALE: f64 = 100_000_000.0;
 pub fn merged_days(facts: &Facts, members: &[Id], last_day: i64) -> Vec<DayBucket> {
     if let [only] = members {
         let days = &facts.idents[*only as usize].days;
-        let end = days.partition_point(|b| b.day <= last_day);
+        let end = days.partition_point(|b| b.day() <= last_day);
         return days[..end].to_vec();
     }
     let mut merged: BTreeMap<i64, DayBucket> = BTreeMap::new();
     for &id in members {
         for bucket in &facts.idents[id as usize].days {
-            if bucket.day > last_day {
+            if bucket.day() > last_day {
                 break;
             }
-            let total = merged.entry(bucket.day).or_insert_with(|| DayBucket { day: bucket.day, ..DayBucket::default() });
+            let total = merged.entry(bucket.day()).or_insert_with(|| DayBucket { day: bucket.day, ..DayBucket::default() });
             for i in 0..COUNTERS {
-                total.counts[i] += bucket.counts[i];
+                total.counts[i] = total.counts[i].saturating_add(bucket.counts[i]);
             }
             total.amount += bucket.amount;
         }
@@ -38,7 +38,7 @@ pub fn merged_days(facts: &Facts, members: &[Id], last_day: i64) -> Vec<DayBucke
 /// RFM in the customer-base-analysis convention (purchases merged per day).
 pub fn rfm(days: &[DayBucket], as_of_day: i64) -> Option<Vec<(&'static str, J)>> {
     let purchase_days: Vec<&DayBucket> = days.iter().filter(|b| b.counts[PURCHASES] > 0).collect();
-    let first = purchase_days.first()?.day;
+    let first = purchase_days.first()?.day();
     let repeat = &purchase_days[1..];
     let mut monetary = 0.0;
     if !repeat.is_empty() {
@@ -53,7 +53,7 @@ pub fn rfm(days: &[DayBucket], as_of_day: i64) -> Option<Vec<(&'static str, J)>>
         };
         monetary = format!("{}.{:04}", q / 10_000, q % 10_000).parse().unwrap_or(0.0);
     }
-    let last = purchase_days.last()?.day;
+    let last = purchase_days.last()?.day();
     Some(vec![
         ("frequency", J::Int(repeat.len() as i128)),
         ("recency", J::Int(i128::from(last - first))),
@@ -68,10 +68,10 @@ pub fn ident_sums(facts: &Facts, id: Id, as_of_day: i64, cutoff: i64) -> [BigUin
     let mut consumption = BigUint::default();
     let mut popularity = BigUint::default();
     for b in &facts.idents[id as usize].days {
-        if b.day > as_of_day {
+        if b.day() > as_of_day {
             continue;
         }
-        let weight = facts.scales.weight(b.day);
+        let weight = facts.scales.weight(b.day());
         if b.amount != 0 {
             consumption += BigUint::from(b.amount) * &weight;
         }
@@ -175,9 +175,9 @@ pub fn interaction_counts(days: &[DayBucket], as_of_day: i64) -> Vec<(&'static s
     let mut totals = [[0u64; 10]; 4];
     for bucket in days {
         for (w, total) in totals.iter_mut().enumerate() {
-            if w == 0 || bucket.day > as_of_day - WINDOWS[w - 1].1 {
+            if w == 0 || bucket.day() > as_of_day - WINDOWS[w - 1].1 {
                 for i in 0..10 {
-                    total[i] += bucket.counts[i];
+                    total[i] += u64::from(bucket.counts[i]);
                 }
             }
         }
