@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 import orjson
+
 from crm2stream import _native
 from crm2stream.core.changes import score_changes
 from crm2stream.core.config import CoreConfig
