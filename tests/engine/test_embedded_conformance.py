@@ -1,4 +1,5 @@
-"""The conformance suite against the embedded engine (rocksdict state, local log)."""
+"""The conformance suite against the embedded engine (rocksdict state, local log), with
+the compiled core and with the reference core."""
 
 from __future__ import annotations
 
@@ -7,19 +8,23 @@ from typing import Any
 
 import pytest
 
+from crm2stream.engine.cores import CoreName
 from crm2stream.engine.embedded import EmbeddedEngine
 from tests.conformance import ConformanceSuite
 from tests.core.harness import CFG
 
 
 class Embedded:
-    def __init__(self, path: Path, batch_size: int) -> None:
+    def __init__(self, path: Path, batch_size: int, core: CoreName) -> None:
         self.path = path
         self.batch_size = batch_size
+        self.core: CoreName = core
         self.engine = self._open()
 
     def _open(self) -> EmbeddedEngine:
-        return EmbeddedEngine(self.path, CFG, batch_size=self.batch_size, checkpoint_events=700)
+        return EmbeddedEngine(
+            self.path, CFG, batch_size=self.batch_size, checkpoint_events=700, core=self.core
+        )
 
     def ingest(self, lines: list[bytes]) -> dict[str, int]:
         return self.engine.ingest_lines(lines).as_dict()
@@ -39,9 +44,13 @@ class Embedded:
         self.engine = self._open()
 
 
-@pytest.fixture(params=[1, 97, 10_000], ids=["batch1", "batch97", "batch10k"])
+@pytest.fixture(
+    params=[(1, "native"), (97, "native"), (10_000, "native"), (97, "python")],
+    ids=["batch1", "batch97", "batch10k", "python-core-batch97"],
+)
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
-    embedded = Embedded(tmp_path / "data", request.param)
+    batch_size, core = request.param
+    embedded = Embedded(tmp_path / "data", batch_size, core)
     yield embedded
     embedded.engine.close()
 
