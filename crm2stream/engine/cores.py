@@ -63,6 +63,10 @@ class Core(Protocol):
     ) -> None: ...
     def rebuild_sums(self) -> None: ...
     def rows(self, table: str, as_of_day: int) -> Iterator[Row]: ...
+    def digest(self, as_of_day: int) -> str:
+        """SHA-256 of every state table as of a day (see ``tables.digest_tables``)."""
+        ...
+
     def mentions(self, keys: Iterable[str]) -> list[int]: ...
     def component(self, key: str) -> set[str] | None: ...
     def person_members(self, person_id: str, as_of_day: int) -> set[str] | None: ...
@@ -132,6 +136,9 @@ class NativeCore:
 
     def rows(self, table: str, as_of_day: int) -> Iterator[Row]:
         return iter(self._core.rows(table, as_of_day))
+
+    def digest(self, as_of_day: int) -> str:
+        return self._core.digest(as_of_day)
 
     def mentions(self, keys: Iterable[str]) -> list[int]:
         positions: list[int] = self._core.mentions(list(keys))
@@ -221,6 +228,9 @@ class PythonCore:
 
     def rows(self, table: str, as_of_day: int) -> Iterator[Row]:
         return TableView(self.facts, self.cfg, as_of_day).rows(table)
+
+    def digest(self, as_of_day: int) -> str:
+        return TableView(self.facts, self.cfg, as_of_day).digest()
 
     def mentions(self, keys: Iterable[str]) -> list[int]:
         idents = self.facts.idents

@@ -29,7 +29,6 @@ from crm2stream.core.config import CoreConfig
 from crm2stream.core.decay import Scales
 from crm2stream.core.events import AnyEvent, format_micros, timestamp_micros
 from crm2stream.core.layout import DAY_US
-from crm2stream.core.tables import digest_tables
 from crm2stream.core.validation import Rejection, decode
 from crm2stream.engine.cores import RECORD_TABLES, CoreName, make_core
 from crm2stream.engine.lines import batched, file_fingerprint, progress, strip_line
@@ -346,7 +345,7 @@ class EmbeddedEngine:
         day = self.default_day() if as_of_day is None else as_of_day
         if day is None:
             return hashlib.sha256(b"").hexdigest()
-        return digest_tables(lambda table: self.core.rows(table, day))
+        return self.core.digest(day)
 
     def members(self, who: str) -> set[str] | None:
         """The identifiers of a person id (as of the latest day) or, for an identifier

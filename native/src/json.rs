@@ -84,17 +84,68 @@ pub fn round4(value: f64) -> f64 {
 
 /// Compact JSON text of a value (object keys in the order written).
 pub fn write_json(out: &mut Vec<u8>, value: &J) {
+    write_value(out, value, false);
+}
+
+/// The canonical JSON text the digest hashes: keys sorted at every level, numbers written
+/// as the reference core's serialiser writes them, so both cores hash the same bytes.
+pub fn write_canonical(out: &mut Vec<u8>, value: &J) {
+    write_value(out, value, true);
+}
+
+/// A float as the reference serialiser writes it: the shortest digits that read back,
+/// in positional form for exponents -5..=15 (with ".0" when whole), else `de[+-]x`.
+pub fn write_float(out: &mut Vec<u8>, value: f64) {
+    if !value.is_finite() {
+        out.extend_from_slice(b"null");
+        return;
+    }
+    let sci = format!("{value:e}");
+    let (negative, sci) = match sci.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, sci.as_str()),
+    };
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
+    let mut text = String::with_capacity(24);
+    if negative {
+        text.push('-');
+    }
+    if !(-5..16).contains(&exp) {
+        text.push_str(&digits[..1]);
+        if digits.len() > 1 {
+            text.push('.');
+            text.push_str(&digits[1..]);
+        }
+        text.push('e');
+        text.push(if exp >= 0 { '+' } else { '-' });
+        text.push_str(&exp.unsigned_abs().to_string());
+    } else if exp >= 0 {
+        let whole = exp as usize + 1;
+        if digits.len() <= whole {
+            text.push_str(&digits);
+            text.extend(std::iter::repeat_n('0', whole - digits.len()));
+            text.push_str(".0");
+        } else {
+            text.push_str(&digits[..whole]);
+            text.push('.');
+            text.push_str(&digits[whole..]);
+        }
+    } else {
+        text.push_str("0.");
+        text.extend(std::iter::repeat_n('0', (-exp - 1) as usize));
+        text.push_str(&digits);
+    }
+    out.extend_from_slice(text.as_bytes());
+}
+
+fn write_value(out: &mut Vec<u8>, value: &J, sorted: bool) {
     match value {
         J::Null => out.extend_from_slice(b"null"),
         J::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
         J::Int(i) => out.extend_from_slice(i.to_string().as_bytes()),
-        J::Float(f) => {
-            let text = if f.is_finite() { f.to_string() } else { "null".to_string() };
-            out.extend_from_slice(text.as_bytes());
-            if f.is_finite() && !text.contains(['.', 'e', 'E']) {
-                out.extend_from_slice(b".0");
-            }
-        }
+        J::Float(f) => write_float(out, *f),
         J::Str(s) => write_str(out, s),
         J::List(items) => {
             out.push(b'[');
@@ -102,19 +153,23 @@ pub fn write_json(out: &mut Vec<u8>, value: &J) {
                 if i > 0 {
                     out.push(b',');
                 }
-                write_json(out, item);
+                write_value(out, item, sorted);
             }
             out.push(b']');
         }
         J::Obj(fields) => {
             out.push(b'{');
-            for (i, (k, v)) in fields.iter().enumerate() {
+            let mut order: Vec<&(String, J)> = fields.iter().collect();
+            if sorted {
+                order.sort_by(|a, b| a.0.cmp(&b.0));
+            }
+            for (i, (k, v)) in order.into_iter().enumerate() {
                 if i > 0 {
                     out.push(b',');
                 }
                 write_str(out, k);
                 out.push(b':');
-                write_json(out, v);
+                write_value(out, v, sorted);
             }
             out.push(b'}');
         }
@@ -130,6 +185,8 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
             b'\n' => out.extend_from_slice(b"\\n"),
             b'\r' => out.extend_from_slice(b"\\r"),
             b'\t' => out.extend_from_slice(b"\\t"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x0c => out.extend_from_slice(b"\\f"),
             0..=0x1f => out.extend_from_slice(format!("\\u{b:04x}").as_bytes()),
             _ => out.push(b),
         }

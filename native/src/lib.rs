@@ -345,6 +345,11 @@ impl Core {
         to_py_list(py, &rows)
     }
 
+    /// SHA-256 of every state table as of a UTC day: the reference core's digest.
+    fn digest(&self, as_of_day: i64) -> String {
+        tables::View::new(&self.facts, &self.cfg, as_of_day).digest()
+    }
+
     /// Log positions of the events naming any of these identifiers, in position order.
     fn mentions(&self, keys: Vec<String>) -> Vec<i64> {
         let mut positions: Vec<i64> = keys

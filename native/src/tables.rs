@@ -31,15 +31,43 @@ fn row(fields: Vec<(&str, J)>) -> J {
     J::obj(fields)
 }
 
+/// The state tables, in digest order.
+pub const STATE_TABLES: [&str; 7] =
+    ["persons", "identity", "interactions", "relationships", "rfm", "scores", "permissions"];
+
 impl<'a> View<'a> {
+    /// SHA-256 over every state table's canonical rows (the reference's `digest_tables`).
+    pub fn digest(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut hasher = Sha256::new();
+        let mut buffer = Vec::with_capacity(4096);
+        for table in STATE_TABLES {
+            hasher.update(format!("#{table}\n").as_bytes());
+            self.each(table, &mut |row| {
+                buffer.clear();
+                crate::json::write_canonical(&mut buffer, &row);
+                buffer.push(b'\n');
+                hasher.update(&buffer);
+            });
+        }
+        hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     pub fn new(facts: &'a Facts, cfg: &'a Config, as_of_day: i64) -> Self {
         let cutoff = end_of_day(as_of_day);
         let partition = Partition::new(facts, cutoff, &cfg.id_key);
         View { facts, cfg, as_of_day, cutoff, partition }
     }
 
+    /// Every row of a table, sorted by key.
     pub fn rows(&self, table: &str) -> Option<Vec<J>> {
-        Some(match table {
+        let mut rows = Vec::new();
+        self.each(table, &mut |row| rows.push(row)).then_some(rows)
+    }
+
+    /// Hand each row of a table to `emit`, one at a time; false for an unknown table.
+    pub fn each(&self, table: &str, emit: &mut dyn FnMut(J)) -> bool {
+        let rows = match table {
             "persons" => self.persons(),
             "identity" => self.identity(),
             "interactions" => self.per_person(|p| {
@@ -52,30 +80,35 @@ impl<'a> View<'a> {
                 Some(value_of(self.facts, &p.members, self.as_of_day, self.cutoff, self.cfg).row())
             }),
             "permissions" => self.permissions(),
-            _ => return None,
-        })
+            _ => return false,
+        };
+        for row in rows {
+            emit(row);
+        }
+        true
     }
 
-    fn per_person(&self, body: impl Fn(&Person) -> Option<Vec<(&'static str, J)>>) -> Vec<J> {
-        let mut rows = Vec::with_capacity(self.partition.persons.len());
-        for person in &self.partition.persons {
-            if let Some(fields) = body(person) {
+    fn per_person<'b>(
+        &'b self,
+        body: impl Fn(&Person) -> Option<Vec<(&'static str, J)>> + 'b,
+    ) -> Box<dyn Iterator<Item = J> + 'b> {
+        Box::new(self.partition.persons.iter().filter_map(move |person| {
+            body(person).map(|fields| {
                 let mut all = head(person, self.facts);
                 all.extend(fields);
-                rows.push(row(all));
-            }
-        }
-        rows
+                row(all)
+            })
+        }))
     }
 
-    fn persons(&self) -> Vec<J> {
+    fn persons(&self) -> Box<dyn Iterator<Item = J> + '_> {
         self.per_person(|p| {
             let ids = p.members.iter().map(|m| J::s(self.facts.key(*m))).collect();
             Some(vec![("identifiers", J::List(ids))])
         })
     }
 
-    fn identity(&self) -> Vec<J> {
+    fn identity(&self) -> Box<dyn Iterator<Item = J> + '_> {
         let facts = self.facts;
         let mut linked: BTreeMap<Id, Vec<&str>> = BTreeMap::new();
         for (&(a, b), history) in &facts.pairs {
@@ -87,9 +120,9 @@ impl<'a> View<'a> {
         let mut members: Vec<(&str, Id)> =
             self.partition.person_of.keys().map(|&id| (facts.key(id), id)).collect();
         members.sort();
-        members
+        Box::new(members
             .into_iter()
-            .map(|(key, id)| {
+            .map(move |(key, id)| {
                 let person = &self.partition.persons[self.partition.person_of[&id]];
                 let first = &facts.idents[id as usize].first;
                 let mut links = linked.remove(&id).unwrap_or_default();
@@ -102,11 +135,10 @@ impl<'a> View<'a> {
                     ("first_event_id", J::s(&first.1)),
                     ("linked", J::List(links.into_iter().map(J::s).collect())),
                 ])
-            })
-            .collect()
+            }))
     }
 
-    fn relationships(&self) -> Vec<J> {
+    fn relationships(&self) -> Box<dyn Iterator<Item = J> + '_> {
         let facts = self.facts;
         let person_of = &self.partition.person_of;
         let persons = &self.partition.persons;
@@ -136,7 +168,7 @@ impl<'a> View<'a> {
             }
         }
         let kinds = ["reply", "comment", "share", "recipient"];
-        pairs
+        let rows: Vec<J> = pairs
             .into_iter()
             .filter(|(_, acc)| acc.0.iter().any(|&n| n > 0))
             .map(|((from_id, to_id), (counts, strength, from, to))| {
@@ -150,13 +182,13 @@ impl<'a> View<'a> {
                     ("strength", J::Float(round4(facts.scales.value(&strength, WEIGHT_FX, self.as_of_day)))),
                 ])
             })
-            .collect()
+            .collect();
+        Box::new(rows.into_iter())
     }
 
-    fn permissions(&self) -> Vec<J> {
-        let mut rows = Vec::new();
-        for person in &self.partition.persons {
-            for (scope, entry) in consent_of(self.facts, &person.members, self.cutoff) {
+    fn permissions(&self) -> Box<dyn Iterator<Item = J> + '_> {
+        Box::new(self.partition.persons.iter().flat_map(move |person| {
+            consent_of(self.facts, &person.members, self.cutoff).into_iter().map(move |(scope, entry)| {
                 let mut fields = head(person, self.facts);
                 fields.extend([
                     ("grantee", J::s(&scope.0)),
@@ -168,9 +200,8 @@ impl<'a> View<'a> {
                     ("occurred_at", J::Str(format_micros(entry.0))),
                     ("event_id", J::s(&entry.1)),
                 ]);
-                rows.push(row(fields));
-            }
-        }
-        rows
+                row(fields)
+            })
+        }))
     }
 }
