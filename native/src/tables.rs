@@ -168,10 +168,10 @@ impl<'a> View<'a> {
             }
         }
         let kinds = ["reply", "comment", "share", "recipient"];
-        let rows: Vec<J> = pairs
+        let rows = pairs
             .into_iter()
             .filter(|(_, acc)| acc.0.iter().any(|&n| n > 0))
-            .map(|((from_id, to_id), (counts, strength, from, to))| {
+            .map(move |((from_id, to_id), (counts, strength, from, to))| {
                 let counts = kinds.iter().zip(counts).map(|(k, n)| (k.to_string(), J::Int(n.into())));
                 row(vec![
                     ("from_person_id", J::s(from_id)),
@@ -181,9 +181,8 @@ impl<'a> View<'a> {
                     ("counts", J::Obj(counts.collect())),
                     ("strength", J::Float(round4(facts.scales.value(&strength, WEIGHT_FX, self.as_of_day)))),
                 ])
-            })
-            .collect();
-        Box::new(rows.into_iter())
+            });
+        Box::new(rows)
     }
 
     fn permissions(&self) -> Box<dyn Iterator<Item = J> + '_> {
