@@ -3,21 +3,7 @@
 from collections.abc import Callable
 from typing import Any
 
-_Permission = tuple[str, str, str, bool, int | None]
-_Flat = tuple[
-    str,
-    str,
-    int,
-    str,
-    str | None,
-    str | None,
-    str | None,
-    list[str],
-    str | None,
-    int,
-    str | None,
-    _Permission | None,
-]
+from crm2stream.core.flat import FlatEvent as _Flat
 
 def fast_decode(line: bytes, currency: str) -> _Flat | None: ...
 

@@ -193,28 +193,3 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
     }
     out.push(b'"');
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn round4_agrees_with_exact_decimal_rounding() {
-        let mut x = 0.000_01_f64;
-        while x < 1e9 {
-            for v in [x, x * 1.000_000_7, x + 0.000_05, 0.031_25, 2.675, 1.000_05] {
-                let exact: f64 = format!("{v:.4}").parse().unwrap();
-                assert_eq!(round4(v), exact, "{v}");
-            }
-            x *= 1.37;
-        }
-    }
-
-    #[test]
-    fn json_text_escapes_and_keeps_floats_floats() {
-        let mut out = Vec::new();
-        let row = J::obj(vec![("a", J::s("q\"\\\n\u{1}é")), ("b", J::Float(1.0)), ("c", J::Int(-3))]);
-        write_json(&mut out, &row);
-        assert_eq!(String::from_utf8(out).unwrap(), r#"{"a":"q\"\\\n\u0001é","b":1.0,"c":-3}"#);
-    }
-}
