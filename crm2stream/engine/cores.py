@@ -50,8 +50,11 @@ class Core(Protocol):
     @property
     def max_ts(self) -> int | None: ...
     def process(self, lines: list[bytes], start: int) -> Processed: ...
-    def score_changes(self) -> tuple[list[bytes], list[bytes]]:
-        """(score changes, marketing triggers) since the last call, as JSON objects."""
+    def score_changes(
+        self, change_base: int, trigger_base: int
+    ) -> tuple[tuple[int, bytes], tuple[int, bytes]]:
+        """(score changes, marketing triggers) since the last call: each as (count, NDJSON),
+        the records numbered with their offsets from the bases given."""
         ...
 
     def checkpoint(self) -> list[tuple[bytes, bytes, bytes]]: ...
@@ -70,6 +73,11 @@ class Core(Protocol):
     def mentions(self, keys: Iterable[str]) -> list[int]: ...
     def component(self, key: str) -> set[str] | None: ...
     def person_members(self, person_id: str, as_of_day: int) -> set[str] | None: ...
+
+
+def _ndjson(rows: list[Row], base: int) -> tuple[int, bytes]:
+    numbered = (orjson.dumps({"offset": base + i, **row}) for i, row in enumerate(rows))
+    return len(rows), b"\n".join(numbered)
 
 
 def make_core(name: CoreName, cfg: CoreConfig) -> Core:
@@ -115,8 +123,10 @@ class NativeCore:
         rejected, duplicates, accepted, ids = self._core.process(lines, start, self._fallback)
         return Processed(rejected, duplicates, accepted, ids)
 
-    def score_changes(self) -> tuple[list[bytes], list[bytes]]:
-        return self._core.score_changes()
+    def score_changes(
+        self, change_base: int, trigger_base: int
+    ) -> tuple[tuple[int, bytes], tuple[int, bytes]]:
+        return self._core.score_changes(change_base, trigger_base)
 
     def checkpoint(self) -> list[tuple[bytes, bytes, bytes]]:
         return [(table.encode(), key, value) for table, key, value in self._core.checkpoint()]
@@ -185,9 +195,11 @@ class PythonCore:
             gc.freeze()
             gc.enable()
 
-    def score_changes(self) -> tuple[list[bytes], list[bytes]]:
+    def score_changes(
+        self, change_base: int, trigger_base: int
+    ) -> tuple[tuple[int, bytes], tuple[int, bytes]]:
         changes, triggers = score_changes(self.facts, self.cfg)
-        return [orjson.dumps(r) for r in changes], [orjson.dumps(r) for r in triggers]
+        return _ndjson(changes, change_base), _ndjson(triggers, trigger_base)
 
     def checkpoint(self) -> list[tuple[bytes, bytes, bytes]]:
         facts = self.facts

@@ -64,20 +64,12 @@ class BatchOutput:
     counts: Counts
     #: the accepted event ids, as a JSON array
     accepted_ids: bytes
-    #: per output topic, its new records as JSON objects (without their offsets)
-    records: dict[str, list[bytes]]
+    #: per output topic: how many new records, and the records as NDJSON
+    records: dict[str, tuple[int, bytes]]
 
 
 def _duplicate(event_id: str) -> Rejection:
     return Rejection("duplicate", f"event_id {event_id!r} was accepted before; not applied again")
-
-
-def _with_offset(record: bytes, offset: int) -> bytes:
-    """A record as stored: led by its offset in the topic. Dead letters already lead with
-    theirs, the position of the bad line in the log."""
-    if record.startswith(b'{"offset":'):
-        return record
-    return b'{"offset":%d,%s' % (offset, record[1:])
 
 
 def dead_letter(position: int, line: bytes, rejection: Rejection) -> Row:
@@ -215,10 +207,11 @@ class EmbeddedEngine:
         dead = [(i, Rejection(reason, error)) for i, reason, error in done.rejected]
         dead += [(i, _duplicate(event_id)) for i, event_id in done.duplicates]
         dead.sort(key=lambda item: item[0])
-        dlq = [orjson.dumps(dead_letter(start + i, lines[i], r)) for i, r in dead]
-        changes, triggers = self.core.score_changes()
+        dlq = b"\n".join(orjson.dumps(dead_letter(start + i, lines[i], r)) for i, r in dead)
+        bases = [self.output_ends.get(topic, 0) for topic in self.streams]
+        changes, triggers = self.core.score_changes(*bases)
         records = dict(zip(self.streams, (changes, triggers), strict=True))
-        records[self.topology.dlq] = dlq
+        records[self.topology.dlq] = (len(dead), dlq)
         return BatchOutput(counts, done.accepted_ids, records)
 
     def process_batch(
@@ -236,11 +229,11 @@ class EmbeddedEngine:
         if not in_log:
             batch.log_chunk(start, lines)
         batch.accepted(start, out.accepted_ids)
-        for topic, rows in out.records.items():
-            base = self.output_ends.get(topic, 0)
-            for offset, row in enumerate(rows, base):
-                batch.output(topic, offset, _with_offset(row, offset))
-            self.output_ends[topic] = base + len(rows)
+        for topic, (count, records) in out.records.items():
+            if count:
+                base = self.output_ends.get(topic, 0)
+                batch.outputs(topic, base, records)
+                self.output_ends[topic] = base + count
         self.log_end = start + len(lines)
         if ingest is not None:
             self.in_progress[ingest[0]] = ingest[1]

@@ -5,7 +5,8 @@ of them atomically.
 Key space (raw bytes):
   ``l/<start>``      a log chunk: the raw input lines of one batch, joined by newlines
   ``k/<start>``      the event_ids that chunk accepted (rebuilds the seen-ids index)
-  ``o/<topic>/<n>``  output record n of a topic (dead letters, score changes, triggers)
+  ``o/<topic>/<n>``  the output records of one batch, n the offset of its first record in
+                     the topic (dead letters, score changes, triggers), as NDJSON
   ``s/<t>/<key>``    a checkpointed facts record (identifiers, pairs, referrals, emitted)
   ``m/log``          log end, output ends, in-progress file ingests
   ``m/state``        the log position the checkpointed facts stand at
@@ -96,11 +97,17 @@ class Store:
             yield from orjson.loads(value)
 
     def outputs(self, topic: str, start: int = 0) -> Iterator[dict[str, Any]]:
+        """The records of an output topic from offset ``start`` on."""
         prefix = b"o/" + topic.encode() + b"/"
-        for key, value in _items(self.db, prefix + _position(start)):
+        it = self.db.iter()
+        it.seek_for_prev(prefix + _position(start))
+        first = cast(bytes, it.key()) if it.valid() else b""
+        for key, value in _items(self.db, first if first.startswith(prefix) else prefix):
             if not key.startswith(prefix):
                 break
-            yield orjson.loads(value)
+            for offset, record in enumerate(value.split(b"\n"), int(key[len(prefix) :], 16)):
+                if offset >= start:
+                    yield orjson.loads(record)
 
 
 class Batch:
@@ -122,9 +129,9 @@ class Batch:
         rebuilt on open."""
         self.wb.put(b"k/" + _position(start), event_ids)
 
-    def output(self, topic: str, offset: int, record: bytes) -> None:
-        """Output record ``offset`` of a topic, as JSON text."""
-        self.wb.put(b"o/" + topic.encode() + b"/" + _position(offset), record)
+    def outputs(self, topic: str, first: int, records: bytes) -> None:
+        """Output records of a topic as NDJSON, the first of them at offset ``first``."""
+        self.wb.put(b"o/" + topic.encode() + b"/" + _position(first), records)
 
     def record(self, table: bytes, key: bytes, value: bytes | None) -> None:
         full = b"s/" + table + b"/" + key

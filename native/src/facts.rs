@@ -266,12 +266,11 @@ impl Facts {
             }
             Kind::Purchase => {
                 let units = event.units;
-                let weight = self.scales.weight(day);
                 let ident = &mut self.idents[actor as usize];
                 let bucket = ident.bucket(day);
                 bucket.bump(PURCHASES);
                 bucket.amount += units;
-                ident.sums[S_CONSUMPTION] += BigUint::from(units) * weight;
+                self.scales.add_weighted(&mut ident.sums[S_CONSUMPTION], units, day);
                 self.touched.insert(actor);
                 if let Some(sid) = event.referral.as_deref() {
                     insort(self.referrals.entry(sid.to_string()).or_default(), (ts, units));
@@ -297,11 +296,10 @@ impl Facts {
         if target == actor {
             return;
         }
-        let weight = self.scales.weight(day);
-        let popularity = BigUint::from(self.received[kind - R_SHARE]) * weight;
         let receiver = &mut self.idents[target as usize];
         receiver.bucket(day).bump(kind);
-        receiver.sums[S_POPULARITY] += popularity;
+        let popularity = u128::from(self.received[kind - R_SHARE]);
+        self.scales.add_weighted(&mut receiver.sums[S_POPULARITY], popularity, day);
         self.touched.insert(target);
         let field = match kind {
             R_REPLY => 0,
@@ -399,12 +397,11 @@ impl Facts {
     }
 
     fn credit_chain(&mut self, share_id: &str, which: usize, own: u128, above: u128, day: i64) {
-        let weight = self.scales.weight(day);
         for (actor, depth) in self.ancestors(share_id) {
             let amount = if depth == 0 { own } else { above };
             if amount != 0 {
-                let credit = BigUint::from(amount) * self.credit[depth] * &weight;
-                self.idents[actor as usize].sums[which] += credit;
+                let credit = amount * u128::from(self.credit[depth]);
+                self.scales.add_weighted(&mut self.idents[actor as usize].sums[which], credit, day);
                 self.dirty.idents.insert(actor);
                 self.touched.insert(actor);
             }
@@ -459,12 +456,12 @@ impl Facts {
             let share = &self.shares[sid];
             let credit = self.credit[k];
             let n = share.recipients + u64::from(k > 0);
-            if n != 0 {
-                reach += BigUint::from(n * credit) * self.scales.weight(share.ts.div_euclid(DAY_US));
-            }
+            let weighted = u128::from(n) * u128::from(credit);
+            self.scales.add_weighted(&mut reach, weighted, share.ts.div_euclid(DAY_US));
             for &(ts, units) in self.referrals.get(sid).into_iter().flatten() {
-                if ts <= cutoff && units != 0 {
-                    revenue += BigUint::from(units) * credit * self.scales.weight(ts.div_euclid(DAY_US));
+                if ts <= cutoff {
+                    let day = ts.div_euclid(DAY_US);
+                    self.scales.add_weighted(&mut revenue, units * u128::from(credit), day);
                 }
             }
         }

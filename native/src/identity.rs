@@ -12,9 +12,12 @@ pub fn person_id_of(anchor: &str, id_key: &[u8]) -> String {
     let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(id_key).expect("HMAC takes any key");
     mac.update(anchor.as_bytes());
     let digest = mac.finalize().into_bytes();
-    let mut out = String::from("p_");
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(22);
+    out.push_str("p_");
     for byte in &digest[..10] {
-        out.push_str(&format!("{byte:02x}"));
+        out.push(HEX[usize::from(byte >> 4)] as char);
+        out.push(HEX[usize::from(byte & 15)] as char);
     }
     out
 }

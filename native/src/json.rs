@@ -10,12 +10,12 @@ pub enum J {
     Float(f64),
     Str(String),
     List(Vec<J>),
-    Obj(Vec<(String, J)>),
+    Obj(Vec<(&'static str, J)>),
 }
 
 impl J {
-    pub fn obj(pairs: Vec<(&str, J)>) -> J {
-        J::Obj(pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+    pub fn obj(pairs: Vec<(&'static str, J)>) -> J {
+        J::Obj(pairs)
     }
     pub fn s(text: &str) -> J {
         J::Str(text.to_string())
@@ -94,50 +94,22 @@ pub fn write_canonical(out: &mut Vec<u8>, value: &J) {
 }
 
 /// A float as the reference serialiser writes it: the shortest digits that read back,
-/// in positional form for exponents -5..=15 (with ".0" when whole), else `de[+-]x`.
+/// positional for exponents -5..=15 (with ".0" when whole), else `de+x` / `de-x`.
 pub fn write_float(out: &mut Vec<u8>, value: f64) {
     if !value.is_finite() {
         out.extend_from_slice(b"null");
         return;
     }
-    let sci = format!("{value:e}");
-    let (negative, sci) = match sci.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, sci.as_str()),
-    };
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((sci, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
-    let mut text = String::with_capacity(24);
-    if negative {
-        text.push('-');
-    }
-    if !(-5..16).contains(&exp) {
-        text.push_str(&digits[..1]);
-        if digits.len() > 1 {
-            text.push('.');
-            text.push_str(&digits[1..]);
+    let mut buffer = ryu::Buffer::new();
+    let text = buffer.format_finite(value).as_bytes();
+    match text.iter().position(|&b| b == b'e') {
+        Some(at) if text.get(at + 1) != Some(&b'-') => {
+            out.extend_from_slice(&text[..=at]);
+            out.push(b'+');
+            out.extend_from_slice(&text[at + 1..]);
         }
-        text.push('e');
-        text.push(if exp >= 0 { '+' } else { '-' });
-        text.push_str(&exp.unsigned_abs().to_string());
-    } else if exp >= 0 {
-        let whole = exp as usize + 1;
-        if digits.len() <= whole {
-            text.push_str(&digits);
-            text.extend(std::iter::repeat_n('0', whole - digits.len()));
-            text.push_str(".0");
-        } else {
-            text.push_str(&digits[..whole]);
-            text.push('.');
-            text.push_str(&digits[whole..]);
-        }
-    } else {
-        text.push_str("0.");
-        text.extend(std::iter::repeat_n('0', (-exp - 1) as usize));
-        text.push_str(&digits);
+        _ => out.extend_from_slice(text),
     }
-    out.extend_from_slice(text.as_bytes());
 }
 
 fn write_value(out: &mut Vec<u8>, value: &J, sorted: bool) {
@@ -159,9 +131,9 @@ fn write_value(out: &mut Vec<u8>, value: &J, sorted: bool) {
         }
         J::Obj(fields) => {
             out.push(b'{');
-            let mut order: Vec<&(String, J)> = fields.iter().collect();
+            let mut order: Vec<&(&str, J)> = fields.iter().collect();
             if sorted {
-                order.sort_by(|a, b| a.0.cmp(&b.0));
+                order.sort_unstable_by_key(|field| field.0);
             }
             for (i, (k, v)) in order.into_iter().enumerate() {
                 if i > 0 {
@@ -178,7 +150,14 @@ fn write_value(out: &mut Vec<u8>, value: &J, sorted: bool) {
 
 pub fn write_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
-    for &b in s.as_bytes() {
+    let bytes = s.as_bytes();
+    let mut plain = 0; // start of the run not yet copied
+    for (i, &b) in bytes.iter().enumerate() {
+        if b >= 0x20 && b != b'"' && b != b'\\' {
+            continue;
+        }
+        out.extend_from_slice(&bytes[plain..i]);
+        plain = i + 1;
         match b {
             b'"' => out.extend_from_slice(b"\\\""),
             b'\\' => out.extend_from_slice(b"\\\\"),
@@ -187,9 +166,9 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
             b'\t' => out.extend_from_slice(b"\\t"),
             0x08 => out.extend_from_slice(b"\\b"),
             0x0c => out.extend_from_slice(b"\\f"),
-            0..=0x1f => out.extend_from_slice(format!("\\u{b:04x}").as_bytes()),
-            _ => out.push(b),
+            _ => out.extend_from_slice(format!("\\u{b:04x}").as_bytes()),
         }
     }
+    out.extend_from_slice(&bytes[plain..]);
     out.push(b'"');
 }

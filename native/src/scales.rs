@@ -64,6 +64,18 @@ impl Scales {
         w
     }
 
+    /// `sum += amount * weight(day)`, without copying the weight.
+    pub fn add_weighted(&self, sum: &mut BigUint, amount: u128, day: i64) {
+        if amount == 0 {
+            return;
+        }
+        if !self.weights.borrow().contains_key(&day) {
+            self.weight(day);
+        }
+        let weights = self.weights.borrow();
+        *sum += &weights[&day] * amount;
+    }
+
     /// The decayed value as of `as_of_day` of a weighted sum whose amounts carry
     /// `extra_bits` fixed-point bits.
     pub fn value(&self, total: &BigUint, extra_bits: i64, as_of_day: i64) -> f64 {

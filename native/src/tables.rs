@@ -7,6 +7,7 @@ use crate::json::{format_micros, round4, J};
 use crate::scales::{Config, WEIGHT_FX};
 use crate::value::{active_at, consent_of, interaction_counts, merged_days, rfm, value_of};
 use num_bigint::BigUint;
+use foldhash::{HashMap, HashMapExt};
 use std::collections::BTreeMap;
 
 pub const DAY_US: i64 = 86_400_000_000;
@@ -27,7 +28,7 @@ fn head(person: &Person, facts: &Facts) -> Vec<(&'static str, J)> {
     vec![("person_id", J::s(&person.person_id)), ("anchor", J::s(facts.key(person.anchor)))]
 }
 
-fn row(fields: Vec<(&str, J)>) -> J {
+fn row(fields: Vec<(&'static str, J)>) -> J {
     J::obj(fields)
 }
 
@@ -138,51 +139,46 @@ impl<'a> View<'a> {
             }))
     }
 
+    /// Per source person (in person id order), the persons its members' ties reach, in
+    /// person id order: persons are sorted by id, so their indexes are too.
     fn relationships(&self) -> Box<dyn Iterator<Item = J> + '_> {
         let facts = self.facts;
-        let person_of = &self.partition.person_of;
         let persons = &self.partition.persons;
-        let ties = self.cfg.ties;
-        let mut pairs: BTreeMap<(&str, &str), ([u64; 4], BigUint, usize, usize)> = BTreeMap::new();
-        for (source, ident) in facts.idents.iter().enumerate() {
-            let Some(&from) = person_of.get(&(source as Id)) else { continue };
-            for tie in &ident.out {
-                let Some(&to) = person_of.get(&tie.target) else { continue };
-                if persons[to].person_id == persons[from].person_id {
-                    continue;
-                }
-                let key = (persons[from].person_id.as_str(), persons[to].person_id.as_str());
-                let acc = pairs.entry(key).or_insert_with(|| ([0; 4], BigUint::default(), from, to));
-                let day = i64::from(tie.day);
-                if day > self.as_of_day {
-                    continue;
-                }
-                let c = tie.counts;
-                for i in 0..4 {
-                    acc.0[i] += u64::from(c[i]);
-                }
-                let tie: u128 = (0..4).map(|i| u128::from(ties[i]) * u128::from(c[i])).sum();
-                if tie != 0 {
-                    acc.1 += BigUint::from(tie) * facts.scales.weight(day);
+        let person_of = &self.partition.person_of;
+        let weights = self.cfg.ties;
+        Box::new(persons.iter().enumerate().flat_map(move |(from, person)| {
+            let mut reached: HashMap<usize, ([u64; 4], BigUint)> = HashMap::new();
+            for &member in &person.members {
+                for tie in &facts.idents[member as usize].out {
+                    let Some(&to) = person_of.get(&tie.target) else { continue };
+                    let day = i64::from(tie.day);
+                    if to == from || day > self.as_of_day {
+                        continue;
+                    }
+                    let (counts, strength) = reached.entry(to).or_default();
+                    for (count, &n) in counts.iter_mut().zip(&tie.counts) {
+                        *count += u64::from(n);
+                    }
+                    let tie: u128 = (0..4).map(|i| u128::from(weights[i]) * u128::from(tie.counts[i])).sum();
+                    facts.scales.add_weighted(strength, tie, day);
                 }
             }
-        }
-        let kinds = ["reply", "comment", "share", "recipient"];
-        let rows = pairs
-            .into_iter()
-            .filter(|(_, acc)| acc.0.iter().any(|&n| n > 0))
-            .map(move |((from_id, to_id), (counts, strength, from, to))| {
-                let counts = kinds.iter().zip(counts).map(|(k, n)| (k.to_string(), J::Int(n.into())));
+            let mut rows: Vec<(usize, ([u64; 4], BigUint))> =
+                reached.into_iter().filter(|(_, (counts, _))| counts.iter().any(|&n| n > 0)).collect();
+            rows.sort_unstable_by_key(|(to, _)| *to);
+            rows.into_iter().map(move |(to, (counts, strength))| {
+                let kinds = ["reply", "comment", "share", "recipient"];
+                let counts = kinds.iter().zip(counts).map(|(k, n)| (*k, J::Int(n.into())));
                 row(vec![
-                    ("from_person_id", J::s(from_id)),
-                    ("to_person_id", J::s(to_id)),
-                    ("from_anchor", J::s(facts.key(persons[from].anchor))),
+                    ("from_person_id", J::s(&person.person_id)),
+                    ("to_person_id", J::s(&persons[to].person_id)),
+                    ("from_anchor", J::s(facts.key(person.anchor))),
                     ("to_anchor", J::s(facts.key(persons[to].anchor))),
                     ("counts", J::Obj(counts.collect())),
                     ("strength", J::Float(round4(facts.scales.value(&strength, WEIGHT_FX, self.as_of_day)))),
                 ])
-            });
-        Box::new(rows)
+            })
+        }))
     }
 
     fn permissions(&self) -> Box<dyn Iterator<Item = J> + '_> {

@@ -71,18 +71,13 @@ pub fn ident_sums(facts: &Facts, id: Id, as_of_day: i64, cutoff: i64) -> [BigUin
         if b.day() > as_of_day {
             continue;
         }
-        let weight = facts.scales.weight(b.day());
-        if b.amount != 0 {
-            consumption += BigUint::from(b.amount) * &weight;
-        }
+        facts.scales.add_weighted(&mut consumption, b.amount, b.day());
         let c = &b.counts;
         let received = u128::from(r[0]) * u128::from(c[R_SHARE])
             + u128::from(r[1]) * u128::from(c[R_SHARE + 1])
             + u128::from(r[2]) * u128::from(c[R_SHARE + 2])
             + u128::from(r[3]) * u128::from(c[R_SHARE + 3]);
-        if received != 0 {
-            popularity += BigUint::from(received) * &weight;
-        }
+        facts.scales.add_weighted(&mut popularity, received, b.day());
     }
     let (reach, revenue) = facts.social_sums(id, cutoff);
     [consumption, popularity, reach, revenue]
@@ -124,18 +119,24 @@ fn points(raw: f64, scale: f64) -> f64 {
 /// A person's value as of a day; the kept sums serve when nothing is to be left out.
 pub fn value_of(facts: &Facts, members: &[Id], as_of_day: i64, cutoff: i64, cfg: &Config) -> Value {
     let latest = facts.max_ts.is_none_or(|m| cutoff >= m);
-    let mut totals: [BigUint; 4] = Default::default();
-    for &id in members {
-        if latest {
-            for (total, sum) in totals.iter_mut().zip(&facts.idents[id as usize].sums) {
-                *total += sum;
+    let mut owned: [BigUint; 4] = Default::default();
+    let totals: &[BigUint; 4] = match members {
+        [only] if latest => &facts.idents[*only as usize].sums,
+        _ => {
+            for &id in members {
+                if latest {
+                    for (total, sum) in owned.iter_mut().zip(&facts.idents[id as usize].sums) {
+                        *total += sum;
+                    }
+                } else {
+                    for (total, sum) in owned.iter_mut().zip(ident_sums(facts, id, as_of_day, cutoff)) {
+                        *total += sum;
+                    }
+                }
             }
-        } else {
-            for (total, sum) in totals.iter_mut().zip(ident_sums(facts, id, as_of_day, cutoff)) {
-                *total += sum;
-            }
+            &owned
         }
-    }
+    };
     let scales = &facts.scales;
     let consumption = scales.value(&totals[S_CONSUMPTION], 0, as_of_day) / AMOUNT_SCALE;
     let popularity = scales.value(&totals[S_POPULARITY], WEIGHT_FX, as_of_day);
@@ -165,8 +166,8 @@ const RECEIVED: [&str; 4] = ["share", "comment", "reply", "recipient"];
 const WINDOWS: [(&str, i64); 3] = [("last_1d", 1), ("last_7d", 7), ("last_30d", 30)];
 
 fn counts(total: &[u64; 10]) -> J {
-    let done = DONE_TYPES.iter().enumerate().map(|(i, k)| (k.to_string(), J::Int(total[i].into())));
-    let received = RECEIVED.iter().enumerate().map(|(i, k)| (k.to_string(), J::Int(total[6 + i].into())));
+    let done = DONE_TYPES.iter().enumerate().map(|(i, k)| (*k, J::Int(total[i].into())));
+    let received = RECEIVED.iter().enumerate().map(|(i, k)| (*k, J::Int(total[6 + i].into())));
     J::obj(vec![("done", J::Obj(done.collect())), ("received", J::Obj(received.collect()))])
 }
 
