@@ -31,7 +31,13 @@ from crm2stream.core.events import AnyEvent, format_micros, timestamp_micros
 from crm2stream.core.layout import DAY_US
 from crm2stream.core.validation import Rejection, decode
 from crm2stream.engine.cores import RECORD_TABLES, CoreName, make_core
-from crm2stream.engine.lines import batched, file_fingerprint, progress, strip_line
+from crm2stream.engine.lines import (
+    batched,
+    file_fingerprint,
+    progress,
+    read_batches,
+    strip_line,
+)
 from crm2stream.engine.store import Batch, Store
 from crm2stream.topology import Topology, load_topology
 
@@ -300,17 +306,8 @@ class EmbeddedEngine:
             log.warning("resuming an interrupted ingest of this file at byte %d", offset)
             stream.seek(offset)
         total = Counts()
-        pending: list[bytes] = []
-        for raw in stream:
-            offset += len(raw)
-            line = strip_line(raw)
-            if line:
-                pending.append(line)
-            if len(pending) >= self.batch_size:
-                total.add(self.process_batch(pending, progress(fingerprint, offset)))
-                pending = []
-        if pending:
-            total.add(self.process_batch(pending, progress(fingerprint, offset)))
+        for lines, consumed in read_batches(stream, self.batch_size):
+            total.add(self.process_batch(lines, progress(fingerprint, offset + consumed)))
         if fingerprint is not None:
             self.in_progress.pop(fingerprint, None)
         self.checkpoint()
