@@ -57,7 +57,14 @@ class Core(Protocol):
         the records numbered with their offsets from the bases given."""
         ...
 
-    def checkpoint(self) -> list[tuple[bytes, bytes, bytes]]: ...
+    def checkpoint(self, prefix: bytes) -> list[tuple[bytes, bytes]]:
+        """The facts changed since the last call, as (prefix + table + "/" + key, record)."""
+        ...
+
+    def reserve(self, events: int) -> None:
+        """A hint: this many more events are coming (a replay knows)."""
+        ...
+
     def load(
         self,
         records: dict[bytes, list[tuple[bytes, bytes]]],
@@ -128,8 +135,11 @@ class NativeCore:
     ) -> tuple[tuple[int, bytes], tuple[int, bytes]]:
         return self._core.score_changes(change_base, trigger_base)
 
-    def checkpoint(self) -> list[tuple[bytes, bytes, bytes]]:
-        return [(table.encode(), key, value) for table, key, value in self._core.checkpoint()]
+    def checkpoint(self, prefix: bytes) -> list[tuple[bytes, bytes]]:
+        return self._core.checkpoint(prefix)
+
+    def reserve(self, events: int) -> None:
+        self._core.reserve(events)
 
     def load(
         self,
@@ -201,7 +211,7 @@ class PythonCore:
         changes, triggers = score_changes(self.facts, self.cfg)
         return _ndjson(changes, change_base), _ndjson(triggers, trigger_base)
 
-    def checkpoint(self) -> list[tuple[bytes, bytes, bytes]]:
+    def checkpoint(self, prefix: bytes) -> list[tuple[bytes, bytes]]:
         facts = self.facts
         dirty = facts.dirty
         out = [(b"i", key.encode(), codec.encode_ident(facts, key)) for key in dirty.idents]
@@ -209,7 +219,10 @@ class PythonCore:
         out += [(b"r", s.encode(), codec.encode_referrals(facts, s)) for s in dirty.referrals]
         out += [(b"e", p.encode(), codec.encode_emitted(facts, p)) for p in dirty.emitted]
         dirty.clear()
-        return out
+        return [(prefix + table + b"/" + key, value) for table, key, value in out]
+
+    def reserve(self, events: int) -> None:
+        pass  # Python's sets grow well enough
 
     def load(
         self,

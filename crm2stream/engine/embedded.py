@@ -38,7 +38,7 @@ from crm2stream.engine.lines import (
     read_batches,
     strip_line,
 )
-from crm2stream.engine.store import Batch, Store
+from crm2stream.engine.store import RECORDS, Batch, Store
 from crm2stream.topology import Topology, load_topology
 
 log = logging.getLogger("crm2stream.embedded")
@@ -154,7 +154,7 @@ class EmbeddedEngine:
             )
             self.applied = 0
             return
-        records = {table: list(self.store.scan(b"s/" + table + b"/")) for table in RECORD_TABLES}
+        records = {table: list(self.store.scan(RECORDS + table + b"/")) for table in RECORD_TABLES}
         seen = self.store.accepted_ids(below=self.applied)
         self.core.load(records, seen, state.get("max_ts"))
         if records[b"i"] and state.get("scales") != self.scales.fingerprint:
@@ -188,6 +188,7 @@ class EmbeddedEngine:
         self._replay_log()
 
     def _replay_log(self) -> None:
+        self.core.reserve(self.replay_end - self.log_end)
         for start, lines in self.store.chunks(self.log_end):
             if start >= self.replay_end:
                 break
@@ -266,8 +267,7 @@ class EmbeddedEngine:
         )
 
     def _checkpoint_into(self, batch: Batch) -> None:
-        for table, key, value in self.core.checkpoint():
-            batch.record(table, key, value)
+        batch.records(self.core.checkpoint(RECORDS))
         batch.meta(
             "state",
             {

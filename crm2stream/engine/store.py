@@ -31,6 +31,10 @@ def _items(db: Rdict, start: bytes) -> Iterator[tuple[bytes, bytes]]:
         it.next()
 
 
+#: The key prefix of checkpointed facts records: ``RECORDS + table + b"/" + key``.
+RECORDS = b"s/"
+
+
 def _position(value: int) -> bytes:
     return b"%016x" % value
 
@@ -133,12 +137,11 @@ class Batch:
         """Output records of a topic as NDJSON, the first of them at offset ``first``."""
         self.wb.put(b"o/" + topic.encode() + b"/" + _position(first), records)
 
-    def record(self, table: bytes, key: bytes, value: bytes | None) -> None:
-        full = b"s/" + table + b"/" + key
-        if value is None:
-            self.wb.delete(full)
-        else:
-            self.wb.put(full, value)
+    def records(self, items: list[tuple[bytes, bytes]]) -> None:
+        """Checkpointed facts records, keyed under ``RECORDS`` already."""
+        put = self.wb.put
+        for key, value in items:
+            put(key, value)
 
     def meta(self, name: str, value: dict[str, Any]) -> None:
         self.wb.put(b"m/" + name.encode(), orjson.dumps(value))

@@ -24,7 +24,7 @@ pub fn score_changes(facts: &mut Facts, cfg: &Config) -> (Vec<J>, Vec<J>) {
     let cutoff = end_of_day(day);
     let at = format_micros(moment);
     let mut touched: Vec<Id> = facts.touched.drain().collect();
-    touched.sort_by(|a, b| facts.key(*a).cmp(facts.key(*b)));
+    touched.sort_unstable_by(|a, b| facts.key(*a).cmp(facts.key(*b))); // keys are unique
     let mut evaluated: HashSet<Id> = HashSet::new();
     for id in touched {
         if evaluated.contains(&id) {

@@ -257,31 +257,40 @@ impl Core {
         (ndjson(changes, change_base), ndjson(triggers, trigger_base))
     }
 
-    /// The dirty facts as (table, key, record), and forget that they were dirty.
-    fn checkpoint<'py>(&mut self, py: Python<'py>) -> Vec<(&'static str, Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
+    /// The dirty facts as (store key, record), keys under `prefix` + table + "/", and
+    /// forget that they were dirty.
+    fn checkpoint<'py>(&mut self, py: Python<'py>, prefix: &[u8]) -> Vec<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
         let facts = &self.facts;
         let dirty = &facts.dirty;
-        let mut out = Vec::new();
-        let mut idents: Vec<&Id> = dirty.idents.iter().collect();
-        idents.sort();
-        for &id in idents {
-            let data = codec::encode_ident(facts, id);
-            out.push(("i", PyBytes::new(py, facts.key(id).as_bytes()), PyBytes::new(py, &data)));
+        let mut out = Vec::with_capacity(dirty.idents.len() + dirty.pairs.len());
+        let mut key = Vec::with_capacity(64);
+        let mut push = |table: u8, name: &[u8], data: &[u8]| {
+            key.clear();
+            key.extend_from_slice(prefix);
+            key.extend_from_slice(&[table, b'/']);
+            key.extend_from_slice(name);
+            out.push((PyBytes::new(py, &key), PyBytes::new(py, data)));
+        };
+        for &id in &dirty.idents {
+            push(b'i', facts.key(id).as_bytes(), &codec::encode_ident(facts, id));
         }
         for &pair in &dirty.pairs {
-            let (key, data) = codec::encode_pair(facts, pair);
-            out.push(("p", PyBytes::new(py, &key), PyBytes::new(py, &data)));
+            let (name, data) = codec::encode_pair(facts, pair);
+            push(b'p', &name, &data);
         }
         for sid in &dirty.referrals {
-            let data = codec::encode_referrals(facts, sid);
-            out.push(("r", PyBytes::new(py, sid.as_bytes()), PyBytes::new(py, &data)));
+            push(b'r', sid.as_bytes(), &codec::encode_referrals(facts, sid));
         }
         for pid in &dirty.emitted {
-            let data = codec::encode_emitted(facts, pid);
-            out.push(("e", PyBytes::new(py, pid.as_bytes()), PyBytes::new(py, &data)));
+            push(b'e', pid.as_bytes(), &codec::encode_emitted(facts, pid));
         }
         self.facts.dirty = facts::Dirty::default();
         out
+    }
+
+    /// Make room for this many more event ids (a replay knows how many are coming).
+    fn reserve(&mut self, events: usize) {
+        self.facts.seen.reserve(events);
     }
 
     /// Load checkpointed records of one table ("i" first, then "p", "r", "e").

@@ -8,16 +8,18 @@ use crate::facts::{
 use crate::json::{round4, J};
 use crate::scales::{Config, CREDIT_FX, WEIGHT_FX};
 use num_bigint::BigUint;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 const AMOUNT_SCALE: f64 = 100_000_000.0;
 
-/// Day buckets of all members summed, days up to `last_day` only, in day order.
-pub fn merged_days(facts: &Facts, members: &[Id], last_day: i64) -> Vec<DayBucket> {
+/// Day buckets of all members summed, days up to `last_day` only, in day order (a lone
+/// member's own buckets, borrowed).
+pub fn merged_days<'a>(facts: &'a Facts, members: &[Id], last_day: i64) -> Cow<'a, [DayBucket]> {
     if let [only] = members {
         let days = &facts.idents[*only as usize].days;
         let end = days.partition_point(|b| b.day() <= last_day);
-        return days[..end].to_vec();
+        return Cow::Borrowed(&days[..end]);
     }
     let mut merged: BTreeMap<i64, DayBucket> = BTreeMap::new();
     for &id in members {
@@ -32,7 +34,7 @@ pub fn merged_days(facts: &Facts, members: &[Id], last_day: i64) -> Vec<DayBucke
             total.amount += bucket.amount;
         }
     }
-    merged.into_values().collect()
+    Cow::Owned(merged.into_values().collect())
 }
 
 /// RFM in the customer-base-analysis convention (purchases merged per day).
