@@ -17,13 +17,13 @@ pub fn score_changes(facts: &mut Facts, cfg: &Config) -> (Vec<J>, Vec<J>) {
     let mut changes = Vec::new();
     let mut triggers = Vec::new();
     let Some(moment) = facts.max_ts.filter(|_| !facts.touched.is_empty()) else {
-        facts.touched.clear();
+        facts.touched.drain();
         return (changes, triggers);
     };
     let day = moment.div_euclid(DAY_US);
     let cutoff = end_of_day(day);
     let at = format_micros(moment);
-    let mut touched: Vec<Id> = facts.touched.drain().collect();
+    let mut touched: Vec<Id> = facts.touched.drain();
     touched.sort_unstable_by(|a, b| facts.key(*a).cmp(facts.key(*b))); // keys are unique
     let mut evaluated: HashSet<Id> = HashSet::new();
     for id in touched {

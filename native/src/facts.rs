@@ -101,9 +101,46 @@ pub struct Share {
     pub recipients: u64,
 }
 
+/// A set of identifier ids: a flag per id and the list of members, so the inserts made
+/// for every event are an index and a compare, not a hash.
+#[derive(Debug, Default)]
+pub struct IdSet {
+    flags: Vec<bool>,
+    ids: Vec<Id>,
+}
+
+impl IdSet {
+    pub fn insert(&mut self, id: Id) {
+        let at = id as usize;
+        if at >= self.flags.len() {
+            self.flags.resize(at + 1, false);
+        }
+        if !self.flags[at] {
+            self.flags[at] = true;
+            self.ids.push(id);
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+    pub fn iter(&self) -> std::slice::Iter<'_, Id> {
+        self.ids.iter()
+    }
+    /// The members, in insertion order; the set is left empty.
+    pub fn drain(&mut self) -> Vec<Id> {
+        for &id in &self.ids {
+            self.flags[id as usize] = false;
+        }
+        std::mem::take(&mut self.ids)
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Dirty {
-    pub idents: HashSet<Id>,
+    pub idents: IdSet,
     pub pairs: HashSet<(Id, Id)>,
     pub referrals: HashSet<String>,
     pub emitted: HashSet<String>,
@@ -135,8 +172,9 @@ pub struct Facts {
     pub adjacency: HashMap<Id, HashSet<Id>>,
     pub children: HashMap<String, Vec<String>>,
     pub dirty: Dirty,
-    pub touched: HashSet<Id>,
-    pub person_cache: HashMap<Id, std::rc::Rc<Person>>,
+    pub touched: IdSet,
+    /// identifier id -> its current person, while no link or anchor changed
+    pub person_cache: Vec<Option<std::rc::Rc<Person>>>,
 }
 
 fn insort<T: Ord>(list: &mut Vec<T>, item: T) {
@@ -162,8 +200,8 @@ impl Facts {
             adjacency: HashMap::new(),
             children: HashMap::new(),
             dirty: Dirty::default(),
-            touched: HashSet::new(),
-            person_cache: HashMap::new(),
+            touched: IdSet::default(),
+            person_cache: Vec::new(),
         }
     }
 
@@ -187,9 +225,11 @@ impl Facts {
     }
 
     pub fn forget_person(&mut self, id: Id) {
-        if let Some(person) = self.person_cache.remove(&id) {
-            for member in &person.members {
-                self.person_cache.remove(member);
+        if let Some(person) = self.person_cache.get_mut(id as usize).and_then(Option::take) {
+            for &member in &person.members {
+                if let Some(slot) = self.person_cache.get_mut(member as usize) {
+                    *slot = None;
+                }
             }
         }
     }

@@ -42,7 +42,7 @@ pub fn make_person(facts: &Facts, mut members: Vec<Id>, id_key: &[u8]) -> Person
 
 /// The person an identifier belongs to now, cached until a link or an anchor changes.
 pub fn current_person(facts: &mut Facts, id: Id, id_key: &[u8]) -> Rc<Person> {
-    if let Some(person) = facts.person_cache.get(&id) {
+    if let Some(Some(person)) = facts.person_cache.get(id as usize) {
         return person.clone();
     }
     let mut component = vec![id];
@@ -58,7 +58,11 @@ pub fn current_person(facts: &mut Facts, id: Id, id_key: &[u8]) -> Rc<Person> {
     }
     let person = Rc::new(make_person(facts, component, id_key));
     for &member in &person.members {
-        facts.person_cache.insert(member, person.clone());
+        let at = member as usize;
+        if at >= facts.person_cache.len() {
+            facts.person_cache.resize(facts.idents.len().max(at + 1), None);
+        }
+        facts.person_cache[at] = Some(person.clone());
     }
     person
 }

@@ -271,7 +271,7 @@ impl Core {
             key.extend_from_slice(name);
             out.push((PyBytes::new(py, &key), PyBytes::new(py, data)));
         };
-        for &id in &dirty.idents {
+        for &id in dirty.idents.iter() {
             push(b'i', facts.key(id).as_bytes(), &codec::encode_ident(facts, id));
         }
         for &pair in &dirty.pairs {

@@ -44,11 +44,13 @@ impl Config {
 pub struct Scales {
     pub half_life: f64,
     weights: RefCell<HashMap<i64, BigUint>>,
+    /// as-of day -> (whole half-lives, 2 ** -fraction)
+    days: RefCell<HashMap<i64, (i64, f64)>>,
 }
 
 impl Scales {
     pub fn new(half_life: f64) -> Self {
-        Scales { half_life, weights: RefCell::new(HashMap::new()) }
+        Scales { half_life, weights: RefCell::new(HashMap::new()), days: RefCell::new(HashMap::new()) }
     }
 
     /// `round(2 ** frac(day / h) * 2 ** FX) << floor(day / h)`, as the reference computes it.
@@ -82,10 +84,12 @@ impl Scales {
         if total.is_zero() {
             return 0.0;
         }
-        let ratio = as_of_day as f64 / self.half_life;
-        let whole = ratio.floor();
-        let factor = 2f64.powf(whole - ratio);
-        let shift = FX + extra_bits + whole as i64;
+        let (whole, factor) = *self.days.borrow_mut().entry(as_of_day).or_insert_with(|| {
+            let ratio = as_of_day as f64 / self.half_life;
+            let whole = ratio.floor();
+            (whole as i64, 2f64.powf(whole - ratio))
+        });
+        let shift = FX + extra_bits + whole;
         scaled(total, -shift) * factor
     }
 }
