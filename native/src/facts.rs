@@ -8,7 +8,7 @@
 use crate::decode::{Event, Kind, DAY_US};
 use crate::scales::Scales;
 use num_bigint::BigUint;
-use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
+use foldhash::{HashMap, HashMapExt, HashSet};
 use std::collections::BTreeMap;
 
 pub type Id = u32;
@@ -101,6 +101,38 @@ pub struct Share {
     pub recipients: u64,
 }
 
+/// The accepted event ids. Each is kept with its hash, so growing the table never reads
+/// the strings again: with millions of ids, that is most of what inserting costs.
+#[derive(Default)]
+pub struct SeenIds {
+    table: hashbrown::HashTable<(u64, Box<str>)>,
+    hasher: foldhash::fast::RandomState,
+}
+
+impl std::fmt::Debug for SeenIds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SeenIds({})", self.table.len())
+    }
+}
+
+impl SeenIds {
+    /// Add an id; false when it was there already.
+    pub fn insert(&mut self, id: &str) -> bool {
+        use std::hash::BuildHasher;
+        let hash = self.hasher.hash_one(id);
+        match self.table.entry(hash, |(h, s)| *h == hash && &**s == id, |(h, _)| *h) {
+            hashbrown::hash_table::Entry::Occupied(_) => false,
+            hashbrown::hash_table::Entry::Vacant(slot) => {
+                slot.insert((hash, id.into()));
+                true
+            }
+        }
+    }
+    pub fn reserve(&mut self, more: usize) {
+        self.table.reserve(more, |(h, _)| *h);
+    }
+}
+
 /// A set of identifier ids: a flag per id and the list of members, so the inserts made
 /// for every event are an index and a compare, not a hash.
 #[derive(Debug, Default)]
@@ -166,7 +198,7 @@ pub struct Facts {
     pub pairs: HashMap<(Id, Id), Vec<LinkEntry>>,
     pub shares: HashMap<String, Share>,
     pub referrals: HashMap<String, Vec<(i64, u128)>>,
-    pub seen: HashSet<Box<str>>,
+    pub seen: SeenIds,
     pub max_ts: Option<i64>,
     pub last_emitted: HashMap<String, (f64, String)>,
     pub adjacency: HashMap<Id, HashSet<Id>>,
@@ -194,7 +226,7 @@ impl Facts {
             pairs: HashMap::new(),
             shares: HashMap::new(),
             referrals: HashMap::new(),
-            seen: HashSet::new(),
+            seen: SeenIds::default(),
             max_ts: None,
             last_emitted: HashMap::new(),
             adjacency: HashMap::new(),
@@ -256,10 +288,9 @@ impl Facts {
     /// Apply one valid event; false (and no change) when its event_id was seen before.
     pub fn apply(&mut self, event: &Event<'_>, position: i64) -> bool {
         let event_id: &str = &event.id;
-        if self.seen.contains(event_id) {
+        if !self.seen.insert(event_id) {
             return false;
         }
-        self.seen.insert(event_id.into());
         let ts = event.ts;
         let day = ts.div_euclid(DAY_US);
         if self.max_ts.is_none_or(|m| ts > m) {

@@ -337,7 +337,10 @@ impl Core {
 
     /// After loading: the seen event ids, the latest event time; rebuild the indexes.
     fn finish_load(&mut self, seen: Vec<String>, max_ts: Option<i64>) {
-        self.facts.seen.extend(seen.into_iter().map(String::into_boxed_str));
+        self.facts.seen.reserve(seen.len());
+        for id in &seen {
+            self.facts.seen.insert(id);
+        }
         self.facts.max_ts = max_ts;
         self.facts.reindex();
     }

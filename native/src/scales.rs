@@ -3,7 +3,7 @@
 //! added to an exact integer sum, converted to a float once, at read.
 
 use num_bigint::BigUint;
-use num_traits::{ToPrimitive, Zero};
+use num_traits::Zero;
 use std::cell::RefCell;
 use foldhash::{HashMap, HashMapExt};
 
@@ -98,12 +98,17 @@ impl Scales {
 fn scaled(total: &BigUint, exp: i64) -> f64 {
     let bits = total.bits() as i64;
     let (top, dropped) = if bits <= 64 {
-        (total.to_u64().unwrap_or(0), 0)
+        (total.iter_u64_digits().next().unwrap_or(0), 0)
     } else {
-        let dropped = bits - 64;
-        let top = (total >> dropped as u64).to_u64().unwrap_or(0);
-        let sticky = total.trailing_zeros().unwrap_or(0) < dropped as u64;
-        (top | u64::from(sticky), dropped)
+        // The top 64 bits, read from the two highest digits; the bits below only matter
+        // as a sticky bit, so that a tie is never seen where there is none.
+        let mut digits = total.iter_u64_digits().rev();
+        let high = digits.next().unwrap_or(0);
+        let low = digits.next().unwrap_or(0);
+        let shift = high.leading_zeros();
+        let top = if shift == 0 { high } else { (high << shift) | (low >> (64 - shift)) };
+        let sticky = (shift < 64 && low << shift != 0) || digits.any(|d| d != 0);
+        (top | u64::from(sticky), bits - 64)
     };
     let mut value = top as f64; // round-to-nearest-even; the sticky bit breaks false ties
     let mut e = dropped + exp;
