@@ -2,8 +2,10 @@
 against a floor baseline that only parses and validates the same lines with pydantic.
 
 Every measured step runs in its own process pinned to one core; peak RSS is that
-process's maximum resident set size. The synthetic input is generated once and cached
-under ``.bench/``.
+process's maximum resident set size. Each step runs ``--runs`` times (3 by default): the
+figures are the median run's, with the fastest and slowest beside them, since a shared
+machine's speed drifts from one minute to the next. The synthetic input is generated
+once and cached under ``.bench/``.
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,8 +45,12 @@ print(count)
 class Result:
     name: str
     events: int
-    seconds: float
-    peak_rss_mib: float
+    runs: list[float]  # seconds of each run
+    peak_rss_mib: float  # the highest of all runs
+
+    @property
+    def seconds(self) -> float:
+        return statistics.median(self.runs)
 
     @property
     def rate(self) -> float:
@@ -64,8 +72,24 @@ def dataset(events: int, identifiers: int) -> Path:
     return path
 
 
-def measure(name: str, events: int, argv: list[str], env: dict[str, str]) -> Result:
-    """Run argv pinned to CPU 0; wall time and the child's peak RSS."""
+def measure(
+    name: str,
+    events: int,
+    argv: list[str],
+    env: dict[str, str],
+    runs: int,
+    before: Callable[[], None] = lambda: None,
+) -> Result:
+    """Run argv ``runs`` times (calling ``before`` first each time)."""
+    timings = []
+    for _ in range(runs):
+        before()
+        timings.append(run_once(name, argv, env))
+    return Result(name, events, [t for t, _ in timings], max(rss for _, rss in timings))
+
+
+def run_once(name: str, argv: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Run argv pinned to CPU 0; wall time and the child's peak RSS in MiB."""
     started = time.perf_counter()
     proc = subprocess.Popen(
         argv,
@@ -80,42 +104,50 @@ def measure(name: str, events: int, argv: list[str], env: dict[str, str]) -> Res
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise SystemExit(f"{name} failed ({proc.returncode}): {output.decode()[-500:]}")
-    return Result(name, events, seconds, usage.ru_maxrss / 1024)
+    return seconds, usage.ru_maxrss / 1024
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--identifiers", type=int, default=100_000)
+    parser.add_argument("--runs", type=int, default=3, help="runs per step (median reported)")
     args = parser.parse_args()
     source = dataset(args.events, args.identifiers)
     data = WORK / "data"
-    shutil.rmtree(data, ignore_errors=True)
+
+    def fresh() -> None:
+        shutil.rmtree(data, ignore_errors=True)
+
     env = {k: v for k, v in os.environ.items() if not k.startswith("CRM2STREAM_")}
     env["CRM2STREAM_ID_KEY"] = "bench"
     cli = [sys.executable, "-m", "crm2stream.cli", "--data-dir", str(data)]
     n = args.events
     floor_argv = [sys.executable, "-c", FLOOR, str(source)]
+    runs = args.runs
     results = [
-        measure("floor: pydantic parse+validate", n, floor_argv, env),
-        measure("ingest (embedded)", n, [*cli, "ingest", str(source)], env),
-        measure("replay (rebuild + digest)", n, [*cli, "replay"], env),
-        measure("digest (all state tables)", n, [*cli, "digest"], env),
+        measure("floor: pydantic parse+validate", n, floor_argv, env, runs),
+        measure("ingest (embedded)", n, [*cli, "ingest", str(source)], env, runs, fresh),
+        measure("replay (rebuild + digest)", n, [*cli, "replay"], env, runs),
+        measure("digest (all state tables)", n, [*cli, "digest"], env, runs),
     ]
     floor = results[0]
     print(f"\n{n:,} events, {args.identifiers:,} identifiers, one core ({os.cpu_count()} here)")
-    print(f"{'step':34} {'events/s':>10} {'seconds':>8} {'peak RSS':>10} {'vs floor':>9}")
+    print(f"median of {runs} runs; the range is the fastest and slowest run")
+    header = f"{'step':32} {'events/s':>9} {'seconds':>8} {'range (s)':>12} {'peak RSS':>10}"
+    print(f"{header} {'vs floor':>9}")
     for result in results:
-        ratio = result.rate / floor.rate
+        spread = f"{min(result.runs):.1f}-{max(result.runs):.1f}"
         print(
-            f"{result.name:34} {result.rate:10,.0f} {result.seconds:8.1f} "
-            f"{result.peak_rss_mib:8.0f} MiB {ratio:8.2f}x"
+            f"{result.name:32} {result.rate:9,.0f} {result.seconds:8.1f} {spread:>12} "
+            f"{result.peak_rss_mib:6.0f} MiB {result.rate / floor.rate:8.2f}x"
         )
     report = [
         {
             "step": r.name,
             "events": r.events,
             "seconds": round(r.seconds, 2),
+            "runs_seconds": [round(t, 2) for t in r.runs],
             "events_per_second": round(r.rate),
             "peak_rss_mib": round(r.peak_rss_mib),
         }
