@@ -67,11 +67,13 @@ pub fn current_person(facts: &mut Facts, id: Id, id_key: &[u8]) -> Rc<Person> {
     person
 }
 
+const ABSENT: u32 = u32::MAX;
+
 /// All persons as of a cutoff (inclusive, microseconds), sorted by person id.
 pub struct Partition {
     pub persons: Vec<Person>,
-    /// identifier -> index in `persons`, for the identifiers that exist by the cutoff
-    pub person_of: HashMap<Id, usize>,
+    /// identifier id -> index in `persons`; `ABSENT` for identifiers first seen later
+    person_of: Vec<u32>,
 }
 
 impl Partition {
@@ -111,12 +113,25 @@ impl Partition {
         let mut persons: Vec<Person> =
             groups.into_values().map(|members| make_person(facts, members, id_key)).collect();
         persons.sort_by(|a, b| a.person_id.cmp(&b.person_id));
-        let mut person_of = HashMap::with_capacity(n);
+        let mut person_of = vec![ABSENT; n];
         for (index, person) in persons.iter().enumerate() {
             for &member in &person.members {
-                person_of.insert(member, index);
+                person_of[member as usize] = index as u32;
             }
         }
         Partition { persons, person_of }
+    }
+
+    /// The index in `persons` of an identifier's person, if it exists by the cutoff.
+    pub fn person_of(&self, id: Id) -> Option<usize> {
+        match self.person_of.get(id as usize) {
+            Some(&index) if index != ABSENT => Some(index as usize),
+            _ => None,
+        }
+    }
+
+    /// The identifiers that exist by the cutoff.
+    pub fn members(&self) -> impl Iterator<Item = Id> + '_ {
+        (0..self.person_of.len() as Id).filter(|&id| self.person_of[id as usize] != ABSENT)
     }
 }

@@ -119,12 +119,13 @@ impl<'a> View<'a> {
             }
         }
         let mut members: Vec<(&str, Id)> =
-            self.partition.person_of.keys().map(|&id| (facts.key(id), id)).collect();
+            self.partition.members().map(|id| (facts.key(id), id)).collect();
         members.sort();
         Box::new(members
             .into_iter()
             .map(move |(key, id)| {
-                let person = &self.partition.persons[self.partition.person_of[&id]];
+                let index = self.partition.person_of(id).expect("members have a person");
+                let person = &self.partition.persons[index];
                 let first = &facts.idents[id as usize].first;
                 let mut links = linked.remove(&id).unwrap_or_default();
                 links.sort();
@@ -144,13 +145,13 @@ impl<'a> View<'a> {
     fn relationships(&self) -> Box<dyn Iterator<Item = J> + '_> {
         let facts = self.facts;
         let persons = &self.partition.persons;
-        let person_of = &self.partition.person_of;
+        let partition = &self.partition;
         let weights = self.cfg.ties;
         Box::new(persons.iter().enumerate().flat_map(move |(from, person)| {
             let mut reached: HashMap<usize, ([u64; 4], BigUint)> = HashMap::new();
             for &member in &person.members {
                 for tie in &facts.idents[member as usize].out {
-                    let Some(&to) = person_of.get(&tie.target) else { continue };
+                    let Some(to) = partition.person_of(tie.target) else { continue };
                     let day = i64::from(tie.day);
                     if to == from || day > self.as_of_day {
                         continue;
