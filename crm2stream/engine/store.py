@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import orjson
-from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch
+from rocksdict import BlockBasedOptions, Cache, DBCompressionType, Options, Rdict, WriteBatch
 
 
 def _items(db: Rdict, start: bytes) -> Iterator[tuple[bytes, bytes]]:
@@ -30,6 +30,9 @@ def _items(db: Rdict, start: bytes) -> Iterator[tuple[bytes, bytes]]:
         yield cast(bytes, it.key()), cast(bytes, it.value())
         it.next()
 
+
+#: Values at least this large (log chunks, output batches) live in blob files.
+BLOB_MIN_BYTES = 64 << 10
 
 #: The key prefix of checkpointed facts records: ``RECORDS + table + b"/" + key``.
 RECORDS = b"s/"
@@ -44,12 +47,19 @@ class Store:
         path.mkdir(parents=True, exist_ok=True)
         options = Options(raw_mode=True)
         options.create_if_missing(True)
-        # The engine keeps its hot state in Python: RocksDB only needs modest buffers.
+        # The engine keeps its hot state in memory: RocksDB only needs modest buffers.
         options.set_write_buffer_size(32 << 20)
         options.set_max_write_buffer_number(2)
         table = BlockBasedOptions()
         table.set_block_cache(Cache(32 << 20))
         options.set_block_based_table_factory(table)
+        options.set_compression_type(DBCompressionType.lz4())
+        # Log chunks and output batches are megabytes each and never change: kept in blob
+        # files, they are compressed once when flushed instead of at every compaction.
+        options.set_enable_blob_files(True)
+        options.set_min_blob_size(BLOB_MIN_BYTES)
+        options.set_blob_compression_type(DBCompressionType.lz4())
+        options.set_enable_blob_gc(True)
         self.path = path
         self.db = Rdict(str(path / "db"), options)
 
