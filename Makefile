@@ -22,8 +22,9 @@ $(STAMP): pyproject.toml $(NATIVE)
 run: $(STAMP)
 	$(BIN)/python -m crm2stream.sample --data-dir $(DATA)
 
-## test: lint, type-check and the whole test suite
+## test: lint, type-check and the whole test suite (the compiled core's unit tests too)
 test: $(STAMP) lint
+	cargo test --quiet --release --lib --manifest-path native/Cargo.toml
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)

@@ -112,11 +112,15 @@ pub fn write_float(out: &mut Vec<u8>, value: f64) {
     }
 }
 
+pub fn write_int(out: &mut Vec<u8>, value: i128) {
+    out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+}
+
 fn write_value(out: &mut Vec<u8>, value: &J, sorted: bool) {
     match value {
         J::Null => out.extend_from_slice(b"null"),
         J::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
-        J::Int(i) => out.extend_from_slice(i.to_string().as_bytes()),
+        J::Int(i) => write_int(out, *i),
         J::Float(f) => write_float(out, *f),
         J::Str(s) => write_str(out, s),
         J::List(items) => {
@@ -131,26 +135,56 @@ fn write_value(out: &mut Vec<u8>, value: &J, sorted: bool) {
         }
         J::Obj(fields) => {
             out.push(b'{');
-            let mut order: Vec<&(&str, J)> = fields.iter().collect();
-            if sorted {
-                order.sort_unstable_by_key(|field| field.0);
-            }
-            for (i, (k, v)) in order.into_iter().enumerate() {
+            let mut write_field = |i: usize, (k, v): &(&str, J)| {
                 if i > 0 {
                     out.push(b',');
                 }
                 write_str(out, k);
                 out.push(b':');
                 write_value(out, v, sorted);
+            };
+            if sorted && !fields.is_sorted_by_key(|field| field.0) {
+                let mut order: Vec<&(&str, J)> = fields.iter().collect();
+                order.sort_unstable_by_key(|field| field.0);
+                order.into_iter().enumerate().for_each(|(i, field)| write_field(i, field));
+            } else {
+                fields.iter().enumerate().for_each(|(i, field)| write_field(i, field));
             }
             out.push(b'}');
         }
     }
 }
 
+/// Whether any byte needs escaping in JSON: a control character, `"` or `\`. Eight bytes
+/// at a time (the usual "has a zero / has a byte less than" word tricks), since nearly
+/// every string written has none.
+fn needs_escape(bytes: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let special = |word: u64| {
+        let control = word.wrapping_sub(ONES * 0x20) & !word & HIGH;
+        let quote = (word ^ (ONES * b'"' as u64)).wrapping_sub(ONES) & !(word ^ (ONES * b'"' as u64)) & HIGH;
+        let slash = (word ^ (ONES * b'\\' as u64)).wrapping_sub(ONES) & !(word ^ (ONES * b'\\' as u64)) & HIGH;
+        control | quote | slash != 0
+    };
+    let mut chunks = bytes.chunks_exact(8);
+    let mut found = false;
+    for chunk in &mut chunks {
+        found |= special(u64::from_le_bytes(chunk.try_into().expect("eight bytes")));
+    }
+    found || chunks.remainder().iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+}
+
 pub fn write_str(out: &mut Vec<u8>, s: &str) {
-    out.push(b'"');
     let bytes = s.as_bytes();
+    if !needs_escape(bytes) {
+        out.reserve(bytes.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+        return;
+    }
+    out.push(b'"');
     let mut plain = 0; // start of the run not yet copied
     for (i, &b) in bytes.iter().enumerate() {
         if b >= 0x20 && b != b'"' && b != b'\\' {
@@ -171,4 +205,24 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
     }
     out.extend_from_slice(&bytes[plain..]);
     out.push(b'"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_exactly_the_bytes_json_needs() {
+        for text in ["", "plain", "exactly8", "sixteen chars ok", "a\"b", "x\\", "tab\there", "\u{1}", "long text then a quote\"", "caf\u{e9} \u{7f}"] {
+            let mut out = Vec::new();
+            write_str(&mut out, text);
+            assert_eq!(String::from_utf8(out).unwrap(), serde_json::to_string(text).unwrap(), "{text:?}");
+        }
+        for b in 0u8..=255 {
+            let text = [b'a', b'b', b'c', b'd', b'e', b'f', b'g', b'h', b'i', b];
+            let expected = b < 0x20 || b == b'"' || b == b'\\';
+            assert_eq!(needs_escape(&text), expected, "byte {b}");
+            assert_eq!(needs_escape(&text[2..]), expected, "byte {b} in a word");
+        }
+    }
 }

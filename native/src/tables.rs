@@ -16,6 +16,17 @@ pub fn end_of_day(day: i64) -> i64 {
     (day + 1) * DAY_US - 1
 }
 
+/// The relationship from one person to another (indexes into the partition's persons).
+struct Relationship {
+    from: usize,
+    to: usize,
+    /// reply, comment, share, recipient
+    counts: [u64; 4],
+    strength: f64,
+}
+
+const REL_KINDS: [&str; 4] = ["reply", "comment", "share", "recipient"];
+
 pub struct View<'a> {
     facts: &'a Facts,
     cfg: &'a Config,
@@ -38,19 +49,36 @@ pub const STATE_TABLES: [&str; 7] =
 
 impl<'a> View<'a> {
     /// SHA-256 over every state table's canonical rows (the reference's `digest_tables`).
+    /// Rows are written into one buffer hashed a block at a time; relationships, most of
+    /// the bytes, are written straight from their figures.
     pub fn digest(&self) -> String {
         use sha2::{Digest, Sha256};
+        const BLOCK: usize = 1 << 20;
         let mut hasher = Sha256::new();
-        let mut buffer = Vec::with_capacity(4096);
-        for table in STATE_TABLES {
-            hasher.update(format!("#{table}\n").as_bytes());
-            self.each(table, &mut |row| {
+        let mut buffer = Vec::with_capacity(BLOCK + 4096);
+        let flush = |buffer: &mut Vec<u8>, hasher: &mut Sha256, force: bool| {
+            if force || buffer.len() >= BLOCK {
+                hasher.update(&buffer[..]);
                 buffer.clear();
+            }
+        };
+        for table in STATE_TABLES {
+            buffer.extend_from_slice(format!("#{table}\n").as_bytes());
+            if table == "relationships" {
+                self.each_relationship(&mut |rel| {
+                    self.write_relationship_canonical(&mut buffer, &rel);
+                    buffer.push(b'\n');
+                    flush(&mut buffer, &mut hasher, false);
+                });
+                continue;
+            }
+            self.each(table, &mut |row| {
                 crate::json::write_canonical(&mut buffer, &row);
                 buffer.push(b'\n');
-                hasher.update(&buffer);
+                flush(&mut buffer, &mut hasher, false);
             });
         }
+        flush(&mut buffer, &mut hasher, true);
         hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
     }
 
@@ -142,13 +170,12 @@ impl<'a> View<'a> {
 
     /// Per source person (in person id order), the persons its members' ties reach, in
     /// person id order: persons are sorted by id, so their indexes are too.
-    fn relationships(&self) -> Box<dyn Iterator<Item = J> + '_> {
+    fn each_relationship(&self, emit: &mut dyn FnMut(Relationship)) {
         let facts = self.facts;
-        let persons = &self.partition.persons;
         let partition = &self.partition;
         let weights = self.cfg.ties;
-        Box::new(persons.iter().enumerate().flat_map(move |(from, person)| {
-            let mut reached: HashMap<usize, ([u64; 4], BigUint)> = HashMap::new();
+        let mut reached: HashMap<usize, ([u64; 4], BigUint)> = HashMap::new();
+        for (from, person) in partition.persons.iter().enumerate() {
             for &member in &person.members {
                 for tie in &facts.idents[member as usize].out {
                     let Some(to) = partition.person_of(tie.target) else { continue };
@@ -165,21 +192,59 @@ impl<'a> View<'a> {
                 }
             }
             let mut rows: Vec<(usize, ([u64; 4], BigUint))> =
-                reached.into_iter().filter(|(_, (counts, _))| counts.iter().any(|&n| n > 0)).collect();
+                reached.drain().filter(|(_, (counts, _))| counts.iter().any(|&n| n > 0)).collect();
             rows.sort_unstable_by_key(|(to, _)| *to);
-            rows.into_iter().map(move |(to, (counts, strength))| {
-                let kinds = ["reply", "comment", "share", "recipient"];
-                let counts = kinds.iter().zip(counts).map(|(k, n)| (*k, J::Int(n.into())));
-                row(vec![
-                    ("from_person_id", J::s(&person.person_id)),
-                    ("to_person_id", J::s(&persons[to].person_id)),
-                    ("from_anchor", J::s(facts.key(person.anchor))),
-                    ("to_anchor", J::s(facts.key(persons[to].anchor))),
-                    ("counts", J::Obj(counts.collect())),
-                    ("strength", J::Float(round4(facts.scales.value(&strength, WEIGHT_FX, self.as_of_day)))),
-                ])
-            })
-        }))
+            for (to, (counts, strength)) in rows {
+                let strength = round4(facts.scales.value(&strength, WEIGHT_FX, self.as_of_day));
+                emit(Relationship { from, to, counts, strength });
+            }
+        }
+    }
+
+    fn relationships(&self) -> Box<dyn Iterator<Item = J> + '_> {
+        let mut all = Vec::new();
+        self.each_relationship(&mut |rel| all.push(self.relationship_row(&rel)));
+        Box::new(all.into_iter())
+    }
+
+    fn relationship_row(&self, rel: &Relationship) -> J {
+        let (from, to) = (&self.partition.persons[rel.from], &self.partition.persons[rel.to]);
+        let counts = REL_KINDS.iter().zip(rel.counts).map(|(k, n)| (*k, J::Int(n.into())));
+        row(vec![
+            ("from_person_id", J::s(&from.person_id)),
+            ("to_person_id", J::s(&to.person_id)),
+            ("from_anchor", J::s(self.facts.key(from.anchor))),
+            ("to_anchor", J::s(self.facts.key(to.anchor))),
+            ("counts", J::Obj(counts.collect())),
+            ("strength", J::Float(rel.strength)),
+        ])
+    }
+
+    /// `write_canonical` of `relationship_row`, without building the row: keys in sorted
+    /// order (counts, from_anchor, from_person_id, strength, to_anchor, to_person_id).
+    fn write_relationship_canonical(&self, out: &mut Vec<u8>, rel: &Relationship) {
+        use crate::json::{write_float, write_int, write_str};
+        let (from, to) = (&self.partition.persons[rel.from], &self.partition.persons[rel.to]);
+        let [reply, comment, share, recipient] = rel.counts;
+        out.extend_from_slice(b"{\"counts\":{\"comment\":");
+        write_int(out, comment.into());
+        out.extend_from_slice(b",\"recipient\":");
+        write_int(out, recipient.into());
+        out.extend_from_slice(b",\"reply\":");
+        write_int(out, reply.into());
+        out.extend_from_slice(b",\"share\":");
+        write_int(out, share.into());
+        out.extend_from_slice(b"},\"from_anchor\":");
+        write_str(out, self.facts.key(from.anchor));
+        out.extend_from_slice(b",\"from_person_id\":");
+        write_str(out, &from.person_id);
+        out.extend_from_slice(b",\"strength\":");
+        write_float(out, rel.strength);
+        out.extend_from_slice(b",\"to_anchor\":");
+        write_str(out, self.facts.key(to.anchor));
+        out.extend_from_slice(b",\"to_person_id\":");
+        write_str(out, &to.person_id);
+        out.push(b'}');
     }
 
     fn permissions(&self) -> Box<dyn Iterator<Item = J> + '_> {

@@ -21,20 +21,25 @@ pub fn merged_days<'a>(facts: &'a Facts, members: &[Id], last_day: i64) -> Cow<'
         let end = days.partition_point(|b| b.day() <= last_day);
         return Cow::Borrowed(&days[..end]);
     }
-    let mut merged: BTreeMap<i64, DayBucket> = BTreeMap::new();
+    let mut all: Vec<&DayBucket> = Vec::new();
     for &id in members {
-        for bucket in &facts.idents[id as usize].days {
-            if bucket.day() > last_day {
-                break;
+        let days = &facts.idents[id as usize].days;
+        all.extend(&days[..days.partition_point(|b| b.day() <= last_day)]);
+    }
+    all.sort_unstable_by_key(|b| b.day);
+    let mut merged: Vec<DayBucket> = Vec::with_capacity(all.len());
+    for bucket in all {
+        match merged.last_mut() {
+            Some(total) if total.day == bucket.day => {
+                for i in 0..COUNTERS {
+                    total.counts[i] = total.counts[i].saturating_add(bucket.counts[i]);
+                }
+                total.amount += bucket.amount;
             }
-            let total = merged.entry(bucket.day()).or_insert_with(|| DayBucket { day: bucket.day, ..DayBucket::default() });
-            for i in 0..COUNTERS {
-                total.counts[i] = total.counts[i].saturating_add(bucket.counts[i]);
-            }
-            total.amount += bucket.amount;
+            _ => merged.push(bucket.clone()),
         }
     }
-    Cow::Owned(merged.into_values().collect())
+    Cow::Owned(merged)
 }
 
 /// RFM in the customer-base-analysis convention (purchases merged per day).
