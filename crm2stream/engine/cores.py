@@ -36,10 +36,12 @@ RECORD_TABLES = (b"i", b"p", b"r", b"e")
 @dataclass(slots=True)
 class Processed:
     """What one batch did: rejections (index, reason, error), duplicates (index, event_id),
-    how many events it accepted and their ids as a JSON array, in input order."""
+    how many lines it held, how many events it accepted and their ids as a JSON array, in
+    input order."""
 
     rejected: list[tuple[int, str, str]] = field(default_factory=list)
     duplicates: list[tuple[int, str]] = field(default_factory=list)
+    lines: int = 0
     accepted: int = 0
     accepted_ids: bytes = b"[]"
 
@@ -49,7 +51,10 @@ class Core(Protocol):
 
     @property
     def max_ts(self) -> int | None: ...
-    def process(self, lines: list[bytes], start: int) -> Processed: ...
+    def process(self, chunk: bytes, start: int) -> Processed:
+        """Apply a log chunk: non-empty lines joined by newlines, the first at ``start``."""
+        ...
+
     def score_changes(
         self, change_base: int, trigger_base: int
     ) -> tuple[tuple[int, bytes], tuple[int, bytes]]:
@@ -126,9 +131,8 @@ class NativeCore:
         value: int | None = self._core.max_ts
         return value
 
-    def process(self, lines: list[bytes], start: int) -> Processed:
-        rejected, duplicates, accepted, ids = self._core.process(lines, start, self._fallback)
-        return Processed(rejected, duplicates, accepted, ids)
+    def process(self, chunk: bytes, start: int) -> Processed:
+        return Processed(*self._core.process(chunk, start, self._fallback))
 
     def score_changes(
         self, change_base: int, trigger_base: int
@@ -184,12 +188,13 @@ class PythonCore:
     def max_ts(self) -> int | None:
         return self.facts.max_ts
 
-    def process(self, lines: list[bytes], start: int) -> Processed:
+    def process(self, chunk: bytes, start: int) -> Processed:
+        lines = chunk.split(b"\n") if chunk else []
         # The facts are millions of long-lived, acyclic containers: a cyclic collection
         # pass in the middle of a batch costs more than the batch. Collect between batches.
         gc.disable()
         try:
-            out = Processed()
+            out = Processed(lines=len(lines))
             accepted: list[str] = []
             for index, line in enumerate(lines):
                 result = decode(line, self.cfg.currency)

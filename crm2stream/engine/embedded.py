@@ -35,7 +35,7 @@ from crm2stream.engine.lines import (
     batched,
     file_fingerprint,
     progress,
-    read_batches,
+    read_chunks,
     strip_line,
 )
 from crm2stream.engine.store import RECORDS, Batch, Store
@@ -68,6 +68,8 @@ class Counts:
 @dataclass(slots=True)
 class BatchOutput:
     counts: Counts
+    #: how many lines the batch held
+    lines: int
     #: the accepted event ids, as a JSON array
     accepted_ids: bytes
     #: per output topic: how many new records, and the records as NDJSON
@@ -164,10 +166,10 @@ class EmbeddedEngine:
     def _recover(self) -> None:
         """Apply the log chunks written after the last checkpoint, as they were batched."""
         log.info("recovering log positions %d..%d", self.applied, self.log_end)
-        for start, lines in self.store.chunks(self.applied):
+        for start, chunk in self.store.chunks(self.applied):
             if start >= self.log_end:
                 break
-            self._process(start, lines)
+            self._process(start, chunk)
         self.checkpoint()
         if self.replay_end > self.log_end:
             self._replay_log()
@@ -189,10 +191,10 @@ class EmbeddedEngine:
 
     def _replay_log(self) -> None:
         self.core.reserve(self.replay_end - self.log_end)
-        for start, lines in self.store.chunks(self.log_end):
+        for start, chunk in self.store.chunks(self.log_end):
             if start >= self.replay_end:
                 break
-            self.process_batch(lines, in_log=True)
+            self.process_batch(chunk, in_log=True)
         self.replay_end = 0
         self.checkpoint()
 
@@ -201,50 +203,52 @@ class EmbeddedEngine:
         if target.log_end:
             raise EngineError(f"{target.store.path} is not empty")
         end = max(self.log_end, self.replay_end)
-        for start, lines in self.store.chunks(0):
+        for start, chunk in self.store.chunks(0):
             if start >= end:
                 break
-            target.process_batch(lines)
+            target.process_batch(chunk)
         target.checkpoint()
 
     # -- processing ---------------------------------------------------------------------
-    def _process(self, start: int, lines: list[bytes]) -> BatchOutput:
-        done = self.core.process(lines, start)
+    def _process(self, start: int, chunk: bytes) -> BatchOutput:
+        done = self.core.process(chunk, start)
         counts = Counts(done.accepted, len(done.rejected), len(done.duplicates))
         dead = [(i, Rejection(reason, error)) for i, reason, error in done.rejected]
         dead += [(i, _duplicate(event_id)) for i, event_id in done.duplicates]
         dead.sort(key=lambda item: item[0])
+        lines = chunk.split(b"\n") if dead else []
         dlq = b"\n".join(orjson.dumps(dead_letter(start + i, lines[i], r)) for i, r in dead)
         bases = [self.output_ends.get(topic, 0) for topic in self.streams]
         changes, triggers = self.core.score_changes(*bases)
         records = dict(zip(self.streams, (changes, triggers), strict=True))
         records[self.topology.dlq] = (len(dead), dlq)
-        return BatchOutput(counts, done.accepted_ids, records)
+        return BatchOutput(counts, done.lines, done.accepted_ids, records)
 
     def process_batch(
-        self, lines: list[bytes], ingest: tuple[str, int] | None = None, *, in_log: bool = False
+        self, chunk: bytes, ingest: tuple[str, int] | None = None, *, in_log: bool = False
     ) -> Counts:
-        """Append one batch of raw lines to the log, apply it and write it atomically.
+        """Append one batch of raw lines (non-empty, joined by newlines) to the log, apply
+        it and write it atomically.
 
         ``ingest`` = (file fingerprint, byte offset after this batch) records progress
         through an input file in the same write, so an interrupted ingest can resume.
         ``in_log``: the lines are the log's own chunk at this position (an in-place replay).
         """
         start = self.log_end
-        out = self._process(start, lines)
+        out = self._process(start, chunk)
         batch = self.store.batch()
         if not in_log:
-            batch.log_chunk(start, lines)
+            batch.log_chunk(start, chunk)
         batch.accepted(start, out.accepted_ids)
         for topic, (count, records) in out.records.items():
             if count:
                 base = self.output_ends.get(topic, 0)
                 batch.outputs(topic, base, records)
                 self.output_ends[topic] = base + count
-        self.log_end = start + len(lines)
+        self.log_end = start + out.lines
         if ingest is not None:
             self.in_progress[ingest[0]] = ingest[1]
-        self._since_checkpoint += len(lines)
+        self._since_checkpoint += out.lines
         due = self._since_checkpoint >= self.checkpoint_events or (
             time.monotonic() - self._last_checkpoint >= self.checkpoint_seconds
         )
@@ -293,7 +297,7 @@ class EmbeddedEngine:
         """Ingest raw NDJSON lines (blank lines are skipped); checkpoint at the end."""
         total = Counts()
         for batch in batched((strip_line(line) for line in lines), self.batch_size):
-            total.add(self.process_batch(batch))
+            total.add(self.process_batch(b"\n".join(batch)))
         self.checkpoint()
         return total
 
@@ -306,8 +310,8 @@ class EmbeddedEngine:
             log.warning("resuming an interrupted ingest of this file at byte %d", offset)
             stream.seek(offset)
         total = Counts()
-        for lines, consumed in read_batches(stream, self.batch_size):
-            total.add(self.process_batch(lines, progress(fingerprint, offset + consumed)))
+        for chunk, _, consumed in read_chunks(stream, self.batch_size):
+            total.add(self.process_batch(chunk, progress(fingerprint, offset + consumed)))
         if fingerprint is not None:
             self.in_progress.pop(fingerprint, None)
         self.checkpoint()

@@ -1,4 +1,8 @@
-"""Reading NDJSON input: line framing, batching, and recognising a file to resume."""
+"""Reading NDJSON input: line framing, batching, and recognising a file to resume.
+
+``strip_line`` and ``batched`` frame an iterable of lines; ``read_chunks`` frames a byte
+stream the same way in bulk (``frame`` in the compiled core does the byte work).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,8 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
+
+from crm2stream._native import frame
 
 #: Bytes asked of the input per read: lines are split in bulk, not one call per line.
 BLOCK = 1 << 24
@@ -45,37 +51,33 @@ def file_fingerprint(path: Path) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def read_batches(stream: BinaryIO, size: int) -> Iterator[tuple[list[bytes], int]]:
-    """The non-empty lines of a stream (framed as ``strip_line`` frames them) in lists of
-    ``size``, each with the number of bytes read up to the end of its last line (all of
-    them, for the last list). A pipe hands over what it has, so input is processed as it
-    arrives rather than when a block fills."""
+def read_chunks(stream: BinaryIO, size: int) -> Iterator[tuple[bytes, int, int]]:
+    """The non-empty lines of a stream (framed as ``strip_line`` frames them) in chunks of
+    ``size`` lines joined by newlines (the log's own form), each as (chunk, lines, bytes
+    read up to the end of its last line; all of them, for the last chunk). A pipe hands
+    over what it has, so input is processed as it arrives rather than when a block fills."""
     read = getattr(stream, "read1", stream.read)
-    pending: list[bytes] = []
+    pieces: list[bytes] = []  # framed parts of the chunk being filled
+    count = 0  # lines in ``pieces``
     consumed = 0  # bytes of every line accounted for so far
     tail = b""
     while True:
         block = read(BLOCK)
-        if block:
-            data = tail + block if tail else block
-            cut = data.rfind(b"\n") + 1
-            tail = data[cut:]
-            raw = data[: cut - 1].split(b"\n") if cut else []
-            lines = [line[:-1] if line.endswith(b"\r") else line for line in raw]
-            newline = 1
-        else:  # the end: a last line without a newline is taken as it is
-            raw = lines = [tail] if tail else []
-            newline = 0
-        counted = 0  # lines of ``raw`` accounted for in ``consumed``
-        for i in [i for i, line in enumerate(lines) if line and not line.isspace()]:
-            pending.append(lines[i])
-            if len(pending) == size:
-                consumed += sum(map(len, raw[counted : i + 1])) + (i + 1 - counted) * newline
-                counted = i + 1
-                yield pending, consumed
-                pending = []
-        consumed += sum(map(len, raw[counted:])) + (len(raw) - counted) * newline
+        data = tail + block if tail else block
+        at = 0
+        while True:
+            piece, lines, used = frame(data, at, size - count, not block)
+            at += used
+            consumed += used
+            if lines:
+                pieces.append(piece)
+                count += lines
+            if count < size:
+                break
+            yield b"\n".join(pieces), count, consumed
+            pieces, count = [], 0
+        tail = data[at:]
         if not block:
             break
-    if pending:
-        yield pending, consumed
+    if pieces:
+        yield b"\n".join(pieces), count, consumed

@@ -86,12 +86,13 @@ class Store:
                 break
             yield key[len(prefix) :], value
 
-    def chunks(self, start: int = 0) -> Iterator[tuple[int, list[bytes]]]:
-        """Log chunks from the one starting at ``start`` on, as (first position, lines)."""
+    def chunks(self, start: int = 0) -> Iterator[tuple[int, bytes]]:
+        """Log chunks from the one starting at ``start`` on, as (first position, chunk):
+        the chunk's lines are joined by newlines."""
         for key, value in _items(self.db, b"l/" + _position(start)):
             if not key.startswith(b"l/"):
                 break
-            yield int(key[2:], 16), value.split(b"\n")
+            yield int(key[2:], 16), value
 
     def chunk_at(self, position: int) -> tuple[int, list[bytes]] | None:
         """The log chunk holding ``position``."""
@@ -135,8 +136,9 @@ class Batch:
         for prefix in (b"k/", b"o/", b"s/", b"m/"):
             self.wb.delete_range(prefix, prefix[:-1] + b"0")
 
-    def log_chunk(self, start: int, lines: list[bytes]) -> None:
-        self.wb.put(b"l/" + _position(start), b"\n".join(lines))
+    def log_chunk(self, start: int, chunk: bytes) -> None:
+        """Raw input lines (non-empty, joined by newlines), the first at ``start``."""
+        self.wb.put(b"l/" + _position(start), chunk)
 
     def accepted(self, start: int, event_ids: bytes) -> None:
         """The event ids the chunk at ``start`` accepted (a JSON array): the seen-ids index,

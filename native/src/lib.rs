@@ -8,6 +8,7 @@ mod changes;
 mod codec;
 mod decode;
 mod facts;
+mod framing;
 mod identity;
 mod json;
 mod scales;
@@ -188,28 +189,32 @@ impl Core {
         Ok(Core { facts, cfg })
     }
 
-    /// Decode and apply a batch of lines at log positions `start`...; lines the fast path
-    /// cannot vouch for go to `fallback(line)`, which answers (reason, error) for a
-    /// rejection or the flat event. Returns (rejections as (index, reason, error),
-    /// duplicates as (index, event_id), the number accepted, their ids as a JSON array).
+    /// Decode and apply a log chunk (lines joined by `\n`) at log positions `start`...;
+    /// lines the fast path cannot vouch for go to `fallback(line)`, which answers (reason,
+    /// error) for a rejection or the flat event. Returns (rejections as (index, reason,
+    /// error), duplicates as (index, event_id), the number of lines, the number accepted,
+    /// their ids as a JSON array).
     #[allow(clippy::type_complexity)]
     fn process<'py>(
         &mut self,
         py: Python<'py>,
-        lines: Vec<Bound<'py, PyBytes>>,
+        chunk: &[u8],
         start: i64,
         fallback: Bound<'py, PyAny>,
-    ) -> PyResult<(Vec<(usize, String, String)>, Vec<(usize, String)>, usize, Bound<'py, PyBytes>)> {
+    ) -> PyResult<(Vec<(usize, String, String)>, Vec<(usize, String)>, usize, usize, Bound<'py, PyBytes>)> {
         let mut rejected = Vec::new();
         let mut duplicates = Vec::new();
         let mut accepted = 0;
-        let mut ids = Vec::with_capacity(lines.len() * 16);
+        let mut count = 0;
+        let mut ids = Vec::with_capacity(chunk.len() / 8);
         ids.push(b'[');
-        for (index, line) in lines.iter().enumerate() {
-            let event = match decode::decode(line.as_bytes(), &self.cfg.currency) {
+        let lines = chunk.split(|&b| b == b'\n').filter(|_| !chunk.is_empty());
+        for (index, line) in lines.enumerate() {
+            count += 1;
+            let event = match decode::decode(line, &self.cfg.currency) {
                 Some(event) => event,
                 None => {
-                    let answer = fallback.call1((line,))?;
+                    let answer = fallback.call1((PyBytes::new(py, line),))?;
                     let answer = answer.cast::<PyTuple>()?;
                     if answer.len() == 2 {
                         rejected.push((index, answer.get_item(0)?.extract()?, answer.get_item(1)?.extract()?));
@@ -229,7 +234,7 @@ impl Core {
             }
         }
         ids.push(b']');
-        Ok((rejected, duplicates, accepted, PyBytes::new(py, &ids)))
+        Ok((rejected, duplicates, count, accepted, PyBytes::new(py, &ids)))
     }
 
     /// (score changes, marketing triggers) for the persons touched since the last call,
@@ -402,9 +407,18 @@ impl Core {
     }
 }
 
+/// Up to `limit` non-blank lines of `data` from `start`, as (chunk, lines, bytes used):
+/// see `framing::frame`.
+#[pyfunction]
+fn frame<'py>(py: Python<'py>, data: &[u8], start: usize, limit: usize, last: bool) -> (Bound<'py, PyBytes>, usize, usize) {
+    let framed = framing::frame(data, start.min(data.len()), limit, last);
+    (PyBytes::new(py, &framed.chunk), framed.lines, framed.used)
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Core>()?;
     m.add_function(wrap_pyfunction!(fast_decode, m)?)?;
+    m.add_function(wrap_pyfunction!(frame, m)?)?;
     Ok(())
 }

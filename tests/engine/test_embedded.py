@@ -26,13 +26,13 @@ def crash_on_batch(engine: EmbeddedEngine, n: int) -> None:
     calls = 0
 
     def process_batch(
-        lines: list[bytes], ingest: tuple[str, int] | None = None, in_log: bool = False
+        chunk: bytes, ingest: tuple[str, int] | None = None, in_log: bool = False
     ) -> object:
         nonlocal calls
         calls += 1
         if calls == n:
             raise KeyboardInterrupt
-        return original(lines, ingest, in_log=in_log)
+        return original(chunk, ingest, in_log=in_log)
 
     engine.process_batch = process_batch  # type: ignore[assignment, method-assign]
 
@@ -50,7 +50,7 @@ def test_tables_survive_a_restart_without_redoing_work(tmp_path: Path) -> None:
 def test_batches_after_the_last_checkpoint_are_recovered_from_the_log(tmp_path: Path) -> None:
     engine = open_engine(tmp_path, checkpoint_events=1100)
     for start in range(0, len(CAMPAIGN), 250):
-        engine.process_batch(CAMPAIGN[start : start + 250])  # a crash: no final checkpoint
+        engine.process_batch(b"\n".join(CAMPAIGN[start : start + 250]))  # a crash: no checkpoint
     changes = list(engine.export("score-changes"))
     assert 0 < engine.applied < engine.log_end
     engine.store.close()
