@@ -5,17 +5,58 @@
 //! since the last record for that person. It is a marketing trigger when, and only when,
 //! the person holds an unexpired `marketing` permission at that moment.
 
-use crate::facts::{Facts, Id};
+use crate::facts::{Facts, Id, IdSet};
 use crate::identity::current_person;
-use crate::json::{format_micros, round4, J};
+use crate::json::{format_micros, round4, write_float, write_int, write_str};
 use crate::scales::Config;
 use crate::tables::{end_of_day, DAY_US};
 use crate::value::{active_at, consent_of, value_of};
-use foldhash::{HashSet, HashSetExt};
 
-pub fn score_changes(facts: &mut Facts, cfg: &Config) -> (Vec<J>, Vec<J>) {
-    let mut changes = Vec::new();
-    let mut triggers = Vec::new();
+/// Records of one output stream as NDJSON, numbered from a base offset.
+pub struct Records {
+    pub count: usize,
+    pub ndjson: Vec<u8>,
+    base: i64,
+}
+
+impl Records {
+    fn new(base: i64) -> Self {
+        Records { count: 0, ndjson: Vec::new(), base }
+    }
+
+    /// Start a record: `{"offset":N,"person_id":...,"anchor":...,"at":...,"composite":...,"tier":...`
+    fn open(&mut self, person_id: &str, anchor: &str, at: &str, composite: f64, tier: &str) -> &mut Vec<u8> {
+        let out = &mut self.ndjson;
+        if self.count > 0 {
+            out.push(b'\n');
+        }
+        out.extend_from_slice(b"{\"offset\":");
+        write_int(out, i128::from(self.base) + self.count as i128);
+        self.count += 1;
+        out.extend_from_slice(b",\"person_id\":");
+        write_str(out, person_id);
+        out.extend_from_slice(b",\"anchor\":");
+        write_str(out, anchor);
+        out.extend_from_slice(b",\"at\":");
+        write_str(out, at);
+        out.extend_from_slice(b",\"composite\":");
+        write_float(out, composite);
+        out.extend_from_slice(b",\"tier\":");
+        write_str(out, tier);
+        out
+    }
+}
+
+fn field_float(out: &mut Vec<u8>, name: &[u8], value: f64) {
+    out.extend_from_slice(name);
+    write_float(out, value);
+}
+
+/// (score changes, marketing triggers) for the persons touched since the last call, the
+/// records numbered from the offsets given.
+pub fn score_changes(facts: &mut Facts, cfg: &Config, change_base: i64, trigger_base: i64) -> (Records, Records) {
+    let mut changes = Records::new(change_base);
+    let mut triggers = Records::new(trigger_base);
     let Some(moment) = facts.max_ts.filter(|_| !facts.touched.is_empty()) else {
         facts.touched.drain();
         return (changes, triggers);
@@ -23,56 +64,63 @@ pub fn score_changes(facts: &mut Facts, cfg: &Config) -> (Vec<J>, Vec<J>) {
     let day = moment.div_euclid(DAY_US);
     let cutoff = end_of_day(day);
     let at = format_micros(moment);
-    let mut touched: Vec<Id> = facts.touched.drain();
-    touched.sort_unstable_by(|a, b| facts.key(*a).cmp(facts.key(*b))); // keys are unique
-    let mut evaluated: HashSet<Id> = HashSet::new();
-    for id in touched {
-        if evaluated.contains(&id) {
+    let touched = facts.touched.drain();
+    let mut order: Vec<(&str, Id)> = touched.iter().map(|&id| (facts.key(id), id)).collect();
+    order.sort_unstable(); // keys are unique
+    let order: Vec<Id> = order.into_iter().map(|(_, id)| id).collect();
+    let mut evaluated = IdSet::default();
+    for id in order {
+        if evaluated.contains(id) {
             continue;
         }
         let person = current_person(facts, id, &cfg.id_key);
-        evaluated.extend(person.members.iter().copied());
+        for &member in &person.members {
+            evaluated.insert(member);
+        }
         let value = value_of(facts, &person.members, day, cutoff, cfg);
-        let previous = facts
-            .last_emitted
-            .get(&person.person_id)
-            .cloned()
-            .unwrap_or_else(|| (0.0, cfg.lowest_tier().to_string()));
-        let moved = (value.composite - previous.0).abs() >= cfg.delta;
-        if value.tier == previous.1 && !moved {
+        let (previous_composite, previous_tier) = match facts.last_emitted.get(&person.person_id) {
+            Some((composite, tier)) => (*composite, tier.as_str()),
+            None => (0.0, cfg.lowest_tier()),
+        };
+        let moved = (value.composite - previous_composite).abs() >= cfg.delta;
+        if value.tier == previous_tier && !moved {
             continue;
         }
-        facts.last_emitted.insert(person.person_id.clone(), (value.composite, value.tier.clone()));
-        facts.dirty.emitted.insert(person.person_id.clone());
-        let anchor = facts.key(person.anchor).to_string();
-        changes.push(J::obj(vec![
-            ("person_id", J::s(&person.person_id)),
-            ("anchor", J::s(&anchor)),
-            ("at", J::s(&at)),
-            ("composite", J::Float(value.composite)),
-            ("tier", J::s(&value.tier)),
-            ("previous_composite", J::Float(previous.0)),
-            ("previous_tier", J::s(&previous.1)),
-            ("consumption", J::Float(round4(value.consumption))),
-            ("popularity", J::Float(round4(value.popularity))),
-            ("social", J::Float(round4(value.social))),
-        ]));
-        let grants: Vec<J> = consent_of(facts, &person.members, moment)
-            .into_iter()
+        let previous_tier = previous_tier.to_string();
+        let anchor = facts.key(person.anchor);
+        let out = changes.open(&person.person_id, anchor, &at, value.composite, value.tier);
+        field_float(out, b",\"previous_composite\":", previous_composite);
+        out.extend_from_slice(b",\"previous_tier\":");
+        write_str(out, &previous_tier);
+        field_float(out, b",\"consumption\":", round4(value.consumption));
+        field_float(out, b",\"popularity\":", round4(value.popularity));
+        field_float(out, b",\"social\":", round4(value.social));
+        out.push(b'}');
+        let consent = consent_of(facts, &person.members, moment);
+        let mut grants = consent
+            .iter()
             .filter(|(scope, entry)| scope.1 == "marketing" && active_at(entry, moment))
-            .map(|(scope, _)| J::obj(vec![("grantee", J::s(&scope.0)), ("channel", J::s(&scope.2))]))
-            .collect();
-        if !grants.is_empty() {
-            triggers.push(J::obj(vec![
-                ("person_id", J::s(&person.person_id)),
-                ("anchor", J::s(&anchor)),
-                ("at", J::s(&at)),
-                ("composite", J::Float(value.composite)),
-                ("tier", J::s(&value.tier)),
-                ("previous_tier", J::s(&previous.1)),
-                ("grants", J::List(grants)),
-            ]));
+            .peekable();
+        if grants.peek().is_some() {
+            let out = triggers.open(&person.person_id, anchor, &at, value.composite, value.tier);
+            out.extend_from_slice(b",\"previous_tier\":");
+            write_str(out, &previous_tier);
+            out.extend_from_slice(b",\"grants\":[");
+            for (i, (scope, _)) in grants.enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(b"{\"grantee\":");
+                write_str(out, &scope.0);
+                out.extend_from_slice(b",\"channel\":");
+                write_str(out, &scope.2);
+                out.push(b'}');
+            }
+            out.extend_from_slice(b"]}");
         }
+        let tier = value.tier.to_string();
+        facts.last_emitted.insert(person.person_id.clone(), (value.composite, tier));
+        facts.dirty.emitted.insert(person.person_id.clone());
     }
     (changes, triggers)
 }

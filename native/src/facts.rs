@@ -152,6 +152,9 @@ impl IdSet {
             self.ids.push(id);
         }
     }
+    pub fn contains(&self, id: Id) -> bool {
+        self.flags.get(id as usize).copied().unwrap_or(false)
+    }
     pub fn is_empty(&self) -> bool {
         self.ids.is_empty()
     }

@@ -82,11 +82,6 @@ pub fn round4(value: f64) -> f64 {
     format!("{value:.4}").parse().unwrap_or(value)
 }
 
-/// Compact JSON text of a value (object keys in the order written).
-pub fn write_json(out: &mut Vec<u8>, value: &J) {
-    write_value(out, value, false);
-}
-
 /// The canonical JSON text the digest hashes: keys sorted at every level, numbers written
 /// as the reference core's serialiser writes them, so both cores hash the same bytes.
 pub fn write_canonical(out: &mut Vec<u8>, value: &J) {

@@ -259,21 +259,11 @@ impl Core {
         change_base: i64,
         trigger_base: i64,
     ) -> ((usize, Bound<'py, PyBytes>), (usize, Bound<'py, PyBytes>)) {
-        let (changes, triggers) = changes::score_changes(&mut self.facts, &self.cfg);
-        let ndjson = |rows: Vec<J>, base: i64| {
-            let mut out = Vec::with_capacity(rows.len() * 256);
-            let count = rows.len();
-            for (i, row) in rows.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b'\n');
-                }
-                let J::Obj(mut fields) = row else { unreachable!("change records are objects") };
-                fields.insert(0, ("offset", J::Int(i128::from(base) + i as i128)));
-                json::write_json(&mut out, &J::Obj(fields));
-            }
-            (count, PyBytes::new(py, &out))
-        };
-        (ndjson(changes, change_base), ndjson(triggers, trigger_base))
+        let (changes, triggers) = changes::score_changes(&mut self.facts, &self.cfg, change_base, trigger_base);
+        (
+            (changes.count, PyBytes::new(py, &changes.ndjson)),
+            (triggers.count, PyBytes::new(py, &triggers.ndjson)),
+        )
     }
 
     /// The dirty facts as (store key, record), keys under `prefix` + table + "/", and

@@ -4,7 +4,7 @@
 
 use num_bigint::BigUint;
 use num_traits::Zero;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use foldhash::{HashMap, HashMapExt};
 
 pub const FX: i64 = 48;
@@ -46,11 +46,18 @@ pub struct Scales {
     weights: RefCell<HashMap<i64, BigUint>>,
     /// as-of day -> (whole half-lives, 2 ** -fraction)
     days: RefCell<HashMap<i64, (i64, f64)>>,
+    /// the entry of `days` read last: nearly every read is for the same day
+    last_day: Cell<Option<(i64, i64, f64)>>,
 }
 
 impl Scales {
     pub fn new(half_life: f64) -> Self {
-        Scales { half_life, weights: RefCell::new(HashMap::new()), days: RefCell::new(HashMap::new()) }
+        Scales {
+            half_life,
+            weights: RefCell::new(HashMap::new()),
+            days: RefCell::new(HashMap::new()),
+            last_day: Cell::new(None),
+        }
     }
 
     /// `round(2 ** frac(day / h) * 2 ** FX) << floor(day / h)`, as the reference computes it.
@@ -84,11 +91,18 @@ impl Scales {
         if total.is_zero() {
             return 0.0;
         }
-        let (whole, factor) = *self.days.borrow_mut().entry(as_of_day).or_insert_with(|| {
-            let ratio = as_of_day as f64 / self.half_life;
-            let whole = ratio.floor();
-            (whole as i64, 2f64.powf(whole - ratio))
-        });
+        let (whole, factor) = match self.last_day.get() {
+            Some((day, whole, factor)) if day == as_of_day => (whole, factor),
+            _ => {
+                let (whole, factor) = *self.days.borrow_mut().entry(as_of_day).or_insert_with(|| {
+                    let ratio = as_of_day as f64 / self.half_life;
+                    let whole = ratio.floor();
+                    (whole as i64, 2f64.powf(whole - ratio))
+                });
+                self.last_day.set(Some((as_of_day, whole, factor)));
+                (whole, factor)
+            }
+        };
         let shift = FX + extra_bits + whole;
         scaled(total, -shift) * factor
     }
@@ -114,13 +128,40 @@ fn scaled(total: &BigUint, exp: i64) -> f64 {
     let mut e = dropped + exp;
     while e > 0 {
         let step = e.min(1000);
-        value *= 2f64.powi(step as i32);
+        value *= power_of_two(step);
         e -= step;
     }
     while e < 0 {
         let step = (-e).min(1000);
-        value /= 2f64.powi(step as i32);
+        value /= power_of_two(step);
         e += step;
     }
     value
+}
+
+/// `2.0 ** n` for 0 <= n <= 1000, exactly: built from its exponent bits.
+fn power_of_two(n: i64) -> f64 {
+    debug_assert!((0..=1000).contains(&n));
+    f64::from_bits(((1023 + n) as u64) << 52)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn powers_of_two_are_exact() {
+        for n in 0..=1000 {
+            assert_eq!(power_of_two(n), 2f64.powi(n as i32), "2**{n}");
+        }
+    }
+
+    #[test]
+    fn a_day_read_again_gives_the_same_decay() {
+        let scales = Scales::new(30.0);
+        let total = BigUint::from(123_456_789u64) << 70;
+        let first = scales.value(&total, 8, 20_000);
+        assert_eq!(scales.value(&total, 8, 20_001), scales.value(&total, 8, 20_001));
+        assert_eq!(scales.value(&total, 8, 20_000), first);
+    }
 }

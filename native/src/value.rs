@@ -91,17 +91,17 @@ pub fn ident_sums(facts: &Facts, id: Id, as_of_day: i64, cutoff: i64) -> [BigUin
 }
 
 #[derive(Debug, Clone)]
-pub struct Value {
+pub struct Value<'c> {
     pub consumption: f64,
     pub popularity: f64,
     pub reach: f64,
     pub referred_revenue: f64,
     pub social: f64,
     pub composite: f64,
-    pub tier: String,
+    pub tier: &'c str,
 }
 
-impl Value {
+impl Value<'_> {
     pub fn row(&self) -> Vec<(&'static str, J)> {
         vec![
             ("consumption", J::Float(round4(self.consumption))),
@@ -110,7 +110,7 @@ impl Value {
             ("reach", J::Float(round4(self.reach))),
             ("referred_revenue", J::Float(round4(self.referred_revenue))),
             ("composite", J::Float(self.composite)),
-            ("tier", J::s(&self.tier)),
+            ("tier", J::s(self.tier)),
         ]
     }
 }
@@ -124,7 +124,7 @@ fn points(raw: f64, scale: f64) -> f64 {
 }
 
 /// A person's value as of a day; the kept sums serve when nothing is to be left out.
-pub fn value_of(facts: &Facts, members: &[Id], as_of_day: i64, cutoff: i64, cfg: &Config) -> Value {
+pub fn value_of<'c>(facts: &Facts, members: &[Id], as_of_day: i64, cutoff: i64, cfg: &'c Config) -> Value<'c> {
     let latest = facts.max_ts.is_none_or(|m| cutoff >= m);
     let mut owned: [BigUint; 4] = Default::default();
     let totals: &[BigUint; 4] = match members {
@@ -164,7 +164,7 @@ pub fn value_of(facts: &Facts, members: &[Id], as_of_day: i64, cutoff: i64, cfg:
         referred_revenue: revenue,
         social,
         composite,
-        tier: cfg.tier_of(composite).to_string(),
+        tier: cfg.tier_of(composite),
     }
 }
 
