@@ -24,13 +24,11 @@ from crm2stream.core.flat import decode_flat
 from crm2stream.core.identity import Partition, current_component
 from crm2stream.core.tables import TableView
 from crm2stream.core.validation import Rejection, decode
-from crm2stream.engine import codec
+from crm2stream.engine import codec, segments
 
 Row = dict[str, Any]
 CoreName = Literal["native", "python"]
 CORES: tuple[CoreName, ...] = ("native", "python")
-#: The checkpoint tables, in the order they must be loaded.
-RECORD_TABLES = (b"i", b"p", b"r", b"e")
 
 
 @dataclass(slots=True)
@@ -62,20 +60,20 @@ class Core(Protocol):
         the records numbered with their offsets from the bases given."""
         ...
 
-    def checkpoint(self, prefix: bytes) -> list[tuple[bytes, bytes]]:
-        """The facts changed since the last call, as (prefix + table + "/" + key, record)."""
+    def checkpoint(self, full: bool) -> list[bytes]:
+        """The records of the facts changed since the last call (of every fact when
+        ``full``) as checkpoint segment parts (see ``segments``)."""
         ...
 
     def reserve(self, events: int) -> None:
         """A hint: this many more events are coming (a replay knows)."""
         ...
 
-    def load(
-        self,
-        records: dict[bytes, list[tuple[bytes, bytes]]],
-        seen: Iterable[str],
-        max_ts: int | None,
-    ) -> None: ...
+    def load(self, parts: list[bytes], seen: Iterable[str], max_ts: int | None) -> None:
+        """Load checkpoint segment parts (oldest first), the accepted event ids and the
+        latest event time."""
+        ...
+
     def rebuild_sums(self) -> None: ...
     def rows(self, table: str, as_of_day: int) -> Iterator[Row]: ...
     def digest(self, as_of_day: int) -> str:
@@ -139,20 +137,14 @@ class NativeCore:
     ) -> tuple[tuple[int, bytes], tuple[int, bytes]]:
         return self._core.score_changes(change_base, trigger_base)
 
-    def checkpoint(self, prefix: bytes) -> list[tuple[bytes, bytes]]:
-        return self._core.checkpoint(prefix)
+    def checkpoint(self, full: bool) -> list[bytes]:
+        return self._core.checkpoint(full)
 
     def reserve(self, events: int) -> None:
         self._core.reserve(events)
 
-    def load(
-        self,
-        records: dict[bytes, list[tuple[bytes, bytes]]],
-        seen: Iterable[str],
-        max_ts: int | None,
-    ) -> None:
-        for table in RECORD_TABLES:
-            self._core.load(table.decode(), records.get(table, []))
+    def load(self, parts: list[bytes], seen: Iterable[str], max_ts: int | None) -> None:
+        self._core.load(parts)
         self._core.finish_load(list(seen), max_ts)
 
     def rebuild_sums(self) -> None:
@@ -216,25 +208,25 @@ class PythonCore:
         changes, triggers = score_changes(self.facts, self.cfg)
         return _ndjson(changes, change_base), _ndjson(triggers, trigger_base)
 
-    def checkpoint(self, prefix: bytes) -> list[tuple[bytes, bytes]]:
+    def checkpoint(self, full: bool) -> list[bytes]:
         facts = self.facts
         dirty = facts.dirty
-        out = [(b"i", key.encode(), codec.encode_ident(facts, key)) for key in dirty.idents]
-        out += [(b"p", *codec.encode_pair(facts, pair)) for pair in dirty.pairs]
-        out += [(b"r", s.encode(), codec.encode_referrals(facts, s)) for s in dirty.referrals]
-        out += [(b"e", p.encode(), codec.encode_emitted(facts, p)) for p in dirty.emitted]
+        idents = facts.idents if full else dirty.idents
+        pairs = facts.pairs if full else dirty.pairs
+        shares = facts.referrals if full else dirty.referrals
+        persons = facts.last_emitted if full else dirty.emitted
+        out = [(b"i", key.encode(), codec.encode_ident(facts, key)) for key in idents]
+        out += [(b"p", *codec.encode_pair(facts, pair)) for pair in pairs]
+        out += [(b"r", s.encode(), codec.encode_referrals(facts, s)) for s in shares]
+        out += [(b"e", p.encode(), codec.encode_emitted(facts, p)) for p in persons]
         dirty.clear()
-        return [(prefix + table + b"/" + key, value) for table, key, value in out]
+        return segments.frame(out)
 
     def reserve(self, events: int) -> None:
         pass  # Python's sets grow well enough
 
-    def load(
-        self,
-        records: dict[bytes, list[tuple[bytes, bytes]]],
-        seen: Iterable[str],
-        max_ts: int | None,
-    ) -> None:
+    def load(self, parts: list[bytes], seen: Iterable[str], max_ts: int | None) -> None:
+        records = segments.read(parts)
         gc.disable()  # millions of long-lived containers: collecting while building is waste
         try:
             facts = self.facts

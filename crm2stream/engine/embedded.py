@@ -19,7 +19,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -30,7 +30,7 @@ from crm2stream.core.decay import Scales
 from crm2stream.core.events import AnyEvent, format_micros, timestamp_micros
 from crm2stream.core.layout import DAY_US
 from crm2stream.core.validation import Rejection, decode
-from crm2stream.engine.cores import RECORD_TABLES, CoreName, make_core
+from crm2stream.engine.cores import CoreName, make_core
 from crm2stream.engine.lines import (
     batched,
     file_fingerprint,
@@ -38,7 +38,7 @@ from crm2stream.engine.lines import (
     read_chunks,
     strip_line,
 )
-from crm2stream.engine.store import RECORDS, Batch, Store
+from crm2stream.engine.store import Batch, Store
 from crm2stream.topology import Topology, load_topology
 
 log = logging.getLogger("crm2stream.embedded")
@@ -63,6 +63,15 @@ class Counts:
 
     def as_dict(self) -> dict[str, int]:
         return {"accepted": self.accepted, "rejected": self.rejected, "duplicates": self.duplicates}
+
+
+@dataclass(slots=True)
+class Segments:
+    """Where the checkpoint segments stand (kept in the state meta)."""
+
+    seq: int = 0
+    bytes: int = 0
+    full_bytes: int = 0
 
 
 @dataclass(slots=True)
@@ -128,7 +137,11 @@ class EmbeddedEngine:
                 f"{data_dir} holds {stored_currency} data; this installation is set to "
                 f"{cfg.currency} (CRM2STREAM_CURRENCY)"
             )
-        self.applied = self.store.meta("state").get("applied", 0)
+        state = self.store.meta("state")
+        self.applied = state.get("applied", 0)
+        #: checkpoint segments: the last number, bytes written since the last full one
+        #: (included), and the size of that full one
+        self.segments = Segments(**state.get("segments", {}))
         self._since_checkpoint = 0
         self._last_checkpoint = time.monotonic()
         if load:
@@ -154,12 +167,16 @@ class EmbeddedEngine:
                 "the checkpoint was written by the %s core: rebuilding it from the log",
                 state.get("core", "python"),
             )
-            self.applied = 0
+            self._rebuild()
             return
-        records = {table: list(self.store.scan(RECORDS + table + b"/")) for table in RECORD_TABLES}
+        if self.applied and "segments" not in state:
+            log.warning("the checkpoint is in an older layout: rebuilding it from the log")
+            self._rebuild()
+            return
+        parts = self.store.segments()
         seen = self.store.accepted_ids(below=self.applied)
-        self.core.load(records, seen, state.get("max_ts"))
-        if records[b"i"] and state.get("scales") != self.scales.fingerprint:
+        self.core.load(parts, seen, state.get("max_ts"))
+        if parts and state.get("scales") != self.scales.fingerprint:
             log.warning("value settings changed since the last run: recomputing decayed sums")
             self.core.rebuild_sums()
 
@@ -183,6 +200,7 @@ class EmbeddedEngine:
         self.core = make_core(self.core_name, self.cfg)
         self.output_ends, self.in_progress = {}, {}
         self.applied = self.log_end = 0
+        self.segments = Segments()
         batch = self.store.batch()
         batch.clear_derived()  # ...and, in the same write, where the replay must reach
         self._write_log_meta(batch)
@@ -270,8 +288,23 @@ class EmbeddedEngine:
             },
         )
 
+    def _rebuild(self) -> None:
+        """Recover every fact from the log; the next checkpoint replaces the stored ones."""
+        self.applied = 0
+        self.segments = Segments()
+
     def _checkpoint_into(self, batch: Batch) -> None:
-        batch.records(self.core.checkpoint(RECORDS))
+        segments = self.segments
+        # Incremental segments pile up until they outweigh the last full one: then one
+        # full segment replaces them all, so loading reads at most about twice the facts.
+        full = segments.full_bytes == 0 or segments.bytes > 2 * segments.full_bytes
+        parts = self.core.checkpoint(full)
+        size = sum(map(len, parts))
+        segments.seq += 1
+        segments.bytes = size if full else segments.bytes + size
+        if full:
+            segments.full_bytes = size
+        batch.segment(segments.seq, parts, replaces_all=full)
         batch.meta(
             "state",
             {
@@ -279,6 +312,7 @@ class EmbeddedEngine:
                 "max_ts": self.core.max_ts,
                 "scales": self.scales.fingerprint,
                 "core": self.core_name,
+                "segments": asdict(segments),
             },
         )
         self.applied = self.log_end

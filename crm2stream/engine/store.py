@@ -7,9 +7,10 @@ Key space (raw bytes):
   ``k/<start>``      the event_ids that chunk accepted (rebuilds the seen-ids index)
   ``o/<topic>/<n>``  the output records of one batch, n the offset of its first record in
                      the topic (dead letters, score changes, triggers), as NDJSON
-  ``s/<t>/<key>``    a checkpointed facts record (identifiers, pairs, referrals, emitted)
+  ``c/<seq>/<part>`` a part of checkpoint segment number seq (see ``segments``): the
+                     facts records one checkpoint wrote
   ``m/log``          log end, output ends, in-progress file ingests
-  ``m/state``        the log position the checkpointed facts stand at
+  ``m/state``        the log position the checkpointed facts stand at, and the segments
 """
 
 from __future__ import annotations
@@ -34,8 +35,10 @@ def _items(db: Rdict, start: bytes) -> Iterator[tuple[bytes, bytes]]:
 #: Values at least this large (log chunks, output batches) live in blob files.
 BLOB_MIN_BYTES = 64 << 10
 
-#: The key prefix of checkpointed facts records: ``RECORDS + table + b"/" + key``.
-RECORDS = b"s/"
+#: The key prefix of checkpoint segment parts.
+SEGMENTS = b"c/"
+#: Where checkpoint records were kept one per key before segments: cleared on rebuild.
+LEGACY_RECORDS = b"s/"
 
 
 def _position(value: int) -> bytes:
@@ -104,6 +107,10 @@ class Store:
         lines = it.value().split(b"\n")
         return (start, lines) if position < start + len(lines) else None
 
+    def segments(self) -> list[bytes]:
+        """Every checkpoint segment part, oldest first."""
+        return [part for _, part in self.scan(SEGMENTS)]
+
     def accepted_ids(self, below: int) -> Iterator[str]:
         """Event ids accepted by the chunks that start below ``below``."""
         for key, value in self.scan(b"k/"):
@@ -133,7 +140,7 @@ class Batch:
 
     def clear_derived(self) -> None:
         """Forget everything but the log: the start of an in-place replay."""
-        for prefix in (b"k/", b"o/", b"s/", b"m/"):
+        for prefix in (b"c/", b"k/", b"o/", LEGACY_RECORDS, b"m/"):
             self.wb.delete_range(prefix, prefix[:-1] + b"0")
 
     def log_chunk(self, start: int, chunk: bytes) -> None:
@@ -149,11 +156,14 @@ class Batch:
         """Output records of a topic as NDJSON, the first of them at offset ``first``."""
         self.wb.put(b"o/" + topic.encode() + b"/" + _position(first), records)
 
-    def records(self, items: list[tuple[bytes, bytes]]) -> None:
-        """Checkpointed facts records, keyed under ``RECORDS`` already."""
-        put = self.wb.put
-        for key, value in items:
-            put(key, value)
+    def segment(self, seq: int, parts: list[bytes], *, replaces_all: bool) -> None:
+        """Checkpoint segment number ``seq``; ``replaces_all``: it holds every record, so
+        the earlier segments (and any per-key records of old) go."""
+        if replaces_all:  # the writes of a batch apply in order: these before the puts
+            for prefix in (SEGMENTS, LEGACY_RECORDS):
+                self.wb.delete_range(prefix, prefix[:-1] + b"0")
+        for n, part in enumerate(parts):
+            self.wb.put(SEGMENTS + _position(seq) + b"/" + b"%08x" % n, part)
 
     def meta(self, name: str, value: dict[str, Any]) -> None:
         self.wb.put(b"m/" + name.encode(), orjson.dumps(value))

@@ -13,8 +13,11 @@ pub const SEP: char = '\x1f';
 struct Writer(Vec<u8>);
 
 impl Writer {
-    fn new() -> Self {
-        Writer(vec![FORMAT])
+    /// A record written into `buffer` (emptied first): one buffer serves many records.
+    fn into(mut buffer: Vec<u8>) -> Self {
+        buffer.clear();
+        buffer.push(FORMAT);
+        Writer(buffer)
     }
     fn uint(&mut self, mut v: u128) {
         loop {
@@ -117,9 +120,9 @@ impl<'a> Reader<'a> {
     }
 }
 
-pub fn encode_ident(facts: &Facts, id: Id) -> Vec<u8> {
+pub fn encode_ident(facts: &Facts, id: Id, buffer: Vec<u8>) -> Vec<u8> {
     let ident = &facts.idents[id as usize];
-    let mut w = Writer::new();
+    let mut w = Writer::into(buffer);
     w.int(ident.first.0);
     w.text(&ident.first.1);
     w.uint(ident.days.len() as u128);
@@ -230,9 +233,9 @@ pub fn decode_ident(facts: &mut Facts, key: &str, data: &[u8]) -> Result<Vec<Sto
     Ok(ties)
 }
 
-pub fn encode_pair(facts: &Facts, pair: (Id, Id)) -> (Vec<u8>, Vec<u8>) {
+pub fn encode_pair(facts: &Facts, pair: (Id, Id), buffer: Vec<u8>) -> (String, Vec<u8>) {
     let key = format!("{}{SEP}{}", facts.key(pair.0), facts.key(pair.1));
-    let mut w = Writer::new();
+    let mut w = Writer::into(buffer);
     let history = &facts.pairs[&pair];
     w.uint(history.len() as u128);
     for (ts, eid, linked) in history {
@@ -240,7 +243,7 @@ pub fn encode_pair(facts: &Facts, pair: (Id, Id)) -> (Vec<u8>, Vec<u8>) {
         w.text(eid);
         w.0.push(u8::from(*linked));
     }
-    (key.into_bytes(), w.0)
+    (key, w.0)
 }
 
 pub fn decode_pair(facts: &mut Facts, key: &str, data: &[u8]) -> Result<()> {
@@ -258,8 +261,8 @@ pub fn decode_pair(facts: &mut Facts, key: &str, data: &[u8]) -> Result<()> {
     Ok(())
 }
 
-pub fn encode_referrals(facts: &Facts, share_id: &str) -> Vec<u8> {
-    let mut w = Writer::new();
+pub fn encode_referrals(facts: &Facts, share_id: &str, buffer: Vec<u8>) -> Vec<u8> {
+    let mut w = Writer::into(buffer);
     let list = &facts.referrals[share_id];
     w.uint(list.len() as u128);
     for &(ts, units) in list {
@@ -279,9 +282,9 @@ pub fn decode_referrals(facts: &mut Facts, share_id: &str, data: &[u8]) -> Resul
     Ok(())
 }
 
-pub fn encode_emitted(facts: &Facts, person_id: &str) -> Vec<u8> {
+pub fn encode_emitted(facts: &Facts, person_id: &str, buffer: Vec<u8>) -> Vec<u8> {
     let (composite, tier) = &facts.last_emitted[person_id];
-    let mut w = Writer::new();
+    let mut w = Writer::into(buffer);
     w.0.extend_from_slice(&composite.to_le_bytes());
     w.text(tier);
     w.0

@@ -158,9 +158,6 @@ impl IdSet {
     pub fn is_empty(&self) -> bool {
         self.ids.is_empty()
     }
-    pub fn len(&self) -> usize {
-        self.ids.len()
-    }
     pub fn iter(&self) -> std::slice::Iter<'_, Id> {
         self.ids.iter()
     }

@@ -5,6 +5,7 @@
 //! no interpreter in sight; this module only converts.
 
 mod changes;
+mod checkpoint;
 mod codec;
 mod decode;
 mod facts;
@@ -266,35 +267,12 @@ impl Core {
         )
     }
 
-    /// The dirty facts as (store key, record), keys under `prefix` + table + "/", and
-    /// forget that they were dirty.
-    fn checkpoint<'py>(&mut self, py: Python<'py>, prefix: &[u8]) -> Vec<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
-        let facts = &self.facts;
-        let dirty = &facts.dirty;
-        let mut out = Vec::with_capacity(dirty.idents.len() + dirty.pairs.len());
-        let mut key = Vec::with_capacity(64);
-        let mut push = |table: u8, name: &[u8], data: &[u8]| {
-            key.clear();
-            key.extend_from_slice(prefix);
-            key.extend_from_slice(&[table, b'/']);
-            key.extend_from_slice(name);
-            out.push((PyBytes::new(py, &key), PyBytes::new(py, data)));
-        };
-        for &id in dirty.idents.iter() {
-            push(b'i', facts.key(id).as_bytes(), &codec::encode_ident(facts, id));
-        }
-        for &pair in &dirty.pairs {
-            let (name, data) = codec::encode_pair(facts, pair);
-            push(b'p', &name, &data);
-        }
-        for sid in &dirty.referrals {
-            push(b'r', sid.as_bytes(), &codec::encode_referrals(facts, sid));
-        }
-        for pid in &dirty.emitted {
-            push(b'e', pid.as_bytes(), &codec::encode_emitted(facts, pid));
-        }
+    /// The records of the dirty facts (of every fact when `full`) as checkpoint segment
+    /// parts (see `checkpoint`), and forget that they were dirty.
+    fn checkpoint<'py>(&mut self, py: Python<'py>, full: bool) -> Vec<Bound<'py, PyBytes>> {
+        let parts = checkpoint::write(&self.facts, full);
         self.facts.dirty = facts::Dirty::default();
-        out
+        parts.iter().map(|part| PyBytes::new(py, part)).collect()
     }
 
     /// Make room for this many more event ids (a replay knows how many are coming).
@@ -302,44 +280,35 @@ impl Core {
         self.facts.seen.reserve(events);
     }
 
-    /// Load checkpointed records of one table ("i" first, then "p", "r", "e").
-    fn load(&mut self, table: &str, records: Vec<(Vec<u8>, Vec<u8>)>) -> PyResult<()> {
+    /// Load checkpoint segment parts, oldest first.
+    fn load(&mut self, parts: Vec<Bound<'_, PyBytes>>) -> PyResult<()> {
         let bad = |e: String| PyValueError::new_err(format!("corrupt checkpoint record: {e}"));
-        let text = |k: Vec<u8>| String::from_utf8(k).map_err(|e| bad(e.to_string()));
-        match table {
-            "i" => {
-                let mut pending = Vec::with_capacity(records.len());
-                for (key, data) in records {
-                    let key = text(key)?;
-                    let ties = codec::decode_ident(&mut self.facts, &key, &data).map_err(bad)?;
-                    pending.push((self.facts.ids[&key], ties));
-                }
-                for (id, ties) in pending {
-                    let mut out = Vec::with_capacity(ties.len());
-                    for (target, day, counts) in ties {
-                        let target = *self.facts.ids.get(&target).ok_or_else(|| bad(format!("tie to unknown {target}")))?;
-                        out.push(facts::Tie { target, day, counts });
-                    }
-                    out.sort_by_key(|t| (t.target, t.day));
-                    self.facts.idents[id as usize].out = out;
-                }
+        let text = |k: &[u8]| std::str::from_utf8(k).map(str::to_string).map_err(|e| bad(e.to_string()));
+        let parts: Vec<&[u8]> = parts.iter().map(|part| part.as_bytes()).collect();
+        let [idents, pairs, referrals, emitted] = checkpoint::read(&parts).map_err(bad)?;
+        let mut pending = Vec::with_capacity(idents.len());
+        for (key, data) in idents {
+            let key = text(key)?;
+            let ties = codec::decode_ident(&mut self.facts, &key, data).map_err(bad)?;
+            pending.push((self.facts.ids[&key], ties));
+        }
+        for (id, ties) in pending {
+            let mut out = Vec::with_capacity(ties.len());
+            for (target, day, counts) in ties {
+                let target = *self.facts.ids.get(&target).ok_or_else(|| bad(format!("tie to unknown {target}")))?;
+                out.push(facts::Tie { target, day, counts });
             }
-            "p" => {
-                for (key, data) in records {
-                    codec::decode_pair(&mut self.facts, &text(key)?, &data).map_err(bad)?;
-                }
-            }
-            "r" => {
-                for (key, data) in records {
-                    codec::decode_referrals(&mut self.facts, &text(key)?, &data).map_err(bad)?;
-                }
-            }
-            "e" => {
-                for (key, data) in records {
-                    codec::decode_emitted(&mut self.facts, &text(key)?, &data).map_err(bad)?;
-                }
-            }
-            other => return Err(PyKeyError::new_err(other.to_string())),
+            out.sort_by_key(|t| (t.target, t.day));
+            self.facts.idents[id as usize].out = out;
+        }
+        for (key, data) in pairs {
+            codec::decode_pair(&mut self.facts, &text(key)?, data).map_err(bad)?;
+        }
+        for (key, data) in referrals {
+            codec::decode_referrals(&mut self.facts, &text(key)?, data).map_err(bad)?;
+        }
+        for (key, data) in emitted {
+            codec::decode_emitted(&mut self.facts, &text(key)?, data).map_err(bad)?;
         }
         Ok(())
     }

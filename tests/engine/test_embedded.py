@@ -156,3 +156,40 @@ def test_both_cores_publish_byte_identical_outputs(tmp_path: Path) -> None:
         b"dlq",
     }
     assert published[0] == published[1]
+
+
+def checkpoint_segments(engine: EmbeddedEngine) -> set[bytes]:
+    return {key.split(b"/")[0] for key, _ in engine.store.scan(b"c/")}
+
+
+def test_incremental_checkpoints_are_folded_into_full_ones(tmp_path: Path) -> None:
+    with open_engine(tmp_path, checkpoint_events=250) as engine:
+        seen = []
+        for start in range(0, len(CAMPAIGN), 250):
+            engine.process_batch(b"\n".join(CAMPAIGN[start : start + 250]))
+            seen.append(len(checkpoint_segments(engine)))
+        checkpoints = engine.segments.seq
+        assert checkpoints == len(CAMPAIGN) // 250
+        assert max(seen) > 1  # incremental segments were written...
+        assert seen.count(1) > 1  # ...and folded into a full one more than once
+    with open_engine(tmp_path) as reopened:
+        assert reopened.digest() == CLEAN
+
+
+def test_an_older_checkpoint_layout_is_rebuilt_from_the_log(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with open_engine(tmp_path) as engine:
+        engine.ingest_lines(CAMPAIGN)
+        state = engine.store.meta("state")
+        del state["segments"]
+        batch = engine.store.batch()
+        batch.wb.delete_range(b"c/", b"c0")
+        batch.wb.put(b"s/i/qq:old", b"a record of the per-key layout")
+        batch.meta("state", state)
+        engine.store.write(batch)
+    with open_engine(tmp_path) as reopened:
+        assert "older layout" in caplog.text
+        assert reopened.digest() == CLEAN
+        assert list(reopened.store.scan(b"s/")) == []
+        assert checkpoint_segments(reopened) and "segments" in reopened.store.meta("state")

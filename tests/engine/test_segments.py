@@ -1,0 +1,56 @@
+"""Checkpoint segments: framing, the latest record of a key standing, and both cores
+framing their records the same way."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from crm2stream.engine import segments
+from crm2stream.engine.cores import CORES, make_core
+from crm2stream.engine.segments import CorruptSegment
+from tests.conformance import CAMPAIGN
+from tests.core.harness import CFG
+
+tables = st.sampled_from(segments.TABLES)
+records = st.lists(st.tuples(tables, st.binary(max_size=4), st.binary(max_size=300)))
+
+
+@given(batches=st.lists(records, max_size=4), part_bytes=st.integers(1, 600))
+def test_the_latest_record_of_each_key_stands(
+    batches: list[list[tuple[bytes, bytes, bytes]]], part_bytes: int
+) -> None:
+    expected: dict[bytes, dict[bytes, bytes]] = {table: {} for table in segments.TABLES}
+    for batch in batches:
+        for table, key, record in batch:
+            expected[table][key] = record
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(segments, "PART_BYTES", part_bytes)
+        parts = [part for batch in batches for part in segments.frame(batch)]
+    assert all(parts)
+    got = segments.read(parts)
+    assert {table: dict(got[table]) for table in got} == expected
+    assert all(len(dict(got[table])) == len(got[table]) for table in got)
+
+
+def test_a_cut_or_unknown_frame_is_an_error() -> None:
+    [part] = segments.frame([(b"p", b"a\x1fb", b"record")])
+    for end in range(1, len(part)):
+        with pytest.raises(CorruptSegment):
+            segments.read([part[:end]])
+    with pytest.raises(CorruptSegment, match="table"):
+        segments.read([b"x\x01k\x01v"])
+
+
+def test_both_cores_frame_the_same_keys() -> None:
+    keys = []
+    for name in CORES:
+        core = make_core(name, CFG)
+        core.process(b"\n".join(CAMPAIGN), 0)
+        core.score_changes(0, 0)
+        full = segments.read(core.checkpoint(full=True))
+        assert segments.read(core.checkpoint(full=False)) == {t: [] for t in segments.TABLES}
+        keys.append({table: sorted(key for key, _ in full[table]) for table in full})
+    assert keys[0] == keys[1]
+    assert all(keys[0][table] for table in segments.TABLES)
