@@ -27,6 +27,66 @@ struct Relationship {
 
 const REL_KINDS: [&str; 4] = ["reply", "comment", "share", "recipient"];
 
+/// Every person's anchor and id as JSON strings, side by side in one buffer: the
+/// relationships table names two persons per row, over a million rows.
+struct PersonNames {
+    text: Vec<u8>,
+    /// per person: where its anchor starts, where its id starts, where it ends
+    spans: Vec<[usize; 3]>,
+}
+
+impl PersonNames {
+    fn new(view: &View<'_>) -> Self {
+        use crate::json::write_str;
+        let mut text = Vec::new();
+        let mut spans = Vec::with_capacity(view.partition.persons.len());
+        for person in &view.partition.persons {
+            let start = text.len();
+            write_str(&mut text, view.facts.key(person.anchor));
+            let id = text.len();
+            write_str(&mut text, &person.person_id);
+            spans.push([start, id, text.len()]);
+        }
+        PersonNames { text, spans }
+    }
+
+    fn anchor(&self, person: usize) -> &[u8] {
+        let [start, id, _] = self.spans[person];
+        &self.text[start..id]
+    }
+
+    fn id(&self, person: usize) -> &[u8] {
+        let [_, id, end] = self.spans[person];
+        &self.text[id..end]
+    }
+
+    /// `write_canonical` of `View::relationship_row`, without building the row: keys in
+    /// sorted order (counts, from_anchor, from_person_id, strength, to_anchor, to_person_id).
+    fn write_relationship(&self, out: &mut Vec<u8>, rel: &Relationship) {
+        use crate::json::{write_float, write_int};
+        let [reply, comment, share, recipient] = rel.counts;
+        out.extend_from_slice(b"{\"counts\":{\"comment\":");
+        write_int(out, comment.into());
+        out.extend_from_slice(b",\"recipient\":");
+        write_int(out, recipient.into());
+        out.extend_from_slice(b",\"reply\":");
+        write_int(out, reply.into());
+        out.extend_from_slice(b",\"share\":");
+        write_int(out, share.into());
+        out.extend_from_slice(b"},\"from_anchor\":");
+        out.extend_from_slice(self.anchor(rel.from));
+        out.extend_from_slice(b",\"from_person_id\":");
+        out.extend_from_slice(self.id(rel.from));
+        out.extend_from_slice(b",\"strength\":");
+        write_float(out, rel.strength);
+        out.extend_from_slice(b",\"to_anchor\":");
+        out.extend_from_slice(self.anchor(rel.to));
+        out.extend_from_slice(b",\"to_person_id\":");
+        out.extend_from_slice(self.id(rel.to));
+        out.push(b'}');
+    }
+}
+
 pub struct View<'a> {
     facts: &'a Facts,
     cfg: &'a Config,
@@ -65,8 +125,9 @@ impl<'a> View<'a> {
         for table in STATE_TABLES {
             buffer.extend_from_slice(format!("#{table}\n").as_bytes());
             if table == "relationships" {
+                let names = PersonNames::new(self);
                 self.each_relationship(&mut |rel| {
-                    self.write_relationship_canonical(&mut buffer, &rel);
+                    names.write_relationship(&mut buffer, &rel);
                     buffer.push(b'\n');
                     flush(&mut buffer, &mut hasher, false);
                 });
@@ -218,33 +279,6 @@ impl<'a> View<'a> {
             ("counts", J::Obj(counts.collect())),
             ("strength", J::Float(rel.strength)),
         ])
-    }
-
-    /// `write_canonical` of `relationship_row`, without building the row: keys in sorted
-    /// order (counts, from_anchor, from_person_id, strength, to_anchor, to_person_id).
-    fn write_relationship_canonical(&self, out: &mut Vec<u8>, rel: &Relationship) {
-        use crate::json::{write_float, write_int, write_str};
-        let (from, to) = (&self.partition.persons[rel.from], &self.partition.persons[rel.to]);
-        let [reply, comment, share, recipient] = rel.counts;
-        out.extend_from_slice(b"{\"counts\":{\"comment\":");
-        write_int(out, comment.into());
-        out.extend_from_slice(b",\"recipient\":");
-        write_int(out, recipient.into());
-        out.extend_from_slice(b",\"reply\":");
-        write_int(out, reply.into());
-        out.extend_from_slice(b",\"share\":");
-        write_int(out, share.into());
-        out.extend_from_slice(b"},\"from_anchor\":");
-        write_str(out, self.facts.key(from.anchor));
-        out.extend_from_slice(b",\"from_person_id\":");
-        write_str(out, &from.person_id);
-        out.extend_from_slice(b",\"strength\":");
-        write_float(out, rel.strength);
-        out.extend_from_slice(b",\"to_anchor\":");
-        write_str(out, self.facts.key(to.anchor));
-        out.extend_from_slice(b",\"to_person_id\":");
-        write_str(out, &to.person_id);
-        out.push(b'}');
     }
 
     fn permissions(&self) -> Box<dyn Iterator<Item = J> + '_> {
