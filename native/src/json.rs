@@ -85,7 +85,42 @@ pub fn round4(value: f64) -> f64 {
 /// The canonical JSON text the digest hashes: keys sorted at every level, numbers written
 /// as the reference core's serialiser writes them, so both cores hash the same bytes.
 pub fn write_canonical(out: &mut Vec<u8>, value: &J) {
-    write_value(out, value, true);
+    match value {
+        J::Null => out.extend_from_slice(b"null"),
+        J::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        J::Int(i) => write_int(out, *i),
+        J::Float(f) => write_float(out, *f),
+        J::Str(s) => write_str(out, s),
+        J::List(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_canonical(out, item);
+            }
+            out.push(b']');
+        }
+        J::Obj(fields) => {
+            out.push(b'{');
+            let mut write_field = |i: usize, (k, v): &(&str, J)| {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_str(out, k);
+                out.push(b':');
+                write_canonical(out, v);
+            };
+            if fields.is_sorted_by_key(|field| field.0) {
+                fields.iter().enumerate().for_each(|(i, field)| write_field(i, field));
+            } else {
+                let mut order: Vec<&(&str, J)> = fields.iter().collect();
+                order.sort_unstable_by_key(|field| field.0);
+                order.into_iter().enumerate().for_each(|(i, field)| write_field(i, field));
+            }
+            out.push(b'}');
+        }
+    }
 }
 
 /// A float as the reference serialiser writes it: the shortest digits that read back,
@@ -109,45 +144,6 @@ pub fn write_float(out: &mut Vec<u8>, value: f64) {
 
 pub fn write_int(out: &mut Vec<u8>, value: i128) {
     out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
-}
-
-fn write_value(out: &mut Vec<u8>, value: &J, sorted: bool) {
-    match value {
-        J::Null => out.extend_from_slice(b"null"),
-        J::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
-        J::Int(i) => write_int(out, *i),
-        J::Float(f) => write_float(out, *f),
-        J::Str(s) => write_str(out, s),
-        J::List(items) => {
-            out.push(b'[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_value(out, item, sorted);
-            }
-            out.push(b']');
-        }
-        J::Obj(fields) => {
-            out.push(b'{');
-            let mut write_field = |i: usize, (k, v): &(&str, J)| {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_str(out, k);
-                out.push(b':');
-                write_value(out, v, sorted);
-            };
-            if sorted && !fields.is_sorted_by_key(|field| field.0) {
-                let mut order: Vec<&(&str, J)> = fields.iter().collect();
-                order.sort_unstable_by_key(|field| field.0);
-                order.into_iter().enumerate().for_each(|(i, field)| write_field(i, field));
-            } else {
-                fields.iter().enumerate().for_each(|(i, field)| write_field(i, field));
-            }
-            out.push(b'}');
-        }
-    }
 }
 
 /// Whether any byte needs escaping in JSON: a control character, `"` or `\`. Eight bytes
