@@ -14,8 +14,9 @@ from typing import BinaryIO
 
 from crm2stream._native import frame
 
-#: Bytes asked of the input per read: lines are split in bulk, not one call per line.
-BLOCK = 1 << 24
+#: Bytes asked of the input per read: lines are framed in bulk, not one call per line,
+#: and a block this size is reused from the heap and stays in cache while it is framed.
+BLOCK = 1 << 20
 
 
 def progress(fingerprint: str | None, offset: int) -> tuple[str, int] | None:
