@@ -144,6 +144,8 @@ class EmbeddedEngine:
         self.segments = Segments(**state.get("segments", {}))
         self._since_checkpoint = 0
         self._last_checkpoint = time.monotonic()
+        #: whether writes go through the write-ahead log (all but a replay's)
+        self._logged = True
         if load:
             self._load()
             if self.applied < self.log_end or self.replay_end > self.log_end:
@@ -208,13 +210,22 @@ class EmbeddedEngine:
         self._replay_log()
 
     def _replay_log(self) -> None:
+        """Rebuild from the log up to ``replay_end``. Everything written here is derived
+        from the log, so it skips the write-ahead log and is flushed at the end: a crash
+        keeps the batches flushed so far (whole batches, in order) and the next open
+        carries on from them."""
         self.core.reserve(self.replay_end - self.log_end)
-        for start, chunk in self.store.chunks(self.log_end):
-            if start >= self.replay_end:
-                break
-            self.process_batch(chunk, in_log=True)
-        self.replay_end = 0
-        self.checkpoint()
+        self._logged = False
+        try:
+            for start, chunk in self.store.chunks(self.log_end):
+                if start >= self.replay_end:
+                    break
+                self.process_batch(chunk, in_log=True)
+            self.replay_end = 0
+            self.checkpoint()
+            self.store.flush()
+        finally:
+            self._logged = True
 
     def replay_into(self, target: EmbeddedEngine) -> None:
         """Feed this engine's log, batch by batch, to a fresh engine."""
@@ -273,7 +284,7 @@ class EmbeddedEngine:
         if due:
             self._checkpoint_into(batch)
         self._write_log_meta(batch)
-        self.store.write(batch)
+        self.store.write(batch, logged=self._logged)
         return out.counts
 
     def _write_log_meta(self, batch: Batch) -> None:
@@ -324,7 +335,7 @@ class EmbeddedEngine:
         batch = self.store.batch()
         self._checkpoint_into(batch)
         self._write_log_meta(batch)
-        self.store.write(batch)
+        self.store.write(batch, logged=self._logged)
 
     # -- input --------------------------------------------------------------------------
     def ingest_lines(self, lines: Iterable[bytes]) -> Counts:

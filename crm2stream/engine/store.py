@@ -20,7 +20,15 @@ from pathlib import Path
 from typing import Any, cast
 
 import orjson
-from rocksdict import BlockBasedOptions, Cache, DBCompressionType, Options, Rdict, WriteBatch
+from rocksdict import (
+    BlockBasedOptions,
+    Cache,
+    DBCompressionType,
+    Options,
+    Rdict,
+    WriteBatch,
+    WriteOptions,
+)
 
 
 def _items(db: Rdict, start: bytes) -> Iterator[tuple[bytes, bytes]]:
@@ -65,6 +73,9 @@ class Store:
         options.set_enable_blob_gc(True)
         self.path = path
         self.db = Rdict(str(path / "db"), options)
+        self._unlogged = WriteOptions()
+        # a property at run time, though the type stubs declare a method
+        self._unlogged.disable_wal = True  # type: ignore[method-assign, assignment]
 
     def close(self) -> None:
         self.db.close()
@@ -78,8 +89,15 @@ class Store:
     def batch(self) -> Batch:
         return Batch()
 
-    def write(self, batch: Batch) -> None:
-        self.db.write(batch.wb)
+    def write(self, batch: Batch, *, logged: bool = True) -> None:
+        """Apply a batch atomically. ``logged=False`` skips the write-ahead log: until the
+        next flush such a write lives only in memory, and a crash loses it (with every
+        write after it: batches reach the disk whole and in order)."""
+        self.db.write(batch.wb, None if logged else self._unlogged)
+
+    def flush(self) -> None:
+        """Persist every write so far, logged or not."""
+        self.db.flush()
 
     # -- reading ------------------------------------------------------------------------
     def scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:

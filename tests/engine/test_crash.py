@@ -52,3 +52,31 @@ def test_kill_9_mid_ingest_then_rerun_gives_the_clean_result(
     assert digest == clean_digest
     assert len(dlq.splitlines()) == 120 and dlq == clean_dlq
     assert changes == clean_changes
+
+
+def test_kill_9_mid_replay_then_any_command_finishes_it(
+    crm: Run, large_file: Path, tmp_path: Path
+) -> None:
+    """A replay writes without the write-ahead log: killed, it keeps whole batches up to
+    its last flush, and the next open carries the replay on to the same result."""
+    data_dir = tmp_path / "data"
+    assert crm("ingest", str(large_file), data_dir=data_dir, **SETTINGS).returncode == 0
+    clean_digest = crm("digest", data_dir=data_dir).stdout
+    clean_changes = crm("export", "score-changes", data_dir=data_dir).stdout
+    started = time.monotonic()
+    assert crm("replay", data_dir=data_dir, **SETTINGS).returncode == 0
+    duration = time.monotonic() - started
+
+    proc = subprocess.Popen(
+        [*CLI, "--data-dir", str(data_dir), "replay"],
+        env=cli_env(**SETTINGS),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(duration * 0.5)
+    assert proc.poll() is None, "the replay finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+
+    assert crm("digest", data_dir=data_dir).stdout == clean_digest
+    assert crm("export", "score-changes", data_dir=data_dir).stdout == clean_changes
