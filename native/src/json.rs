@@ -113,6 +113,13 @@ pub fn write_canonical(out: &mut Vec<u8>, value: &J) {
             };
             if fields.is_sorted_by_key(|field| field.0) {
                 fields.iter().enumerate().for_each(|(i, field)| write_field(i, field));
+            } else if fields.len() <= 16 {
+                // rows and their parts are small objects: sort their indexes on the stack
+                let mut order = [0u8; 16];
+                let order = &mut order[..fields.len()];
+                order.iter_mut().enumerate().for_each(|(i, slot)| *slot = i as u8);
+                order.sort_unstable_by_key(|&i| fields[usize::from(i)].0);
+                order.iter().enumerate().for_each(|(i, &at)| write_field(i, &fields[usize::from(at)]));
             } else {
                 let mut order: Vec<&(&str, J)> = fields.iter().collect();
                 order.sort_unstable_by_key(|field| field.0);
@@ -201,6 +208,22 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn canonical_objects_have_their_keys_sorted_at_every_level() {
+        let small = J::obj(vec![("b", J::Int(1)), ("a", J::List(vec![J::obj(vec![("d", J::Null), ("c", J::Bool(true))])]))]);
+        let mut out = Vec::new();
+        write_canonical(&mut out, &small);
+        assert_eq!(out, br#"{"a":[{"c":true,"d":null}],"b":1}"#);
+        const KEYS: [&str; 20] = ["t", "s", "r", "q", "p", "o", "n", "m", "l", "k", "j", "i", "h", "g", "f", "e", "d", "c", "b", "a"];
+        let large = J::obj(KEYS.iter().map(|k| (*k, J::Float(0.5))).collect());
+        let mut out = Vec::new();
+        write_canonical(&mut out, &large);
+        let mut sorted = KEYS;
+        sorted.sort();
+        let expected: Vec<String> = sorted.iter().map(|k| format!("\"{k}\":0.5")).collect();
+        assert_eq!(String::from_utf8(out).unwrap(), format!("{{{}}}", expected.join(",")));
+    }
 
     #[test]
     fn escapes_exactly_the_bytes_json_needs() {
