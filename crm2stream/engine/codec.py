@@ -1,7 +1,7 @@
-"""The persisted form of the core's facts: one compact JSON record per key.
+"""The reference core's persisted form of its facts: one compact JSON record per key.
 
-Write-behind: the engine keeps the facts in memory and, at each checkpoint, writes only the
-records whose keys the core marked dirty.
+Write-behind: the engine keeps the facts in memory and, at each checkpoint, writes the
+records whose keys the core marked dirty, framed into a segment (``segments``).
 """
 
 from __future__ import annotations

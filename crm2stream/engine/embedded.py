@@ -38,6 +38,7 @@ from crm2stream.engine.lines import (
     read_chunks,
     strip_line,
 )
+from crm2stream.engine.segments import Segments
 from crm2stream.engine.store import Batch, Store
 from crm2stream.topology import Topology, load_topology
 
@@ -63,15 +64,6 @@ class Counts:
 
     def as_dict(self) -> dict[str, int]:
         return {"accepted": self.accepted, "rejected": self.rejected, "duplicates": self.duplicates}
-
-
-@dataclass(slots=True)
-class Segments:
-    """Where the checkpoint segments stand (kept in the state meta)."""
-
-    seq: int = 0
-    bytes: int = 0
-    full_bytes: int = 0
 
 
 @dataclass(slots=True)
@@ -305,17 +297,10 @@ class EmbeddedEngine:
         self.segments = Segments()
 
     def _checkpoint_into(self, batch: Batch) -> None:
-        segments = self.segments
-        # Incremental segments pile up until they outweigh the last full one: then one
-        # full segment replaces them all, so loading reads at most about twice the facts.
-        full = segments.full_bytes == 0 or segments.bytes > 2 * segments.full_bytes
+        full = self.segments.next_is_full()
         parts = self.core.checkpoint(full)
-        size = sum(map(len, parts))
-        segments.seq += 1
-        segments.bytes = size if full else segments.bytes + size
-        if full:
-            segments.full_bytes = size
-        batch.segment(segments.seq, parts, replaces_all=full)
+        seq = self.segments.written(sum(map(len, parts)), full)
+        batch.segment(seq, parts, replaces_all=full)
         batch.meta(
             "state",
             {
@@ -323,7 +308,7 @@ class EmbeddedEngine:
                 "max_ts": self.core.max_ts,
                 "scales": self.scales.fingerprint,
                 "core": self.core_name,
-                "segments": asdict(segments),
+                "segments": asdict(self.segments),
             },
         )
         self.applied = self.log_end

@@ -11,6 +11,7 @@ is the one that stands.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 #: The tables, in the order they load (pairs and referrals name identifiers).
 TABLES = (b"i", b"p", b"r", b"e")
@@ -22,6 +23,31 @@ Record = tuple[bytes, bytes, bytes]  # (table, key, record)
 
 class CorruptSegment(ValueError):
     pass
+
+
+@dataclass(slots=True)
+class Segments:
+    """Where a store's segments stand: the last segment number, the bytes written since
+    the last full segment (that one included) and the size of that full segment.
+
+    Incremental segments pile up until they outweigh the last full one; then one full
+    segment replaces them all, so loading reads at most about twice the live records
+    while a checkpoint writes about what changed."""
+
+    seq: int = 0
+    bytes: int = 0
+    full_bytes: int = 0
+
+    def next_is_full(self) -> bool:
+        return self.full_bytes == 0 or self.bytes > 2 * self.full_bytes
+
+    def written(self, size: int, full: bool) -> int:
+        """Account for a segment of ``size`` bytes; its number."""
+        self.seq += 1
+        self.bytes = size if full else self.bytes + size
+        if full:
+            self.full_bytes = size
+        return self.seq
 
 
 def _varint(out: bytearray, value: int) -> None:

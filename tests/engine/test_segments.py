@@ -54,3 +54,14 @@ def test_both_cores_frame_the_same_keys() -> None:
         keys.append({table: sorted(key for key, _ in full[table]) for table in full})
     assert keys[0] == keys[1]
     assert all(keys[0][table] for table in segments.TABLES)
+
+
+def test_increments_are_folded_once_they_outweigh_the_full_segment() -> None:
+    state = segments.Segments()
+    fulls = []
+    for size in [100, 30, 30, 30, 30, 30, 30, 30]:
+        full = state.next_is_full()
+        fulls.append(full)
+        state.written(size, full)
+    assert fulls == [True, False, False, False, False, True, False, False]
+    assert state.seq == 8 and state.full_bytes == 30 and state.bytes == 90
