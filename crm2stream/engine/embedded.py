@@ -205,7 +205,8 @@ class EmbeddedEngine:
         """Rebuild from the log up to ``replay_end``. Everything written here is derived
         from the log, so it skips the write-ahead log and is flushed at the end: a crash
         keeps the batches flushed so far (whole batches, in order) and the next open
-        carries on from them."""
+        carries on from them. The flush comes before any logged write, even after an
+        error: a logged write must never land on top of unlogged ones a crash could lose."""
         self.core.reserve(self.replay_end - self.log_end)
         self._logged = False
         try:
@@ -215,8 +216,8 @@ class EmbeddedEngine:
                 self.process_batch(chunk, in_log=True)
             self.replay_end = 0
             self.checkpoint()
-            self.store.flush()
         finally:
+            self.store.flush()
             self._logged = True
 
     def replay_into(self, target: EmbeddedEngine) -> None:
@@ -255,6 +256,10 @@ class EmbeddedEngine:
         through an input file in the same write, so an interrupted ingest can resume.
         ``in_log``: the lines are the log's own chunk at this position (an in-place replay).
         """
+        if not in_log and self.replay_end > self.log_end:
+            raise EngineError(
+                "a replay of this data directory is unfinished: open it again to finish it"
+            )
         start = self.log_end
         out = self._process(start, chunk)
         batch = self.store.batch()

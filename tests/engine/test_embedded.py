@@ -88,6 +88,8 @@ def test_an_interrupted_replay_carries_on_at_the_next_open(tmp_path: Path) -> No
     crash_on_batch(engine, 3)
     with pytest.raises(KeyboardInterrupt):
         engine.replay_in_place()
+    with pytest.raises(EngineError, match=r"replay .* is unfinished"):
+        engine.ingest_lines(CAMPAIGN[:10])  # it would write into the log being replayed
     engine.store.close()
     with open_engine(tmp_path) as reopened:
         assert reopened.log_end == len(CAMPAIGN)
