@@ -93,6 +93,11 @@ impl<'a> Reader<'a> {
     fn len(&mut self) -> Result<usize> {
         usize::try_from(self.uint()?).map_err(|e| e.to_string())
     }
+    /// A count read from the record, capped by the bytes left (every item takes at least
+    /// one): room to reserve up front without trusting a corrupt length.
+    fn bounded(&self, count: usize) -> usize {
+        count.min(self.data.len() - self.at)
+    }
     fn int(&mut self) -> Result<i64> {
         let z = self.uint()? as u64;
         Ok(((z >> 1) as i64) ^ -((z & 1) as i64))
@@ -180,8 +185,9 @@ pub fn decode_ident(facts: &mut Facts, key: &str, data: &[u8]) -> Result<Vec<Sto
     let mut r = Reader::new(data)?;
     let first = (r.int()?, r.text()?);
     let (id, _) = facts.intern(key, (first.0, &first.1));
-    let mut days = Vec::new();
-    for _ in 0..r.len()? {
+    let n = r.len()?;
+    let mut days = Vec::with_capacity(r.bounded(n));
+    for _ in 0..n {
         let mut b = DayBucket { day: r.day()?, ..DayBucket::default() };
         for i in 0..COUNTERS {
             b.counts[i] = r.count()?;
@@ -189,8 +195,9 @@ pub fn decode_ident(facts: &mut Facts, key: &str, data: &[u8]) -> Result<Vec<Sto
         b.amount = r.uint()?;
         days.push(b);
     }
-    let mut ties = Vec::new();
-    for _ in 0..r.len()? {
+    let n = r.len()?;
+    let mut ties = Vec::with_capacity(r.bounded(n));
+    for _ in 0..n {
         let target = r.text()?;
         let day = r.day()?;
         let mut counts = [0; 4];
@@ -199,8 +206,9 @@ pub fn decode_ident(facts: &mut Facts, key: &str, data: &[u8]) -> Result<Vec<Sto
         }
         ties.push((target, day, counts));
     }
-    let mut shares = Vec::new();
-    for _ in 0..r.len()? {
+    let n = r.len()?;
+    let mut shares = Vec::with_capacity(r.bounded(n));
+    for _ in 0..n {
         let sid = r.text()?;
         let share = Share { actor: id, ts: r.int()?, parent: r.opt_text()?, recipients: r.uint()? as u64 };
         facts.shares.insert(sid.clone(), share);
@@ -209,14 +217,16 @@ pub fn decode_ident(facts: &mut Facts, key: &str, data: &[u8]) -> Result<Vec<Sto
     let mut consent = std::collections::BTreeMap::new();
     for _ in 0..r.len()? {
         let scope = (r.text()?, r.text()?, r.text()?);
-        let mut history = Vec::new();
-        for _ in 0..r.len()? {
+        let n = r.len()?;
+        let mut history = Vec::with_capacity(r.bounded(n));
+        for _ in 0..n {
             history.push((r.int()?, r.text()?, r.byte()? == 1, r.opt_int()?));
         }
         consent.insert(scope, history);
     }
-    let mut mentions = Vec::new();
-    for _ in 0..r.len()? {
+    let n = r.len()?;
+    let mut mentions = Vec::with_capacity(r.bounded(n));
+    for _ in 0..n {
         mentions.push(r.int()?);
     }
     let mut sums: [BigUint; 4] = Default::default();
@@ -253,8 +263,9 @@ pub fn decode_pair(facts: &mut Facts, key: &str, data: &[u8]) -> Result<()> {
         *facts.ids.get(b).ok_or_else(|| format!("pair names unknown identifier {b}"))?,
     );
     let mut r = Reader::new(data)?;
-    let mut history = Vec::new();
-    for _ in 0..r.len()? {
+    let n = r.len()?;
+    let mut history = Vec::with_capacity(r.bounded(n));
+    for _ in 0..n {
         history.push((r.int()?, r.text()?, r.byte()? == 1));
     }
     facts.pairs.insert(ids, history);
@@ -274,8 +285,9 @@ pub fn encode_referrals(facts: &Facts, share_id: &str, buffer: Vec<u8>) -> Vec<u
 
 pub fn decode_referrals(facts: &mut Facts, share_id: &str, data: &[u8]) -> Result<()> {
     let mut r = Reader::new(data)?;
-    let mut list = Vec::new();
-    for _ in 0..r.len()? {
+    let n = r.len()?;
+    let mut list = Vec::with_capacity(r.bounded(n));
+    for _ in 0..n {
         list.push((r.int()?, r.uint()?));
     }
     facts.referrals.insert(share_id.to_string(), list);
