@@ -1,14 +1,33 @@
 //! NDJSON framing (reference: `crm2stream/engine/lines.py`, `strip_line`): which bytes of
-//! the input are lines, so that a log chunk is one slice copy of the input, never a list
+//! the input are lines, so that a log chunk is copied once out of the input, never a list
 //! of a million small objects joined back together.
 
-/// What `frame` found: the lines taken, joined by `\n`, how many, and how many input
-/// bytes they (and any blank lines between them) used.
+/// What `frame` found: where the lines taken are in the input, and how many input bytes
+/// they (and any blank lines between them) used.
 #[derive(Debug, Default, PartialEq)]
 pub struct Framed {
-    pub chunk: Vec<u8>,
-    pub lines: usize,
+    pub spans: Vec<(usize, usize)>,
     pub used: usize,
+}
+
+impl Framed {
+    /// The length of the lines joined by `\n`.
+    pub fn joined_len(&self) -> usize {
+        self.spans.iter().map(|(from, to)| to - from).sum::<usize>() + self.spans.len().saturating_sub(1)
+    }
+
+    /// Write the lines, joined by `\n`, into `out` (exactly `joined_len` bytes).
+    pub fn join_into(&self, data: &[u8], out: &mut [u8]) {
+        let mut at = 0;
+        for (i, &(from, to)) in self.spans.iter().enumerate() {
+            if i > 0 {
+                out[at] = b'\n';
+                at += 1;
+            }
+            out[at..at + to - from].copy_from_slice(&data[from..to]);
+            at += to - from;
+        }
+    }
 }
 
 /// Python's `bytes.isspace` for one byte.
@@ -23,7 +42,6 @@ fn is_space(b: u8) -> bool {
 /// every complete line seen (all of `data` when `last`).
 pub fn frame(data: &[u8], start: usize, limit: usize, last: bool) -> Framed {
     let mut spans: Vec<(usize, usize)> = Vec::new();
-    let mut total = 0;
     let mut at = start;
     let mut used = start;
     while at < data.len() && spans.len() < limit {
@@ -38,56 +56,52 @@ pub fn frame(data: &[u8], start: usize, limit: usize, last: bool) -> Framed {
         };
         if !data[at..end].iter().all(|&b| is_space(b)) {
             spans.push((at, end));
-            total += end - at;
         }
         at = next;
         used = next;
     }
-    let mut chunk = Vec::with_capacity(total + spans.len());
-    for (i, &(from, to)) in spans.iter().enumerate() {
-        if i > 0 {
-            chunk.push(b'\n');
-        }
-        chunk.extend_from_slice(&data[from..to]);
-    }
-    Framed { chunk, lines: spans.len(), used: used - start }
+    Framed { spans, used: used - start }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn lines(framed: &Framed) -> Vec<&[u8]> {
-        if framed.lines == 0 {
+    /// The lines taken, read back from the joined chunk.
+    fn lines(data: &[u8], framed: &Framed) -> Vec<Vec<u8>> {
+        let mut chunk = vec![0; framed.joined_len()];
+        framed.join_into(data, &mut chunk);
+        if framed.spans.is_empty() {
             return vec![];
         }
-        framed.chunk.split(|&b| b == b'\n').collect()
+        chunk.split(|&b| b == b'\n').map(<[u8]>::to_vec).collect()
     }
 
     #[test]
     fn takes_complete_lines_and_skips_blank_ones() {
         let data = b"a\r\n\n  \t\nb\nc";
         let framed = frame(data, 0, 10, false);
-        assert_eq!(lines(&framed), vec![&b"a"[..], b"b"]);
+        assert_eq!(lines(data, &framed), vec![b"a".to_vec(), b"b".to_vec()]);
         assert_eq!(framed.used, 10);
         let framed = frame(data, 0, 10, true);
-        assert_eq!(lines(&framed), vec![&b"a"[..], b"b", b"c"]);
+        assert_eq!(lines(data, &framed), vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
         assert_eq!(framed.used, data.len());
     }
 
     #[test]
     fn stops_after_the_limit_at_the_end_of_the_last_line() {
-        let framed = frame(b"a\n\nb\n\nc\n", 0, 2, false);
-        assert_eq!(lines(&framed), vec![&b"a"[..], b"b"]);
+        let data = b"a\n\nb\n\nc\n";
+        let framed = frame(data, 0, 2, false);
+        assert_eq!(lines(data, &framed), vec![b"a".to_vec(), b"b".to_vec()]);
         assert_eq!(framed.used, 5);
-        let rest = frame(b"a\n\nb\n\nc\n", 5, 2, false);
-        assert_eq!(lines(&rest), vec![&b"c"[..]]);
+        let rest = frame(data, 5, 2, false);
+        assert_eq!(lines(data, &rest), vec![b"c".to_vec()]);
         assert_eq!(rest.used, 3);
     }
 
     #[test]
     fn a_last_unterminated_line_keeps_its_carriage_return() {
         let framed = frame(b"x\r", 0, 5, true);
-        assert_eq!(lines(&framed), vec![&b"x\r"[..]]);
+        assert_eq!(lines(b"x\r", &framed), vec![b"x\r".to_vec()]);
     }
 }

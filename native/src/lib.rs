@@ -205,7 +205,8 @@ impl Core {
         let mut count = 0;
         let mut ids = Vec::with_capacity(chunk.len() / 8);
         ids.push(b'[');
-        let lines = chunk.split(|&b| b == b'\n').filter(|_| !chunk.is_empty());
+        // an empty chunk holds no line (not one empty line)
+        let lines = (!chunk.is_empty()).then(|| chunk.split(|&b| b == b'\n')).into_iter().flatten();
         for (index, line) in lines.enumerate() {
             count += 1;
             let event = match decode::decode(line, &self.cfg.currency) {
@@ -365,9 +366,13 @@ impl Core {
 /// Up to `limit` non-blank lines of `data` from `start`, as (chunk, lines, bytes used):
 /// see `framing::frame`.
 #[pyfunction]
-fn frame<'py>(py: Python<'py>, data: &[u8], start: usize, limit: usize, last: bool) -> (Bound<'py, PyBytes>, usize, usize) {
+fn frame<'py>(py: Python<'py>, data: &[u8], start: usize, limit: usize, last: bool) -> PyResult<(Bound<'py, PyBytes>, usize, usize)> {
     let framed = framing::frame(data, start.min(data.len()), limit, last);
-    (PyBytes::new(py, &framed.chunk), framed.lines, framed.used)
+    let chunk = PyBytes::new_with(py, framed.joined_len(), |out| {
+        framed.join_into(data, out);
+        Ok(())
+    })?;
+    Ok((chunk, framed.spans.len(), framed.used))
 }
 
 #[pymodule]
