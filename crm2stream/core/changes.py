@@ -25,6 +25,7 @@ Row = dict[str, Any]
 
 def score_changes(facts: Facts, cfg: CoreConfig) -> tuple[list[Row], list[Row]]:
     """(score changes, marketing triggers) for the persons touched since the last call."""
+    facts.unpublished |= facts.touched
     if not facts.touched or facts.max_ts is None:
         facts.touched.clear()
         return [], []

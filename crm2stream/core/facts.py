@@ -151,6 +151,13 @@ class Facts:
     touched: set[str] = field(default_factory=set)
     #: identifier -> its current person (see ``identity.current_person``)
     person_cache: dict[str, Any] = field(default_factory=dict)
+    #: identifiers whose person's table rows changed since the last publication, and
+    #: those among them whose person may have been regrouped (a link or an anchor moved);
+    #: see ``publication``
+    unpublished: set[str] = field(default_factory=set)
+    regrouped: set[str] = field(default_factory=set)
+    #: the anchors of the persons the table topics hold: None until derived after a load
+    published_anchors: set[str] | None = field(default_factory=set)
 
     def reindex(self) -> None:
         """Rebuild the derived indexes from the stored facts."""
@@ -221,7 +228,9 @@ def apply(facts: Facts, event: AnyEvent, position: int) -> bool:
             node.first = at  # the person's anchor, so its id, may change
             facts.forget_person(key)
             facts.touched.add(key)
+            facts.regrouped.add(key)
         dirty.add(key)
+        facts.unpublished.add(key)
         node.mentions.append(position)
         named[key] = node
     actor_key = event.actor.key
@@ -235,6 +244,8 @@ def apply(facts: Facts, event: AnyEvent, position: int) -> bool:
         facts.forget_person(link_key)
         facts.touched.add(actor_key)
         facts.touched.add(link_key)
+        facts.regrouped.add(actor_key)
+        facts.regrouped.add(link_key)
     elif isinstance(event, ShareEvent):
         _share(facts, event, actor_key, ts, named)
     elif isinstance(event, CommentEvent):

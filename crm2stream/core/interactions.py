@@ -3,12 +3,12 @@ relationships between persons (who interacts with whom, and how strongly)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from crm2stream.core.decay import WEIGHT_FX
 from crm2stream.core.facts import Facts
-from crm2stream.core.identity import Partition
+from crm2stream.core.identity import Partition, Person
 from crm2stream.core.layout import DAY_US, DONE, EDGE_KINDS, EDGE_WIDTH, RECEIVED
 from crm2stream.core.value import round4
 
@@ -42,28 +42,35 @@ def interaction_counts(days: dict[int, list[int]], as_of_day: int) -> dict[str, 
 
 
 def relationship_rows(facts: Facts, partition: Partition, as_of_day: int) -> Iterator[Row]:
-    """Ordered person pairs with interaction counts per kind and a decayed tie strength.
+    """Ordered person pairs with interaction counts per kind and a decayed tie strength,
+    sorted by (from, to) person id."""
+    person_of = partition.person_of.get
+    for person in partition.persons:
+        yield from relationships_from(facts, person, person_of, as_of_day)
+
+
+def relationships_from(
+    facts: Facts, source: Person, person_of: Callable[[str], Person | None], as_of_day: int
+) -> list[Row]:
+    """The relationships from one person to every person its members' ties reach (as
+    ``person_of`` groups them), sorted by target person id.
 
     Strength is an exact integer sum (see ``decay``) converted once per pair, so it does not
     depend on the order identifiers or days are visited in.
     """
-    pairs: dict[tuple[str, str], list[int]] = {}
-    person_of = partition.person_of
+    pairs: dict[str, tuple[Person, list[int]]] = {}
     scales = facts.scales
     weight = scales.weight
     t_reply, t_comment, t_share, t_recipient = scales.ties
-    for source, ident in facts.idents.items():
-        if not ident.out or source not in person_of:
-            continue
-        source_id = person_of[source].person_id
-        for target, ties in ident.out.items():
-            target_person = person_of.get(target)
-            if target_person is None or target_person.person_id == source_id:
+    for member in source.members:
+        for target, ties in facts.idents[member].out.items():
+            target_person = person_of(target)
+            if target_person is None or target_person.person_id == source.person_id:
                 continue
-            key = (source_id, target_person.person_id)
-            acc = pairs.get(key)
-            if acc is None:
-                acc = pairs[key] = [0, 0, 0, 0, 0]
+            held = pairs.get(target_person.person_id)
+            if held is None:
+                held = pairs[target_person.person_id] = (target_person, [0, 0, 0, 0, 0])
+            acc = held[1]
             for at in range(0, len(ties), EDGE_WIDTH):
                 day, reply, comment, share, recipient = ties[at : at + EDGE_WIDTH]
                 if day > as_of_day:
@@ -74,19 +81,18 @@ def relationship_rows(facts: Facts, partition: Partition, as_of_day: int) -> Ite
                 acc[3] += recipient
                 tie = t_reply * reply + t_comment * comment + t_share * share
                 acc[4] += (tie + t_recipient * recipient) * weight(day)
-    anchors = {p.person_id: p.anchor for p in partition.persons}
-    for source_id, target_id in sorted(pairs):
-        acc = pairs[(source_id, target_id)]
-        if not any(acc[:4]):
-            continue
-        yield {
-            "from_person_id": source_id,
+    return [
+        {
+            "from_person_id": source.person_id,
             "to_person_id": target_id,
-            "from_anchor": anchors[source_id],
-            "to_anchor": anchors[target_id],
+            "from_anchor": source.anchor,
+            "to_anchor": target.anchor,
             "counts": dict(zip(EDGE_KINDS, acc[:4], strict=True)),
             "strength": round4(scales.value(acc[4], WEIGHT_FX, as_of_day)),
         }
+        for target_id, (target, acc) in sorted(pairs.items())
+        if any(acc[:4])
+    ]
 
 
 def end_of_day(day: int) -> int:

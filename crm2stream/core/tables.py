@@ -51,11 +51,6 @@ class TableView:
         self.cutoff = end_of_day(as_of_day)
         self.partition = Partition(facts, self.cutoff, cfg.id_key)
 
-    def _person_days(self, person: Person) -> dict[int, list[int]]:
-        # Recomputed per table rather than cached: cheap, and a digest of millions of
-        # persons then holds one person's days at a time.
-        return merged_days(self.facts, person.members, self.as_of_day)
-
     def rows(self, table: str) -> Iterator[Row]:
         producer: Callable[[], Iterator[Row]] | None = getattr(
             self, "_" + table.replace("-", "_"), None
@@ -66,11 +61,7 @@ class TableView:
 
     def _persons(self) -> Iterator[Row]:
         for person in self.partition.persons:
-            yield {
-                "person_id": person.person_id,
-                "anchor": person.anchor,
-                "identifiers": list(person.members),
-            }
+            yield person_row(person)
 
     def _identity(self) -> Iterator[Row]:
         linked: dict[str, list[str]] = {}
@@ -80,56 +71,28 @@ class TableView:
                 linked.setdefault(b, []).append(a)
         person_of = self.partition.person_of
         for key in sorted(person_of):
-            person = person_of[key]
-            first_ts, first_event = self.facts.idents[key].first
-            yield {
-                "identifier": key,
-                "person_id": person.person_id,
-                "anchor": person.anchor,
-                "first_seen": format_micros(first_ts),
-                "first_event_id": first_event,
-                "linked": sorted(linked.get(key, ())),
-            }
+            yield identity_row(self.facts, key, person_of[key], linked.get(key, ()))
 
     def _interactions(self) -> Iterator[Row]:
         for person in self.partition.persons:
-            yield {
-                "person_id": person.person_id,
-                "anchor": person.anchor,
-                **interaction_counts(self._person_days(person), self.as_of_day),
-            }
+            yield interactions_row(self.facts, person, self.as_of_day)
 
     def _relationships(self) -> Iterator[Row]:
         yield from relationship_rows(self.facts, self.partition, self.as_of_day)
 
     def _rfm(self) -> Iterator[Row]:
         for person in self.partition.persons:
-            row = rfm(self._person_days(person), self.as_of_day)
+            row = rfm_row(self.facts, person, self.as_of_day)
             if row is not None:
-                yield {"person_id": person.person_id, "anchor": person.anchor, **row}
+                yield row
 
     def _scores(self) -> Iterator[Row]:
         for person in self.partition.persons:
-            value = value_of(self.facts, person.members, self.as_of_day, self.cutoff, self.cfg)
-            yield {"person_id": person.person_id, "anchor": person.anchor, **value.as_row()}
+            yield scores_row(self.facts, person, self.as_of_day, self.cfg)
 
     def _permissions(self) -> Iterator[Row]:
         for person in self.partition.persons:
-            for grant in consent_of(self.facts, person.members, self.cutoff):
-                yield {
-                    "person_id": person.person_id,
-                    "anchor": person.anchor,
-                    "grantee": grant.grantee,
-                    "purpose": grant.purpose,
-                    "channel": grant.channel,
-                    "granted": grant.granted,
-                    "active": grant.active_at(self.cutoff),
-                    "expires_at": None
-                    if grant.expires_at is None
-                    else format_micros(grant.expires_at),
-                    "occurred_at": format_micros(grant.occurred_at),
-                    "event_id": grant.event_id,
-                }
+            yield from permission_rows(self.facts, person, self.cutoff)
 
     def digest(self) -> str:
         """SHA-256 over every state table's canonical rows: equal for equal event sets."""
@@ -145,3 +108,65 @@ def digest_tables(rows_of: Callable[[str], Iterable[Row]]) -> str:
             hasher.update(orjson.dumps(row, option=orjson.OPT_SORT_KEYS))
             hasher.update(b"\n")
     return hasher.hexdigest()
+
+
+# -- one person's rows: shared by the table view and the table topics (``publication``) --
+# A person's days are recomputed per table rather than cached: cheap, and a digest of
+# millions of persons then holds one person's days at a time.
+
+
+def person_row(person: Person) -> Row:
+    return {
+        "person_id": person.person_id,
+        "anchor": person.anchor,
+        "identifiers": list(person.members),
+    }
+
+
+def identity_row(facts: Facts, key: str, person: Person, linked: Iterable[str]) -> Row:
+    first_ts, first_event = facts.idents[key].first
+    return {
+        "identifier": key,
+        "person_id": person.person_id,
+        "anchor": person.anchor,
+        "first_seen": format_micros(first_ts),
+        "first_event_id": first_event,
+        "linked": sorted(linked),
+    }
+
+
+def interactions_row(facts: Facts, person: Person, as_of_day: int) -> Row:
+    days = merged_days(facts, person.members, as_of_day)
+    return {
+        "person_id": person.person_id,
+        "anchor": person.anchor,
+        **interaction_counts(days, as_of_day),
+    }
+
+
+def rfm_row(facts: Facts, person: Person, as_of_day: int) -> Row | None:
+    row = rfm(merged_days(facts, person.members, as_of_day), as_of_day)
+    return None if row is None else {"person_id": person.person_id, "anchor": person.anchor, **row}
+
+
+def scores_row(facts: Facts, person: Person, as_of_day: int, cfg: CoreConfig) -> Row:
+    value = value_of(facts, person.members, as_of_day, end_of_day(as_of_day), cfg)
+    return {"person_id": person.person_id, "anchor": person.anchor, **value.as_row()}
+
+
+def permission_rows(facts: Facts, person: Person, cutoff: int) -> list[Row]:
+    return [
+        {
+            "person_id": person.person_id,
+            "anchor": person.anchor,
+            "grantee": grant.grantee,
+            "purpose": grant.purpose,
+            "channel": grant.channel,
+            "granted": grant.granted,
+            "active": grant.active_at(cutoff),
+            "expires_at": None if grant.expires_at is None else format_micros(grant.expires_at),
+            "occurred_at": format_micros(grant.occurred_at),
+            "event_id": grant.event_id,
+        }
+        for grant in consent_of(facts, person.members, cutoff)
+    ]

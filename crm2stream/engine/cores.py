@@ -16,13 +16,14 @@ from typing import Any, Literal, Protocol
 import orjson
 
 from crm2stream import _native
+from crm2stream.core import publication
 from crm2stream.core.changes import score_changes
 from crm2stream.core.config import CoreConfig
 from crm2stream.core.decay import Scales
 from crm2stream.core.facts import Facts, apply, rebuild_sums
 from crm2stream.core.flat import decode_flat
 from crm2stream.core.identity import Partition, current_component
-from crm2stream.core.tables import TableView
+from crm2stream.core.tables import STATE_TABLES, TableView
 from crm2stream.core.validation import Rejection, decode
 from crm2stream.engine import codec, segments
 
@@ -58,6 +59,16 @@ class Core(Protocol):
     ) -> tuple[tuple[int, bytes], tuple[int, bytes]]:
         """(score changes, marketing triggers) since the last call: each as (count, NDJSON),
         the records numbered with their offsets from the bases given."""
+        ...
+
+    def begin_publication(self) -> int:
+        """Decide what the next table-topic publication carries (see ``publication``) and
+        consider it published; the number of items it holds (0: nothing changed)."""
+        ...
+
+    def publish(self, bases: list[int], limit: int) -> list[tuple[int, bytes]]:
+        """The next ``limit`` items of the publication begun: per state table (in
+        ``STATE_TABLES`` order) the records as (count, NDJSON), numbered from the bases."""
         ...
 
     def checkpoint(self, full: bool) -> list[bytes]:
@@ -137,6 +148,12 @@ class NativeCore:
     ) -> tuple[tuple[int, bytes], tuple[int, bytes]]:
         return self._core.score_changes(change_base, trigger_base)
 
+    def begin_publication(self) -> int:
+        return self._core.begin_publication()
+
+    def publish(self, bases: list[int], limit: int) -> list[tuple[int, bytes]]:
+        return self._core.publish(bases, limit)
+
     def checkpoint(self, full: bool) -> list[bytes]:
         return self._core.checkpoint(full)
 
@@ -175,12 +192,14 @@ class PythonCore:
     def __init__(self, cfg: CoreConfig) -> None:
         self.cfg = cfg
         self.facts = Facts(Scales.of(cfg))
+        self._publication: publication.Publication | None = None
 
     @property
     def max_ts(self) -> int | None:
         return self.facts.max_ts
 
     def process(self, chunk: bytes, start: int) -> Processed:
+        publication.derive_published_anchors(self.facts, self.cfg.id_key)
         lines = chunk.split(b"\n") if chunk else []
         # The facts are millions of long-lived, acyclic containers: a cyclic collection
         # pass in the middle of a batch costs more than the batch. Collect between batches.
@@ -207,6 +226,23 @@ class PythonCore:
     ) -> tuple[tuple[int, bytes], tuple[int, bytes]]:
         changes, triggers = score_changes(self.facts, self.cfg)
         return _ndjson(changes, change_base), _ndjson(triggers, trigger_base)
+
+    def begin_publication(self) -> int:
+        self._publication = publication.begin(self.facts, self.cfg)
+        return 0 if self._publication is None else len(self._publication.items)
+
+    def publish(self, bases: list[int], limit: int) -> list[tuple[int, bytes]]:
+        pub = self._publication
+        if pub is None:
+            return [(0, b"")] * len(STATE_TABLES)
+        records = publication.render(self.facts, self.cfg, pub, limit)
+        out = [
+            publication.ndjson(records[t], pub.at, b)
+            for t, b in zip(STATE_TABLES, bases, strict=True)
+        ]
+        if pub.done >= len(pub.items):
+            self._publication = None
+        return out
 
     def checkpoint(self, full: bool) -> list[bytes]:
         facts = self.facts
@@ -241,6 +277,7 @@ class PythonCore:
             facts.max_ts = max_ts
             facts.seen.update(seen)
             facts.reindex()
+            facts.published_anchors = None  # derived before the next event is applied
         finally:
             gc.freeze()
             gc.enable()

@@ -29,6 +29,7 @@ from crm2stream.core.config import CoreConfig
 from crm2stream.core.decay import Scales
 from crm2stream.core.events import AnyEvent, format_micros, timestamp_micros
 from crm2stream.core.layout import DAY_US
+from crm2stream.core.tables import STATE_TABLES
 from crm2stream.core.validation import Rejection, decode
 from crm2stream.engine.cores import CoreName, make_core
 from crm2stream.engine.lines import (
@@ -43,6 +44,10 @@ from crm2stream.engine.store import Batch, Store
 from crm2stream.topology import Topology, load_topology
 
 log = logging.getLogger("crm2stream.embedded")
+
+#: Persons per write when publishing the table topics: bounds the memory a publication
+#: of every person (the end of a bulk ingest) takes.
+PUBLISH_ITEMS = 20_000
 
 Row = dict[str, Any]
 
@@ -275,14 +280,17 @@ class EmbeddedEngine:
         if ingest is not None:
             self.in_progress[ingest[0]] = ingest[1]
         self._since_checkpoint += out.lines
-        due = self._since_checkpoint >= self.checkpoint_events or (
-            time.monotonic() - self._last_checkpoint >= self.checkpoint_seconds
-        )
-        if due:
-            self._checkpoint_into(batch)
         self._write_log_meta(batch)
         self.store.write(batch, logged=self._logged)
+        if self.checkpoint_due():
+            self.checkpoint()
         return out.counts
+
+    def checkpoint_due(self) -> bool:
+        return self._since_checkpoint >= self.checkpoint_events or (
+            self._since_checkpoint > 0
+            and time.monotonic() - self._last_checkpoint >= self.checkpoint_seconds
+        )
 
     def _write_log_meta(self, batch: Batch) -> None:
         batch.meta(
@@ -321,11 +329,33 @@ class EmbeddedEngine:
         self._last_checkpoint = time.monotonic()
 
     def checkpoint(self) -> None:
-        """Write every dirty fact with the log position it stands at."""
+        """Publish the table topics, then write every dirty fact with the log position it
+        stands at. A crash in between loses nothing: the next open applies the log after
+        the previous checkpoint again and publishes the same keys again (a table topic
+        keeps the latest record per key)."""
+        self._publish()
         batch = self.store.batch()
         self._checkpoint_into(batch)
         self._write_log_meta(batch)
         self.store.write(batch, logged=self._logged)
+
+    def _publish(self) -> None:
+        """Write the table topics' records of what changed since the last publication, in
+        writes of at most ``PUBLISH_ITEMS`` persons each (see ``core.publication``)."""
+        if not self.core.begin_publication():
+            return
+        while True:
+            bases = [self.output_ends.get(table, 0) for table in STATE_TABLES]
+            out = self.core.publish(bases, PUBLISH_ITEMS)
+            if not any(count for count, _ in out):
+                return
+            batch = self.store.batch()
+            for table, base, (count, records) in zip(STATE_TABLES, bases, out, strict=True):
+                if count:
+                    batch.outputs(table, base, records)
+                    self.output_ends[table] = base + count
+            self._write_log_meta(batch)
+            self.store.write(batch, logged=self._logged)
 
     # -- input --------------------------------------------------------------------------
     def ingest_lines(self, lines: Iterable[bytes]) -> Counts:

@@ -57,6 +57,9 @@ fn field_float(out: &mut Vec<u8>, name: &[u8], value: f64) {
 pub fn score_changes(facts: &mut Facts, cfg: &Config, change_base: i64, trigger_base: i64) -> (Records, Records) {
     let mut changes = Records::new(change_base);
     let mut triggers = Records::new(trigger_base);
+    for &id in facts.touched.iter() {
+        facts.unpublished.insert(id);
+    }
     let Some(moment) = facts.max_ts.filter(|_| !facts.touched.is_empty()) else {
         facts.touched.drain();
         return (changes, triggers);

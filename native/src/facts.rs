@@ -207,6 +207,13 @@ pub struct Facts {
     pub touched: IdSet,
     /// identifier id -> its current person, while no link or anchor changed
     pub person_cache: Vec<Option<std::rc::Rc<Person>>>,
+    /// identifiers whose person's table rows changed since the last publication, and
+    /// those among them whose person may have been regrouped (see `publication`)
+    pub unpublished: IdSet,
+    pub regrouped: IdSet,
+    /// per identifier id, whether it anchors a person the table topics hold: None until
+    /// derived after a load
+    pub published_anchors: Option<Vec<bool>>,
 }
 
 fn insort<T: Ord>(list: &mut Vec<T>, item: T) {
@@ -233,6 +240,9 @@ impl Facts {
             children: HashMap::new(),
             dirty: Dirty::default(),
             touched: IdSet::default(),
+            unpublished: IdSet::default(),
+            regrouped: IdSet::default(),
+            published_anchors: Some(Vec::new()),
             person_cache: Vec::new(),
         }
     }
@@ -308,9 +318,11 @@ impl Facts {
                     self.idents[id as usize].first = (ts, event_id.to_string());
                     self.forget_person(id);
                     self.touched.insert(id);
+                    self.regrouped.insert(id);
                 }
             }
             self.dirty.idents.insert(id);
+            self.unpublished.insert(id);
             self.idents[id as usize].mentions.push(position);
             named.push(id);
         }
@@ -325,6 +337,8 @@ impl Facts {
                 self.forget_person(link);
                 self.touched.insert(actor);
                 self.touched.insert(link);
+                self.regrouped.insert(actor);
+                self.regrouped.insert(link);
             }
             Kind::Share => self.share(event, actor, day),
             Kind::Comment => {

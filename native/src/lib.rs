@@ -13,6 +13,7 @@ mod facts;
 mod framing;
 mod identity;
 mod json;
+mod publication;
 mod scales;
 mod tables;
 mod value;
@@ -140,6 +141,7 @@ fn fast_decode(line: &[u8], currency: &str) -> Option<FlatEvent> {
 struct Core {
     facts: Facts,
     cfg: Config,
+    publication: Option<publication::Publication>,
 }
 
 #[pymethods]
@@ -183,7 +185,7 @@ impl Core {
             tiers,
             delta,
         };
-        Ok(Core { facts, cfg })
+        Ok(Core { facts, cfg, publication: None })
     }
 
     /// Decode and apply a log chunk (lines joined by `\n`) at log positions `start`...;
@@ -199,6 +201,7 @@ impl Core {
         start: i64,
         fallback: Bound<'py, PyAny>,
     ) -> PyResult<(Vec<(usize, String, String)>, Vec<(usize, String)>, usize, usize, Bound<'py, PyBytes>)> {
+        publication::derive_published_anchors(&mut self.facts, &self.cfg);
         let mut rejected = Vec::new();
         let mut duplicates = Vec::new();
         let mut accepted = 0;
@@ -248,6 +251,29 @@ impl Core {
             (changes.count, PyBytes::new(py, &changes.ndjson)),
             (triggers.count, PyBytes::new(py, &triggers.ndjson)),
         )
+    }
+
+    /// Decide what the next table-topic publication carries (see `publication`) and
+    /// consider it published; the number of items it holds.
+    fn begin_publication(&mut self) -> usize {
+        self.publication = publication::begin(&mut self.facts, &self.cfg);
+        self.publication.as_ref().map_or(0, publication::Publication::len)
+    }
+
+    /// The next `limit` items of the publication begun: per state table the records as
+    /// (count, NDJSON), numbered from the bases given.
+    fn publish<'py>(&mut self, py: Python<'py>, bases: Vec<i64>, limit: usize) -> PyResult<Vec<(usize, Bound<'py, PyBytes>)>> {
+        if bases.len() != tables::STATE_TABLES.len() {
+            return Err(PyValueError::new_err("one base per state table"));
+        }
+        let Some(publication) = self.publication.as_mut() else {
+            return Ok(bases.iter().map(|_| (0, PyBytes::new(py, b""))).collect());
+        };
+        let out = publication::render(&mut self.facts, &self.cfg, publication, &bases, limit);
+        if publication.finished() {
+            self.publication = None;
+        }
+        Ok(out.into_iter().map(|records| (records.count, PyBytes::new(py, &records.ndjson))).collect())
     }
 
     /// The records of the dirty facts (of every fact when `full`) as checkpoint segment
@@ -304,6 +330,7 @@ impl Core {
         }
         self.facts.max_ts = max_ts;
         self.facts.reindex();
+        self.facts.published_anchors = None; // derived before the next event is applied
     }
 
     /// Recompute every identifier's decayed sums from the facts (after a settings change).

@@ -160,15 +160,10 @@ impl<'a> View<'a> {
         let rows = match table {
             "persons" => self.persons(),
             "identity" => self.identity(),
-            "interactions" => self.per_person(|p| {
-                let days = merged_days(self.facts, &p.members, self.as_of_day);
-                Some(interaction_counts(&days, self.as_of_day))
-            }),
+            "interactions" => self.per_person(|p| Some(interactions_row(self.facts, p, self.as_of_day))),
             "relationships" => self.relationships(),
-            "rfm" => self.per_person(|p| rfm(&merged_days(self.facts, &p.members, self.as_of_day), self.as_of_day)),
-            "scores" => self.per_person(|p| {
-                Some(value_of(self.facts, &p.members, self.as_of_day, self.cutoff, self.cfg).row())
-            }),
+            "rfm" => self.per_person(|p| rfm_row(self.facts, p, self.as_of_day)),
+            "scores" => self.per_person(|p| Some(scores_row(self.facts, self.cfg, p, self.as_of_day))),
             "permissions" => self.permissions(),
             _ => return false,
         };
@@ -178,24 +173,12 @@ impl<'a> View<'a> {
         true
     }
 
-    fn per_person<'b>(
-        &'b self,
-        body: impl Fn(&Person) -> Option<Vec<(&'static str, J)>> + 'b,
-    ) -> Box<dyn Iterator<Item = J> + 'b> {
-        Box::new(self.partition.persons.iter().filter_map(move |person| {
-            body(person).map(|fields| {
-                let mut all = head(person, self.facts);
-                all.extend(fields);
-                row(all)
-            })
-        }))
+    fn per_person<'b>(&'b self, body: impl Fn(&Person) -> Option<J> + 'b) -> Box<dyn Iterator<Item = J> + 'b> {
+        Box::new(self.partition.persons.iter().filter_map(body))
     }
 
     fn persons(&self) -> Box<dyn Iterator<Item = J> + '_> {
-        self.per_person(|p| {
-            let ids = p.members.iter().map(|m| J::s(self.facts.key(*m))).collect();
-            Some(vec![("identifiers", J::List(ids))])
-        })
+        self.per_person(|p| Some(person_row(self.facts, p)))
     }
 
     fn identity(&self) -> Box<dyn Iterator<Item = J> + '_> {
@@ -212,51 +195,19 @@ impl<'a> View<'a> {
         members.sort();
         Box::new(members
             .into_iter()
-            .map(move |(key, id)| {
+            .map(move |(_, id)| {
                 let index = self.partition.person_of(id).expect("members have a person");
-                let person = &self.partition.persons[index];
-                let first = &facts.idents[id as usize].first;
-                let mut links = linked.remove(&id).unwrap_or_default();
-                links.sort();
-                row(vec![
-                    ("identifier", J::s(key)),
-                    ("person_id", J::s(&person.person_id)),
-                    ("anchor", J::s(facts.key(person.anchor))),
-                    ("first_seen", J::Str(format_micros(first.0))),
-                    ("first_event_id", J::s(&first.1)),
-                    ("linked", J::List(links.into_iter().map(J::s).collect())),
-                ])
+                identity_row(facts, id, &self.partition.persons[index], linked.remove(&id).unwrap_or_default())
             }))
     }
 
     /// Per source person (in person id order), the persons its members' ties reach, in
     /// person id order: persons are sorted by id, so their indexes are too.
     fn each_relationship(&self, emit: &mut dyn FnMut(Relationship)) {
-        let facts = self.facts;
         let partition = &self.partition;
-        let weights = self.cfg.ties;
-        let mut reached: HashMap<usize, ([u64; 4], BigUint)> = HashMap::new();
         for (from, person) in partition.persons.iter().enumerate() {
-            for &member in &person.members {
-                for tie in &facts.idents[member as usize].out {
-                    let Some(to) = partition.person_of(tie.target) else { continue };
-                    let day = i64::from(tie.day);
-                    if to == from || day > self.as_of_day {
-                        continue;
-                    }
-                    let (counts, strength) = reached.entry(to).or_default();
-                    for (count, &n) in counts.iter_mut().zip(&tie.counts) {
-                        *count += u64::from(n);
-                    }
-                    let tie: u128 = (0..4).map(|i| u128::from(weights[i]) * u128::from(tie.counts[i])).sum();
-                    facts.scales.add_weighted(strength, tie, day);
-                }
-            }
-            let mut rows: Vec<(usize, ([u64; 4], BigUint))> =
-                reached.drain().filter(|(_, (counts, _))| counts.iter().any(|&n| n > 0)).collect();
-            rows.sort_unstable_by_key(|(to, _)| *to);
-            for (to, (counts, strength)) in rows {
-                let strength = round4(facts.scales.value(&strength, WEIGHT_FX, self.as_of_day));
+            let reached = tie_sums(self.facts, self.cfg, &person.members, self.as_of_day, |id| partition.person_of(id), from);
+            for (to, counts, strength) in reached {
                 emit(Relationship { from, to, counts, strength });
             }
         }
@@ -269,34 +220,121 @@ impl<'a> View<'a> {
     }
 
     fn relationship_row(&self, rel: &Relationship) -> J {
-        let (from, to) = (&self.partition.persons[rel.from], &self.partition.persons[rel.to]);
-        let counts = REL_KINDS.iter().zip(rel.counts).map(|(k, n)| (*k, J::Int(n.into())));
-        row(vec![
-            ("from_person_id", J::s(&from.person_id)),
-            ("to_person_id", J::s(&to.person_id)),
-            ("from_anchor", J::s(self.facts.key(from.anchor))),
-            ("to_anchor", J::s(self.facts.key(to.anchor))),
-            ("counts", J::Obj(counts.collect())),
-            ("strength", J::Float(rel.strength)),
-        ])
+        let persons = &self.partition.persons;
+        relationship_row(self.facts, &persons[rel.from], &persons[rel.to], rel.counts, rel.strength)
     }
 
     fn permissions(&self) -> Box<dyn Iterator<Item = J> + '_> {
-        Box::new(self.partition.persons.iter().flat_map(move |person| {
-            consent_of(self.facts, &person.members, self.cutoff).into_iter().map(move |(scope, entry)| {
-                let mut fields = head(person, self.facts);
-                fields.extend([
-                    ("grantee", J::s(&scope.0)),
-                    ("purpose", J::s(&scope.1)),
-                    ("channel", J::s(&scope.2)),
-                    ("granted", J::Bool(entry.2)),
-                    ("active", J::Bool(active_at(entry, self.cutoff))),
-                    ("expires_at", entry.3.map_or(J::Null, |e| J::Str(format_micros(e)))),
-                    ("occurred_at", J::Str(format_micros(entry.0))),
-                    ("event_id", J::s(&entry.1)),
-                ]);
-                row(fields)
-            })
-        }))
+        Box::new(self.partition.persons.iter().flat_map(move |person| permission_rows(self.facts, person, self.cutoff)))
     }
+}
+
+// -- one person's rows: shared by the view and the table topics (`publication`) ------------
+
+pub fn person_row(facts: &Facts, person: &Person) -> J {
+    let mut fields = head(person, facts);
+    fields.push(("identifiers", J::List(person.members.iter().map(|m| J::s(facts.key(*m))).collect())));
+    row(fields)
+}
+
+pub fn identity_row(facts: &Facts, id: Id, person: &Person, mut links: Vec<&str>) -> J {
+    let first = &facts.idents[id as usize].first;
+    links.sort_unstable();
+    row(vec![
+        ("identifier", J::s(facts.key(id))),
+        ("person_id", J::s(&person.person_id)),
+        ("anchor", J::s(facts.key(person.anchor))),
+        ("first_seen", J::Str(format_micros(first.0))),
+        ("first_event_id", J::s(&first.1)),
+        ("linked", J::List(links.into_iter().map(J::s).collect())),
+    ])
+}
+
+pub fn interactions_row(facts: &Facts, person: &Person, as_of_day: i64) -> J {
+    let mut fields = head(person, facts);
+    fields.extend(interaction_counts(&merged_days(facts, &person.members, as_of_day), as_of_day));
+    row(fields)
+}
+
+pub fn rfm_row(facts: &Facts, person: &Person, as_of_day: i64) -> Option<J> {
+    let figures = rfm(&merged_days(facts, &person.members, as_of_day), as_of_day)?;
+    let mut fields = head(person, facts);
+    fields.extend(figures);
+    Some(row(fields))
+}
+
+pub fn scores_row(facts: &Facts, cfg: &Config, person: &Person, as_of_day: i64) -> J {
+    let mut fields = head(person, facts);
+    fields.extend(value_of(facts, &person.members, as_of_day, end_of_day(as_of_day), cfg).row());
+    row(fields)
+}
+
+pub fn permission_rows(facts: &Facts, person: &Person, cutoff: i64) -> Vec<J> {
+    consent_of(facts, &person.members, cutoff)
+        .into_iter()
+        .map(|(scope, entry)| {
+            let mut fields = head(person, facts);
+            fields.extend([
+                ("grantee", J::s(&scope.0)),
+                ("purpose", J::s(&scope.1)),
+                ("channel", J::s(&scope.2)),
+                ("granted", J::Bool(entry.2)),
+                ("active", J::Bool(active_at(entry, cutoff))),
+                ("expires_at", entry.3.map_or(J::Null, |e| J::Str(format_micros(e)))),
+                ("occurred_at", J::Str(format_micros(entry.0))),
+                ("event_id", J::s(&entry.1)),
+            ]);
+            row(fields)
+        })
+        .collect()
+}
+
+/// The ties from a person's members, summed per target person (`target_of` names it;
+/// `source` is the person itself, whose own ties are left out): (target, counts per kind,
+/// decayed strength), sorted by target, pairs without any count left out.
+pub fn tie_sums<K: Copy + Ord + std::hash::Hash>(
+    facts: &Facts,
+    cfg: &Config,
+    members: &[Id],
+    as_of_day: i64,
+    mut target_of: impl FnMut(Id) -> Option<K>,
+    source: K,
+) -> Vec<(K, [u64; 4], f64)> {
+    let weights = cfg.ties;
+    let mut reached: HashMap<K, ([u64; 4], BigUint)> = HashMap::new();
+    for &member in members {
+        for tie in &facts.idents[member as usize].out {
+            let Some(to) = target_of(tie.target) else { continue };
+            let day = i64::from(tie.day);
+            if to == source || day > as_of_day {
+                continue;
+            }
+            let (counts, strength) = reached.entry(to).or_default();
+            for (count, &n) in counts.iter_mut().zip(&tie.counts) {
+                *count += u64::from(n);
+            }
+            let tie: u128 = (0..4).map(|i| u128::from(weights[i]) * u128::from(tie.counts[i])).sum();
+            facts.scales.add_weighted(strength, tie, day);
+        }
+    }
+    let mut rows: Vec<(K, [u64; 4], f64)> = reached
+        .into_iter()
+        .filter(|(_, (counts, _))| counts.iter().any(|&n| n > 0))
+        .map(|(to, (counts, strength))| (to, counts, round4(facts.scales.value(&strength, WEIGHT_FX, as_of_day))))
+        .collect();
+    rows.sort_unstable_by_key(|(to, _, _)| *to);
+    rows
+}
+
+/// A relationship row between two persons.
+pub fn relationship_row(facts: &Facts, from: &Person, to: &Person, counts: [u64; 4], strength: f64) -> J {
+    let counts = REL_KINDS.iter().zip(counts).map(|(k, n)| (*k, J::Int(n.into())));
+    row(vec![
+        ("from_person_id", J::s(&from.person_id)),
+        ("to_person_id", J::s(&to.person_id)),
+        ("from_anchor", J::s(facts.key(from.anchor))),
+        ("to_anchor", J::s(facts.key(to.anchor))),
+        ("counts", J::Obj(counts.collect())),
+        ("strength", J::Float(strength)),
+    ])
 }

@@ -35,6 +35,9 @@ class Embedded:
     def digest(self, as_of: int | None = None) -> str:
         return self.engine.digest(as_of)
 
+    def topic(self, name: str) -> list[dict[str, Any]]:
+        return list(self.engine.store.outputs(name))
+
     def replay(self) -> str:
         self.engine.replay_in_place()
         return self.engine.digest()

@@ -1,0 +1,189 @@
+//! Table topics (reference: `crm2stream/core/publication.py`, which explains why the scope
+//! is exact): per person whose rows changed since the last publication, its current record
+//! in every table topic; tombstones for person ids that no longer exist; the relationships
+//! of persons whose ties reach a regrouped person.
+
+use crate::facts::{Facts, Id, IdSet, Person};
+use crate::identity::{current_person, person_id_of, Partition};
+use crate::json::{format_micros, write_canonical, write_int, write_str, J};
+use crate::scales::Config;
+use crate::tables::{
+    end_of_day, identity_row, interactions_row, permission_rows, person_row, relationship_row, rfm_row,
+    scores_row, tie_sums, DAY_US, STATE_TABLES,
+};
+use foldhash::HashMap;
+use std::rc::Rc;
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Role {
+    Full,
+    Retired,
+    Links,
+}
+
+pub struct Publication {
+    at: String,
+    day: i64,
+    /// (person id, what it carries, the person), sorted by person id
+    items: Vec<(String, Role, Option<Rc<Person>>)>,
+    done: usize,
+}
+
+impl Publication {
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+    pub fn finished(&self) -> bool {
+        self.done >= self.items.len()
+    }
+}
+
+/// After a load: the anchors the table topics hold are those of the current persons.
+pub fn derive_published_anchors(facts: &mut Facts, cfg: &Config) {
+    if facts.published_anchors.is_some() {
+        return;
+    }
+    let mut anchors = vec![false; facts.idents.len()];
+    for person in Partition::new(facts, i64::MAX, &cfg.id_key).persons {
+        anchors[person.anchor as usize] = true;
+    }
+    facts.published_anchors = Some(anchors);
+}
+
+/// Decide what the next publication carries, and consider it published.
+pub fn begin(facts: &mut Facts, cfg: &Config) -> Option<Publication> {
+    let mut unpublished = facts.unpublished.drain();
+    let regrouped = std::mem::take(&mut facts.regrouped);
+    let moment = facts.max_ts.filter(|_| !unpublished.is_empty())?;
+    unpublished.sort_unstable_by(|a, b| facts.key(*a).cmp(facts.key(*b)));
+    let mut anchors = facts.published_anchors.take().expect("derive_published_anchors first");
+    anchors.resize(facts.idents.len(), false);
+    let mut covered = IdSet::default();
+    let mut moved = IdSet::default();
+    let mut items: Vec<(String, Role, Option<Rc<Person>>)> = Vec::new();
+    for id in unpublished {
+        if covered.contains(id) {
+            continue;
+        }
+        let person = current_person(facts, id, &cfg.id_key);
+        let regroups = person.members.iter().any(|&m| regrouped.contains(m));
+        for &member in &person.members {
+            covered.insert(member);
+            if regroups {
+                moved.insert(member);
+            }
+            if anchors[member as usize] && member != person.anchor {
+                anchors[member as usize] = false;
+                items.push((person_id_of(facts.key(member), &cfg.id_key), Role::Retired, None));
+            }
+        }
+        anchors[person.anchor as usize] = true;
+        items.push((person.person_id.clone(), Role::Full, Some(person)));
+    }
+    facts.published_anchors = Some(anchors);
+    if !moved.is_empty() {
+        for source in 0..facts.idents.len() as Id {
+            if !covered.contains(source) && facts.idents[source as usize].out.iter().any(|t| moved.contains(t.target)) {
+                let person = current_person(facts, source, &cfg.id_key);
+                for &member in &person.members {
+                    covered.insert(member);
+                }
+                items.push((person.person_id.clone(), Role::Links, Some(person)));
+            }
+        }
+    }
+    items.sort_unstable_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+    Some(Publication { at: format_micros(moment), day: moment.div_euclid(DAY_US), items, done: 0 })
+}
+
+/// The records of one table topic as NDJSON in canonical JSON, numbered from a base.
+pub struct TopicRecords {
+    pub count: usize,
+    pub ndjson: Vec<u8>,
+    base: i64,
+}
+
+impl TopicRecords {
+    fn push(&mut self, at: &str, key: &str, value: Option<&J>) {
+        let out = &mut self.ndjson;
+        if self.count > 0 {
+            out.push(b'\n');
+        }
+        out.extend_from_slice(b"{\"at\":");
+        write_str(out, at);
+        out.extend_from_slice(b",\"key\":");
+        write_str(out, key);
+        out.extend_from_slice(b",\"offset\":");
+        write_int(out, i128::from(self.base) + self.count as i128);
+        out.extend_from_slice(b",\"value\":");
+        match value {
+            Some(value) => write_canonical(out, value),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.push(b'}');
+        self.count += 1;
+    }
+}
+
+fn list_or_null(rows: Vec<J>) -> Option<J> {
+    (!rows.is_empty()).then_some(J::List(rows))
+}
+
+/// The records of the next `limit` items, per state table (in `STATE_TABLES` order).
+pub fn render(facts: &mut Facts, cfg: &Config, publication: &mut Publication, bases: &[i64], limit: usize) -> Vec<TopicRecords> {
+    let mut out: Vec<TopicRecords> =
+        bases.iter().map(|&base| TopicRecords { count: 0, ndjson: Vec::new(), base }).collect();
+    let table = |name: &str| STATE_TABLES.iter().position(|t| *t == name).expect("a state table");
+    let [persons, identity, interactions, relationships, rfm, scores, permissions] =
+        ["persons", "identity", "interactions", "relationships", "rfm", "scores", "permissions"].map(table);
+    let (day, cutoff) = (publication.day, end_of_day(publication.day));
+    let end = (publication.done + limit).min(publication.items.len());
+    let at = publication.at.as_str();
+    for (person_id, role, person) in &publication.items[publication.done..end] {
+        let Some(person) = person else {
+            for t in [persons, interactions, relationships, rfm, scores, permissions] {
+                out[t].push(at, person_id, None);
+            }
+            continue;
+        };
+        // the persons the ties reach, looked up (and cached) before the rows borrow the facts
+        let mut targets: Vec<Rc<Person>> = Vec::new();
+        let mut slot_of = HashMap::<Id, usize>::default();
+        let mut slot_of_person = HashMap::<*const Person, usize>::default();
+        for &member in &person.members {
+            let ties: Vec<Id> = facts.idents[member as usize].out.iter().map(|t| t.target).collect();
+            for target in ties {
+                let reached = current_person(facts, target, &cfg.id_key);
+                let slot = *slot_of_person.entry(Rc::as_ptr(&reached)).or_insert_with(|| {
+                    targets.push(reached.clone());
+                    targets.len() - 1
+                });
+                slot_of.insert(target, slot);
+            }
+        }
+        let facts: &Facts = facts;
+        let own = targets.iter().position(|p| p.person_id == *person_id).unwrap_or(usize::MAX);
+        let mut reached = tie_sums(facts, cfg, &person.members, day, |id| slot_of.get(&id).copied(), own);
+        reached.sort_unstable_by(|a, b| targets[a.0].person_id.cmp(&targets[b.0].person_id));
+        let rows: Vec<J> = reached
+            .into_iter()
+            .map(|(to, counts, strength)| relationship_row(facts, person, &targets[to], counts, strength))
+            .collect();
+        out[relationships].push(at, person_id, list_or_null(rows).as_ref());
+        if *role == Role::Links {
+            continue;
+        }
+        out[persons].push(at, person_id, Some(&person_row(facts, person)));
+        for &member in &person.members {
+            let linked: Vec<&str> =
+                facts.adjacency.get(&member).into_iter().flatten().map(|&other| facts.key(other)).collect();
+            out[identity].push(at, facts.key(member), Some(&identity_row(facts, member, person, linked)));
+        }
+        out[interactions].push(at, person_id, Some(&interactions_row(facts, person, day)));
+        out[rfm].push(at, person_id, rfm_row(facts, person, day).as_ref());
+        out[scores].push(at, person_id, Some(&scores_row(facts, cfg, person, day)));
+        out[permissions].push(at, person_id, list_or_null(permission_rows(facts, person, cutoff)).as_ref());
+    }
+    publication.done = end;
+    out
+}

@@ -1,0 +1,82 @@
+"""Table topics: whatever the batching and however often they are published, the latest
+record per key is the table (see ``core.publication``), and both cores write the same bytes."""
+
+from __future__ import annotations
+
+import random
+
+import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from crm2stream.core.tables import STATE_TABLES
+from crm2stream.engine.cores import CORES, Core, make_core
+from tests.core.harness import CFG
+from tests.core.strategies import event_sets
+from tests.events import identify, lines, purchase, unlink
+from tests.topics import check_core_compaction
+
+
+def run(core: Core, batches: list[list[bytes]], publish_after: list[bool]) -> list[list[bytes]]:
+    """Process the batches, publishing after those marked and at the end; the records of
+    each table topic in order."""
+    topics: list[list[bytes]] = [[] for _ in STATE_TABLES]
+    position = 0
+
+    def publish() -> None:
+        if core.begin_publication():
+            while True:
+                out = core.publish([len(records) for records in topics], 3)
+                if not any(count for count, _ in out):
+                    return
+                for records, (count, ndjson) in zip(topics, out, strict=True):
+                    if count:
+                        records.extend(ndjson.split(b"\n"))
+
+    for batch, now in zip(batches, publish_after, strict=True):
+        core.process(b"\n".join(batch), position)
+        position += len(batch)
+        core.score_changes(0, 0)
+        if now:
+            publish()
+    publish()
+    return topics
+
+
+@settings(max_examples=60, deadline=None)
+@given(events=event_sets(), data=st.data())
+def test_table_topics_compact_to_the_tables(events, data) -> None:  # type: ignore[no-untyped-def]
+    raw = lines(events)
+    random.Random(data.draw(st.integers(0, 1 << 30))).shuffle(raw)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(raw)), max_size=6)))
+    batches = [raw[a:b] for a, b in zip([0, *cuts], [*cuts, len(raw)], strict=True)]
+    publish_after = data.draw(st.lists(st.booleans(), min_size=len(batches), max_size=len(batches)))
+    written = []
+    for name in CORES:
+        core = make_core(name, CFG)
+        topics = run(core, batches, publish_after)
+        check_core_compaction(core, topics)
+        written.append(topics)
+    assert written[0] == written[1]
+
+
+def test_a_merge_retires_a_person_id_and_a_split_brings_it_back() -> None:
+    steps = [
+        [purchase("p1", "2026-11-01T10:00:00Z", "phone:1", "10")],
+        [purchase("p2", "2026-11-01T11:00:00Z", "wechat:w", "20")],
+        [identify("i1", "2026-11-02T10:00:00Z", "wechat:w", "phone:1")],
+        [unlink("u1", "2026-11-03T10:00:00Z", "wechat:w", "phone:1")],
+    ]
+    for name in CORES:
+        core = make_core(name, CFG)
+        topics = run(core, [lines(step) for step in steps], [True] * len(steps))
+        persons = [orjson.loads(r) for r in topics[STATE_TABLES.index("persons")]]
+        ids = {r["value"]["anchor"]: r["key"] for r in persons if r["value"] is not None}
+        phone, wechat = ids["phone:1"], ids["wechat:w"]
+        # one record per person per publication, in person id order; the merge retires
+        # wechat's id (phone was seen first), the split brings it back
+        merged = [(r["key"], r["value"] is None) for r in persons[2:4]]
+        assert sorted(merged) == sorted([(phone, False), (wechat, True)])
+        assert {r["key"] for r in persons[4:]} == {phone, wechat}
+        assert all(r["value"] is not None for r in persons[4:])
+        check_core_compaction(core, topics)
