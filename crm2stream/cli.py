@@ -14,7 +14,8 @@ import orjson
 from pydantic import ValidationError
 
 from crm2stream.core.events import parse_day, parse_identifier_key
-from crm2stream.engine.embedded import Counts, EmbeddedEngine, EngineError
+from crm2stream.engine.embedded import EmbeddedEngine, EngineError
+from crm2stream.engine.results import Counts
 from crm2stream.settings import Settings
 from crm2stream.topology import load_topology
 
@@ -50,6 +51,10 @@ def _parser() -> argparse.ArgumentParser:
 
     replay = commands.add_parser("replay", help="rebuild every table from the log")
     replay.add_argument("--into", type=Path, metavar="DIR", help="a new data directory")
+
+    serve = commands.add_parser("serve", help="the HTTP API and live dashboard over the engine")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8765, help="port (8765; 0: any free one)")
     return parser
 
 
@@ -108,6 +113,10 @@ def _members(engine: EmbeddedEngine, who: str) -> set[str]:
     return members
 
 
+def _print_url(url: str) -> None:
+    print(f"crm2stream: serving the API and dashboard at {url}", flush=True)
+
+
 def run(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -119,6 +128,11 @@ def run(argv: Sequence[str] | None = None) -> int:
         )
         raise UsageError(f"bad setting: {problems}") from None
     data_dir = args.data_dir or settings.data_dir
+    if args.command == "serve":
+        from crm2stream.api.server import serve  # the HTTP stack only when serving
+
+        serve(settings, data_dir, args.host, args.port, on_ready=_print_url)
+        return 0
     into = args.into if args.command == "replay" else None
     if into is not None and into.exists() and any(into.iterdir()):
         raise UsageError(f"--into {into} exists and is not empty")

@@ -26,6 +26,13 @@ class Settings(BaseSettings):
     checkpoint_seconds: float = Field(60.0, gt=0)
     #: ``native``: the compiled core; ``python``: the reference core (same tables, slower)
     core: CoreName = "native"
+    #: ``serve`` and ``demo``: the table topics are published (with a checkpoint) at most
+    #: this long after a change
+    publish_seconds: float = Field(1.0, gt=0)
+    #: ``serve``: when set, every route but /metrics needs this bearer token
+    api_token: str = ""
+    #: ``serve``: the largest request body POST /events takes (413 above it)
+    api_max_body_bytes: int = Field(16 << 20, ge=1024)
 
     @field_validator("currency")
     @classmethod

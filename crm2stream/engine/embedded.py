@@ -3,8 +3,9 @@
 Each batch of input lines is validated and applied by the core in memory, then written in
 one WriteBatch: the raw lines (the log), the event ids they accepted, their output records
 (dead letters, score changes, marketing triggers) and the new positions. Every
-``checkpoint_events`` events (and at the end of every ingest) the facts the core marked
-dirty are written too, with the log position they stand at, again in one WriteBatch.
+``checkpoint_events`` events or ``checkpoint_seconds`` (and at the end of every ingest)
+the table topics get the rows that changed (see ``core.publication``), then the facts the
+core marked dirty are written with the log position they stand at, in one WriteBatch.
 
 On open, the checkpointed facts are loaded and the log chunks after their position are
 applied again, with the same batch boundaries, so the facts and the change streams come
@@ -14,12 +15,11 @@ nothing and counts nothing twice.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import logging
 import time
-from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -39,6 +39,7 @@ from crm2stream.engine.lines import (
     read_chunks,
     strip_line,
 )
+from crm2stream.engine.results import BatchOutput, Counts, dead_letter, duplicate
 from crm2stream.engine.segments import Segments
 from crm2stream.engine.store import Batch, Store
 from crm2stream.topology import Topology, load_topology
@@ -54,46 +55,6 @@ Row = dict[str, Any]
 
 class EngineError(Exception):
     """A problem the user must fix (wrong settings for this data directory...)."""
-
-
-@dataclass(slots=True)
-class Counts:
-    accepted: int = 0
-    rejected: int = 0
-    duplicates: int = 0
-
-    def add(self, other: Counts) -> None:
-        self.accepted += other.accepted
-        self.rejected += other.rejected
-        self.duplicates += other.duplicates
-
-    def as_dict(self) -> dict[str, int]:
-        return {"accepted": self.accepted, "rejected": self.rejected, "duplicates": self.duplicates}
-
-
-@dataclass(slots=True)
-class BatchOutput:
-    counts: Counts
-    #: how many lines the batch held
-    lines: int
-    #: the accepted event ids, as a JSON array
-    accepted_ids: bytes
-    #: per output topic: how many new records, and the records as NDJSON
-    records: dict[str, tuple[int, bytes]]
-
-
-def _duplicate(event_id: str) -> Rejection:
-    return Rejection("duplicate", f"event_id {event_id!r} was accepted before; not applied again")
-
-
-def dead_letter(position: int, line: bytes, rejection: Rejection) -> Row:
-    """A dead-letter row: the reason, the error and the original bytes."""
-    row: Row = {"offset": position, "reason": rejection.reason, "error": rejection.error}
-    try:
-        row["line"] = line.decode("utf-8")
-    except UnicodeDecodeError:
-        row["line_base64"] = base64.b64encode(line).decode("ascii")
-    return row
 
 
 class EmbeddedEngine:
@@ -143,6 +104,8 @@ class EmbeddedEngine:
         self._last_checkpoint = time.monotonic()
         #: whether writes go through the write-ahead log (all but a replay's)
         self._logged = True
+        #: called after every write, on the engine's thread (see ``api.hub``)
+        self.listeners: list[Callable[[], None]] = []
         if load:
             self._load()
             if self.applied < self.log_end or self.replay_end > self.log_end:
@@ -241,7 +204,7 @@ class EmbeddedEngine:
         done = self.core.process(chunk, start)
         counts = Counts(done.accepted, len(done.rejected), len(done.duplicates))
         dead = [(i, Rejection(reason, error)) for i, reason, error in done.rejected]
-        dead += [(i, _duplicate(event_id)) for i, event_id in done.duplicates]
+        dead += [(i, duplicate(event_id)) for i, event_id in done.duplicates]
         dead.sort(key=lambda item: item[0])
         lines = chunk.split(b"\n") if dead else []
         dlq = b"\n".join(orjson.dumps(dead_letter(start + i, lines[i], r)) for i, r in dead)
@@ -249,11 +212,17 @@ class EmbeddedEngine:
         changes, triggers = self.core.score_changes(*bases)
         records = dict(zip(self.streams, (changes, triggers), strict=True))
         records[self.topology.dlq] = (len(dead), dlq)
-        return BatchOutput(counts, done.lines, done.accepted_ids, records)
+        return BatchOutput(counts, done.lines, done.accepted_ids, records, dead)
 
     def process_batch(
         self, chunk: bytes, ingest: tuple[str, int] | None = None, *, in_log: bool = False
     ) -> Counts:
+        """``submit`` without the dead letters."""
+        return self.submit(chunk, ingest, in_log=in_log).counts
+
+    def submit(
+        self, chunk: bytes, ingest: tuple[str, int] | None = None, *, in_log: bool = False
+    ) -> BatchOutput:
         """Append one batch of raw lines (non-empty, joined by newlines) to the log, apply
         it and write it atomically.
 
@@ -281,10 +250,10 @@ class EmbeddedEngine:
             self.in_progress[ingest[0]] = ingest[1]
         self._since_checkpoint += out.lines
         self._write_log_meta(batch)
-        self.store.write(batch, logged=self._logged)
+        self._write(batch)
         if self.checkpoint_due():
             self.checkpoint()
-        return out.counts
+        return out
 
     def checkpoint_due(self) -> bool:
         return self._since_checkpoint >= self.checkpoint_events or (
@@ -337,7 +306,7 @@ class EmbeddedEngine:
         batch = self.store.batch()
         self._checkpoint_into(batch)
         self._write_log_meta(batch)
-        self.store.write(batch, logged=self._logged)
+        self._write(batch)
 
     def _publish(self) -> None:
         """Write the table topics' records of what changed since the last publication, in
@@ -355,7 +324,13 @@ class EmbeddedEngine:
                     batch.outputs(table, base, records)
                     self.output_ends[table] = base + count
             self._write_log_meta(batch)
-            self.store.write(batch, logged=self._logged)
+            self._write(batch)
+
+    def _write(self, batch: Batch) -> None:
+        """Write a batch, then tell the listeners (subscribers waiting for new records)."""
+        self.store.write(batch, logged=self._logged)
+        for listener in self.listeners:
+            listener()
 
     # -- input --------------------------------------------------------------------------
     def ingest_lines(self, lines: Iterable[bytes]) -> Counts:

@@ -5,8 +5,9 @@ of them atomically.
 Key space (raw bytes):
   ``l/<start>``      a log chunk: the raw input lines of one batch, joined by newlines
   ``k/<start>``      the event_ids that chunk accepted (rebuilds the seen-ids index)
-  ``o/<topic>/<n>``  the output records of one batch, n the offset of its first record in
-                     the topic (dead letters, score changes, triggers), as NDJSON
+  ``o/<topic>/<n>``  output records as NDJSON, n the offset of the first in the topic: a
+                     batch's dead letters, score changes and triggers, or a part of a
+                     publication of the table topics
   ``c/<seq>/<part>`` a part of checkpoint segment number seq (see ``segments``): the
                      facts records one checkpoint wrote
   ``m/log``          log end, output ends, in-progress file ingests
@@ -138,6 +139,11 @@ class Store:
 
     def outputs(self, topic: str, start: int = 0) -> Iterator[dict[str, Any]]:
         """The records of an output topic from offset ``start`` on."""
+        for _, record in self.output_lines(topic, start):
+            yield orjson.loads(record)
+
+    def output_lines(self, topic: str, start: int = 0) -> Iterator[tuple[int, bytes]]:
+        """(offset, record as JSON) of an output topic from offset ``start`` on."""
         prefix = b"o/" + topic.encode() + b"/"
         it = self.db.iter()
         it.seek_for_prev(prefix + _position(start))
@@ -147,7 +153,7 @@ class Store:
                 break
             for offset, record in enumerate(value.split(b"\n"), int(key[len(prefix) :], 16)):
                 if offset >= start:
-                    yield orjson.loads(record)
+                    yield offset, record
 
 
 class Batch:

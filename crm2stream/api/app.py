@@ -1,0 +1,310 @@
+"""The HTTP API: ingest, the single customer view, the leaderboard, live topic streams
+(Server-Sent Events), Prometheus metrics and the dashboard.
+
+The API is a subscriber like any other: its answers come from a read model built from the
+output topics (``readmodel``), and its streams read the topics themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import secrets
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from importlib.resources import files
+from typing import Annotated, Any
+
+import orjson
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, Response
+from fastapi.responses import HTMLResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, ValidationError
+from sse_starlette import EventSourceResponse
+
+from crm2stream.api.hub import EngineHost, EngineUnavailable
+from crm2stream.api.metrics import Metrics, Positions
+from crm2stream.api.readmodel import FOLLOWED, ReadModel
+from crm2stream.core.config import CoreConfig
+from crm2stream.core.events import parse_identifier_key
+from crm2stream.topology import Topology
+
+NDJSON = "application/x-ndjson"
+#: Records read from the store per round, by a stream or by the read model.
+READ_CHUNK = 1000
+
+
+class EventResult(BaseModel):
+    index: int
+    status: str
+    reason: str | None = None
+    error: str | None = None
+
+
+class IngestAnswer(BaseModel):
+    accepted: int
+    rejected: int
+    duplicates: int
+    results: list[EventResult]
+
+
+class TopicInfo(BaseModel):
+    name: str
+    kind: str
+    end: int
+
+
+class ApiOptions(BaseModel):
+    token: str = ""
+    max_body_bytes: int = 16 << 20
+
+
+def create_app(
+    host: EngineHost,
+    cfg: CoreConfig,
+    topology: Topology,
+    options: ApiOptions,
+) -> FastAPI:
+    feed = host.feed
+    model = ReadModel(cfg.currency)
+    metrics = Metrics()
+    host.on_batch = metrics.batch
+    streams: dict[str, dict[str, int]] = {"read-model": model.positions}
+    stream_ids = itertools.count(1)
+    topics = {name: "table" for name in topology.tables}
+    topics |= {name: "stream" for name in topology.streams} | {topology.dlq: "dead-letters"}
+    metrics.registry.register(
+        Positions(
+            lambda: {name: feed.end(name) for name in (*topics, "events")},
+            lambda: {name: dict(p) for name, p in streams.items()},
+            model.sizes,
+        )
+    )
+
+    async def follow() -> None:
+        """Keep the read model up to date with the topics and the input log."""
+        while True:
+            written = feed.next_write()
+            progressed = False
+            for topic in FOLLOWED:
+                records = await feed.read_parsed(topic, model.positions[topic], READ_CHUNK)
+                if records:
+                    model.apply(topic, records)
+                    progressed = True
+            start, lines = await feed.read_log(model.positions["events"], READ_CHUNK)
+            if lines:
+                model.apply_log(start, lines)
+                progressed = True
+            if not progressed:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(written.wait(), timeout=5)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await asyncio.to_thread(host.start, asyncio.get_running_loop())
+        follower = asyncio.create_task(follow())
+        try:
+            yield
+        finally:
+            follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await follower
+            await asyncio.to_thread(host.stop)
+
+    def authorised(
+        authorization: Annotated[str | None, Header()] = None,
+        access_token: Annotated[str | None, Query(include_in_schema=False)] = None,
+    ) -> None:
+        """With a token set, every route but /metrics needs it: as a bearer token, or as
+        ``access_token`` in the query (a browser's EventSource cannot send headers)."""
+        if not options.token:
+            return
+        given = access_token
+        if authorization is not None and authorization.startswith("Bearer "):
+            given = authorization.removeprefix("Bearer ")
+        if given is None or not secrets.compare_digest(given, options.token):
+            raise HTTPException(
+                401, "a valid API token is required", {"WWW-Authenticate": "Bearer"}
+            )
+
+    app = FastAPI(
+        title="crm2stream",
+        summary="Social CRM as live tables: ingest events, look people up, follow topics.",
+        version="1",
+        lifespan=lifespan,
+    )
+    guarded = [Depends(authorised)]
+
+    @app.post(
+        "/events",
+        dependencies=guarded,
+        response_model=IngestAnswer,
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    NDJSON: {"schema": {"type": "string"}},
+                    "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
+                },
+            }
+        },
+        responses={
+            413: {"description": "request body over the size limit"},
+            503: {"description": "the engine is not running"},
+        },
+    )
+    async def post_events(request: Request) -> IngestAnswer:
+        """Ingest events as NDJSON (one per line) or as a JSON array. Every event gets its
+        own outcome; a bad event never fails its neighbours."""
+        body = await _read_body(request, options.max_body_bytes)
+        lines = _event_lines(body, request.headers.get("content-type", ""))
+        try:
+            outcomes = await host.submit(lines)
+        except EngineUnavailable as exc:
+            raise HTTPException(503, str(exc)) from exc
+        results = [EventResult(**o.as_dict(i)) for i, o in enumerate(outcomes)]
+        count = {
+            status: sum(o.status == status for o in outcomes)
+            for status in ("accepted", "rejected", "duplicate")
+        }
+        return IngestAnswer(
+            accepted=count["accepted"],
+            rejected=count["rejected"],
+            duplicates=count["duplicate"],
+            results=results,
+        )
+
+    @app.get("/persons/{person_id}", dependencies=guarded)
+    async def get_person(person_id: str) -> dict[str, Any]:
+        """The single customer view of a person."""
+        view = model.person(person_id)
+        if view is None:
+            raise HTTPException(404, f"no person {person_id}")
+        return view
+
+    @app.get("/identities/{kind}/{value}", dependencies=guarded)
+    async def get_identity(kind: str, value: str) -> dict[str, Any]:
+        """The single customer view of the person an identifier belongs to now (the value
+        is normalised as in events: a phone's spaces and dashes do not matter)."""
+        try:
+            key = parse_identifier_key(f"{kind}:{value}").key
+        except (ValueError, ValidationError) as exc:
+            raise HTTPException(422, f"not an identifier: {kind}:{value}") from exc
+        person_id = model.person_of(key)
+        view = None if person_id is None else model.person(person_id)
+        if view is None:
+            raise HTTPException(404, f"no identifier {key}")
+        return view
+
+    @app.get("/scores", dependencies=guarded)
+    async def get_scores(
+        top: Annotated[int, Query(ge=1, le=1000)] = 10,
+        tier: Annotated[str | None, Query(pattern=_tier_pattern(cfg))] = None,
+    ) -> dict[str, Any]:
+        """The leaderboard: persons by composite score, best first; the tier distribution."""
+        return {"top": model.leaderboard(top, tier), "tiers": model.tiers()}
+
+    @app.get("/topics", dependencies=guarded)
+    async def get_topics() -> list[TopicInfo]:
+        """Every output topic, its kind and its end offset; ``events`` is the input log (its
+        end: the events received so far)."""
+        listed = [TopicInfo(name="events", kind="input", end=feed.end("events"))]
+        return listed + [TopicInfo(name=n, kind=k, end=feed.end(n)) for n, k in topics.items()]
+
+    @app.get(
+        "/topics/{name}/stream",
+        dependencies=guarded,
+        response_class=Response,
+        responses={200: {"content": {"text/event-stream": {}}}, 404: {}},
+    )
+    async def stream_topic(
+        name: str,
+        from_: Annotated[int | None, Query(alias="from", ge=0)] = None,
+        last_event_id: Annotated[str | None, Header()] = None,
+    ) -> EventSourceResponse:
+        """Follow a topic live as Server-Sent Events from an offset (default: from now
+        on); each event's id is the record's offset, so ``Last-Event-ID`` resumes."""
+        if name not in topics:
+            raise HTTPException(404, f"no topic {name}; topics: {', '.join(topics)}")
+        start = feed.end(name) if from_ is None else from_
+        if last_event_id is not None and last_event_id.isdigit():
+            start = int(last_event_id) + 1
+        positions = {name: start}
+        subscriber = f"sse-{next(stream_ids)}"
+        streams[subscriber] = positions
+        return EventSourceResponse(
+            _records(
+                feed.read, feed.next_write, name, positions, lambda: streams.pop(subscriber, None)
+            ),
+            ping=15,
+        )
+
+    @app.get("/metrics", response_class=Response)
+    async def get_metrics() -> Response:
+        """Prometheus exposition (open even when an API token is set)."""
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def dashboard() -> HTMLResponse:
+        return HTMLResponse(files("crm2stream.api").joinpath("dashboard.html").read_text("utf-8"))
+
+    app.state.model = model
+    app.state.metrics = metrics
+    return app
+
+
+async def _records(
+    read: Callable[[str, int, int], Any],
+    next_write: Callable[[], asyncio.Event],
+    topic: str,
+    positions: dict[str, int],
+    done: Callable[[], Any],
+) -> AsyncIterator[bytes]:
+    """The records of a topic as Server-Sent Events, a chunk of them per write to the
+    socket; each event's id is the record's offset. Records are single-line JSON."""
+    name = topic.encode()
+    try:
+        while True:
+            written = next_write()
+            records = await read(topic, positions[topic], READ_CHUNK)
+            if records:
+                yield b"".join(
+                    b"id: %d\nevent: %s\ndata: %s\n\n" % (offset, name, record)
+                    for offset, record in records
+                )
+                positions[topic] = records[-1][0] + 1
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(written.wait(), timeout=15)
+    finally:
+        done()
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise HTTPException(413, f"the body is over the limit of {limit} bytes")
+    body = bytearray()
+    async for part in request.stream():
+        body += part
+        if len(body) > limit:
+            raise HTTPException(413, f"the body is over the limit of {limit} bytes")
+    return bytes(body)
+
+
+def _event_lines(body: bytes, content_type: str) -> list[bytes]:
+    """The events of a body: NDJSON lines (blank ones skipped), or a JSON array's items."""
+    if content_type.split(";")[0].strip() == "application/json":
+        try:
+            items = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise HTTPException(400, f"the body is not JSON: {exc}") from exc
+        if not isinstance(items, list):
+            raise HTTPException(400, "a JSON body must be an array of events")
+        return [orjson.dumps(item) for item in items]
+    return [line.strip() for line in body.split(b"\n") if line.strip()]
+
+
+def _tier_pattern(cfg: CoreConfig) -> str:
+    return "^(" + "|".join(tier.name for tier in cfg.tiers) + ")$"

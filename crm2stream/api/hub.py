@@ -1,0 +1,278 @@
+"""The embedded engine behind an HTTP server.
+
+One thread owns the engine: requests hand it their lines through a queue, and whatever is
+queued when the thread comes round is processed as one batch (one WriteBatch, one
+score-change pass), so many small requests cost about what one large one does. Each
+request gets its own lines' outcomes back. When nothing arrives, the thread publishes the
+table topics once they are due.
+
+Subscribers never go through that thread: they read the topics from the store, each at its
+own pace, and are woken when new records land. A slow subscriber only falls behind; it
+never holds up ingest or anyone else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from crm2stream.engine.embedded import EmbeddedEngine
+from crm2stream.engine.results import BatchOutput
+
+log = logging.getLogger("crm2stream.api")
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    status: str  # accepted, rejected or duplicate
+    reason: str | None = None
+    error: str | None = None
+
+    def as_dict(self, index: int) -> dict[str, Any]:
+        out: dict[str, Any] = {"index": index, "status": self.status}
+        if self.reason is not None:
+            out |= {"reason": self.reason, "error": self.error}
+        return out
+
+
+ACCEPTED = Outcome("accepted")
+
+
+@dataclass(slots=True)
+class _Submission:
+    lines: list[bytes]
+    future: asyncio.Future[list[Outcome]]
+
+
+class TopicFeed:
+    """Reads output topics and the input log from the embedded engine's store, and wakes
+    waiting readers when the engine has written. Only the store (which any thread may
+    read) and the engine's plain positions are touched from outside the engine's thread."""
+
+    def __init__(self) -> None:
+        self._engine: EmbeddedEngine | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._written = asyncio.Event()
+
+    @property
+    def engine(self) -> EmbeddedEngine:
+        if self._engine is None:
+            raise EngineUnavailable("the engine has not started")
+        return self._engine
+
+    def attach(self, engine: EmbeddedEngine, loop: asyncio.AbstractEventLoop) -> None:
+        self._engine, self._loop = engine, loop
+        engine.listeners.append(self._written_threadsafe)
+
+    def _written_threadsafe(self) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._wake)
+
+    def _wake(self) -> None:
+        self._written.set()
+        self._written = asyncio.Event()
+
+    def next_write(self) -> asyncio.Event:
+        """Set at the next write: take it before reading, so no write goes unnoticed."""
+        return self._written
+
+    def end(self, topic: str) -> int:
+        """The offset the next record of a topic will get (``events``: the log end)."""
+        if topic == "events":
+            return self.engine.log_end
+        return self.engine.output_ends.get(topic, 0)
+
+    async def read(self, topic: str, start: int, limit: int) -> list[tuple[int, bytes]]:
+        """Up to ``limit`` records (offset, JSON) of a topic from ``start``."""
+        return await asyncio.to_thread(self._read, topic, start, limit)
+
+    async def read_parsed(self, topic: str, start: int, limit: int) -> list[dict[str, Any]]:
+        def parse() -> list[dict[str, Any]]:
+            return [orjson.loads(record) for _, record in self._read(topic, start, limit)]
+
+        return await asyncio.to_thread(parse)
+
+    def _read(self, topic: str, start: int, limit: int) -> list[tuple[int, bytes]]:
+        out: list[tuple[int, bytes]] = []
+        for item in self.engine.store.output_lines(topic, start):
+            out.append(item)
+            if len(out) >= limit:
+                break
+        return out
+
+    async def read_log(self, start: int, limit: int) -> tuple[int, list[bytes]]:
+        """Input log lines from ``start`` (up to about ``limit``): (first position, lines)."""
+
+        def read() -> tuple[int, list[bytes]]:
+            lines: list[bytes] = []
+            first = start
+            held = self.engine.store.chunk_at(start)
+            if held is None:
+                return start, []
+            chunk_start, chunk = held
+            lines.extend(chunk[start - chunk_start :])
+            for position, more in self.engine.store.chunks(chunk_start + len(chunk)):
+                if len(lines) >= limit or position >= self.engine.log_end:
+                    break
+                lines.extend(more.split(b"\n"))
+            return first, lines
+
+        return await asyncio.to_thread(read)
+
+
+class EngineUnavailable(Exception):
+    """The engine is not running: not started yet, stopped, or failed."""
+
+
+class EngineHost:
+    """Owns the engine on a thread of its own (see the module's docstring). The engine is
+    opened, used and closed on that thread only: the compiled core may not change threads."""
+
+    def __init__(
+        self,
+        open_engine: Callable[[], EmbeddedEngine],
+        *,
+        max_batch_lines: int = 50_000,
+        tick_seconds: float = 0.2,
+        on_batch: Callable[[list[bytes], list[Outcome], float], None] | None = None,
+    ) -> None:
+        self.open_engine = open_engine
+        self.feed = TopicFeed()
+        self.max_batch_lines = max_batch_lines
+        self.tick_seconds = tick_seconds
+        self.on_batch = on_batch
+        #: why the engine stopped, when it failed
+        self.failure: BaseException | None = None
+        self._queue: queue.SimpleQueue[_Submission | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="crm2stream-engine", daemon=True)
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Open the engine on its thread; raises what opening it raised."""
+        self._loop = loop
+        self._thread.start()
+        self._ready.wait()
+        if self.failure is not None:
+            raise self.failure
+
+    def stop(self) -> None:
+        """Process what is queued, publish, checkpoint and close the engine."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive() and self.failure is None
+
+    async def submit(self, lines: list[bytes]) -> list[Outcome]:
+        """Ingest non-empty lines; each one's outcome, in order."""
+        if not lines:
+            return []
+        if not self.running:
+            raise EngineUnavailable(f"the engine is not running: {self.failure or 'stopped'}")
+        future: asyncio.Future[list[Outcome]] = asyncio.get_running_loop().create_future()
+        self._queue.put(_Submission(lines, future))
+        return await future
+
+    def _run(self) -> None:
+        try:
+            engine = self.open_engine()
+        except BaseException as exc:
+            self.failure = exc
+            self._ready.set()
+            return
+        assert self._loop is not None
+        self.feed.attach(engine, self._loop)
+        self._ready.set()
+        try:
+            self._serve(engine)
+        except BaseException as exc:
+            log.exception("the engine stopped")
+            self.failure = exc
+            self._fail_queued(exc)
+        finally:
+            engine.close()
+
+    def _fail_queued(self, exc: BaseException) -> None:
+        unavailable = EngineUnavailable(f"the engine stopped: {exc}")
+        while True:
+            try:
+                submission = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if submission is not None:
+                self._settle(submission.future, unavailable)
+
+    def _serve(self, engine: EmbeddedEngine) -> None:
+        stopping = False
+        while not stopping:
+            try:
+                first = self._queue.get(timeout=self.tick_seconds)
+            except queue.Empty:
+                if engine.checkpoint_due():
+                    engine.checkpoint()
+                continue
+            if first is None:
+                break
+            group, size = [first], len(first.lines)
+            while size < self.max_batch_lines:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stopping = True
+                    break
+                group.append(more)
+                size += len(more.lines)
+            self._process(engine, group)
+        engine.checkpoint()
+
+    def _process(self, engine: EmbeddedEngine, group: list[_Submission]) -> None:
+        lines = [line for submission in group for line in submission.lines]
+        started = time.perf_counter()
+        try:
+            out = engine.submit(b"\n".join(lines))
+        except BaseException as exc:
+            # Bad input never gets here (it is data, for the dead letters): this is the
+            # store or the engine failing, and the engine stops rather than guess.
+            for submission in group:
+                self._settle(submission.future, EngineUnavailable(f"the engine failed: {exc}"))
+            raise
+        outcomes = _outcomes(len(lines), out)
+        if self.on_batch is not None:
+            self.on_batch(lines, outcomes, time.perf_counter() - started)
+        at = 0
+        for submission in group:
+            self._settle(submission.future, outcomes[at : at + len(submission.lines)])
+            at += len(submission.lines)
+
+    def _settle(self, future: asyncio.Future[list[Outcome]], result: Any) -> None:
+        def settle() -> None:
+            if future.done():
+                return  # the request went away
+            if isinstance(result, BaseException):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
+
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(settle)
+
+
+def _outcomes(count: int, out: BatchOutput) -> list[Outcome]:
+    outcomes = [ACCEPTED] * count
+    for index, rejection in out.dead:
+        status = "duplicate" if rejection.reason == "duplicate" else "rejected"
+        outcomes[index] = Outcome(status, rejection.reason, rejection.error)
+    return outcomes

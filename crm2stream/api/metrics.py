@@ -1,0 +1,103 @@
+"""Prometheus metrics of the server: what the engine did, and how far each subscriber is.
+
+Counters and the latency histogram are updated as batches are processed; positions, topic
+ends and table sizes are read at scrape time, so they are never stale.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import orjson
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from crm2stream.api.hub import Outcome
+
+
+def event_type(line: bytes) -> str:
+    """The declared type of a line, for labels: ``unknown`` when it has none."""
+    try:
+        body = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return "unknown"
+    kind = body.get("type") if isinstance(body, dict) else None
+    known = ("share", "comment", "purchase", "permission", "identify", "unlink")
+    return kind if kind in known else "unknown"
+
+
+class Positions(Collector):
+    """Gauges read when scraped."""
+
+    def __init__(
+        self,
+        topic_ends: Callable[[], dict[str, int]],
+        subscribers: Callable[[], dict[str, dict[str, int]]],
+        table_rows: Callable[[], dict[str, int]],
+    ) -> None:
+        self.topic_ends = topic_ends
+        self.subscribers = subscribers
+        self.table_rows = table_rows
+
+    def collect(self) -> Iterator[Metric]:
+        ends = self.topic_ends()
+        end = GaugeMetricFamily(
+            "crm2stream_topic_end_offset",
+            "Offset the next record of each topic will get (events: the input log end)",
+            labels=["topic"],
+        )
+        for topic, value in sorted(ends.items()):
+            end.add_metric([topic], value)
+        yield end
+        position = GaugeMetricFamily(
+            "crm2stream_subscriber_position_offset",
+            "Next offset each subscriber will read, per topic",
+            labels=["subscriber", "topic"],
+        )
+        lag = GaugeMetricFamily(
+            "crm2stream_subscriber_lag_records",
+            "Records a subscriber has still to read, per topic",
+            labels=["subscriber", "topic"],
+        )
+        for name, positions in sorted(self.subscribers().items()):
+            for topic, value in sorted(positions.items()):
+                position.add_metric([name, topic], value)
+                lag.add_metric([name, topic], max(0, ends.get(topic, 0) - value))
+        yield position
+        yield lag
+        rows = GaugeMetricFamily(
+            "crm2stream_table_rows", "Keys in each table of the read model", labels=["table"]
+        )
+        for table, value in sorted(self.table_rows().items()):
+            rows.add_metric([table], value)
+        yield rows
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.events = Counter(
+            "crm2stream_events",
+            "Input events processed, by declared type and outcome",
+            ["type", "outcome"],
+            registry=self.registry,
+        )
+        self.dead_letters = Counter(
+            "crm2stream_dead_letters",
+            "Input lines sent to the dead-letter topic (rejected or duplicate)",
+            registry=self.registry,
+        )
+        self.batch_seconds = Histogram(
+            "crm2stream_batch_processing_seconds",
+            "Time to validate, apply and write one batch of input lines",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=self.registry,
+        )
+
+    def batch(self, lines: list[bytes], outcomes: list[Outcome], seconds: float) -> None:
+        self.batch_seconds.observe(seconds)
+        for line, outcome in zip(lines, outcomes, strict=True):
+            self.events.labels(event_type(line), outcome.status).inc()
+            if outcome.status != "accepted":
+                self.dead_letters.inc()

@@ -1,0 +1,80 @@
+"""``crm2stream serve``: the embedded engine and the HTTP API in one process."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import uvicorn
+
+from crm2stream.api.app import ApiOptions, create_app
+from crm2stream.api.hub import EngineHost
+from crm2stream.engine.embedded import EmbeddedEngine
+from crm2stream.settings import Settings
+from crm2stream.topology import load_topology
+
+log = logging.getLogger("crm2stream.api")
+
+
+def open_engine(settings: Settings, data_dir: Path) -> EmbeddedEngine:
+    """The engine as a server runs it: table topics published within ``publish_seconds``."""
+    if not settings.id_key:
+        log.warning(
+            "CRM2STREAM_ID_KEY is not set: anyone can recompute a person id from a phone number"
+        )
+    return EmbeddedEngine(
+        data_dir,
+        settings.core_config(),
+        batch_size=settings.batch_size,
+        checkpoint_events=settings.checkpoint_events,
+        checkpoint_seconds=min(settings.checkpoint_seconds, settings.publish_seconds),
+        core=settings.core,
+    )
+
+
+def build(settings: Settings, data_dir: Path) -> tuple[EngineHost, uvicorn.Server]:
+    host = EngineHost(lambda: open_engine(settings, data_dir), max_batch_lines=settings.batch_size)
+    options = ApiOptions(token=settings.api_token, max_body_bytes=settings.api_max_body_bytes)
+    app = create_app(host, settings.core_config(), load_topology(), options)
+    return host, uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+
+
+def serve(
+    settings: Settings,
+    data_dir: Path,
+    host: str,
+    port: int,
+    on_ready: Callable[[str], None] | None = None,
+) -> None:
+    """Serve until interrupted; the engine publishes and checkpoints before it closes."""
+    engine_host, server = build(settings, data_dir)
+    server.config.host, server.config.port = host, port
+    if on_ready is not None:
+        _announce_when_started(server, on_ready)
+    server.run()
+    if engine_host.failure is not None:
+        raise engine_host.failure
+
+
+def bound_url(server: uvicorn.Server, timeout: float = 30.0) -> str | None:
+    """The server's URL once it listens (None if it stopped or did not start in time):
+    with port 0 the system picks the port."""
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        if server.should_exit or time.monotonic() > deadline:
+            return None
+        time.sleep(0.02)
+    address = server.servers[0].sockets[0].getsockname()
+    return f"http://{address[0]}:{address[1]}/"
+
+
+def _announce_when_started(server: uvicorn.Server, on_ready: Callable[[str], None]) -> None:
+    def watch() -> None:
+        url = bound_url(server)
+        if url is not None:
+            on_ready(url)
+
+    threading.Thread(target=watch, name="crm2stream-announce", daemon=True).start()
