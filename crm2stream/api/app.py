@@ -5,8 +5,6 @@ The API is a subscriber like any other: its answers come from a read model built
 output topics (``readmodel``), and its streams read the topics themselves.
 """
 
-from __future__ import annotations
-
 import asyncio
 import contextlib
 import itertools

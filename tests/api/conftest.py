@@ -1,0 +1,74 @@
+"""A real server for the API tests: uvicorn on 127.0.0.1 (a free port), the embedded engine
+on a temporary data directory, and a real HTTP client."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+
+from crm2stream.api.server import bound_url, build
+from crm2stream.settings import Settings
+
+T = TypeVar("T")
+
+
+@dataclass
+class Server:
+    url: str
+    client: httpx.Client
+
+    def post_events(self, lines: list[bytes], **headers: str) -> httpx.Response:
+        headers.setdefault("content-type", "application/x-ndjson")
+        return self.client.post("/events", content=b"\n".join(lines), headers=headers)
+
+
+def start_server(data_dir: Path, **settings: Any) -> tuple[Server, Callable[[], None]]:
+    """Serve a data directory; returns the server and a function that stops it."""
+    settings.setdefault("id_key", "test-key")
+    settings.setdefault("publish_seconds", 0.2)
+    config = Settings(**settings)
+    _, server = build(config, data_dir)
+    server.config.host, server.config.port = "127.0.0.1", 0
+    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
+    thread.start()
+    url = bound_url(server)
+    if url is None:
+        raise RuntimeError("the server did not start")
+    token = settings.get("api_token")
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    client = httpx.Client(base_url=url, timeout=30, headers=headers)
+
+    def stop() -> None:
+        client.close()
+        server.should_exit = True
+        thread.join(timeout=30)
+        assert not thread.is_alive(), "the server did not stop"
+
+    return Server(url, client), stop
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> Iterator[Server]:
+    server, stop = start_server(tmp_path / "data")
+    yield server
+    stop()
+
+
+def eventually(probe: Callable[[], T | None], timeout: float = 20.0) -> T:
+    """Poll until ``probe`` answers something (the read model follows the topics, so
+    what was just ingested shows up a moment later)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = probe()
+        if answer is not None:
+            return answer
+        if time.monotonic() > deadline:
+            raise AssertionError(f"nothing after {timeout} s")
+        time.sleep(0.05)

@@ -1,0 +1,240 @@
+"""The HTTP API over real HTTP: uvicorn on 127.0.0.1 and an httpx client."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import orjson
+import pytest
+
+from crm2stream.synth import Campaign, lines
+from tests.api.conftest import Server, eventually, start_server
+from tests.api.sse import read_events
+from tests.conformance import BAD_INPUT, CAMPAIGN
+from tests.events import line, permission, purchase
+
+
+def person_of(api: Server, identifier: str) -> dict[str, Any] | None:
+    kind, _, value = identifier.partition(":")
+    response = api.client.get(f"/identities/{kind}/{value}")
+    return response.json() if response.status_code == 200 else None
+
+
+def test_every_event_gets_its_own_outcome(api: Server) -> None:
+    good = CAMPAIGN[:20]
+    batch = [*good[:10], BAD_INPUT["malformed_json"], *good[10:], good[0]]
+    answer = api.post_events(batch).json()
+    assert (answer["accepted"], answer["rejected"], answer["duplicates"]) == (20, 1, 1)
+    results = answer["results"]
+    assert [r["index"] for r in results] == list(range(22))
+    assert results[10]["status"] == "rejected" and results[10]["reason"] == "malformed_json"
+    assert results[21]["status"] == "duplicate" and results[21]["reason"] == "duplicate"
+    assert all(r["status"] == "accepted" for r in results[:10] + results[11:21])
+
+
+def test_a_json_array_is_taken_too_and_blank_lines_are_skipped(api: Server) -> None:
+    events = [orjson.loads(raw) for raw in CAMPAIGN[:5]]
+    answer = api.client.post("/events", json=events).json()
+    assert answer["accepted"] == 5
+    answer = api.post_events([b"", CAMPAIGN[5], b"  ", CAMPAIGN[6], b""]).json()
+    assert answer["accepted"] == 2 and len(answer["results"]) == 2
+    not_an_array = api.client.post("/events", json={"event_id": "x"})
+    assert not_an_array.status_code == 400 and "array" in not_an_array.json()["detail"]
+    broken = api.client.post("/events", content=b"[{", headers={"content-type": "application/json"})
+    assert broken.status_code == 400
+
+
+def test_a_body_over_the_limit_is_refused_with_413(tmp_path: Path) -> None:
+    server, stop = start_server(tmp_path / "data", api_max_body_bytes=4096)
+    try:
+        response = server.post_events(CAMPAIGN[:100])
+        assert response.status_code == 413 and "4096" in response.json()["detail"]
+        assert server.post_events(CAMPAIGN[:5]).json()["accepted"] == 5
+    finally:
+        stop()
+
+
+def test_the_single_customer_view(api: Server) -> None:
+    api.post_events(CAMPAIGN)
+    scores = eventually(lambda: api.client.get("/scores?top=5").json()["top"] or None)
+    best = scores[0]
+    view = api.client.get(f"/persons/{best['person_id']}").json()
+    assert view["scores"]["composite"] == best["composite"]
+    assert view["anchor"] == best["anchor"]
+    members = [row["identifier"] for row in view["identifiers"]]
+    assert best["anchor"] in members
+    assert all(row["person_id"] == best["person_id"] for row in view["identifiers"])
+    assert view["interactions"]["total"]["done"]
+    assert view["last_events"], "the recent events of its identifiers"
+    kind, _, value = members[-1].partition(":")
+    assert api.client.get(f"/identities/{kind}/{value}").json()["person_id"] == best["person_id"]
+    assert api.client.get("/persons/p_nobody").status_code == 404
+    assert api.client.get("/identities/phone/00000").status_code == 404
+    assert api.client.get("/identities/Not A Kind/x").status_code == 422
+
+
+def test_the_leaderboard_ranks_by_composite_and_filters_by_tier(api: Server) -> None:
+    api.post_events(CAMPAIGN)
+    def ranked() -> dict[str, Any] | None:
+        board: dict[str, Any] = api.client.get("/scores?top=50").json()
+        return board if board["top"] else None
+
+    board = eventually(ranked)
+    composites = [row["composite"] for row in board["top"]]
+    assert composites == sorted(composites, reverse=True)
+    assert [row["rank"] for row in board["top"]] == list(range(1, len(composites) + 1))
+    assert sum(board["tiers"].values()) > len(composites)
+    silver = api.client.get("/scores?top=1000&tier=silver").json()["top"]
+    assert silver and {row["tier"] for row in silver} == {"silver"}
+    assert api.client.get("/scores?tier=diamond").status_code == 422
+    assert api.client.get("/scores?top=0").status_code == 422
+
+
+def test_a_topic_stream_resumes_from_an_offset_and_from_last_event_id(api: Server) -> None:
+    api.post_events(CAMPAIGN)
+    first = read_events(api.client, "/topics/score-changes/stream?from=0", 10)
+    assert [offset for offset, _, _ in first] == list(range(10))
+    assert all(
+        event == "score-changes" and data["offset"] == offset for offset, event, data in first
+    )
+    resumed = read_events(
+        api.client, "/topics/score-changes/stream?from=0", 3, {"last-event-id": "9"}
+    )
+    assert [offset for offset, _, _ in resumed] == [10, 11, 12]
+    assert resumed[0][2] == read_events(api.client, "/topics/score-changes/stream?from=10", 1)[0][2]
+    assert api.client.get("/topics/no-such-topic/stream").status_code == 404
+
+
+def test_a_stream_delivers_what_is_ingested_after_it_opened(api: Server) -> None:
+    end = {t["name"]: t["end"] for t in api.client.get("/topics").json()}["persons"]
+    got: list[Any] = []
+    reader = threading.Thread(
+        target=lambda: got.extend(read_events(api.client, f"/topics/persons/stream?from={end}", 5))
+    )
+    reader.start()
+    api.post_events(CAMPAIGN[:200])
+    reader.join(timeout=30)
+    assert [offset for offset, _, _ in got] == list(range(end, end + 5))
+    assert all(record["key"].startswith("p_") for _, _, record in got)
+
+
+def test_a_slow_subscriber_holds_up_neither_ingest_nor_other_subscribers(
+    api: Server,
+) -> None:
+    big = list(lines(Campaign(identifiers=2000, events=20_000, days=30, seed=5)))
+    api.post_events(big[:10_000])
+    # A subscriber that never reads: the server fills its socket and must wait on it.
+    address = urlsplit(api.url)
+    stalled = socket.create_connection((address.hostname, address.port))
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stalled.sendall(b"GET /topics/relationships/stream?from=0 HTTP/1.1\r\nHost: x\r\n\r\n")
+    try:
+        start = {t["name"]: t["end"] for t in api.client.get("/topics").json()}["score-changes"]
+        answer = api.post_events(big[10_000:]).json()
+        assert answer["accepted"] == 10_000
+        end = eventually(
+            lambda: (
+                {t["name"]: t["end"] for t in api.client.get("/topics").json()}["score-changes"]
+                - start
+                or None
+            )
+        )
+        fresh = read_events(api.client, f"/topics/score-changes/stream?from={start}", end)
+        assert [offset for offset, _, _ in fresh] == list(range(start, start + end))
+        metrics = api.client.get("/metrics").text
+        lag = [
+            line
+            for line in metrics.splitlines()
+            if line.startswith("crm2stream_subscriber_lag_records")
+            and 'topic="relationships"' in line
+            and "sse-" in line
+        ]
+        assert lag and float(lag[0].split()[-1]) > 0, "the stalled subscriber is behind"
+    finally:
+        stalled.close()
+
+
+def test_revoked_consent_ends_marketing_triggers_in_the_api_and_the_stream(api: Server) -> None:
+    day1, day2 = "2026-11-01T10:00:00Z", "2026-11-02T10:00:00Z"
+    api.post_events(
+        [
+            line(permission("g1", day1, "qq:fan", channel="wechat")),
+            line(permission("g2", day1, "qq:loyal", channel="sms")),
+            line(purchase("p1", day1, "qq:fan", "300")),
+            line(purchase("p2", day1, "qq:loyal", "300")),
+        ]
+    )
+    before = read_events(api.client, "/topics/marketing-triggers/stream?from=0", 2)
+    assert {data["anchor"] for _, _, data in before} == {"qq:fan", "qq:loyal"}
+    api.post_events([line(permission("g3", day2, "qq:fan", granted=False, channel="wechat"))])
+    api.post_events(
+        [
+            line(purchase("p3", day2, "qq:fan", "2000")),
+            line(purchase("p4", day2, "qq:loyal", "2000")),
+        ]
+    )
+    after = read_events(api.client, "/topics/marketing-triggers/stream?from=2", 1)
+    assert [data["anchor"] for _, _, data in after] == ["qq:loyal"]
+    changes = read_events(api.client, "/topics/score-changes/stream?from=0", 4)
+    assert [data["anchor"] for _, _, data in changes[2:]] == ["qq:fan", "qq:loyal"]
+    fan = eventually(
+        lambda: (
+            ((view := person_of(api, "qq:fan"))
+            and view["permissions"]
+            and not view["permissions"][0]["granted"]
+            and view)
+            or None
+        )
+    )
+    assert fan["permissions"][0]["active"] is False
+    assert fan["last_score_change"]["tier"] == changes[2][2]["tier"]
+    total = {t["name"]: t["end"] for t in api.client.get("/topics").json()}
+    assert total["marketing-triggers"] == 3
+
+
+def test_a_token_guards_everything_but_metrics(tmp_path: Path) -> None:
+    server, stop = start_server(tmp_path / "data", api_token="s3cret")
+    try:
+        anonymous = httpx.Client(base_url=server.url, timeout=10)
+        assert anonymous.get("/scores").status_code == 401
+        assert anonymous.post("/events", content=CAMPAIGN[0]).status_code == 401
+        assert anonymous.get("/topics/dlq/stream").status_code == 401
+        assert (
+            anonymous.get("/scores", headers={"authorization": "Bearer wrong"}).status_code == 401
+        )
+        assert anonymous.get("/scores?access_token=s3cret").status_code == 200
+        assert anonymous.get("/metrics").status_code == 200
+        assert server.client.get("/scores").status_code == 200
+        anonymous.close()
+    finally:
+        stop()
+
+
+def test_metrics_follow_the_prometheus_conventions(api: Server) -> None:
+    api.post_events([*CAMPAIGN[:100], BAD_INPUT["unknown_type"]])
+    text = api.client.get("/metrics").text
+    for name in (
+        'crm2stream_events_total{outcome="accepted",type="',
+        'crm2stream_events_total{outcome="rejected",type="unknown"} 1.0',
+        "crm2stream_dead_letters_total 1.0",
+        "crm2stream_batch_processing_seconds_bucket",
+        'crm2stream_topic_end_offset{topic="events"} 101.0',
+        'crm2stream_subscriber_position_offset{subscriber="read-model",topic="scores"}',
+        'crm2stream_table_rows{table="scores"}',
+    ):
+        assert name in text, name
+
+
+@pytest.mark.parametrize("path", ["/openapi.json", "/"])
+def test_the_spec_and_the_dashboard_are_served(api: Server, path: str) -> None:
+    response = api.client.get(path)
+    assert response.status_code == 200
+    if path == "/":
+        assert "crm2stream" in response.text and "EventSource" in response.text
+    else:
+        assert "/topics/{name}/stream" in response.json()["paths"]
