@@ -7,8 +7,11 @@ DATA ?= crm2stream-data
 # The compiled core is built with cargo (rustup installs it under ~/.cargo/bin).
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 NATIVE := native/Cargo.toml native/Cargo.lock $(wildcard native/src/*.rs)
+# The browser tests drive Debian's Chromium (installed with apt when missing).
+CHROMIUM ?= /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: venv run test lint unit bench schemas clean
+.PHONY: venv run sample test lint unit bench schemas browser clean
 
 venv: $(STAMP)
 
@@ -18,19 +21,30 @@ $(STAMP): pyproject.toml $(NATIVE)
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-## run: ingest the bundled sample campaign on the embedded engine and print the tables
+## run: the demo campaign played into the embedded engine, with the live dashboard
 run: $(STAMP)
+	$(BIN)/crm2stream demo
+
+## sample: ingest the bundled sample campaign into $(DATA) and print the tables
+sample: $(STAMP)
 	$(BIN)/python -m crm2stream.sample --data-dir $(DATA)
 
-## test: lint, type-check and the whole test suite (the compiled core's unit tests too)
-test: $(STAMP) lint
+## test: lint, type-check and the whole test suite (the compiled core's unit tests and the
+## browser tests too)
+test: $(STAMP) lint browser
 	cargo test --quiet --release --lib --manifest-path native/Cargo.toml
-	$(BIN)/python -m pytest
+	CRM2STREAM_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest
+
+browser:
+	@test -x $(CHROMIUM) || { echo "installing Debian's chromium for the browser tests"; \
+	  $(SUDO) apt-get install -y --no-install-recommends chromium || { \
+	  $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends chromium; }; }
 
 lint: $(STAMP)
-	$(BIN)/ruff check crm2stream tests bench
-	$(BIN)/ruff format --check crm2stream tests bench
+	$(BIN)/ruff check crm2stream tests bench examples
+	$(BIN)/ruff format --check crm2stream tests bench examples
 	$(BIN)/mypy
+	$(BIN)/mypy --strict examples/marketing_automation.py
 
 ## bench: 1,000,000 synthetic events through ingest and replay, against a parse+validate floor
 bench: $(STAMP)

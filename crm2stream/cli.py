@@ -55,6 +55,16 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="the HTTP API and live dashboard over the engine")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     serve.add_argument("--port", type=int, default=8765, help="port (8765; 0: any free one)")
+
+    demo = commands.add_parser(
+        "demo", help="play a seeded trial campaign into the engine while serving the dashboard"
+    )
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=8765)
+    demo.add_argument("--rate", type=float, default=100.0, help="events per second (100)")
+    demo.add_argument("--events", type=int, default=20_000, help="events in all (20000)")
+    demo.add_argument("--people", type=int, default=1000, help="community members (1000)")
+    demo.add_argument("--seed", type=int, default=2026)
     return parser
 
 
@@ -113,6 +123,26 @@ def _members(engine: EmbeddedEngine, who: str) -> set[str]:
     return members
 
 
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    """The demo plays into a fresh data directory (a temporary one unless --data-dir is
+    given), so the same seed always shows the same campaign."""
+    import tempfile
+    from functools import partial
+
+    from crm2stream.api.server import serve
+    from crm2stream.demo import Story, play
+
+    if args.data_dir is not None and args.data_dir.exists() and any(args.data_dir.iterdir()):
+        raise UsageError(f"--data-dir {args.data_dir} is not empty: the demo needs a fresh one")
+    story = Story(people=args.people, events=args.events, seed=args.seed)
+    player = partial(play, story=story, rate=args.rate)
+    with tempfile.TemporaryDirectory(prefix="crm2stream-demo-") as scratch:
+        data_dir = args.data_dir or Path(scratch)
+        print(f"crm2stream demo: {story.events} events at {args.rate:g}/s into {data_dir}")
+        serve(settings, data_dir, args.host, args.port, on_ready=_print_url, background=[player])
+    return 0
+
+
 def _print_url(url: str) -> None:
     print(f"crm2stream: serving the API and dashboard at {url}", flush=True)
 
@@ -133,6 +163,8 @@ def run(argv: Sequence[str] | None = None) -> int:
 
         serve(settings, data_dir, args.host, args.port, on_ready=_print_url)
         return 0
+    if args.command == "demo":
+        return _demo(args, settings)
     into = args.into if args.command == "replay" else None
     if into is not None and into.exists() and any(into.iterdir()):
         raise UsageError(f"--into {into} exists and is not empty")

@@ -8,8 +8,9 @@ output topics (``readmodel``), and its streams read the topics themselves.
 import asyncio
 import contextlib
 import itertools
+import logging
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from importlib.resources import files
 from typing import Annotated, Any
@@ -63,7 +64,9 @@ def create_app(
     cfg: CoreConfig,
     topology: Topology,
     options: ApiOptions,
+    background: Sequence[Callable[[EngineHost], Awaitable[None]]] = (),
 ) -> FastAPI:
+    """The app; ``background`` tasks (a demo's player) run while it serves."""
     feed = host.feed
     model = ReadModel(cfg.currency)
     metrics = Metrics()
@@ -101,13 +104,16 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(host.start, asyncio.get_running_loop())
-        follower = asyncio.create_task(follow())
+        tasks = [asyncio.create_task(follow())]
+        tasks += [asyncio.create_task(_logged(task(host))) for task in background]
         try:
             yield
         finally:
-            follower.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await follower
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await asyncio.to_thread(host.stop)
 
     def authorised(
@@ -277,6 +283,15 @@ async def _records(
                 await asyncio.wait_for(written.wait(), timeout=15)
     finally:
         done()
+
+
+async def _logged(work: Awaitable[None]) -> None:
+    try:
+        await work
+    except (asyncio.CancelledError, EngineUnavailable):
+        raise
+    except Exception:
+        logging.getLogger("crm2stream.api").exception("a background task failed")
 
 
 async def _read_body(request: Request, limit: int) -> bytes:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 import uvicorn
@@ -35,11 +35,17 @@ def open_engine(settings: Settings, data_dir: Path) -> EmbeddedEngine:
     )
 
 
-def build(settings: Settings, data_dir: Path) -> tuple[EngineHost, uvicorn.Server]:
+def build(
+    settings: Settings,
+    data_dir: Path,
+    background: Sequence[Callable[[EngineHost], Awaitable[None]]] = (),
+) -> tuple[EngineHost, uvicorn.Server]:
     host = EngineHost(lambda: open_engine(settings, data_dir), max_batch_lines=settings.batch_size)
     options = ApiOptions(token=settings.api_token, max_body_bytes=settings.api_max_body_bytes)
-    app = create_app(host, settings.core_config(), load_topology(), options)
-    return host, uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    app = create_app(host, settings.core_config(), load_topology(), options, background)
+    # Live streams never end by themselves: on shutdown they get a moment, then are closed.
+    config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=2)
+    return host, uvicorn.Server(config)
 
 
 def serve(
@@ -48,9 +54,10 @@ def serve(
     host: str,
     port: int,
     on_ready: Callable[[str], None] | None = None,
+    background: Sequence[Callable[[EngineHost], Awaitable[None]]] = (),
 ) -> None:
     """Serve until interrupted; the engine publishes and checkpoints before it closes."""
-    engine_host, server = build(settings, data_dir)
+    engine_host, server = build(settings, data_dir, background)
     server.config.host, server.config.port = host, port
     if on_ready is not None:
         _announce_when_started(server, on_ready)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
+from crm2stream.api.hub import EngineHost
 from crm2stream.api.server import bound_url, build
 from crm2stream.settings import Settings
 
@@ -29,12 +30,17 @@ class Server:
         return self.client.post("/events", content=b"\n".join(lines), headers=headers)
 
 
-def start_server(data_dir: Path, **settings: Any) -> tuple[Server, Callable[[], None]]:
-    """Serve a data directory; returns the server and a function that stops it."""
+def start_server(
+    data_dir: Path,
+    background: Sequence[Callable[[EngineHost], Awaitable[None]]] = (),
+    **settings: Any,
+) -> tuple[Server, Callable[[], None]]:
+    """Serve a data directory (running ``background`` tasks, a demo's player); returns the
+    server and a function that stops it."""
     settings.setdefault("id_key", "test-key")
     settings.setdefault("publish_seconds", 0.2)
     config = Settings(**settings)
-    _, server = build(config, data_dir)
+    _, server = build(config, data_dir, background)
     server.config.host, server.config.port = "127.0.0.1", 0
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
     thread.start()

@@ -80,6 +80,7 @@ def test_the_single_customer_view(api: Server) -> None:
 
 def test_the_leaderboard_ranks_by_composite_and_filters_by_tier(api: Server) -> None:
     api.post_events(CAMPAIGN)
+
     def ranked() -> dict[str, Any] | None:
         board: dict[str, Any] = api.client.get("/scores?top=50").json()
         return board if board["top"] else None
@@ -184,10 +185,12 @@ def test_revoked_consent_ends_marketing_triggers_in_the_api_and_the_stream(api: 
     assert [data["anchor"] for _, _, data in changes[2:]] == ["qq:fan", "qq:loyal"]
     fan = eventually(
         lambda: (
-            ((view := person_of(api, "qq:fan"))
-            and view["permissions"]
-            and not view["permissions"][0]["granted"]
-            and view)
+            (
+                (view := person_of(api, "qq:fan"))
+                and view["permissions"]
+                and not view["permissions"][0]["granted"]
+                and view
+            )
             or None
         )
     )

@@ -1,0 +1,91 @@
+"""The marketing-automation example (examples/marketing_automation.py) against a real
+server and a real webhook receiver that fails now and then."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from tests.api.conftest import Server
+from tests.events import line, permission, purchase
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "marketing_automation.py"
+
+
+def load_example() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("marketing_automation", EXAMPLE)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class Receiver:
+    """A webhook endpoint answering 503 to every other first attempt."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, int, dict[str, Any]]] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                key = self.headers["Idempotency-Key"]
+                status = 503 if sum(k == key for k, _, _ in receiver.calls) == 0 else 200
+                receiver.calls.append((key, status, body))
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    receiver = Receiver()
+    yield receiver
+    receiver.server.shutdown()
+
+
+def test_triggers_become_webhook_calls_with_retries_and_resume(
+    api: Server, receiver: Receiver, tmp_path: Path
+) -> None:
+    example = load_example()
+    fast = example.Backoff(base=0.01, cap=0.05)
+    state = tmp_path / "offset"
+    day1, day2 = "2026-11-01T10:00:00Z", "2026-11-02T10:00:00Z"
+    api.post_events(
+        [
+            line(permission("g1", day1, "qq:fan", channel="wechat")),
+            line(permission("g2", day1, "qq:loyal", channel="sms")),
+            line(purchase("p1", day1, "qq:fan", "300")),
+            line(purchase("p2", day1, "qq:loyal", "300")),
+            line(purchase("p3", day1, "qq:nobody", "300")),  # no consent: never a trigger
+        ]
+    )
+    assert example.run(api.url, receiver.url, state, backoff=fast, limit=2) == 2
+    assert example.read_offset(state) == 1
+    delivered = [(key, body["anchor"]) for key, status, body in receiver.calls if status == 200]
+    assert sorted(delivered) == [
+        ("marketing-triggers:0", "qq:fan"),
+        ("marketing-triggers:1", "qq:loyal"),
+    ]
+    assert [status for _, status, _ in receiver.calls].count(503) == 2  # each retried once
+
+    api.post_events([line(purchase("p4", day2, "qq:fan", "2000"))])
+    assert example.run(api.url, receiver.url, state, backoff=fast, limit=1) == 1
+    keys = [key for key, status, _ in receiver.calls if status == 200]
+    assert keys == sorted(set(keys)) and keys[-1] == "marketing-triggers:2", "resumed, no repeats"

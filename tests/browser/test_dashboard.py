@@ -1,0 +1,89 @@
+"""The dashboard in a real headless Chromium (Debian's), while the demo campaign plays."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from functools import partial
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
+
+from crm2stream.demo import Story, play
+from tests.api.conftest import Server, start_server
+
+CHROMIUM = os.environ.get("CRM2STREAM_CHROMIUM", "/usr/bin/chromium")
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+FLAGS += ["--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).is_file():
+        pytest.fail(f"no Chromium at {CHROMIUM}: `make test` installs Debian's chromium")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Iterator[Server]:
+    player = partial(play, story=Story(people=150, events=6000), rate=150.0)
+    server, stop = start_server(tmp_path / "data", background=[player])
+    yield server
+    stop()
+
+
+def text(page: Page, selector: str) -> str:
+    return page.locator(selector).inner_text()
+
+
+def test_the_dashboard_follows_the_demo_live(
+    browser: Browser, demo: Server, tmp_path: Path
+) -> None:
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+
+    def on_console(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            problems.append(f"console: {message.text}")
+
+    page.on("console", on_console)
+    page.goto(demo.url)
+    rows = page.locator("#leaderboard tbody tr")
+    rows.first.wait_for(timeout=30_000)
+    board = text(page, "#leaderboard tbody")
+    page.wait_for_function(
+        "before => document.querySelector('#leaderboard tbody').innerText !== before",
+        arg=board,
+        timeout=30_000,
+    )
+    changes = page.locator("#changes li").count()
+    page.wait_for_function(
+        f"document.querySelectorAll('#changes li').length > {changes}", timeout=30_000
+    )
+    page.wait_for_function("Number(document.querySelector('#rate').innerText) > 0", timeout=30_000)
+    assert "bronze" in (page.locator("#tiers").text_content() or "")
+    assert page.locator("#status").inner_text() == "live"
+
+    person = rows.first.get_attribute("data-person")
+    rows.first.click()
+    page.locator("#scv").wait_for(timeout=10_000)
+    view = text(page, "#scv")
+    assert person is not None and person in view
+    for label in ("identifiers", "value", "consent", "last events"):
+        assert label in view
+
+    page.fill("#who", "phone:nobody")
+    page.click("#lookup button")
+    page.wait_for_function("document.querySelector('#person').innerText.startsWith('Not found')")
+
+    page.locator("#leaderboard tbody tr").first.click()
+    page.locator("#scv").wait_for(timeout=10_000)
+    page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
+    assert (tmp_path / "dashboard.png").stat().st_size > 10_000
+    # a missing page is the one error a lookup may log: the 404 of "phone:nobody"
+    assert [p for p in problems if "404" not in p] == []
