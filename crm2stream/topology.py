@@ -19,6 +19,9 @@ class Topic(BaseModel):
 
     topic: str
     key: str | list[str]
+    #: what a table topic's records are keyed by, when not ``key`` (a record then holds
+    #: every row of that key)
+    topic_key: str | None = None
     name: str | None = None
     partitions: int | None = Field(None, ge=1)
     config: dict[str, str] = Field(default_factory=dict)

@@ -9,15 +9,22 @@ import orjson
 
 from crm2stream.core.events import format_micros
 from crm2stream.core.layout import DAY_US
-from crm2stream.core.publication import PERSON_TABLES
 from crm2stream.core.tables import STATE_TABLES
 from crm2stream.engine.cores import Core
+from crm2stream.topology import load_topology
+
+
+def _topic_key(table: str) -> str:
+    """The field a table topic's records are keyed by, as ``topology.yaml`` says: the
+    compaction checks below hold the publication to it."""
+    spec = load_topology().tables[table]
+    key = spec.topic_key or spec.key
+    assert isinstance(key, str), f"{table}: a table topic needs a single key field"
+    return key
+
 
 #: the key of a row in each table topic
-TOPIC_KEY = {table: "person_id" for table in PERSON_TABLES} | {
-    "identity": "identifier",
-    "relationships": "from_person_id",
-}
+TOPIC_KEY = {table: _topic_key(table) for table in STATE_TABLES}
 #: tables whose rows do not depend on the as-of day
 TIMELESS = ("persons", "identity")
 
