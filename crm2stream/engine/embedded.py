@@ -310,25 +310,36 @@ class EmbeddedEngine:
 
     def _publish(self) -> None:
         """Write the table topics' records of what changed since the last publication, in
-        writes of at most ``PUBLISH_ITEMS`` persons each (see ``core.publication``)."""
-        if not self.core.begin_publication():
+        writes of at most ``PUBLISH_ITEMS`` persons each (see ``core.publication``).
+
+        With nobody listening (a command-line ingest), a publication of more than one
+        write (the end of a bulk ingest: hundreds of MB) skips the write-ahead log and is
+        flushed before the checkpoint that follows it: written once, not twice. A crash
+        before the flush loses only records the recovery publishes again. A server's
+        subscribers could read such records before the flush, and after a crash find
+        others at their offsets, so with listeners every write is logged."""
+        items = self.core.begin_publication()
+        if not items:
             return
+        bulk = items > PUBLISH_ITEMS and not self.listeners
         while True:
             bases = [self.output_ends.get(table, 0) for table in STATE_TABLES]
             out = self.core.publish(bases, PUBLISH_ITEMS)
             if not any(count for count, _ in out):
-                return
+                break
             batch = self.store.batch()
             for table, base, (count, records) in zip(STATE_TABLES, bases, out, strict=True):
                 if count:
                     batch.outputs(table, base, records)
                     self.output_ends[table] = base + count
             self._write_log_meta(batch)
-            self._write(batch)
+            self._write(batch, logged=self._logged and not bulk)
+        if bulk and self._logged:
+            self.store.flush()
 
-    def _write(self, batch: Batch) -> None:
+    def _write(self, batch: Batch, *, logged: bool | None = None) -> None:
         """Write a batch, then tell the listeners (subscribers waiting for new records)."""
-        self.store.write(batch, logged=self._logged)
+        self.store.write(batch, logged=self._logged if logged is None else logged)
         for listener in self.listeners:
             listener()
 

@@ -60,31 +60,37 @@ impl PersonNames {
         &self.text[id..end]
     }
 
-    /// `write_canonical` of `View::relationship_row`, without building the row: keys in
-    /// sorted order (counts, from_anchor, from_person_id, strength, to_anchor, to_person_id).
     fn write_relationship(&self, out: &mut Vec<u8>, rel: &Relationship) {
-        use crate::json::{write_float, write_int};
-        let [reply, comment, share, recipient] = rel.counts;
-        out.extend_from_slice(b"{\"counts\":{\"comment\":");
-        write_int(out, comment.into());
-        out.extend_from_slice(b",\"recipient\":");
-        write_int(out, recipient.into());
-        out.extend_from_slice(b",\"reply\":");
-        write_int(out, reply.into());
-        out.extend_from_slice(b",\"share\":");
-        write_int(out, share.into());
-        out.extend_from_slice(b"},\"from_anchor\":");
-        out.extend_from_slice(self.anchor(rel.from));
-        out.extend_from_slice(b",\"from_person_id\":");
-        out.extend_from_slice(self.id(rel.from));
-        out.extend_from_slice(b",\"strength\":");
-        write_float(out, rel.strength);
-        out.extend_from_slice(b",\"to_anchor\":");
-        out.extend_from_slice(self.anchor(rel.to));
-        out.extend_from_slice(b",\"to_person_id\":");
-        out.extend_from_slice(self.id(rel.to));
-        out.push(b'}');
+        let from = (self.anchor(rel.from), self.id(rel.from));
+        write_relationship(out, rel.counts, rel.strength, from, (self.anchor(rel.to), self.id(rel.to)));
     }
+}
+
+/// `write_canonical` of a relationship row, without building the row: keys in sorted order
+/// (counts, from_anchor, from_person_id, strength, to_anchor, to_person_id). The persons
+/// come as (anchor, person id), each already written as a JSON string.
+pub fn write_relationship(out: &mut Vec<u8>, counts: [u64; 4], strength: f64, from: (&[u8], &[u8]), to: (&[u8], &[u8])) {
+    use crate::json::{write_float, write_int};
+    let [reply, comment, share, recipient] = counts;
+    out.extend_from_slice(b"{\"counts\":{\"comment\":");
+    write_int(out, comment.into());
+    out.extend_from_slice(b",\"recipient\":");
+    write_int(out, recipient.into());
+    out.extend_from_slice(b",\"reply\":");
+    write_int(out, reply.into());
+    out.extend_from_slice(b",\"share\":");
+    write_int(out, share.into());
+    out.extend_from_slice(b"},\"from_anchor\":");
+    out.extend_from_slice(from.0);
+    out.extend_from_slice(b",\"from_person_id\":");
+    out.extend_from_slice(from.1);
+    out.extend_from_slice(b",\"strength\":");
+    write_float(out, strength);
+    out.extend_from_slice(b",\"to_anchor\":");
+    out.extend_from_slice(to.0);
+    out.extend_from_slice(b",\"to_person_id\":");
+    out.extend_from_slice(to.1);
+    out.push(b'}');
 }
 
 pub struct View<'a> {

@@ -14,6 +14,7 @@ from crm2stream.synth import BAD_LINES
 from tests.conformance import CAMPAIGN
 from tests.core import harness
 from tests.core.harness import CFG
+from tests.topics import check_compaction
 
 CLEAN = harness.view(harness.run(CAMPAIGN)).digest()
 
@@ -195,3 +196,20 @@ def test_an_older_checkpoint_layout_is_rebuilt_from_the_log(
         assert reopened.digest() == CLEAN
         assert list(reopened.store.scan(b"s/")) == []
         assert checkpoint_segments(reopened) and "segments" in reopened.store.meta("state")
+
+
+def test_a_publication_in_several_writes_skips_the_wal_and_is_flushed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("crm2stream.engine.embedded.PUBLISH_ITEMS", 7)
+    flushes = []
+    with open_engine(tmp_path) as engine:
+        original = engine.store.flush
+        monkeypatch.setattr(engine.store, "flush", lambda: flushes.append(1) or original())
+        engine.ingest_lines(CAMPAIGN)
+        topics = {table: list(engine.store.outputs(table)) for table in STATE_TABLES}
+        check_compaction(topics, lambda table: engine.export(table))
+    assert flushes, "the unlogged publication was flushed"
+    with open_engine(tmp_path) as reopened:
+        assert reopened.digest() == CLEAN
+        assert {t: list(reopened.store.outputs(t)) for t in STATE_TABLES} == topics
