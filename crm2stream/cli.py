@@ -135,6 +135,8 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     if args.data_dir is not None and args.data_dir.exists() and any(args.data_dir.iterdir()):
         raise UsageError(f"--data-dir {args.data_dir} is not empty: the demo needs a fresh one")
     story = Story(people=args.people, events=args.events, seed=args.seed)
+    if not settings.id_key:  # synthetic people: a fixed key keeps the demo's ids stable
+        settings = settings.model_copy(update={"id_key": "crm2stream-demo"})
     player = partial(play, story=story, rate=args.rate)
     with tempfile.TemporaryDirectory(prefix="crm2stream-demo-") as scratch:
         data_dir = args.data_dir or Path(scratch)
@@ -197,6 +199,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         code = 2
     except BrokenPipeError:
         code = 0
+    except KeyboardInterrupt:
+        code = 130  # Ctrl-C: a server has stopped cleanly by now
     _exit(code)
 
 

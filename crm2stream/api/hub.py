@@ -155,14 +155,23 @@ class EngineHost:
         self._thread = threading.Thread(target=self._run, name="crm2stream-engine", daemon=True)
         self._ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._engine: EmbeddedEngine | None = None
 
-    def start(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Open the engine on its thread; raises what opening it raised."""
-        self._loop = loop
-        self._thread.start()
+    def open(self) -> None:
+        """Open the engine on its thread; raises what opening it raised (a data directory
+        of another currency...). Idempotent."""
+        if not self._thread.is_alive() and not self._ready.is_set():
+            self._thread.start()
         self._ready.wait()
         if self.failure is not None:
             raise self.failure
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Open the engine if not yet done, and answer requests on ``loop``."""
+        self.open()
+        self._loop = loop
+        assert self._engine is not None
+        self.feed.attach(self._engine, loop)
 
     def stop(self) -> None:
         """Process what is queued, publish, checkpoint and close the engine."""
@@ -191,8 +200,7 @@ class EngineHost:
             self.failure = exc
             self._ready.set()
             return
-        assert self._loop is not None
-        self.feed.attach(engine, self._loop)
+        self._engine = engine
         self._ready.set()
         try:
             self._serve(engine)

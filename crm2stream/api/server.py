@@ -58,6 +58,7 @@ def serve(
 ) -> None:
     """Serve until interrupted; the engine publishes and checkpoints before it closes."""
     engine_host, server = build(settings, data_dir, background)
+    engine_host.open()  # a data directory it cannot open is an error before any port opens
     server.config.host, server.config.port = host, port
     if on_ready is not None:
         _announce_when_started(server, on_ready)

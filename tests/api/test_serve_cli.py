@@ -1,0 +1,78 @@
+"""`crm2stream serve` and `crm2stream demo` as a user runs them: a process, a port, a
+signal to stop."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+from pathlib import Path
+
+import httpx
+
+from tests.conformance import CAMPAIGN
+from tests.conftest import CLI, Run, cli_env
+
+
+def start(*args: str, **settings: str) -> tuple[subprocess.Popen[str], str]:
+    """Start the command; wait for the line announcing its URL."""
+    process = subprocess.Popen(
+        [*CLI, *args, "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=cli_env(**settings),
+    )
+    assert process.stdout is not None
+    for line in process.stdout:
+        found = re.search(r"at (http://127\.0\.0\.1:\d+/)", line)
+        if found:
+            return process, found.group(1)
+    raise AssertionError(f"no URL announced; exit {process.wait()}")
+
+
+def test_serve_stops_on_sigterm_with_everything_written(crm: Run, tmp_path: Path) -> None:
+    data = tmp_path / "served"
+    process, url = start("--data-dir", str(data), "serve")
+    try:
+        answer = httpx.post(url + "events", content=b"\n".join(CAMPAIGN), timeout=60).json()
+        assert answer["accepted"] == len(CAMPAIGN)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        # after a clean shutdown the server ends by the signal it was sent, as is usual
+        assert process.wait(timeout=60) == -signal.SIGTERM
+    (tmp_path / "events.ndjson").write_bytes(b"\n".join(CAMPAIGN) + b"\n")
+    crm("ingest", str(tmp_path / "events.ndjson"), data_dir=tmp_path / "direct")
+    served = crm("digest", data_dir=data).stdout
+    assert served == crm("digest", data_dir=tmp_path / "direct").stdout
+    topics = crm("export", "score-changes", data_dir=data).stdout
+    assert topics == crm("export", "score-changes", data_dir=tmp_path / "direct").stdout
+
+
+def test_serve_refuses_a_data_directory_it_cannot_open(crm: Run, tmp_path: Path) -> None:
+    data = tmp_path / "cny"
+    (tmp_path / "one.ndjson").write_bytes(CAMPAIGN[0] + b"\n")
+    crm("ingest", str(tmp_path / "one.ndjson"), data_dir=data)
+    result = subprocess.run(
+        [*CLI, "--data-dir", str(data), "serve", "--port", "0"],
+        capture_output=True,
+        text=True,
+        env=cli_env(currency="USD"),
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "holds CNY data" in result.stderr
+
+
+def test_the_demo_plays_and_serves(tmp_path: Path) -> None:
+    process, url = start("demo", "--rate", "500", "--events", "3000", "--people", "100")
+    try:
+        with httpx.Client(base_url=url, timeout=10) as client:
+            assert "EventSource" in client.get("/").text
+            ends: list[int] = []
+            while len(ends) < 2 or ends[-1] == ends[0]:
+                ends.append({t["name"]: t["end"] for t in client.get("/topics").json()}["events"])
+            assert ends[-1] > ends[0], "events keep arriving"
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == 130
