@@ -22,7 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ValidationError
 from sse_starlette import EventSourceResponse
 
-from crm2stream.api.hub import EngineHost, EngineUnavailable
+from crm2stream.api.hub import EngineHost, EngineUnavailable, Overloaded
 from crm2stream.api.metrics import Metrics, Positions
 from crm2stream.api.readmodel import FOLLOWED, ReadModel
 from crm2stream.core.config import CoreConfig
@@ -155,7 +155,7 @@ def create_app(
         },
         responses={
             413: {"description": "request body over the size limit"},
-            503: {"description": "the engine is not running"},
+            503: {"description": "the engine is not running, or too much is queued"},
         },
     )
     async def post_events(request: Request) -> IngestAnswer:
@@ -167,6 +167,8 @@ def create_app(
             outcomes = await host.submit(lines)
         except EngineUnavailable as exc:
             raise HTTPException(503, str(exc)) from exc
+        except Overloaded as exc:
+            raise HTTPException(503, f"overloaded: {exc}", {"Retry-After": "1"}) from exc
         results = [EventResult(**o.as_dict(i)) for i, o in enumerate(outcomes)]
         count = {
             status: sum(o.status == status for o in outcomes)
@@ -243,6 +245,13 @@ def create_app(
             ),
             ping=15,
         )
+
+    @app.get("/healthz", responses={503: {"description": "the engine is not running"}})
+    async def healthz() -> dict[str, Any]:
+        """200 while the engine runs (for a supervisor's probes), 503 once it stopped."""
+        if not host.running:
+            raise HTTPException(503, f"the engine is not running: {host.failure or 'stopped'}")
+        return {"status": "ok", "log_end": feed.end("events")}
 
     @app.get("/metrics", response_class=Response)
     async def get_metrics() -> Response:

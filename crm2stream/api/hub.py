@@ -132,6 +132,10 @@ class EngineUnavailable(Exception):
     """The engine is not running: not started yet, stopped, or failed."""
 
 
+class Overloaded(Exception):
+    """More lines are waiting for the engine than it is allowed to queue: try later."""
+
+
 class EngineHost:
     """Owns the engine on a thread of its own (see the module's docstring). The engine is
     opened, used and closed on that thread only: the compiled core may not change threads."""
@@ -141,12 +145,18 @@ class EngineHost:
         open_engine: Callable[[], EmbeddedEngine],
         *,
         max_batch_lines: int = 50_000,
+        max_queued_lines: int = 200_000,
         tick_seconds: float = 0.2,
         on_batch: Callable[[list[bytes], list[Outcome], float], None] | None = None,
     ) -> None:
         self.open_engine = open_engine
         self.feed = TopicFeed()
         self.max_batch_lines = max_batch_lines
+        #: lines accepted for ingest and not yet taken by the engine: the bound keeps a
+        #: burst of requests from growing the queue without limit
+        self.max_queued_lines = max_queued_lines
+        self._queued_lines = 0
+        self._queued_lock = threading.Lock()
         self.tick_seconds = tick_seconds
         self.on_batch = on_batch
         #: why the engine stopped, when it failed
@@ -189,9 +199,18 @@ class EngineHost:
             return []
         if not self.running:
             raise EngineUnavailable(f"the engine is not running: {self.failure or 'stopped'}")
+        with self._queued_lock:
+            if self._queued_lines and self._queued_lines + len(lines) > self.max_queued_lines:
+                raise Overloaded(f"{self._queued_lines} lines are waiting for the engine")
+            self._queued_lines += len(lines)
         future: asyncio.Future[list[Outcome]] = asyncio.get_running_loop().create_future()
         self._queue.put(_Submission(lines, future))
         return await future
+
+    def _taken(self, submission: _Submission) -> _Submission:
+        with self._queued_lock:
+            self._queued_lines -= len(submission.lines)
+        return submission
 
     def _run(self) -> None:
         try:
@@ -209,7 +228,7 @@ class EngineHost:
             self.failure = exc
             self._fail_queued(exc)
         finally:
-            engine.close()
+            engine.close(release=True)
 
     def _fail_queued(self, exc: BaseException) -> None:
         unavailable = EngineUnavailable(f"the engine stopped: {exc}")
@@ -219,7 +238,7 @@ class EngineHost:
             except queue.Empty:
                 return
             if submission is not None:
-                self._settle(submission.future, unavailable)
+                self._settle(self._taken(submission).future, unavailable)
 
     def _serve(self, engine: EmbeddedEngine) -> None:
         stopping = False
@@ -232,7 +251,7 @@ class EngineHost:
                 continue
             if first is None:
                 break
-            group, size = [first], len(first.lines)
+            group, size = [self._taken(first)], len(first.lines)
             while size < self.max_batch_lines:
                 try:
                     more = self._queue.get_nowait()
@@ -241,7 +260,7 @@ class EngineHost:
                 if more is None:
                     stopping = True
                     break
-                group.append(more)
+                group.append(self._taken(more))
                 size += len(more.lines)
             self._process(engine, group)
         engine.checkpoint()

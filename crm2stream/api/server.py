@@ -40,7 +40,11 @@ def build(
     data_dir: Path,
     background: Sequence[Callable[[EngineHost], Awaitable[None]]] = (),
 ) -> tuple[EngineHost, uvicorn.Server]:
-    host = EngineHost(lambda: open_engine(settings, data_dir), max_batch_lines=settings.batch_size)
+    host = EngineHost(
+        lambda: open_engine(settings, data_dir),
+        max_batch_lines=settings.batch_size,
+        max_queued_lines=4 * settings.batch_size,
+    )
     options = ApiOptions(token=settings.api_token, max_body_bytes=settings.api_max_body_bytes)
     app = create_app(host, settings.core_config(), load_topology(), options, background)
     # Live streams never end by themselves: on shutdown they get a moment, then are closed.

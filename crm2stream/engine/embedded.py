@@ -112,8 +112,13 @@ class EmbeddedEngine:
                 self._recover()
 
     # -- lifecycle ----------------------------------------------------------------------
-    def close(self) -> None:
+    def close(self, *, release: bool = False) -> None:
+        """Close the store. ``release`` also drops the core here and now: the compiled core
+        must be dropped on the thread that made it (a server's engine thread), while a
+        command that exits right after may leave it to the exit, which is faster."""
         self.store.close()
+        if release:
+            del self.core
 
     def __enter__(self) -> EmbeddedEngine:
         return self

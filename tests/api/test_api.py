@@ -233,6 +233,10 @@ def test_metrics_follow_the_prometheus_conventions(api: Server) -> None:
         assert name in text, name
 
 
+def test_health(api: Server) -> None:
+    assert api.client.get("/healthz").json()["status"] == "ok"
+
+
 @pytest.mark.parametrize("path", ["/openapi.json", "/"])
 def test_the_spec_and_the_dashboard_are_served(api: Server, path: str) -> None:
     response = api.client.get(path)
