@@ -48,7 +48,7 @@ log = logging.getLogger("crm2stream.embedded")
 
 #: Persons per write when publishing the table topics: bounds the memory a publication
 #: of every person (the end of a bulk ingest) takes.
-PUBLISH_ITEMS = 20_000
+PUBLISH_ITEMS = 5_000
 
 Row = dict[str, Any]
 
