@@ -245,3 +245,33 @@ def test_the_spec_and_the_dashboard_are_served(api: Server, path: str) -> None:
         assert "crm2stream" in response.text and "EventSource" in response.text
     else:
         assert "/topics/{name}/stream" in response.json()["paths"]
+
+
+def caught_up(server: Server) -> bool | None:
+    """Whether the read model has read every topic to its end (from the metrics)."""
+    lags = [
+        float(line.split()[-1])
+        for line in server.client.get("/metrics").text.splitlines()
+        if line.startswith('crm2stream_subscriber_lag_records{subscriber="read-model"')
+    ]
+    return (bool(lags) and not any(lags)) or None
+
+
+def test_a_restarted_server_rebuilds_its_read_model_from_the_topics(tmp_path: Path) -> None:
+    server, stop = start_server(tmp_path / "data")
+    try:
+        server.post_events(CAMPAIGN)
+        eventually(lambda: server.client.get("/scores").json()["top"] or None)
+        eventually(lambda: caught_up(server))
+        board = server.client.get("/scores?top=20").json()["top"]
+        view = server.client.get(f"/persons/{board[0]['person_id']}").json()
+    finally:
+        stop()
+    again, stop = start_server(tmp_path / "data")
+    try:
+        eventually(lambda: again.client.get("/scores").json()["top"] or None)
+        eventually(lambda: caught_up(again))
+        assert again.client.get("/scores?top=20").json()["top"] == board
+        assert again.client.get(f"/persons/{board[0]['person_id']}").json() == view
+    finally:
+        stop()
