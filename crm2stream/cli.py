@@ -52,6 +52,12 @@ def _parser() -> argparse.ArgumentParser:
     replay = commands.add_parser("replay", help="rebuild every table from the log")
     replay.add_argument("--into", type=Path, metavar="DIR", help="a new data directory")
 
+    topology = commands.add_parser(
+        "topology", help="the Kafka topics of topology.yaml: the plan and any drift, or apply it"
+    )
+    topology.add_argument("action", choices=["show", "apply"], metavar="show|apply")
+    topology.add_argument("--broker", help="kafka://host:port (env CRM2STREAM_BROKER)")
+
     serve = commands.add_parser("serve", help="the HTTP API and live dashboard over the engine")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     serve.add_argument("--port", type=int, default=8765, help="port (8765; 0: any free one)")
@@ -123,6 +129,41 @@ def _members(engine: EmbeddedEngine, who: str) -> set[str]:
     return members
 
 
+def _topology(action: str, broker: str | None) -> int:
+    """Print the topics the topology wants; against a broker, what differs (``show``) or
+    make it match (``apply``). A difference ``apply`` cannot fix is an error."""
+    from crm2stream.kafka import admin
+
+    specs = admin.desired(load_topology())
+    for spec in specs:
+        config = ", ".join(f"{k}={v}" for k, v in sorted(spec.config.items()))
+        print(f"{spec.name:34} {spec.role:12} {spec.partitions:3} partitions  {config}")
+    if broker is None and action == "show":
+        print("(give --broker to compare with a cluster)")
+        return 0
+    target = broker or Settings().broker
+    try:
+        with admin.admin_client(target) as client:
+            changes = admin.plan(client, specs)
+            for change in changes:
+                label = "drift" if action == "show" else change.action
+                print(f"{label}: {change.topic}: {change.detail}")
+            if action == "apply" and changes:
+                admin.apply(client, [c for c in changes if c.fixable])
+                changes = [c for c in admin.plan(client, specs) if c.fixable] + [
+                    c for c in changes if not c.fixable
+                ]
+    except admin.BrokerError as exc:
+        raise UsageError(str(exc)) from exc
+    conflicts = [c for c in changes if not c.fixable]
+    if conflicts:
+        raise UsageError(f"{len(conflicts)} topic(s) differ in ways apply cannot fix: see above")
+    if action == "apply" and changes:
+        raise UsageError(f"{len(changes)} change(s) did not take: see above")
+    print(f"{target}: {'in sync' if not changes else f'{len(changes)} difference(s)'}")
+    return 0
+
+
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
     """The demo plays into a fresh data directory (a temporary one unless --data-dir is
     given), so the same seed always shows the same campaign."""
@@ -167,6 +208,8 @@ def run(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "demo":
         return _demo(args, settings)
+    if args.command == "topology":
+        return _topology(args.action, args.broker)
     into = args.into if args.command == "replay" else None
     if into is not None and into.exists() and any(into.iterdir()):
         raise UsageError(f"--into {into} exists and is not empty")

@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     checkpoint_seconds: float = Field(60.0, gt=0)
     #: ``native``: the compiled core; ``python``: the reference core (same tables, slower)
     core: CoreName = "native"
+    #: the Kafka cluster of ``topology``: ``kafka://host:port`` (several: comma-separated)
+    broker: str = "kafka://127.0.0.1:9092"
     #: ``serve`` and ``demo``: the table topics are published (with a checkpoint) at most
     #: this long after a change
     publish_seconds: float = Field(1.0, gt=0)

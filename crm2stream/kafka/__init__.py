@@ -1,0 +1,1 @@
+"""The distributed engine's Kafka side: topic administration (more with the workers)."""
