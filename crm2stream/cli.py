@@ -58,6 +58,12 @@ def _parser() -> argparse.ArgumentParser:
     topology.add_argument("action", choices=["show", "apply"], metavar="show|apply")
     topology.add_argument("--broker", help="kafka://host:port (env CRM2STREAM_BROKER)")
 
+    produce = commands.add_parser(
+        "produce", help="publish NDJSON events to the Kafka input topic, keyed by actor"
+    )
+    produce.add_argument("files", nargs="+", metavar="FILE", help="NDJSON file, or - for stdin")
+    produce.add_argument("--broker", help="kafka://host:port (env CRM2STREAM_BROKER)")
+
     serve = commands.add_parser("serve", help="the HTTP API and live dashboard over the engine")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     serve.add_argument("--port", type=int, default=8765, help="port (8765; 0: any free one)")
@@ -164,6 +170,33 @@ def _topology(action: str, broker: str | None) -> int:
     return 0
 
 
+def _produce(files: Sequence[str], broker: str) -> int:
+    """Send the files' lines to the input topic; one JSON summary line. Exit 1 when the
+    broker did not confirm every line."""
+    from crm2stream.kafka.admin import BrokerError
+    from crm2stream.kafka.produce import produce
+
+    for name in files:
+        if name != "-" and not Path(name).is_file():
+            raise UsageError(f"cannot read {name}: no such file")
+
+    def lines() -> Iterable[bytes]:
+        for name in files:
+            if name == "-":
+                yield from sys.stdin.buffer
+            else:
+                with Path(name).open("rb") as handle:
+                    yield from handle
+
+    topic = load_topology().input.topic
+    try:
+        delivery = produce(broker, topic, lines())
+    except BrokerError as exc:
+        raise UsageError(str(exc)) from exc
+    print(orjson.dumps(delivery.summary(topic)).decode())
+    return 1 if delivery.failed else 0
+
+
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
     """The demo plays into a fresh data directory (a temporary one unless --data-dir is
     given), so the same seed always shows the same campaign."""
@@ -210,6 +243,8 @@ def run(argv: Sequence[str] | None = None) -> int:
         return _demo(args, settings)
     if args.command == "topology":
         return _topology(args.action, args.broker)
+    if args.command == "produce":
+        return _produce(args.files, args.broker or settings.broker)
     into = args.into if args.command == "replay" else None
     if into is not None and into.exists() and any(into.iterdir()):
         raise UsageError(f"--into {into} exists and is not empty")

@@ -3,12 +3,24 @@ fixes what drifted, changes nothing the second time, and refuses what it cannot 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import pytest
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
 
 from crm2stream.kafka.admin import desired
 from crm2stream.topology import load_topology
 from tests.conftest import Run
 from tests.kafka.broker import Broker
+
+
+@pytest.fixture(scope="module")
+def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    """A broker of this module's own: these tests start from a cluster without topics."""
+    broker = Broker(tmp_path_factory.mktemp("kafka-admin"))
+    broker.start()
+    yield broker
+    broker.stop()
 
 
 def live(kafka: Broker) -> dict[str, tuple[int, dict[str, str]]]:
