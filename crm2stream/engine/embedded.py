@@ -31,6 +31,7 @@ from crm2stream.core.events import AnyEvent, format_micros, timestamp_micros
 from crm2stream.core.layout import DAY_US
 from crm2stream.core.tables import STATE_TABLES
 from crm2stream.core.validation import Rejection, decode
+from crm2stream.engine import compaction
 from crm2stream.engine.cores import CoreName, make_core
 from crm2stream.engine.lines import (
     batched,
@@ -49,6 +50,11 @@ log = logging.getLogger("crm2stream.embedded")
 #: Persons per write when publishing the table topics: bounds the memory a publication
 #: of every person (the end of a bulk ingest) takes.
 PUBLISH_ITEMS = 5_000
+#: A table topic is compacted once it holds this many records more than it kept live at
+#: its last compaction, and at least twice as many.
+COMPACT_AFTER_RECORDS = 100_000
+#: Bytes of compacted parts per write during a compaction.
+COMPACT_WRITE_BYTES = 32 << 20
 
 Row = dict[str, Any]
 
@@ -88,6 +94,8 @@ class EmbeddedEngine:
         self.output_ends: dict[str, int] = log_meta.get("outputs", {})
         self.in_progress: dict[str, int] = log_meta.get("ingest", {})
         self.replay_end: int = log_meta.get("replay_end", 0)
+        #: per table topic: its end and its live keys at its last compaction
+        self.compacted: dict[str, dict[str, int]] = log_meta.get("compacted", {})
         stored_currency = log_meta.get("currency")
         if stored_currency is not None and stored_currency != cfg.currency:
             self.store.close()
@@ -165,7 +173,7 @@ class EmbeddedEngine:
         """
         self.replay_end = max(self.log_end, self.replay_end)
         self.core = make_core(self.core_name, self.cfg)
-        self.output_ends, self.in_progress = {}, {}
+        self.output_ends, self.in_progress, self.compacted = {}, {}, {}
         self.applied = self.log_end = 0
         self.segments = Segments()
         batch = self.store.batch()
@@ -275,6 +283,7 @@ class EmbeddedEngine:
                 "ingest": self.in_progress,
                 "currency": self.cfg.currency,
                 "replay_end": self.replay_end,
+                "compacted": self.compacted,
             },
         )
 
@@ -308,6 +317,7 @@ class EmbeddedEngine:
         the previous checkpoint again and publishes the same keys again (a table topic
         keeps the latest record per key)."""
         self._publish()
+        self._compact_due()
         batch = self.store.batch()
         self._checkpoint_into(batch)
         self._write_log_meta(batch)
@@ -341,6 +351,35 @@ class EmbeddedEngine:
             self._write(batch, logged=self._logged and not bulk)
         if bulk and self._logged:
             self.store.flush()
+
+    def _compact_due(self) -> None:
+        """Compact the table topics that grew enough since their last compaction."""
+        for table in STATE_TABLES:
+            end = self.output_ends.get(table, 0)
+            last = self.compacted.get(table, {"end": 0, "live": 0})
+            grown = end - last["end"]
+            if grown >= COMPACT_AFTER_RECORDS and grown >= last["live"]:
+                self.compact(table)
+
+    def compact(self, table: str) -> None:
+        """Keep only the latest record of each key of a table topic (see ``compaction``).
+        Offsets stay; the parts are rewritten a few at a time, each write whole, so a
+        crash leaves a topic partly compacted and still right."""
+        newest = compaction.latest(self.store.output_parts(table))
+        batch, pending = self.store.batch(), 0
+        for first, part in self.store.output_parts(table):
+            kept = compaction.compact(first, part, newest)
+            if kept is part:
+                continue
+            batch.replace_part(table, first, kept)
+            pending += len(kept or b"")
+            if pending >= COMPACT_WRITE_BYTES:
+                self.store.write(batch, logged=self._logged)
+                batch, pending = self.store.batch(), 0
+        self.compacted[table] = {"end": self.output_ends.get(table, 0), "live": len(newest)}
+        self._write_log_meta(batch)
+        self.store.write(batch, logged=self._logged)
+        log.info("compacted table topic %s: %d keys", table, len(newest))
 
     def _write(self, batch: Batch, *, logged: bool | None = None) -> None:
         """Write a batch, then tell the listeners (subscribers waiting for new records)."""

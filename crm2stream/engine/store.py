@@ -31,6 +31,8 @@ from rocksdict import (
     WriteOptions,
 )
 
+from crm2stream.engine import compaction
+
 
 def _items(db: Rdict, start: bytes) -> Iterator[tuple[bytes, bytes]]:
     """Raw-mode items from ``start`` on, one at a time: a log can be far larger than memory."""
@@ -143,7 +145,8 @@ class Store:
             yield orjson.loads(record)
 
     def output_lines(self, topic: str, start: int = 0) -> Iterator[tuple[int, bytes]]:
-        """(offset, record as JSON) of an output topic from offset ``start`` on."""
+        """(offset, record as JSON) of an output topic from offset ``start`` on (a
+        compacted table topic has gaps: see ``compaction``)."""
         prefix = b"o/" + topic.encode() + b"/"
         it = self.db.iter()
         it.seek_for_prev(prefix + _position(start))
@@ -151,9 +154,14 @@ class Store:
         for key, value in _items(self.db, first if first.startswith(prefix) else prefix):
             if not key.startswith(prefix):
                 break
-            for offset, record in enumerate(value.split(b"\n"), int(key[len(prefix) :], 16)):
+            for offset, record in compaction.records(int(key[len(prefix) :], 16), value):
                 if offset >= start:
                     yield offset, record
+
+    def output_parts(self, topic: str) -> Iterator[tuple[int, bytes]]:
+        """The stored parts of an output topic as (offset the part starts at, part)."""
+        for key, value in self.scan(b"o/" + topic.encode() + b"/"):
+            yield int(key, 16), value
 
 
 class Batch:
@@ -179,6 +187,14 @@ class Batch:
     def outputs(self, topic: str, first: int, records: bytes) -> None:
         """Output records of a topic as NDJSON, the first of them at offset ``first``."""
         self.wb.put(b"o/" + topic.encode() + b"/" + _position(first), records)
+
+    def replace_part(self, topic: str, first: int, part: bytes | None) -> None:
+        """A compacted part in place of the part stored at ``first`` (None: none left)."""
+        key = b"o/" + topic.encode() + b"/" + _position(first)
+        if part is None:
+            self.wb.delete(key)
+        else:
+            self.wb.put(key, part)
 
     def segment(self, seq: int, parts: list[bytes], *, replaces_all: bool) -> None:
         """Checkpoint segment number ``seq``; ``replaces_all``: it holds every record, so
