@@ -84,22 +84,32 @@ def create_app(
     )
 
     async def follow() -> None:
-        """Keep the read model up to date with the topics and the input log."""
+        """Keep the read model up to date with the topics and the input log. A failed round
+        is logged and tried again: the read model lags, it never stops."""
         while True:
             written = feed.next_write()
-            progressed = False
-            for topic in FOLLOWED:
-                records = await feed.read_parsed(topic, model.positions[topic], READ_CHUNK)
-                if records:
-                    model.apply(topic, records)
-                    progressed = True
-            start, lines = await feed.read_log(model.positions["events"], READ_CHUNK)
-            if lines:
-                model.apply_log(start, lines)
-                progressed = True
+            try:
+                progressed = await catch_up()
+            except Exception:
+                logging.getLogger("crm2stream.api").exception("the read model failed to update")
+                await asyncio.sleep(1)
+                continue
             if not progressed:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(written.wait(), timeout=5)
+
+    async def catch_up() -> bool:
+        progressed = False
+        for topic in FOLLOWED:
+            records = await feed.read_parsed(topic, model.positions[topic], READ_CHUNK)
+            if records:
+                model.apply(topic, records)
+                progressed = True
+        start, lines = await feed.read_log(model.positions["events"], READ_CHUNK)
+        if lines:
+            model.apply_log(start, lines)
+            progressed = True
+        return progressed
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -127,7 +137,7 @@ def create_app(
         given = access_token
         if authorization is not None and authorization.startswith("Bearer "):
             given = authorization.removeprefix("Bearer ")
-        if given is None or not secrets.compare_digest(given, options.token):
+        if given is None or not secrets.compare_digest(given.encode(), options.token.encode()):
             raise HTTPException(
                 401, "a valid API token is required", {"WWW-Authenticate": "Bearer"}
             )

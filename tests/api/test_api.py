@@ -275,3 +275,13 @@ def test_a_restarted_server_rebuilds_its_read_model_from_the_topics(tmp_path: Pa
         assert again.client.get(f"/persons/{board[0]['person_id']}").json() == view
     finally:
         stop()
+
+
+def test_a_token_with_any_characters_is_compared_safely(tmp_path: Path) -> None:
+    server, stop = start_server(tmp_path / "data", api_token="s3cret")
+    try:
+        anonymous = httpx.Client(base_url=server.url, timeout=10)
+        assert anonymous.get("/scores?access_token=sécret").status_code == 401
+        anonymous.close()
+    finally:
+        stop()
