@@ -16,8 +16,20 @@ import pytest
 from crm2stream.api.hub import EngineHost
 from crm2stream.api.server import bound_url, build
 from crm2stream.settings import Settings
+from tests.events import lines, permission, purchase
 
 T = TypeVar("T")
+
+DAY1, DAY2 = "2026-11-01T10:00:00Z", "2026-11-02T10:00:00Z"
+#: Two people who allow marketing (qq:fan on WeChat, qq:loyal by SMS) and buy on day 1.
+CONSENTING_BUYERS = lines(
+    [
+        permission("g1", DAY1, "qq:fan", channel="wechat"),
+        permission("g2", DAY1, "qq:loyal", channel="sms"),
+        purchase("p1", DAY1, "qq:fan", "300"),
+        purchase("p2", DAY1, "qq:loyal", "300"),
+    ]
+)
 
 
 @dataclass

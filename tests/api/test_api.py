@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from crm2stream.synth import Campaign, lines
-from tests.api.conftest import Server, eventually, start_server
+from tests.api.conftest import CONSENTING_BUYERS, DAY2, Server, eventually, start_server
 from tests.api.sse import read_events
 from tests.conformance import BAD_INPUT, CAMPAIGN
 from tests.events import line, permission, purchase
@@ -161,22 +161,14 @@ def test_a_slow_subscriber_holds_up_neither_ingest_nor_other_subscribers(
 
 
 def test_revoked_consent_ends_marketing_triggers_in_the_api_and_the_stream(api: Server) -> None:
-    day1, day2 = "2026-11-01T10:00:00Z", "2026-11-02T10:00:00Z"
-    api.post_events(
-        [
-            line(permission("g1", day1, "qq:fan", channel="wechat")),
-            line(permission("g2", day1, "qq:loyal", channel="sms")),
-            line(purchase("p1", day1, "qq:fan", "300")),
-            line(purchase("p2", day1, "qq:loyal", "300")),
-        ]
-    )
+    api.post_events(CONSENTING_BUYERS)
     before = read_events(api.client, "/topics/marketing-triggers/stream?from=0", 2)
     assert {data["anchor"] for _, _, data in before} == {"qq:fan", "qq:loyal"}
-    api.post_events([line(permission("g3", day2, "qq:fan", granted=False, channel="wechat"))])
+    api.post_events([line(permission("g3", DAY2, "qq:fan", granted=False, channel="wechat"))])
     api.post_events(
         [
-            line(purchase("p3", day2, "qq:fan", "2000")),
-            line(purchase("p4", day2, "qq:loyal", "2000")),
+            line(purchase("p3", DAY2, "qq:fan", "2000")),
+            line(purchase("p4", DAY2, "qq:loyal", "2000")),
         ]
     )
     after = read_events(api.client, "/topics/marketing-triggers/stream?from=2", 1)

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from tests.api.conftest import Server
-from tests.events import line, permission, purchase
+from tests.api.conftest import CONSENTING_BUYERS, DAY1, DAY2, Server
+from tests.events import line, purchase
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "marketing_automation.py"
 
@@ -66,16 +66,8 @@ def test_triggers_become_webhook_calls_with_retries_and_resume(
     example = load_example()
     fast = example.Backoff(base=0.01, cap=0.05)
     state = tmp_path / "offset"
-    day1, day2 = "2026-11-01T10:00:00Z", "2026-11-02T10:00:00Z"
-    api.post_events(
-        [
-            line(permission("g1", day1, "qq:fan", channel="wechat")),
-            line(permission("g2", day1, "qq:loyal", channel="sms")),
-            line(purchase("p1", day1, "qq:fan", "300")),
-            line(purchase("p2", day1, "qq:loyal", "300")),
-            line(purchase("p3", day1, "qq:nobody", "300")),  # no consent: never a trigger
-        ]
-    )
+    nobody = line(purchase("p3", DAY1, "qq:nobody", "300"))  # no consent: never a trigger
+    api.post_events([*CONSENTING_BUYERS, nobody])
     assert example.run(api.url, receiver.url, state, backoff=fast, limit=2) == 2
     assert example.read_offset(state) == 1
     delivered = [(key, body["anchor"]) for key, status, body in receiver.calls if status == 200]
@@ -85,7 +77,7 @@ def test_triggers_become_webhook_calls_with_retries_and_resume(
     ]
     assert [status for _, status, _ in receiver.calls].count(503) == 2  # each retried once
 
-    api.post_events([line(purchase("p4", day2, "qq:fan", "2000"))])
+    api.post_events([line(purchase("p4", DAY2, "qq:fan", "2000"))])
     assert example.run(api.url, receiver.url, state, backoff=fast, limit=1) == 1
     keys = [key for key, status, _ in receiver.calls if status == 200]
     assert keys == sorted(set(keys)) and keys[-1] == "marketing-triggers:2", "resumed, no repeats"

@@ -15,6 +15,8 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from kafka.admin import KafkaAdminClient
@@ -188,3 +190,14 @@ class Broker:
             self.process.kill()
             self.process.wait()
         self.process = None
+
+
+@contextmanager
+def running(workdir: Path) -> Iterator[Broker]:
+    """A started broker in ``workdir``, stopped on the way out."""
+    broker = Broker(workdir)
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()

@@ -6,12 +6,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.kafka.broker import Broker
+from tests.kafka.broker import Broker, running
 
 
 @pytest.fixture(scope="session")
 def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
-    broker = Broker(tmp_path_factory.mktemp("kafka"))
-    broker.start()
-    yield broker
-    broker.stop()
+    with running(tmp_path_factory.mktemp("kafka")) as broker:
+        yield broker

@@ -11,16 +11,14 @@ from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, Ne
 from crm2stream.kafka.admin import desired
 from crm2stream.topology import load_topology
 from tests.conftest import Run
-from tests.kafka.broker import Broker
+from tests.kafka.broker import Broker, running
 
 
 @pytest.fixture(scope="module")
 def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
     """A broker of this module's own: these tests start from a cluster without topics."""
-    broker = Broker(tmp_path_factory.mktemp("kafka-admin"))
-    broker.start()
-    yield broker
-    broker.stop()
+    with running(tmp_path_factory.mktemp("kafka-admin")) as broker:
+        yield broker
 
 
 def live(kafka: Broker) -> dict[str, tuple[int, dict[str, str]]]:
