@@ -2,7 +2,10 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# .installed: the package and what it runs on; .installed-dev: the test and lint tools too
+# (`make run` needs only the first, so a new user's first run builds less).
 STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
 DATA ?= crm2stream-data
 # The compiled core is built with cargo (rustup installs it under ~/.cargo/bin).
 export PATH := $(HOME)/.cargo/bin:$(PATH)
@@ -13,12 +16,24 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: venv run sample test lint unit bench schemas browser clean
 
-venv: $(STAMP)
+venv: $(DEV_STAMP)
 
+PIP := $(BIN)/pip install --quiet --disable-pip-version-check
+# the pins of pyproject.toml's dependency lists, as requirements files
+PINS = $(BIN)/python -c "import sys, tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; print('\n'.join(p['dependencies'] if sys.argv[1] == 'run' else p['optional-dependencies']['dev']))"
+
+# The dependencies install while the compiled core builds (it takes most of the time).
 $(STAMP): pyproject.toml $(NATIVE)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(PINS) run > $(VENV)/requirements.txt
+	$(PIP) -r $(VENV)/requirements.txt & deps=$$!; \
+	  $(PIP) --no-deps -e . || { wait $$deps; exit 1; }; wait $$deps
+	touch $@
+
+# the dev extra's pins, installed without building the package again
+$(DEV_STAMP): $(STAMP)
+	$(PINS) dev > $(VENV)/dev-requirements.txt
+	$(PIP) -r $(VENV)/dev-requirements.txt
 	touch $@
 
 ## run: the demo campaign played into the embedded engine, with the live dashboard
@@ -31,7 +46,7 @@ sample: $(STAMP)
 
 ## test: lint, type-check and the whole test suite (the compiled core's unit tests and the
 ## browser tests too)
-test: $(STAMP) lint browser
+test: $(DEV_STAMP) lint browser
 	cargo test --quiet --release --lib --manifest-path native/Cargo.toml
 	CRM2STREAM_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest
 
@@ -40,18 +55,18 @@ browser:
 	  $(SUDO) apt-get install -y --no-install-recommends chromium || { \
 	  $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends chromium; }; }
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(BIN)/ruff check crm2stream tests bench examples
 	$(BIN)/ruff format --check crm2stream tests bench examples
 	$(BIN)/mypy
 	$(BIN)/mypy --strict examples/marketing_automation.py
 
 ## bench: 1,000,000 synthetic events through ingest and replay, against a parse+validate floor
-bench: $(STAMP)
+bench: $(DEV_STAMP)
 	$(BIN)/python -m bench.run
 
 ## schemas: regenerate schemas/ from the pydantic models
-schemas: $(STAMP)
+schemas: $(DEV_STAMP)
 	$(BIN)/python -m crm2stream.schemas schemas
 
 clean:
