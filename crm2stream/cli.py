@@ -14,8 +14,8 @@ import orjson
 from pydantic import ValidationError
 
 from crm2stream.core.events import parse_day, parse_identifier_key
-from crm2stream.engine.embedded import EmbeddedEngine, EngineError
-from crm2stream.engine.results import Counts
+from crm2stream.engine.embedded import EmbeddedEngine
+from crm2stream.engine.results import Counts, EngineError
 from crm2stream.settings import Settings
 from crm2stream.topology import load_topology
 

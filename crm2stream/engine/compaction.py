@@ -14,7 +14,13 @@ unescaped ``"``, so the first ``,"offset":`` is the field.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
 
+if TYPE_CHECKING:
+    from crm2stream.engine.store import Batch, Store
+
+#: Bytes of compacted parts per write during a compaction.
+WRITE_BYTES = 32 << 20
 #: The first bytes of a compacted part: its records are not numbered from the part's key,
 #: each carries its own offset.
 COMPACTED = b"#compacted\n"
@@ -66,3 +72,21 @@ def compact(first: int, part: bytes, newest: dict[bytes, int]) -> bytes | None:
     if not dropped:
         return part
     return COMPACTED + b"\n".join(kept) if kept else None
+
+
+def compact_topic(store: Store, topic: str, *, logged: bool) -> tuple[int, Batch]:
+    """Rewrite a topic's parts without superseded records, a few parts per write, each
+    write whole, so a crash leaves the topic partly compacted and still right. Returns
+    the live keys and the last write, not yet made: the caller adds its positions."""
+    newest = latest(store.output_parts(topic))
+    batch, pending = store.batch(), 0
+    for first, part in store.output_parts(topic):
+        kept = compact(first, part, newest)
+        if kept is part:
+            continue
+        batch.replace_part(topic, first, kept)
+        pending += len(kept or b"")
+        if pending >= WRITE_BYTES:
+            store.write(batch, logged=logged)
+            batch, pending = store.batch(), 0
+    return len(newest), batch

@@ -27,12 +27,12 @@ import orjson
 
 from crm2stream.core.config import CoreConfig
 from crm2stream.core.decay import Scales
-from crm2stream.core.events import AnyEvent, format_micros, timestamp_micros
 from crm2stream.core.layout import DAY_US
 from crm2stream.core.tables import STATE_TABLES
-from crm2stream.core.validation import Rejection, decode
+from crm2stream.core.validation import Rejection
 from crm2stream.engine import compaction
 from crm2stream.engine.cores import CoreName, make_core
+from crm2stream.engine.history import events_naming
 from crm2stream.engine.lines import (
     batched,
     file_fingerprint,
@@ -40,7 +40,7 @@ from crm2stream.engine.lines import (
     read_chunks,
     strip_line,
 )
-from crm2stream.engine.results import BatchOutput, Counts, dead_letter, duplicate
+from crm2stream.engine.results import BatchOutput, Counts, EngineError, dead_letter, duplicate
 from crm2stream.engine.segments import Segments
 from crm2stream.engine.store import Batch, Store
 from crm2stream.topology import Topology, load_topology
@@ -53,14 +53,8 @@ PUBLISH_ITEMS = 5_000
 #: A table topic is compacted once it holds this many records more than it kept live at
 #: its last compaction, and at least twice as many.
 COMPACT_AFTER_RECORDS = 100_000
-#: Bytes of compacted parts per write during a compaction.
-COMPACT_WRITE_BYTES = 32 << 20
 
 Row = dict[str, Any]
-
-
-class EngineError(Exception):
-    """A problem the user must fix (wrong settings for this data directory...)."""
 
 
 class EmbeddedEngine:
@@ -362,24 +356,12 @@ class EmbeddedEngine:
                 self.compact(table)
 
     def compact(self, table: str) -> None:
-        """Keep only the latest record of each key of a table topic (see ``compaction``).
-        Offsets stay; the parts are rewritten a few at a time, each write whole, so a
-        crash leaves a topic partly compacted and still right."""
-        newest = compaction.latest(self.store.output_parts(table))
-        batch, pending = self.store.batch(), 0
-        for first, part in self.store.output_parts(table):
-            kept = compaction.compact(first, part, newest)
-            if kept is part:
-                continue
-            batch.replace_part(table, first, kept)
-            pending += len(kept or b"")
-            if pending >= COMPACT_WRITE_BYTES:
-                self.store.write(batch, logged=self._logged)
-                batch, pending = self.store.batch(), 0
-        self.compacted[table] = {"end": self.output_ends.get(table, 0), "live": len(newest)}
-        self._write_log_meta(batch)
-        self.store.write(batch, logged=self._logged)
-        log.info("compacted table topic %s: %d keys", table, len(newest))
+        """Keep only the latest record of each key of a table topic (see ``compaction``)."""
+        live, last = compaction.compact_topic(self.store, table, logged=self._logged)
+        self.compacted[table] = {"end": self.output_ends.get(table, 0), "live": live}
+        self._write_log_meta(last)
+        self.store.write(last, logged=self._logged)
+        log.info("compacted table topic %s: %d keys", table, live)
 
     def _write(self, batch: Batch, *, logged: bool | None = None) -> None:
         """Write a batch, then tell the listeners (subscribers waiting for new records)."""
@@ -446,23 +428,4 @@ class EmbeddedEngine:
 
     def history(self, members: Iterable[str]) -> list[Row]:
         """The events naming any of ``members``, in event-time order."""
-        positions = self.core.mentions(members)
-        events: list[tuple[tuple[int, str], Row]] = []
-        chunk: tuple[int, list[bytes]] | None = None
-        for position in positions:
-            if chunk is None or not chunk[0] <= position < chunk[0] + len(chunk[1]):
-                chunk = self.store.chunk_at(position)
-                if chunk is None:
-                    raise EngineError(f"log position {position} is missing")
-            event = decode(chunk[1][position - chunk[0]], self.cfg.currency)
-            assert not isinstance(event, Rejection)
-            key = (timestamp_micros(event.occurred_at), event.event_id)
-            events.append((key, _event_row(event, position)))
-        return [row for _, row in sorted(events, key=lambda item: item[0])]
-
-
-def _event_row(event: AnyEvent, position: int) -> Row:
-    row: Row = {"offset": position}
-    row.update(event.model_dump(mode="json", exclude_none=True))
-    row["occurred_at"] = format_micros(timestamp_micros(event.occurred_at))
-    return row
+        return events_naming(self.store, self.core.mentions(members), self.cfg.currency)

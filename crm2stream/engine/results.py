@@ -12,6 +12,10 @@ from crm2stream.core.validation import Rejection
 Row = dict[str, Any]
 
 
+class EngineError(Exception):
+    """A problem the user must fix (wrong settings for this data directory...)."""
+
+
 @dataclass(slots=True)
 class Counts:
     accepted: int = 0

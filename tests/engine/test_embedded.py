@@ -9,7 +9,8 @@ import pytest
 from crm2stream.core.config import CoreConfig
 from crm2stream.core.tables import STATE_TABLES
 from crm2stream.engine.cores import CORES
-from crm2stream.engine.embedded import EmbeddedEngine, EngineError
+from crm2stream.engine.embedded import EmbeddedEngine
+from crm2stream.engine.results import EngineError
 from crm2stream.synth import BAD_LINES
 from tests.conformance import CAMPAIGN
 from tests.core import harness

@@ -1,0 +1,37 @@
+"""A person's history: the events naming any of their identifiers, read back from the log
+by the positions the core kept, in event-time order."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from crm2stream.core.events import AnyEvent, format_micros, timestamp_micros
+from crm2stream.core.validation import Rejection, decode
+from crm2stream.engine.results import EngineError
+from crm2stream.engine.store import Store
+
+Row = dict[str, Any]
+
+
+def events_naming(store: Store, positions: Iterable[int], currency: str) -> list[Row]:
+    """The events at these log positions (each accepted once), in event-time order."""
+    events: list[tuple[tuple[int, str], Row]] = []
+    chunk: tuple[int, list[bytes]] | None = None
+    for position in positions:
+        if chunk is None or not chunk[0] <= position < chunk[0] + len(chunk[1]):
+            chunk = store.chunk_at(position)
+            if chunk is None:
+                raise EngineError(f"log position {position} is missing")
+        event = decode(chunk[1][position - chunk[0]], currency)
+        assert not isinstance(event, Rejection)
+        key = (timestamp_micros(event.occurred_at), event.event_id)
+        events.append((key, _event_row(event, position)))
+    return [row for _, row in sorted(events, key=lambda item: item[0])]
+
+
+def _event_row(event: AnyEvent, position: int) -> Row:
+    row: Row = {"offset": position}
+    row.update(event.model_dump(mode="json", exclude_none=True))
+    row["occurred_at"] = format_micros(timestamp_micros(event.occurred_at))
+    return row
