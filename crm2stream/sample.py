@@ -1,4 +1,4 @@
-"""``make run``: the bundled sample campaign through the embedded engine, tables printed.
+"""``make sample``: the bundled sample campaign through the embedded engine, tables printed.
 
 Ingests ``examples/campaign.ndjson`` (a seeded campaign from ``synth``, with a few bad
 lines to show the dead-letter table) into a data directory and prints what a marketer
