@@ -14,6 +14,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from crm2stream.api.hub import Outcome
+from crm2stream.core.layout import DONE
 
 
 def event_type(line: bytes) -> str:
@@ -23,8 +24,7 @@ def event_type(line: bytes) -> str:
     except orjson.JSONDecodeError:
         return "unknown"
     kind = body.get("type") if isinstance(body, dict) else None
-    known = ("share", "comment", "purchase", "permission", "identify", "unlink")
-    return kind if kind in known else "unknown"
+    return kind if isinstance(kind, str) and kind in DONE else "unknown"
 
 
 class Positions(Collector):

@@ -21,7 +21,9 @@ Row = dict[str, Any]
 
 #: The topics the read model follows, in the order it applies a round of them: tables
 #: before the change streams that name their persons.
-FOLLOWED = ("identity", *PERSON_TABLES, "score-changes", "marketing-triggers", "dlq")
+TABLES = ("identity", *PERSON_TABLES)
+STREAMS = ("score-changes", "marketing-triggers", "dlq")
+FOLLOWED = (*TABLES, *STREAMS)
 #: Recent records kept of each change stream, and events kept per identifier.
 RECENT = 200
 EVENTS_PER_IDENTIFIER = 10
@@ -30,10 +32,8 @@ EVENTS_PER_IDENTIFIER = 10
 class ReadModel:
     def __init__(self, currency: str) -> None:
         self.currency = currency
-        self.tables: dict[str, dict[str, Any]] = {table: {} for table in FOLLOWED[:7]}
-        self.recent: dict[str, deque[Row]] = {
-            stream: deque(maxlen=RECENT) for stream in FOLLOWED[7:]
-        }
+        self.tables: dict[str, dict[str, Any]] = {table: {} for table in TABLES}
+        self.recent: dict[str, deque[Row]] = {stream: deque(maxlen=RECENT) for stream in STREAMS}
         self.last_change: dict[str, Row] = {}
         self.events: dict[str, deque[Row]] = {}
         self.dead_letters = 0
