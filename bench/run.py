@@ -11,6 +11,7 @@ once and cached under ``.bench/``.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import shutil
 import statistics
@@ -112,6 +113,11 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--identifiers", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3, help="runs per step (median reported)")
+    parser.add_argument(
+        "--kafka-events", type=int, default=200_000, help="input of the Kafka step (200,000)"
+    )
+    parser.add_argument("--rate", type=float, default=1000.0, help="Kafka latency step events/s")
+    parser.add_argument("--latency-seconds", type=float, default=30.0)
     args = parser.parse_args()
     source = dataset(args.events, args.identifiers)
     data = WORK / "data"
@@ -153,8 +159,34 @@ def main() -> None:
         }
         for r in results
     ]
+    report.append(_kafka(source, args))
     (WORK / "results.json").write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
     print(f"\nwritten to {WORK / 'results.json'}")
+
+
+def _kafka(source: Path, args: argparse.Namespace) -> dict[str, object]:
+    """The distributed engine on a real broker (see ``bench.kafka``)."""
+    from bench import kafka
+
+    with source.open("rb") as handle:
+        lines = [line.rstrip(b"\n") for line in itertools.islice(handle, args.kafka_events)]
+    latency_events = int(args.rate * args.latency_seconds)
+    result = kafka.run(lines, latency_events, args.rate)
+    print(f"\nKafka engine, real broker, {len(lines):,} events, one worker pinned to one core")
+    print(
+        f"{'crm2stream worker':32} {result.worker_rate:9,.0f} {result.worker_seconds:8.1f} "
+        f"{'':>12} {result.worker_rss_mib:6.0f} MiB"
+    )
+    print(
+        f"{'minimal faust agent (1 update)':32} {result.minimal_rate:9,.0f} "
+        f"{result.minimal_seconds:8.1f}"
+    )
+    print(f"worker vs minimal agent: {result.worker_rate / result.minimal_rate:.2f}x")
+    print(
+        f"produce-to-applied latency at {args.rate:g} events/s over {result.latency_events:,} "
+        f"events: p50 {result.latency_p50_ms:.0f} ms, p99 {result.latency_p99_ms:.0f} ms"
+    )
+    return {"step": "kafka", **vars(result)}
 
 
 if __name__ == "__main__":

@@ -42,15 +42,24 @@ def _parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export", help="print a table as NDJSON, sorted by key")
     export.add_argument("table", choices=load_topology().exportable, metavar="TABLE")
     export.add_argument("--as-of", metavar="DAY", help="UTC day (or timestamp) to travel to")
+    export.add_argument("--broker", help="read the distributed engine's topics at kafka://...")
 
     history = commands.add_parser("history", help="a person's events in event-time order")
     history.add_argument("who", metavar="IDENTIFIER_OR_PERSON_ID", help="kind:value or p_...")
 
     digest = commands.add_parser("digest", help="hex digest of the state tables")
     digest.add_argument("--as-of", metavar="DAY")
+    digest.add_argument("--broker", help="read the distributed engine's topics at kafka://...")
 
     replay = commands.add_parser("replay", help="rebuild every table from the log")
     replay.add_argument("--into", type=Path, metavar="DIR", help="a new data directory")
+    replay.add_argument(
+        "--broker", help="rebuild the distributed engine's tables as a new application version"
+    )
+    start = replay.add_mutually_exclusive_group()
+    start.add_argument("--from-beginning", action="store_true", help="(the default)")
+    start.add_argument("--from-time", metavar="T", help="from the input records since T")
+    replay.add_argument("--version", type=int, help="the new version (the current one + 1)")
 
     topology = commands.add_parser(
         "topology", help="the Kafka topics of topology.yaml: the plan and any drift, or apply it"
@@ -63,6 +72,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     produce.add_argument("files", nargs="+", metavar="FILE", help="NDJSON file, or - for stdin")
     produce.add_argument("--broker", help="kafka://host:port (env CRM2STREAM_BROKER)")
+
+    worker = commands.add_parser("worker", help="a faust worker of the distributed engine")
+    worker.add_argument("--broker", help="kafka://host:port (env CRM2STREAM_BROKER)")
+    worker.add_argument("--host", default="127.0.0.1", help="metrics address (127.0.0.1)")
+    worker.add_argument("--port", type=int, default=6066, help="metrics port (6066)")
+    worker.add_argument("--loglevel", default="info")
 
     serve = commands.add_parser("serve", help="the HTTP API and live dashboard over the engine")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
@@ -135,68 +150,6 @@ def _members(engine: EmbeddedEngine, who: str) -> set[str]:
     return members
 
 
-def _topology(action: str, broker: str | None) -> int:
-    """Print the topics the topology wants; against a broker, what differs (``show``) or
-    make it match (``apply``). A difference ``apply`` cannot fix is an error."""
-    from crm2stream.kafka import admin
-
-    specs = admin.desired(load_topology())
-    for spec in specs:
-        config = ", ".join(f"{k}={v}" for k, v in sorted(spec.config.items()))
-        print(f"{spec.name:34} {spec.role:12} {spec.partitions:3} partitions  {config}")
-    if broker is None and action == "show":
-        print("(give --broker to compare with a cluster)")
-        return 0
-    target = broker or Settings().broker
-    try:
-        with admin.admin_client(target) as client:
-            changes = admin.plan(client, specs)
-            for change in changes:
-                label = "drift" if action == "show" else change.action
-                print(f"{label}: {change.topic}: {change.detail}")
-            if action == "apply" and changes:
-                admin.apply(client, [c for c in changes if c.fixable])
-                changes = [c for c in admin.plan(client, specs) if c.fixable] + [
-                    c for c in changes if not c.fixable
-                ]
-    except admin.BrokerError as exc:
-        raise UsageError(str(exc)) from exc
-    conflicts = [c for c in changes if not c.fixable]
-    if conflicts:
-        raise UsageError(f"{len(conflicts)} topic(s) differ in ways apply cannot fix: see above")
-    if action == "apply" and changes:
-        raise UsageError(f"{len(changes)} change(s) did not take: see above")
-    print(f"{target}: {'in sync' if not changes else f'{len(changes)} difference(s)'}")
-    return 0
-
-
-def _produce(files: Sequence[str], broker: str) -> int:
-    """Send the files' lines to the input topic; one JSON summary line. Exit 1 when the
-    broker did not confirm every line."""
-    from crm2stream.kafka.admin import BrokerError
-    from crm2stream.kafka.produce import produce
-
-    for name in files:
-        if name != "-" and not Path(name).is_file():
-            raise UsageError(f"cannot read {name}: no such file")
-
-    def lines() -> Iterable[bytes]:
-        for name in files:
-            if name == "-":
-                yield from sys.stdin.buffer
-            else:
-                with Path(name).open("rb") as handle:
-                    yield from handle
-
-    topic = load_topology().input.topic
-    try:
-        delivery = produce(broker, topic, lines())
-    except BrokerError as exc:
-        raise UsageError(str(exc)) from exc
-    print(orjson.dumps(delivery.summary(topic)).decode())
-    return 1 if delivery.failed else 0
-
-
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
     """The demo plays into a fresh data directory (a temporary one unless --data-dir is
     given), so the same seed always shows the same campaign."""
@@ -241,10 +194,10 @@ def run(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "demo":
         return _demo(args, settings)
-    if args.command == "topology":
-        return _topology(args.action, args.broker)
-    if args.command == "produce":
-        return _produce(args.files, args.broker or settings.broker)
+    if args.command in ("topology", "produce", "worker") or getattr(args, "broker", None):
+        from crm2stream.kafka import commands  # Kafka's clients only when asked for
+
+        return commands.run(args, settings)
     into = args.into if args.command == "replay" else None
     if into is not None and into.exists() and any(into.iterdir()):
         raise UsageError(f"--into {into} exists and is not empty")

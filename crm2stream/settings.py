@@ -28,6 +28,11 @@ class Settings(BaseSettings):
     core: CoreName = "native"
     #: the Kafka cluster of ``topology``: ``kafka://host:port`` (several: comma-separated)
     broker: str = "kafka://127.0.0.1:9092"
+    #: prefixes every Kafka topic and consumer group: installations sharing a cluster
+    namespace: str = Field("", pattern=r"^[A-Za-z0-9._-]*$")
+    #: the workers' application version: its accepted topic, changelog and consumer group
+    #: (``replay --broker`` builds the next one)
+    app_version: int = Field(1, ge=1)
     #: ``serve`` and ``demo``: the table topics are published (with a checkpoint) at most
     #: this long after a change
     publish_seconds: float = Field(1.0, gt=0)

@@ -8,23 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-import orjson
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from crm2stream.api.hub import Outcome
-from crm2stream.core.layout import DONE
-
-
-def event_type(line: bytes) -> str:
-    """The declared type of a line, for labels: ``unknown`` when it has none."""
-    try:
-        body = orjson.loads(line)
-    except orjson.JSONDecodeError:
-        return "unknown"
-    kind = body.get("type") if isinstance(body, dict) else None
-    return kind if isinstance(kind, str) and kind in DONE else "unknown"
+from crm2stream.core.validation import declared_type
 
 
 class Positions(Collector):
@@ -98,6 +87,6 @@ class Metrics:
     def batch(self, lines: list[bytes], outcomes: list[Outcome], seconds: float) -> None:
         self.batch_seconds.observe(seconds)
         for line, outcome in zip(lines, outcomes, strict=True):
-            self.events.labels(event_type(line), outcome.status).inc()
+            self.events.labels(declared_type(line), outcome.status).inc()
             if outcome.status != "accepted":
                 self.dead_letters.inc()

@@ -14,6 +14,7 @@ import jiter
 from pydantic import TypeAdapter, ValidationError
 
 from crm2stream.core.events import EVENT_MODELS, AnyEvent, Event, PurchaseEvent
+from crm2stream.core.layout import DONE
 
 #: Rejection reason codes, most fundamental first: when a line has several faults the
 #: first code of this tuple that applies is the one reported.
@@ -101,3 +102,13 @@ def decode(line: bytes, currency: str) -> AnyEvent | Rejection:
             f"field 'currency': {event.currency!r} is not this installation's {currency!r}",
         )
     return event
+
+
+def declared_type(line: bytes) -> str:
+    """The declared type of a line, for metric labels: ``unknown`` when it has none."""
+    try:
+        body = jiter.from_json(line)
+    except ValueError:
+        return "unknown"
+    kind = body.get("type") if isinstance(body, dict) else None
+    return kind if isinstance(kind, str) and kind in DONE else "unknown"

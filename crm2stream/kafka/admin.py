@@ -17,7 +17,8 @@ from typing import Any
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError
 
-from crm2stream.topology import Topic, Topology
+from crm2stream.kafka.names import Names
+from crm2stream.topology import Topic
 
 #: Single-node development clusters: the only replication factor they can take.
 REPLICATION = 1
@@ -52,18 +53,31 @@ class Change:
         return self.action != "conflict"
 
 
-def desired(topology: Topology) -> list[TopicSpec]:
-    """Every topic of the topology, with its partitions and configuration."""
+#: the largest accepted-topic record (a chunk, see ``chunks``)
+MAX_CHUNK_MESSAGE = 8 << 20
+#: the workers' own topics: whole history, one partition (see ``worker``)
+INTERNAL_CONFIG = {"cleanup.policy": "delete", "retention.ms": "-1", "retention.bytes": "-1"}
+
+
+def desired(names: Names) -> list[TopicSpec]:
+    """Every topic of the topology (under the namespace), with its partitions and
+    configuration, then the application version's own: accepted topic and changelog."""
+    topology = names.topology
     defaults = topology.defaults
 
     def spec(topic: Topic, role: str, base: dict[str, str]) -> TopicSpec:
         partitions = topic.partitions or defaults.partitions
-        return TopicSpec(topic.topic, role, partitions, {**base, **topic.config})
+        return TopicSpec(names.topic(topic.topic), role, partitions, {**base, **topic.config})
 
     specs = [spec(topology.input, "input", {})]
     specs += [spec(t, "table", defaults.table_config) for t in topology.tables.values()]
     specs += [spec(t, "stream", defaults.stream_config) for t in topology.streams.values()]
     specs.append(spec(topology.dead_letter, "dead-letters", defaults.stream_config))
+    # An accepted chunk carries up to a megabyte of input records, and more for one large
+    # record refused (its bytes go to the dead-letter topic in base64).
+    accepted = {**INTERNAL_CONFIG, "max.message.bytes": str(MAX_CHUNK_MESSAGE)}
+    specs.append(TopicSpec(names.accepted, "internal", 1, accepted))
+    specs.append(TopicSpec(names.changelog, "internal", 1, INTERNAL_CONFIG))
     return specs
 
 

@@ -9,7 +9,7 @@ import pytest
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
 
 from crm2stream.kafka.admin import desired
-from crm2stream.topology import load_topology
+from crm2stream.kafka.names import Names
 from tests.conftest import Run
 from tests.kafka.broker import Broker, running
 
@@ -24,7 +24,7 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
 def live(kafka: Broker) -> dict[str, tuple[int, dict[str, str]]]:
     client = KafkaAdminClient(bootstrap_servers=kafka.bootstrap)
     try:
-        names = [spec.name for spec in desired(load_topology())]
+        names = [spec.name for spec in desired(Names.of())]
         present = [n for n in names if n in set(client.list_topics())]
         topics = {t["name"]: len(t["partitions"]) for t in client.describe_topics(present)}
         resources = [ConfigResource(ConfigResourceType.TOPIC, name) for name in present]
@@ -38,7 +38,7 @@ def live(kafka: Broker) -> dict[str, tuple[int, dict[str, str]]]:
 
 
 def test_apply_creates_fixes_drift_and_is_idempotent(crm: Run, kafka: Broker) -> None:
-    specs = desired(load_topology())
+    specs = desired(Names.of())
     shown = crm("topology", "show", "--broker", kafka.url)
     assert shown.returncode == 0, shown.stderr
     assert f"{len(specs)} difference(s)" in shown.stdout

@@ -1,0 +1,115 @@
+"""A worker's Prometheus metrics: the embedded engine's, plus what a stalled consumer shows.
+
+faust consumers are known to stop fetching without a word: so besides events by type and
+outcome, the dead-letter count and the batch latency, each worker reports, per partition
+it holds, the records it has still to read (the partition's end seen by the consumer, less
+the next offset it will process) and the seconds since it last processed an event. Lag
+and age are computed when scraped, so they are never stale.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import faust
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from crm2stream.kafka.names import Names
+
+if TYPE_CHECKING:
+    from crm2stream.kafka.stage import Applied
+
+
+class _Positions(Collector):
+    def __init__(self, owner: WorkerMetrics) -> None:
+        self.owner = owner
+
+    def collect(self) -> Iterator[Metric]:
+        lag = GaugeMetricFamily(
+            "crm2stream_consumer_lag_records",
+            "Records of each assigned partition not processed yet",
+            labels=["topic", "partition"],
+        )
+        for (topic, partition), behind in sorted(self.owner.lag().items()):
+            lag.add_metric([topic, str(partition)], behind)
+        yield lag
+        age = GaugeMetricFamily(
+            "crm2stream_last_event_age_seconds",
+            "Seconds since this worker last processed an event (-1: none yet)",
+        )
+        last = self.owner.last_processed
+        age.add_metric([], -1.0 if last is None else time.time() - last)
+        yield age
+
+
+class WorkerMetrics:
+    def __init__(self, app: faust.App, names: Names) -> None:
+        self.app = app
+        self.names = names
+        self.registry = CollectorRegistry()
+        self.events = Counter(
+            "crm2stream_events",
+            "Input events processed, by declared type and outcome",
+            ["type", "outcome"],
+            registry=self.registry,
+        )
+        self.dead_letters = Counter(
+            "crm2stream_dead_letters",
+            "Input records sent to the dead-letter topic (rejected or duplicate)",
+            registry=self.registry,
+        )
+        self.batch_seconds = Histogram(
+            "crm2stream_batch_processing_seconds",
+            "Time to apply and write one batch of the table stage",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=self.registry,
+        )
+        self.registry.register(_Positions(self))
+        #: the next offset to process, per (topic, partition) seen
+        self.next_offsets: dict[tuple[str, int], int] = {}
+        self.last_processed: float | None = None
+
+    def seen(self, tp: Any, offset: int) -> None:
+        self.next_offsets[(tp.topic, tp.partition)] = offset + 1
+        self.last_processed = time.time()
+
+    def applied(self, applied: Applied, seconds: float) -> None:
+        self.batch_seconds.observe(seconds)
+        for (kind, outcome), count in applied.outcomes.items():
+            self.events.labels(kind, outcome).inc(count)
+        self.dead_letters.inc(applied.counts.rejected + applied.counts.duplicates)
+
+    def lag(self) -> dict[tuple[str, int], int]:
+        consumer = self.app.consumer
+        out: dict[tuple[str, int], int] = {}
+        for tp in consumer.assignment():
+            end = consumer.highwater(tp)
+            if end is None:
+                continue
+            position = self.next_offsets.get((tp.topic, tp.partition))
+            if position is None:  # nothing processed here yet: from the group's commit
+                position = getattr(consumer, "_committed_offset", {}).get(tp) or 0
+            out[(tp.topic, tp.partition)] = max(0, end - position)
+        return out
+
+    def render(self) -> tuple[bytes, str]:
+        # the exposition format's content type, less the charset aiohttp adds itself
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST.split(";")[0]
+
+    def health(self) -> dict[str, Any]:
+        last = self.last_processed
+        return {
+            "app": self.names.app_id,
+            "partitions": sorted(f"{t}:{p}" for t, p in self.lag()),
+            "last_event_age_seconds": None if last is None else round(time.time() - last, 3),
+        }

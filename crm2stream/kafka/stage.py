@@ -1,0 +1,203 @@
+"""The table stage: the one place the distributed engine applies events to the tables.
+
+Identity resolution needs one consistent view of every link: a person is a connected
+component of identifiers, and one link event can join two persons whose events were keyed
+to different partitions. So the tables live in one stage that owns the single partition of
+the accepted topic, and every worker can take it over (Kafka's group protocol moves it on
+a failure). What scales with partitions and workers is the rest, done by the intake per
+input partition: decoding and validating every record (see ``chunks``). The stage runs the
+same compiled core as the embedded engine, batch by batch, and batches are what make it
+fast: a few hundred thousand events per second go through the core on one CPU.
+
+This module is the stage without Kafka: chunks in, output records and a changelog batch
+out. ``worker`` moves the bytes.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import Counter
+from dataclasses import dataclass, field
+
+import orjson
+
+from crm2stream.core.config import CoreConfig
+from crm2stream.core.tables import STATE_TABLES
+from crm2stream.core.validation import Rejection, declared_type
+from crm2stream.engine.cores import CoreName, Processed, make_core
+from crm2stream.engine.embedded import PUBLISH_ITEMS
+from crm2stream.engine.results import Counts, dead_letter, duplicate
+from crm2stream.kafka import changelog
+from crm2stream.kafka.chunks import Chunk, after, decode_chunk
+from crm2stream.kafka.names import Names
+
+Headers = list[tuple[str, bytes]]
+
+
+@dataclass(slots=True)
+class Record:
+    topic: str
+    key: bytes
+    #: None: a tombstone (a person id that no longer exists), its ``at`` and number in
+    #: the headers
+    value: bytes | None
+    headers: Headers = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Applied:
+    """What a batch gives: its output records (written first) and its changelog batch."""
+
+    records: list[Record]
+    batch: changelog.Batch
+    counts: Counts
+    #: events by (declared type, outcome): for the metrics
+    outcomes: Counter[tuple[str, str]]
+
+
+def _topic_record(topic: str, line: bytes) -> Record:
+    """A table topic record; its key read from its canonical JSON (sorted keys: "key" is
+    followed by "offset", and no string holds that text unescaped)."""
+    at = line.index(b'"key":') + 6
+    key = orjson.loads(line[at : line.index(b',"offset":', at)])
+    if line.endswith(b'"value":null}'):
+        record = orjson.loads(line)
+        headers = [("at", record["at"].encode()), ("offset", str(record["offset"]).encode())]
+        return Record(topic, key.encode(), None, headers)
+    return Record(topic, key.encode(), line)
+
+
+def _outcomes(
+    taken: list[Chunk], sources: list[tuple[int, int, Chunk, int]], done: Processed
+) -> Counter[tuple[str, str]]:
+    outcome = ["accepted"] * len(sources)
+    for index, _, _ in done.rejected:
+        outcome[index] = "rejected"
+    for index, _ in done.duplicates:
+        outcome[index] = "duplicate"
+    out = Counter((chunk.types[i], outcome[n]) for n, (_, _, chunk, i) in enumerate(sources))
+    out.update((declared_type(raw), "rejected") for c in taken for _, _, _, raw in c.refused)
+    return out
+
+
+class TableStage:
+    def __init__(self, cfg: CoreConfig, names: Names, core: CoreName = "native") -> None:
+        self.cfg = cfg
+        self.names = names
+        self.core_name: CoreName = core
+        self.core = make_core(core, cfg)
+        self.position = changelog.Position()
+
+    def restore(self, batches: list[changelog.Batch]) -> None:
+        """Load the state the changelog's batches add up to (on a fresh stage)."""
+        if not batches:
+            return
+        parts = [part for batch in batches for part in batch.parts]
+        seen = [i for batch in batches for i in orjson.loads(batch.accepted_ids)]
+        self.position = batches[-1].position
+        self.core.load(parts, seen, self.position.max_ts)
+
+    def apply(self, records: list[tuple[int, bytes]]) -> Applied | None:
+        """Apply accepted-topic records (offset, value), in offset order. None when every
+        one was applied before."""
+        next_offset = self.position.next_offset
+        chunks = []
+        for offset, value in records:
+            if offset >= next_offset:
+                chunks.append(decode_chunk(value))
+                next_offset = offset + 1
+        if next_offset == self.position.next_offset:
+            return None
+        return self.take(chunks, next_offset)
+
+    def take(self, chunks: list[Chunk], next_offset: int | None = None) -> Applied:
+        """Apply intake chunks, less what was taken from their partitions before; then the
+        stage stands at ``next_offset`` of the accepted topic (a replay, which reads the
+        input itself, leaves it where it is)."""
+        before = self.position
+        position = copy.deepcopy(before)
+        if next_offset is not None:
+            position.next_offset = next_offset
+        taken: list[Chunk] = []
+        for whole in chunks:
+            end = position.inputs.get(whole.partition, 0)
+            chunk = after(whole, end)
+            if chunk.offsets or chunk.refused:
+                position.inputs[chunk.partition] = max(end, chunk.end)
+                taken.append(chunk)
+        sources = [(c.partition, o, c, i) for c in taken for i, o in enumerate(c.offsets)]
+        lines = b"\n".join(c.lines for c in taken if c.offsets)
+        done = self.core.process(lines, position.lines) if sources else Processed()
+        position.lines += len(sources)
+        records = self._dead_letters(taken, sources, lines, done)
+        refused = sum(len(c.refused) for c in taken) + len(done.rejected)
+        counts = Counts(done.accepted, refused, len(done.duplicates))
+        outcomes = _outcomes(taken, sources, done)
+        records += self._streams(position)
+        records += self._publication(position)
+        parts = self.core.checkpoint(False)
+        position.max_ts = self.core.max_ts
+        totals = position.totals
+        for name, value in counts.as_dict().items():
+            totals[name] = totals.get(name, 0) + value
+        self.position = position
+        batch = changelog.Batch(before.next_offset, position, done.accepted_ids, parts)
+        return Applied(records, batch, counts, outcomes)
+
+    def _dead_letters(
+        self,
+        taken: list[Chunk],
+        sources: list[tuple[int, int, Chunk, int]],
+        lines: bytes,
+        done: Processed,
+    ) -> list[Record]:
+        dead: list[tuple[int, int, bytes, Rejection]] = [
+            (c.partition, o, raw, Rejection(reason, error))
+            for c in taken
+            for o, reason, error, raw in c.refused
+        ]
+        split = lines.split(b"\n") if done.rejected or done.duplicates else []
+
+        def original(index: int) -> tuple[int, int, bytes]:
+            partition, offset, chunk, i = sources[index]
+            return partition, offset, chunk.originals.get(i, split[index])
+
+        dead += [(*original(i), Rejection(r, e)) for i, r, e in done.rejected]
+        dead += [(*original(i), duplicate(event_id)) for i, event_id in done.duplicates]
+        dead.sort(key=lambda item: (item[0], item[1]))
+        out = []
+        for partition, offset, raw, why in dead:
+            row = {"partition": partition, **dead_letter(offset, raw, why)}
+            out.append(Record(self.names.dlq, f"{partition}:{offset}".encode(), orjson.dumps(row)))
+        return out
+
+    def _streams(self, position: changelog.Position) -> list[Record]:
+        names = list(self.names.streams)
+        bases = [position.ends.get(name, 0) for name in names]
+        out: list[Record] = []
+        for name, base, (count, ndjson) in zip(
+            names, bases, self.core.score_changes(*bases), strict=True
+        ):
+            if not count:
+                continue
+            position.ends[name] = base + count
+            topic = self.names.streams[name]
+            for line in ndjson.split(b"\n"):
+                key = orjson.loads(line)["person_id"].encode()
+                out.append(Record(topic, key, line))
+        return out
+
+    def _publication(self, position: changelog.Position) -> list[Record]:
+        if not self.core.begin_publication():
+            return []
+        out: list[Record] = []
+        while True:
+            bases = [position.ends.get(table, 0) for table in STATE_TABLES]
+            published = self.core.publish(bases, PUBLISH_ITEMS)
+            if not any(count for count, _ in published):
+                return out
+            for table, base, (count, ndjson) in zip(STATE_TABLES, bases, published, strict=True):
+                if count:
+                    position.ends[table] = base + count
+                    topic = self.names.tables[table]
+                    out.extend(_topic_record(topic, line) for line in ndjson.split(b"\n"))

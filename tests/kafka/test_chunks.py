@@ -1,0 +1,73 @@
+"""The intake's chunks and the changelog's frames, without a broker."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from crm2stream.kafka import changelog, chunks
+from crm2stream.kafka.changelog import Batch, ChangelogError, Position, Reader
+from tests.conformance import BAD_INPUT, CAMPAIGN
+
+
+def test_a_chunk_keeps_valid_lines_and_the_verdicts_on_the_others() -> None:
+    pretty = CAMPAIGN[1].replace(b",", b",\n  ", 2)
+    records = [(10, CAMPAIGN[0]), (11, BAD_INPUT["malformed_json"]), (12, pretty), (13, b"  ")]
+    chunk = chunks.decode_chunk(chunks.encode(chunks.validate(3, records, "CNY")))
+    assert chunk.partition == 3 and chunk.offsets == [10, 12] and chunk.end == 14
+    lines = chunk.lines.split(b"\n")
+    assert lines[0] == CAMPAIGN[0] and b"\n" not in lines[1]
+    assert chunk.originals == {1: pretty}
+    assert [(o, reason) for o, reason, _, _ in chunk.refused] == [
+        (11, "malformed_json"),
+        (13, "malformed_json"),
+    ]
+    assert chunk.refused[0][3] == BAD_INPUT["malformed_json"]
+    assert len(chunk.types) == 2
+
+
+def test_after_drops_what_was_taken_before() -> None:
+    records = [(o, CAMPAIGN[o]) for o in range(5)] + [(5, BAD_INPUT["not_an_object"])]
+    chunk = chunks.validate(0, records, "CNY")
+    rest = chunks.after(chunk, 3)
+    assert rest.offsets == [3, 4] and rest.lines == b"\n".join(CAMPAIGN[3:5])
+    assert [r[0] for r in rest.refused] == [5] and rest.types == chunk.types[3:]
+    assert chunks.after(chunk, 6).offsets == [] and not chunks.after(chunk, 6).refused
+
+
+def test_sized_runs_stay_under_the_limit() -> None:
+    records = [(i, b"x" * 400) for i in range(10)]
+    runs = chunks.sized(records, 1000)
+    assert [len(r) for r in runs] == [2, 2, 2, 2, 2]
+    assert [r for run in runs for r in run] == records
+    assert chunks.sized([(0, b"y" * 5000)], 1000) == [[(0, b"y" * 5000)]]
+
+
+def batch(start: int, end: int, size: int = 10) -> Batch:
+    parts = [bytes([start % 251]) * size]
+    return Batch(start, Position(next_offset=end, lines=end), b'["e%d"]' % start, parts)
+
+
+def test_frames_make_whole_batches_and_partial_or_repeated_ones_are_ignored() -> None:
+    big = batch(0, 5, size=changelog.FRAME_BYTES * 2 + 7)
+    frames = changelog.encode(big)
+    assert len(frames) == 3
+    second = changelog.encode(batch(5, 9))
+    crashed = changelog.encode(batch(9, 12, size=changelog.FRAME_BYTES + 1))[:1]
+    redone = changelog.encode(batch(9, 14))
+    repeated = changelog.encode(batch(5, 9))
+    read = list(Reader().feed([*frames, *second, *crashed, *redone, *repeated]))
+    assert [(b.start, b.position.next_offset) for b in read] == [(0, 5), (5, 9), (9, 14)]
+    assert read[0].parts == big.parts and read[0].accepted_ids == b'["e0"]'
+
+
+def test_a_gap_in_the_changelog_is_an_error() -> None:
+    frames = [*changelog.encode(batch(0, 5)), *changelog.encode(batch(7, 9))]
+    with pytest.raises(ChangelogError):
+        list(Reader().feed(frames))
+
+
+def test_originals_travel_in_base64() -> None:
+    encoded = chunks.encode(chunks.validate(0, [(0, b"\xff\xfe")], "CNY"))
+    assert base64.b64encode(b"\xff\xfe").decode() in encoded.decode()

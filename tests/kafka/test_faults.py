@@ -1,0 +1,88 @@
+"""Faults with the real broker: a worker killed with SIGKILL mid-stream and started again,
+one of two workers killed (the other takes its partitions over), the broker restarted.
+Each run ends with the digest of a clean run: no event lost, none counted twice."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+from crm2stream.synth import Campaign, lines
+from tests.core import harness
+from tests.kafka.broker import Broker, running
+from tests.kafka.cluster import Cluster, KafkaEngine
+
+EVENTS = list(lines(Campaign(identifiers=2000, events=30_000, days=60, seed=7)))
+THIRD = len(EVENTS) // 3
+
+
+@cache
+def clean() -> str:
+    return harness.view(harness.run(EVENTS)).digest()
+
+
+def wait_for_progress(cluster: Cluster, timeout: float = 120.0) -> None:
+    """Until the table stage has taken some, but not all, of what was produced."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        taken = sum(cluster.latest().inputs.values())
+        if taken > 0:
+            assert taken < sum(cluster.ends.values()), "the stage finished before the kill"
+            return
+    raise AssertionError(f"no progress within {timeout} s\n{cluster.logs()}")
+
+
+def check_clean(cluster: Cluster) -> None:
+    position = cluster.wait_caught_up()
+    assert position.totals == {"accepted": len(EVENTS), "rejected": 0, "duplicates": 0}
+    assert KafkaEngine(cluster).digest() == clean()
+
+
+@pytest.fixture
+def cluster(kafka: Broker, tmp_path: Path) -> Iterator[Cluster]:
+    cluster = Cluster(kafka, tmp_path, partitions=4)
+    yield cluster
+    cluster.close()
+
+
+def test_kill_9_mid_stream_and_restart(cluster: Cluster) -> None:
+    worker = cluster.start_worker()
+    cluster.produce(EVENTS[:THIRD])
+    wait_for_progress(cluster)
+    cluster.kill(worker)
+    cluster.produce(EVENTS[THIRD : 2 * THIRD])  # while nobody is working
+    worker = cluster.start_worker()
+    cluster.produce(EVENTS[2 * THIRD :])
+    wait_for_progress(cluster)
+    cluster.kill(worker)
+    cluster.start_worker()
+    check_clean(cluster)
+
+
+def test_kill_one_of_two_workers(cluster: Cluster) -> None:
+    first, _ = cluster.start_worker(), cluster.start_worker()
+    cluster.produce(EVENTS[: 2 * THIRD])
+    wait_for_progress(cluster)
+    cluster.kill(first)
+    cluster.produce(EVENTS[2 * THIRD :])
+    check_clean(cluster)
+
+
+def test_broker_restart(tmp_path: Path) -> None:
+    with running(tmp_path / "broker") as broker:
+        cluster = Cluster(broker, tmp_path, partitions=4)
+        try:
+            cluster.start_worker()
+            cluster.produce(EVENTS[:THIRD])
+            wait_for_progress(cluster)
+            broker.stop()
+            time.sleep(2)
+            broker.start()
+            cluster.produce(EVENTS[THIRD:])
+            check_clean(cluster)
+        finally:
+            cluster.close()
