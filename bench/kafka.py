@@ -38,8 +38,7 @@ broker, topic, expected, app_id = ARGS  # noqa: F821 (prepended)
 app = faust.App(app_id, broker=broker, key_serializer="raw", value_serializer="raw",
                 consumer_auto_offset_reset="earliest", web_enabled=False, store="memory://",
                 topic_disable_leader=True, topic_partitions=4)
-counts = app.Table("counts", default=int, key_type=bytes, value_type=int,
-                   key_serializer="raw", value_serializer="json")
+counts = app.Table("counts", default=int, partitions=4)
 seen = 0
 @app.agent(app.topic(topic))
 async def count(stream):
@@ -153,7 +152,7 @@ def minimal(broker: Broker, lines: list[bytes]) -> float:
     script.write_text(f"ARGS = {args!r}\n{MINIMAL}")
     started = time.perf_counter()
     subprocess.run(
-        [sys.executable, str(script), "worker", "-l", "warning", "--without-web"],
+        [sys.executable, str(script), "worker", "-l", "warn", "--without-web"],
         check=True,
         timeout=1800,
         stdout=subprocess.DEVNULL,
