@@ -115,7 +115,8 @@ def _print_rows(rows: Iterable[dict[str, Any]]) -> None:
     out.flush()
 
 
-def _day(text: str | None) -> int | None:
+def as_of_day(text: str | None) -> int | None:
+    """--as-of: a UTC day or timestamp, as days since the epoch."""
     if text is None:
         return None
     try:
@@ -205,9 +206,9 @@ def run(argv: Sequence[str] | None = None) -> int:
         if args.command == "ingest":
             _ingest(engine, args.files)
         elif args.command == "export":
-            _print_rows(engine.export(args.table, _day(args.as_of)))
+            _print_rows(engine.export(args.table, as_of_day(args.as_of)))
         elif args.command == "digest":
-            print(engine.digest(_day(args.as_of)))
+            print(engine.digest(as_of_day(args.as_of)))
         elif args.command == "history":
             _print_rows(engine.history(_members(engine, args.who)))
         elif args.command == "replay":

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from crm2stream.api.hub import Outcome
 from crm2stream.core.validation import declared_type
+from crm2stream.engine.metrics import EngineMetrics
 
 
 class Positions(Collector):
@@ -63,26 +63,9 @@ class Positions(Collector):
         yield rows
 
 
-class Metrics:
+class Metrics(EngineMetrics):
     def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        self.events = Counter(
-            "crm2stream_events",
-            "Input events processed, by declared type and outcome",
-            ["type", "outcome"],
-            registry=self.registry,
-        )
-        self.dead_letters = Counter(
-            "crm2stream_dead_letters",
-            "Input lines sent to the dead-letter topic (rejected or duplicate)",
-            registry=self.registry,
-        )
-        self.batch_seconds = Histogram(
-            "crm2stream_batch_processing_seconds",
-            "Time to validate, apply and write one batch of input lines",
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-            registry=self.registry,
-        )
+        super().__init__("Time to validate, apply and write one batch of input lines")
 
     def batch(self, lines: list[bytes], outcomes: list[Outcome], seconds: float) -> None:
         self.batch_seconds.observe(seconds)

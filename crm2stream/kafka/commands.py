@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from crm2stream.core.events import parse_day
+from crm2stream.cli import as_of_day
 from crm2stream.engine.results import EngineError
 from crm2stream.kafka import admin
 from crm2stream.kafka.names import Names
@@ -35,11 +35,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from crm2stream.kafka import reader
 
     if args.command == "export":
-        for row in reader.export(settings, names, args.table, _day(args.as_of)):
+        for row in reader.export(settings, names, args.table, as_of_day(args.as_of)):
             sys.stdout.buffer.write(orjson.dumps(row) + b"\n")
         return 0
     if args.command == "digest":
-        print(reader.digest(settings, names, _day(args.as_of)))
+        print(reader.digest(settings, names, as_of_day(args.as_of)))
         return 0
     if args.command == "replay":
         from crm2stream.kafka.replay import replay
@@ -54,15 +54,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         )
         return 0
     raise EngineError(f"{args.command} does not take --broker")
-
-
-def _day(text: str | None) -> int | None:
-    if text is None:
-        return None
-    try:
-        return parse_day(text)
-    except ValueError as exc:
-        raise EngineError(f"--as-of {text!r} is not a day (YYYY-MM-DD) or timestamp") from exc
 
 
 def _millis(text: str | None) -> int | None:

@@ -14,16 +14,11 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import faust
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Histogram,
-    generate_latest,
-)
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from crm2stream.engine.metrics import EngineMetrics
 from crm2stream.kafka.names import Names
 
 if TYPE_CHECKING:
@@ -52,28 +47,11 @@ class _Positions(Collector):
         yield age
 
 
-class WorkerMetrics:
+class WorkerMetrics(EngineMetrics):
     def __init__(self, app: faust.App, names: Names) -> None:
+        super().__init__("Time to apply and write one batch of the table stage")
         self.app = app
         self.names = names
-        self.registry = CollectorRegistry()
-        self.events = Counter(
-            "crm2stream_events",
-            "Input events processed, by declared type and outcome",
-            ["type", "outcome"],
-            registry=self.registry,
-        )
-        self.dead_letters = Counter(
-            "crm2stream_dead_letters",
-            "Input records sent to the dead-letter topic (rejected or duplicate)",
-            registry=self.registry,
-        )
-        self.batch_seconds = Histogram(
-            "crm2stream_batch_processing_seconds",
-            "Time to apply and write one batch of the table stage",
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-            registry=self.registry,
-        )
         self.registry.register(_Positions(self))
         #: the next offset to process, per (topic, partition) seen
         self.next_offsets: dict[tuple[str, int], int] = {}
