@@ -13,6 +13,7 @@ mod facts;
 mod framing;
 mod identity;
 mod json;
+mod keyed;
 mod publication;
 mod scales;
 mod tables;
@@ -402,11 +403,48 @@ fn frame<'py>(py: Python<'py>, data: &[u8], start: usize, limit: usize, last: bo
     Ok((chunk, framed.spans.len(), framed.used))
 }
 
+/// Kafka records of NDJSON lines (see `keyed`): per line (partition, key, line), the key
+/// being the string value of the line's top-level `field`, the partition Kafka's default
+/// partitioner gives it among `partitions`.
+#[pyfunction]
+fn keyed_records<'py>(
+    py: Python<'py>,
+    ndjson: &[u8],
+    field: &str,
+    partitions: u32,
+) -> PyResult<Vec<(u32, Bound<'py, PyBytes>, Bound<'py, PyBytes>)>> {
+    if partitions == 0 {
+        return Err(PyValueError::new_err("a topic has at least one partition"));
+    }
+    if ndjson.is_empty() {
+        return Ok(Vec::new());
+    }
+    ndjson
+        .split(|&b| b == b'\n')
+        .map(|line| {
+            let key = keyed::key_of(line, field).map_err(PyValueError::new_err)?;
+            let partition = keyed::partition(key.as_bytes(), partitions);
+            Ok((partition, PyBytes::new(py, key.as_bytes()), PyBytes::new(py, line)))
+        })
+        .collect()
+}
+
+/// Kafka's default partition of a key among `partitions` (murmur2, see `keyed`).
+#[pyfunction]
+fn kafka_partition(key: &[u8], partitions: u32) -> PyResult<u32> {
+    if partitions == 0 {
+        return Err(PyValueError::new_err("a topic has at least one partition"));
+    }
+    Ok(keyed::partition(key, partitions))
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     allocator::configure();
     m.add_class::<Core>()?;
     m.add_function(wrap_pyfunction!(fast_decode, m)?)?;
     m.add_function(wrap_pyfunction!(frame, m)?)?;
+    m.add_function(wrap_pyfunction!(keyed_records, m)?)?;
+    m.add_function(wrap_pyfunction!(kafka_partition, m)?)?;
     Ok(())
 }
