@@ -33,8 +33,8 @@ class Settings(BaseSettings):
     #: the workers' application version: its accepted topic, changelog and consumer group
     #: (``replay --broker`` builds the next one)
     app_version: int = Field(1, ge=1)
-    #: ``serve`` and ``demo``: the table topics are published (with a checkpoint) at most
-    #: this long after a change
+    #: ``serve``, ``demo`` and ``worker``: the table topics are published (with a
+    #: checkpoint, or a worker's changelog commit) at most this long after a change
     publish_seconds: float = Field(1.0, gt=0)
     #: ``serve``: when set, every route but /metrics needs this bearer token
     api_token: str = ""

@@ -1,7 +1,8 @@
-"""The table stage's changelog topic: its state and its position, in one record per batch.
+"""The table stage's changelog topic: its state and its position, in one record per commit.
 
-A batch's record holds the facts the batch changed (the core's checkpoint parts), the event
-ids it accepted, and where the stage stands after it: the next accepted-topic offset, how
+A commit's record (a "batch" here: the batches applied since the previous commit) holds
+the facts they changed (the core's checkpoint parts), the event ids they accepted, and
+where the stage stands after them: the next accepted-topic offset, how
 far it has taken each input partition, its totals and the numbering of its outputs. State
 and position travel together, so a worker that takes over the stage (or restarts after
 ``kill -9``) is exactly where the record says, whatever instant the previous one died at.

@@ -109,7 +109,7 @@ def _apply(
     ]
     if not taken:
         return 0
-    applied = stage.take(taken)
-    for frame in changelog.encode(applied.batch):
+    stage.take(taken)
+    for frame in changelog.encode(stage.commit(publish=False).batch):
         producer.send(target.changelog, key=b"tables", value=frame, partition=0)
     return sum(len(c.offsets) + len(c.refused) for c in taken)

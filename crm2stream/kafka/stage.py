@@ -9,7 +9,18 @@ input partition: decoding and validating every record (see ``chunks``). The stag
 same compiled core as the embedded engine, batch by batch, and batches are what make it
 fast: a few hundred thousand events per second go through the core on one CPU.
 
-This module is the stage without Kafka: chunks in, output records and a changelog batch
+Two rhythms, as a Kafka Streams task has (records forwarded as they come, state committed
+every ``commit.interval.ms``):
+
+- every batch (``apply``) gives its dead letters and its stream records (score changes,
+  marketing triggers) at once: what automation reacts to waits for nothing;
+- every ``commit`` (the worker's ``publish_seconds``) gives the table topics' records of
+  everything that changed since the last commit (a person changed by ten batches is
+  written once) and then the changelog record of that state and position. A worker that
+  dies between commits loses no event: the next owner loads the last commit and applies
+  the accepted topic from its offset again (see ``worker``).
+
+This module is the stage without Kafka: chunks in, output lines and changelog batches
 out. ``worker`` moves the bytes.
 """
 
@@ -17,7 +28,7 @@ from __future__ import annotations
 
 import copy
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import orjson
 
@@ -30,41 +41,27 @@ from crm2stream.engine.results import Counts, dead_letter, duplicate
 from crm2stream.kafka import changelog
 from crm2stream.kafka.chunks import Chunk, after, decode_chunk
 from crm2stream.kafka.names import Names
-
-Headers = list[tuple[str, bytes]]
-
-
-@dataclass(slots=True)
-class Record:
-    topic: str
-    key: bytes
-    #: None: a tombstone (a person id that no longer exists), its ``at`` and number in
-    #: the headers
-    value: bytes | None
-    headers: Headers = field(default_factory=list)
+from crm2stream.kafka.outbox import Lines, Record
 
 
 @dataclass(slots=True)
 class Applied:
-    """What a batch gives: its output records (written first) and its changelog batch."""
+    """What a batch gives at once: its dead letters and its stream records."""
 
     records: list[Record]
-    batch: changelog.Batch
+    lines: list[Lines]
     counts: Counts
     #: events by (declared type, outcome): for the metrics
     outcomes: Counter[tuple[str, str]]
 
 
-def _topic_record(topic: str, line: bytes) -> Record:
-    """A table topic record; its key read from its canonical JSON (sorted keys: "key" is
-    followed by "offset", and no string holds that text unescaped)."""
-    at = line.index(b'"key":') + 6
-    key = orjson.loads(line[at : line.index(b',"offset":', at)])
-    if line.endswith(b'"value":null}'):
-        record = orjson.loads(line)
-        headers = [("at", record["at"].encode()), ("offset", str(record["offset"]).encode())]
-        return Record(topic, key.encode(), None, headers)
-    return Record(topic, key.encode(), line)
+@dataclass(slots=True)
+class Committed:
+    """What a commit gives: the table topics' lines (written first), then its changelog
+    batch."""
+
+    lines: list[Lines]
+    batch: changelog.Batch
 
 
 def _outcomes(
@@ -87,6 +84,15 @@ class TableStage:
         self.core_name: CoreName = core
         self.core = make_core(core, cfg)
         self.position = changelog.Position()
+        #: where the last commit left the stage (a changelog batch starts there)
+        self.committed = changelog.Position()
+        #: the accepted event ids since the last commit (JSON arrays)
+        self._accepted: list[bytes] = []
+
+    @property
+    def uncommitted(self) -> bool:
+        """Whether anything was applied since the last commit."""
+        return bool(self._accepted) or self.position != self.committed
 
     def restore(self, batches: list[changelog.Batch]) -> None:
         """Load the state the changelog's batches add up to (on a fresh stage)."""
@@ -95,6 +101,7 @@ class TableStage:
         parts = [part for batch in batches for part in batch.parts]
         seen = [i for batch in batches for i in orjson.loads(batch.accepted_ids)]
         self.position = batches[-1].position
+        self.committed = copy.deepcopy(self.position)
         self.core.load(parts, seen, self.position.max_ts)
 
     def apply(self, records: list[tuple[int, bytes]]) -> Applied | None:
@@ -114,8 +121,7 @@ class TableStage:
         """Apply intake chunks, less what was taken from their partitions before; then the
         stage stands at ``next_offset`` of the accepted topic (a replay, which reads the
         input itself, leaves it where it is)."""
-        before = self.position
-        position = copy.deepcopy(before)
+        position = copy.deepcopy(self.position)
         if next_offset is not None:
             position.next_offset = next_offset
         taken: list[Chunk] = []
@@ -133,16 +139,28 @@ class TableStage:
         refused = sum(len(c.refused) for c in taken) + len(done.rejected)
         counts = Counts(done.accepted, refused, len(done.duplicates))
         outcomes = _outcomes(taken, sources, done)
-        records += self._streams(position)
-        records += self._publication(position)
-        parts = self.core.checkpoint(False)
+        streams = self._streams(position)
         position.max_ts = self.core.max_ts
         totals = position.totals
         for name, value in counts.as_dict().items():
             totals[name] = totals.get(name, 0) + value
         self.position = position
-        batch = changelog.Batch(before.next_offset, position, done.accepted_ids, parts)
-        return Applied(records, batch, counts, outcomes)
+        if done.accepted_ids and done.accepted_ids != b"[]":
+            self._accepted.append(done.accepted_ids)
+        return Applied(records, streams, counts, outcomes)
+
+    def commit(self, publish: bool = True) -> Committed:
+        """The table topics' lines of what changed since the last commit (none when not
+        ``publish``: a replay builds tables nobody follows yet), and the changelog batch
+        from the last commit's position to this one."""
+        position = self.position
+        lines = self._publication(position) if publish else self._skip_publication()
+        parts = self.core.checkpoint(False)
+        ids = b"[" + b",".join(a[1:-1] for a in self._accepted) + b"]"
+        batch = changelog.Batch(self.committed.next_offset, position, ids, parts)
+        self._accepted = []
+        self.committed = copy.deepcopy(position)
+        return Committed(lines, batch)
 
     def _dead_letters(
         self,
@@ -171,26 +189,25 @@ class TableStage:
             out.append(Record(self.names.dlq, f"{partition}:{offset}".encode(), orjson.dumps(row)))
         return out
 
-    def _streams(self, position: changelog.Position) -> list[Record]:
+    def _streams(self, position: changelog.Position) -> list[Lines]:
+        """Score changes and marketing triggers, keyed by person, each carrying where the
+        inputs stood after the batch that made it (header ``inputs``)."""
         names = list(self.names.streams)
         bases = [position.ends.get(name, 0) for name in names]
-        out: list[Record] = []
+        headers = [("inputs", orjson.dumps({str(p): o for p, o in position.inputs.items()}))]
+        out: list[Lines] = []
         for name, base, (count, ndjson) in zip(
             names, bases, self.core.score_changes(*bases), strict=True
         ):
-            if not count:
-                continue
-            position.ends[name] = base + count
-            topic = self.names.streams[name]
-            for line in ndjson.split(b"\n"):
-                key = orjson.loads(line)["person_id"].encode()
-                out.append(Record(topic, key, line))
+            if count:
+                position.ends[name] = base + count
+                out.append(Lines(self.names.streams[name], "person_id", ndjson, headers))
         return out
 
-    def _publication(self, position: changelog.Position) -> list[Record]:
+    def _publication(self, position: changelog.Position) -> list[Lines]:
         if not self.core.begin_publication():
             return []
-        out: list[Record] = []
+        out: list[Lines] = []
         while True:
             bases = [position.ends.get(table, 0) for table in STATE_TABLES]
             published = self.core.publish(bases, PUBLISH_ITEMS)
@@ -199,5 +216,9 @@ class TableStage:
             for table, base, (count, ndjson) in zip(STATE_TABLES, bases, published, strict=True):
                 if count:
                     position.ends[table] = base + count
-                    topic = self.names.tables[table]
-                    out.extend(_topic_record(topic, line) for line in ndjson.split(b"\n"))
+                    out.append(Lines(self.names.tables[table], "key", ndjson, tombstones=True))
+
+    def _skip_publication(self) -> list[Lines]:
+        """Consider everything published without rendering it."""
+        self.core.begin_publication()
+        return []

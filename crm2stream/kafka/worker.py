@@ -6,17 +6,24 @@ Two agents, each batching with ``take_events``:
   workers), validates every record from bytes and forwards one chunk per partition per
   batch to the accepted topic (see ``chunks``);
 - ``tables`` reads the accepted topic's single partition, so exactly one worker at a time
-  holds the tables (see ``stage`` for why), applies the chunks with the core, writes the
-  output records, waits for the broker to confirm them, then writes the batch's
-  changelog record and waits again. Only then does faust acknowledge the batch's offsets.
+  holds the tables (see ``stage`` for why). Each batch's dead letters and score changes
+  are written and confirmed by the broker before faust acknowledges the batch. Every
+  ``publish_seconds`` (and when the worker stops) the stage commits: the table topics'
+  records of what changed, confirmed, then one changelog record of state and position.
 
-A worker that takes the tables over (a restart, or a rebalance after another died) first
-loads them from the changelog. It does that whenever the changelog ends anywhere but
-where its own last write left it, so it never applies a batch on top of a state someone
-else has moved on from.
+Nothing is lost between commits. The offsets faust commits for the accepted topic may run
+ahead of the changelog; a worker that takes the tables over loads the last commit and
+reads the accepted records from its offset up to where faust resumes it (``_gap``), and
+applies them again. Their outputs are written again (at least once, as any consumer of a
+Kafka topic expects); the tables count every event once.
+
+A worker that gets the accepted partition back after a rebalance keeps its tables only if
+the changelog still ends where its own last commit did; otherwise someone else moved on
+and it loads them again. The same check guards every commit.
 
 The core is not thread-safe: it lives on one thread of its own, which also does the
-changelog reads, and the event loop stays free for faust's consumers and heartbeats.
+changelog reads and builds the record batches, and the event loop stays free for faust's
+consumers and heartbeats.
 """
 
 from __future__ import annotations
@@ -26,15 +33,18 @@ import logging
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, cast
 
 import faust
+from aiokafka import AIOKafkaProducer
+from faust.types import TP
 from faust.web import Request, Response, View
 from kafka import KafkaConsumer, TopicPartition
 
-from crm2stream.kafka import changelog, chunks
+from crm2stream.kafka import changelog, chunks, outbox
 from crm2stream.kafka.admin import MAX_CHUNK_MESSAGE, admin_client, apply, bootstrap, desired, plan
 from crm2stream.kafka.metrics import WorkerMetrics
 from crm2stream.kafka.names import Names
@@ -50,6 +60,12 @@ INTAKE_MAX, INTAKE_WITHIN = 5_000, 0.05
 STAGE_MAX, STAGE_WITHIN = 64, 0.05
 #: first and longest pause before a failed table batch is tried again
 RETRY_FIRST, RETRY_MAX = 0.5, 10.0
+#: how long reading the accepted records after the last commit may take
+GAP_TIMEOUT = 120.0
+
+
+class StaleTables(Exception):
+    """The changelog moved on without this worker: its tables are someone else's past."""
 
 
 class StageHost:
@@ -61,11 +77,22 @@ class StageHost:
         self.names = names
         self.metrics = metrics
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="crm2stream-tables")
+        self.lock = asyncio.Lock()
         self.stage: TableStage | None = None
         self._consumer: KafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
+        #: partitions per output topic
+        self.partitions: dict[str, int] = {}
         #: where this worker's last changelog write ended
         self.changelog_end = -1
+        #: set by a rebalance: check the changelog before the next batch
+        self._verify = False
+        #: set by a failure: load the tables again before the next batch (the core is
+        #: dropped on its own thread, as it must be)
+        self._discard = False
+        self._last_commit = time.monotonic()
 
+    # -- on the stage's thread -------------------------------------------------------
     def _changelog_consumer(self) -> KafkaConsumer:
         if self._consumer is None:
             self._consumer = KafkaConsumer(
@@ -77,17 +104,24 @@ class StageHost:
             )
         return self._consumer
 
+    def _changelog_end(self) -> int:
+        tp = TopicPartition(self.names.changelog, 0)
+        end: int = self._changelog_consumer().end_offsets([tp])[tp]
+        return end
+
     def _sync(self) -> TableStage:
         """This worker's stage, loaded again from the changelog if anyone else wrote it."""
-        consumer = self._changelog_consumer()
-        tp = TopicPartition(self.names.changelog, 0)
-        end = consumer.end_offsets([tp])[tp]
-        if self.stage is not None and end == self.changelog_end:
+        if self._discard:
+            self.stage, self._discard = None, False
+        if self.stage is not None and not self._verify:
+            return self.stage
+        self._verify = False
+        if self.stage is not None and self._changelog_end() == self.changelog_end:
             return self.stage
         started = time.monotonic()
         self.stage = None
         stage = TableStage(self.settings.core_config(), self.names, self.settings.core)
-        batches, end = read_changelog(consumer, self.names)
+        batches, end = read_changelog(self._changelog_consumer(), self.names)
         stage.restore(batches)
         self.stage, self.changelog_end = stage, end
         log.info(
@@ -99,43 +133,137 @@ class StageHost:
         )
         return stage
 
-    def _apply(self, records: list[tuple[int, bytes]]) -> Applied | None:
-        return self._sync().apply(records)
+    def _gap(self, start: int, end: int) -> list[tuple[int, bytes]]:
+        """The accepted records in [start, end): applied after the last commit by a worker
+        that did not commit them, acknowledged to faust all the same."""
+        log.info("applying accepted offsets %d to %d again (after the last commit)", start, end)
+        consumer = self._changelog_consumer()
+        tp = TopicPartition(self.names.accepted, 0)
+        consumer.assign([tp])
+        consumer.seek(tp, start)
+        out: list[tuple[int, bytes]] = []
+        deadline = time.monotonic() + GAP_TIMEOUT
+        while consumer.position(tp) < end:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"reading accepted offsets {start} to {end} took too long")
+            for records in consumer.poll(timeout_ms=1000, max_records=500).values():
+                out.extend((r.offset, r.value or b"") for r in records if r.offset < end)
+        return out
+
+    def _apply(
+        self, records: list[tuple[int, bytes]]
+    ) -> tuple[Applied | None, outbox.Outbox] | None:
+        """Apply a batch (after the gap before it, if any): what it gives, to count, and
+        the records of both, to send."""
+        stage = self._sync()
+        done: list[Applied] = []
+        if records and records[0][0] > stage.position.next_offset:
+            again = stage.apply(self._gap(stage.position.next_offset, records[0][0]))
+            done += [again] if again is not None else []
+        applied = stage.apply(records)
+        done += [applied] if applied is not None else []
+        if not done:
+            return None
+        dead = [record for a in done for record in a.records]
+        box = outbox.build(self.partitions, dead, [lines for a in done for lines in a.lines])
+        return applied, box
+
+    def _commit(self) -> tuple[outbox.Outbox, list[bytes]] | None:
+        stage = self.stage
+        if stage is None or self._discard or not stage.uncommitted:
+            return None
+        if self._changelog_end() != self.changelog_end:
+            self.stage = None
+            raise StaleTables("the changelog moved on without this worker: loading it again")
+        committed = stage.commit()
+        return outbox.build(self.partitions, (), committed.lines), changelog.encode(committed.batch)
+
+    # -- on the event loop -----------------------------------------------------------
+    async def _started(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            producer = AIOKafkaProducer(
+                bootstrap_servers=bootstrap(self.settings.broker),
+                client_id=f"{self.names.app_id}-tables",
+                acks="all",
+                max_request_size=MAX_CHUNK_MESSAGE,
+            )
+            await producer.start()
+            names = self.names
+            topics = [names.dlq, *names.streams.values(), *names.tables.values()]
+            for topic in topics:
+                self.partitions[topic] = len(await producer.partitions_for(topic))
+            self._producer = producer
+        return self._producer
+
+    async def _run(self, call: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, call, *args)
 
     async def handle(self, records: list[tuple[int, bytes]]) -> None:
-        """Apply a batch of accepted-topic records until it is written; retry on failure
-        from the changelog's state (the batch is not acknowledged before)."""
+        """Apply a batch of accepted-topic records until its outputs are written; retry on
+        failure from the changelog's state (the batch is not acknowledged before)."""
         pause = RETRY_FIRST
         while True:
             try:
-                await self._handle(records)
+                async with self.lock:
+                    await self._handle(records)
                 return
             except Exception:
                 log.exception("a table batch failed; trying again in %.1f s", pause)
-                self.stage = None
+                self._discard = True
                 await asyncio.sleep(pause)
                 pause = min(RETRY_MAX, pause * 2)
 
     async def _handle(self, records: list[tuple[int, bytes]]) -> None:
         started = time.monotonic()
-        loop = asyncio.get_running_loop()
-        applied = await loop.run_in_executor(self.executor, self._apply, records)
-        if applied is None:
+        producer = await self._started()
+        result = await self._run(self._apply, records)
+        if result is not None:
+            applied, box = result
+            await outbox.send(producer, box)
+            if applied is not None:  # the gap's events were counted by whoever took them
+                self.metrics.applied(applied, time.monotonic() - started)
+        if time.monotonic() - self._last_commit >= self.settings.publish_seconds:
+            await self._commit_now()
+
+    async def _commit_now(self) -> None:
+        producer = await self._started()
+        prepared = await self._run(self._commit)
+        self._last_commit = time.monotonic()
+        if prepared is None:
             return
-        producer = self.app.producer
-        for record in applied.records:
-            await producer.send(record.topic, record.key, record.value, None, None, record.headers)
-        await producer.flush()
+        box, frames = prepared
+        await outbox.send(producer, box)
         sent = [
-            await producer.send(self.names.changelog, b"tables", frame, 0, None, None)
-            for frame in changelog.encode(applied.batch)
+            await producer.send(self.names.changelog, frame, key=b"tables", partition=0)
+            for frame in frames
         ]
-        last = None
-        for future in sent:
-            last = await future
-        assert last is not None
-        self.changelog_end = last.offset + 1
-        self.metrics.applied(applied, time.monotonic() - started)
+        written = await asyncio.gather(*sent)
+        self.changelog_end = written[-1].offset + 1
+
+    async def commit(self) -> None:
+        """Commit now if there is anything to (a timer's tick, or the worker stopping)."""
+        try:
+            async with self.lock:
+                if self.stage is not None and self.stage.uncommitted:
+                    await self._commit_now()
+        except Exception:
+            log.exception("a commit failed: the next batch loads the tables again")
+            self._discard = True
+
+    async def commit_if_due(self) -> None:
+        if time.monotonic() - self._last_commit >= self.settings.publish_seconds:
+            await self.commit()
+
+    def rebalanced(self, partitions: Iterable[TP]) -> None:
+        """The accepted partition moved: check the changelog before trusting the tables."""
+        if any(tp.topic == self.names.accepted for tp in partitions):
+            self._verify = True
+
+    async def stop(self) -> None:
+        await self.commit()
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
 
     def close(self) -> None:
         def release() -> None:
@@ -200,6 +328,23 @@ def make_app(
             for event in events:
                 metrics.seen(event.message.tp, event.message.offset)
             await host.handle([(e.message.offset, e.message.value or b"") for e in events])
+
+    async def commit_tables() -> None:
+        await host.commit_if_due()
+
+    app.timer(interval=max(0.05, settings.publish_seconds / 4))(commit_tables)
+
+    # faust's signals call receivers as (sender, *arguments, signal=...); their declared
+    # receiver type does not admit a coroutine function, which they do take.
+    async def on_rebalance(sender: Any, partitions: set[TP], **kwargs: Any) -> None:
+        host.rebalanced(partitions)
+
+    async def on_shutdown(sender: Any, **kwargs: Any) -> None:
+        await host.stop()
+
+    app.on_partitions_revoked.connect(on_rebalance)  # type: ignore[arg-type]
+    app.on_partitions_assigned.connect(on_rebalance)  # type: ignore[arg-type]
+    app.on_before_shutdown.connect(on_shutdown)  # type: ignore[arg-type]
 
     @app.page("/metrics")
     class MetricsView(View):
