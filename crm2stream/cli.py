@@ -82,6 +82,10 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="the HTTP API and live dashboard over the engine")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     serve.add_argument("--port", type=int, default=8765, help="port (8765; 0: any free one)")
+    serve.add_argument(
+        "--broker",
+        help="serve the distributed engine's topics at kafka://... (POST /events produces)",
+    )
 
     demo = commands.add_parser(
         "demo", help="play a seeded trial campaign into the engine while serving the dashboard"
@@ -191,7 +195,10 @@ def run(argv: Sequence[str] | None = None) -> int:
     if args.command == "serve":
         from crm2stream.api.server import serve  # the HTTP stack only when serving
 
-        serve(settings, data_dir, args.host, args.port, on_ready=_print_url)
+        if args.broker:
+            settings = settings.model_copy(update={"broker": args.broker})
+        kafka = bool(args.broker)
+        serve(settings, data_dir, args.host, args.port, on_ready=_print_url, kafka=kafka)
         return 0
     if args.command == "demo":
         return _demo(args, settings)

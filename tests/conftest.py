@@ -1,19 +1,34 @@
-"""Shared fixtures: the command line as a user runs it."""
+"""Shared fixtures: the command line as a user runs it, and a real headless browser."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import Browser, sync_playwright
 
 from crm2stream.synth import Campaign, lines
 
 CLI = [sys.executable, "-m", "crm2stream.cli"]
+#: Debian's Chromium (``make test`` installs it), driven by Playwright
+CHROMIUM = os.environ.get("CRM2STREAM_CHROMIUM", "/usr/bin/chromium")
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+FLAGS += ["--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).is_file():
+        pytest.fail(f"no Chromium at {CHROMIUM}: `make test` installs Debian's chromium")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        yield browser
+        browser.close()
 
 
 def cli_env(**settings: str) -> dict[str, str]:

@@ -13,7 +13,7 @@ import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from importlib.resources import files
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 import orjson
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, Response
@@ -22,7 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ValidationError
 from sse_starlette import EventSourceResponse
 
-from crm2stream.api.hub import EngineHost, EngineUnavailable, Overloaded
+from crm2stream.api.hub import EngineUnavailable, Outcome, Overloaded
 from crm2stream.api.metrics import Metrics, Positions
 from crm2stream.api.readmodel import FOLLOWED, ReadModel
 from crm2stream.core.config import CoreConfig
@@ -54,17 +54,44 @@ class TopicInfo(BaseModel):
     end: int
 
 
+class Feed(Protocol):
+    """The topics as the API reads them (the embedded store, or Kafka)."""
+
+    def next_write(self) -> asyncio.Event: ...
+    def end(self, topic: str) -> int: ...
+    async def read(self, topic: str, start: int, limit: int) -> list[tuple[int, bytes]]: ...
+    async def read_parsed(self, topic: str, start: int, limit: int) -> list[dict[str, Any]]: ...
+    async def read_log(self, start: int, limit: int) -> tuple[int, list[bytes]]: ...
+
+
+class Host(Protocol):
+    """What the routes need of an engine: its topics and a way in for new events
+    (``hub.EngineHost`` embedded, ``kafka.api.KafkaHost`` distributed)."""
+
+    on_batch: Callable[[list[bytes], list[Outcome], float], None] | None
+    failure: BaseException | None
+
+    @property
+    def feed(self) -> Feed: ...
+    @property
+    def running(self) -> bool: ...
+    def open(self) -> None: ...
+    def start(self, loop: asyncio.AbstractEventLoop) -> None: ...
+    def stop(self) -> None: ...
+    async def submit(self, lines: list[bytes]) -> list[Outcome]: ...
+
+
 class ApiOptions(BaseModel):
     token: str = ""
     max_body_bytes: int = 16 << 20
 
 
 def create_app(
-    host: EngineHost,
+    host: Host,
     cfg: CoreConfig,
     topology: Topology,
     options: ApiOptions,
-    background: Sequence[Callable[[EngineHost], Awaitable[None]]] = (),
+    background: Sequence[Callable[[Host], Awaitable[None]]] = (),
 ) -> FastAPI:
     """The app; ``background`` tasks (a demo's player) run while it serves."""
     feed = host.feed

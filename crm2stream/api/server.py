@@ -10,7 +10,7 @@ from pathlib import Path
 
 import uvicorn
 
-from crm2stream.api.app import ApiOptions, create_app
+from crm2stream.api.app import ApiOptions, Host, create_app
 from crm2stream.api.hub import EngineHost
 from crm2stream.engine.embedded import EmbeddedEngine
 from crm2stream.settings import Settings
@@ -38,13 +38,24 @@ def open_engine(settings: Settings, data_dir: Path) -> EmbeddedEngine:
 def build(
     settings: Settings,
     data_dir: Path,
-    background: Sequence[Callable[[EngineHost], Awaitable[None]]] = (),
-) -> tuple[EngineHost, uvicorn.Server]:
-    host = EngineHost(
-        lambda: open_engine(settings, data_dir),
-        max_batch_lines=settings.batch_size,
-        max_queued_lines=4 * settings.batch_size,
-    )
+    background: Sequence[Callable[[Host], Awaitable[None]]] = (),
+    kafka: bool = False,
+) -> tuple[Host, uvicorn.Server]:
+    """The server; over the embedded engine in ``data_dir``, or with ``kafka`` over the
+    distributed engine's topics at ``settings.broker``."""
+    host: Host
+    if kafka:
+        from crm2stream.kafka.api import KafkaHost  # Kafka's clients only when asked for
+        from crm2stream.kafka.names import Names
+
+        names = Names.of(settings.namespace, settings.app_version)
+        host = KafkaHost(settings.broker, names, settings.currency)
+    else:
+        host = EngineHost(
+            lambda: open_engine(settings, data_dir),
+            max_batch_lines=settings.batch_size,
+            max_queued_lines=4 * settings.batch_size,
+        )
     options = ApiOptions(token=settings.api_token, max_body_bytes=settings.api_max_body_bytes)
     app = create_app(host, settings.core_config(), load_topology(), options, background)
     # Live streams never end by themselves: on shutdown they get a moment, then are closed.
@@ -58,10 +69,11 @@ def serve(
     host: str,
     port: int,
     on_ready: Callable[[str], None] | None = None,
-    background: Sequence[Callable[[EngineHost], Awaitable[None]]] = (),
+    background: Sequence[Callable[[Host], Awaitable[None]]] = (),
+    kafka: bool = False,
 ) -> None:
     """Serve until interrupted; the engine publishes and checkpoints before it closes."""
-    engine_host, server = build(settings, data_dir, background)
+    engine_host, server = build(settings, data_dir, background, kafka)
     engine_host.open()  # a data directory it cannot open is an error before any port opens
     server.config.host, server.config.port = host, port
     if on_ready is not None:

@@ -3,6 +3,8 @@ on a temporary data directory, and a real HTTP client."""
 
 from __future__ import annotations
 
+import re
+import subprocess
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -16,6 +18,7 @@ import pytest
 from crm2stream.api.hub import EngineHost
 from crm2stream.api.server import bound_url, build
 from crm2stream.settings import Settings
+from tests.conftest import CLI, cli_env
 from tests.events import lines, permission, purchase
 
 T = TypeVar("T")
@@ -90,3 +93,20 @@ def eventually(probe: Callable[[], T | None], timeout: float = 20.0) -> T:
         if time.monotonic() > deadline:
             raise AssertionError(f"nothing after {timeout} s")
         time.sleep(0.05)
+
+
+def start(*args: str, **settings: str) -> tuple[subprocess.Popen[str], str]:
+    """Start the command; wait for the line announcing its URL."""
+    process = subprocess.Popen(
+        [*CLI, *args, "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=cli_env(**settings),
+    )
+    assert process.stdout is not None
+    for line in process.stdout:
+        found = re.search(r"at (http://127\.0\.0\.1:\d+/)", line)
+        if found:
+            return process, found.group(1)
+    raise AssertionError(f"no URL announced; exit {process.wait()}")

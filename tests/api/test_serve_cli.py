@@ -3,33 +3,15 @@ signal to stop."""
 
 from __future__ import annotations
 
-import re
 import signal
 import subprocess
 from pathlib import Path
 
 import httpx
 
-from tests.api.conftest import eventually
+from tests.api.conftest import eventually, start
 from tests.conformance import CAMPAIGN
 from tests.conftest import CLI, Run, cli_env
-
-
-def start(*args: str, **settings: str) -> tuple[subprocess.Popen[str], str]:
-    """Start the command; wait for the line announcing its URL."""
-    process = subprocess.Popen(
-        [*CLI, *args, "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=cli_env(**settings),
-    )
-    assert process.stdout is not None
-    for line in process.stdout:
-        found = re.search(r"at (http://127\.0\.0\.1:\d+/)", line)
-        if found:
-            return process, found.group(1)
-    raise AssertionError(f"no URL announced; exit {process.wait()}")
 
 
 def test_serve_stops_on_sigterm_with_everything_written(crm: Run, tmp_path: Path) -> None:

@@ -13,9 +13,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import yaml
 
+from tests.api.conftest import eventually, start
 from tests.conformance import CAMPAIGN
 from tests.conftest import CLI, cli_env
 from tests.kafka.broker import Broker, free_port
@@ -31,17 +33,24 @@ def compose() -> dict[str, Any]:
 
 def test_compose_file_is_complete() -> None:
     services = compose()["services"]
-    assert {"kafka", "topics", "worker-1", "worker-2", "prometheus", "grafana"} <= set(services)
+    wanted = {"kafka", "topics", "worker-1", "worker-2", "api", "prometheus", "grafana"}
+    assert wanted <= set(services)
     assert services["kafka"]["image"] == "apache/kafka:3.9.1"
     assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
     for name in ("worker-1", "worker-2"):
         assert services[name]["command"][0] == "worker"
         assert services[name]["environment"]["CRM2STREAM_BROKER"] == "kafka://kafka:9092"
     prometheus = yaml.safe_load((ROOT / "deploy/prometheus.yml").read_text())
-    [job] = prometheus["scrape_configs"]
-    targets = job["static_configs"][0]["targets"]
-    ports = {name: services[name]["command"][-1] for name in ("worker-1", "worker-2")}
-    assert sorted(targets) == sorted(f"{name}:{port}" for name, port in ports.items())
+    targets = {
+        job["job_name"]: sorted(job["static_configs"][0]["targets"])
+        for job in prometheus["scrape_configs"]
+    }
+    port = {name: services[name]["command"][-1] for name in ("worker-1", "worker-2", "api")}
+    assert targets == {
+        "crm2stream-workers": [f"worker-1:{port['worker-1']}", f"worker-2:{port['worker-2']}"],
+        "crm2stream-api": [f"api:{port['api']}"],
+    }
+    assert services["api"]["command"][:3] == ["serve", "--broker", "kafka://kafka:9092"]
     for path in services["grafana"]["volumes"]:
         assert (ROOT / path.split(":")[0].removeprefix("./")).exists(), path
 
@@ -85,10 +94,17 @@ def test_the_compose_services_run_as_processes(kafka: Broker, tmp_path: Path) ->
         workers.append(
             subprocess.Popen([*CLI, *command], env=env(name), stdout=log, stderr=subprocess.STDOUT)
         )
+    api_command = local(services["api"]["command"])
+    api_command[api_command.index("--broker") + 1] = kafka.url
+    api, url = start(*api_command, **{"namespace": namespace})
     cluster = Cluster(kafka, tmp_path, namespace=namespace)  # to produce and follow
     try:
         cluster.produce(CAMPAIGN)
         cluster.wait_caught_up()
+        # the API follows the workers' topics
+        top = eventually(lambda: httpx.get(url + "scores").json()["top"] or None, timeout=60)
+        assert top[0]["rank"] == 1
+        assert "crm2stream_topic_end_offset" in httpx.get(url + "metrics").text
         wanted = dashboard_metrics()
         processed = 0.0
         deadline = time.monotonic() + 30
@@ -108,6 +124,8 @@ def test_the_compose_services_run_as_processes(kafka: Broker, tmp_path: Path) ->
             )
         assert processed == len(CAMPAIGN)
     finally:
+        api.terminate()
+        api.wait(timeout=30)
         for worker in workers:
             worker.terminate()
         for worker in workers:
