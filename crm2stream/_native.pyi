@@ -55,3 +55,14 @@ def keyed_records(ndjson: bytes, field: str, partitions: int) -> list[tuple[int,
 
 def kafka_partition(key: bytes, partitions: int) -> int:
     """Kafka's default partition of a key (murmur2)."""
+
+def record_batches(
+    ndjson: bytes,
+    field: str,
+    partitions: int,
+    timestamp_ms: int,
+    max_bytes: int,
+    tombstones: bool,
+    headers: list[tuple[str, bytes]],
+) -> list[tuple[int, bytes, int]]:
+    """Kafka record batches of NDJSON lines: (partition, batch, records)."""

@@ -2,32 +2,34 @@
 
 A table publication is about a dozen records per event. One producer ``send`` per record
 costs a future, a Python murmur2 and a metadata check each, and that was most of a
-worker's time. Here the records of a batch are grouped per topic partition into aiokafka
-``BatchBuilder``s on the table stage's thread (each line's key and Kafka partition read by
-the compiled helper), and the event loop only submits whole batches and awaits them.
+worker's time. Here the records are grouped per topic partition into Kafka record batches
+on the table stage's thread, and the event loop only submits whole batches and awaits
+them. NDJSON lines (nearly every record) are turned into record batches by the compiled
+helper (each line's key read, partitioned as Kafka's default partitioner does, the batch
+framed and checksummed) without the interpreter; the few single records (dead letters)
+go through aiokafka's own ``BatchBuilder``.
 
-Records of one topic partition keep their order: builders are filled and submitted in
+Records of one topic partition keep their order: batches are made and submitted in
 order, and aiokafka sends a partition's batches one after the other.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any, TypeAlias
 
-import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.producer.message_accumulator import BatchBuilder
 
-from crm2stream._native import kafka_partition, keyed_records
+from crm2stream._native import kafka_partition, record_batches
 
 Headers = Sequence[tuple[str, bytes]]
 
 #: the bytes of one record batch: under the broker's default max.message.bytes (1 MiB)
 BATCH_BYTES = 512 << 10
-#: how a table topic line with no value ends (canonical JSON: "value" is its last key)
-TOMBSTONE = b'"value":null}'
 
 
 @dataclass(slots=True)
@@ -52,6 +54,40 @@ class Lines:
     tombstones: bool = False
 
 
+class RawBatch:
+    """A record batch made whole by the compiled helper, in the shape aiokafka's producer
+    takes a ``BatchBuilder`` (``send_batch``): closed, so nothing is appended to it."""
+
+    __slots__ = ("_buffer", "_count")
+
+    def __init__(self, buffer: bytes, count: int) -> None:
+        self._buffer, self._count = buffer, count
+
+    def append(self, **_: Any) -> None:
+        return None  # full: the producer starts a batch of its own
+
+    def close(self) -> None:
+        pass
+
+    def closed(self) -> bool:
+        return True
+
+    def size(self) -> int:
+        return len(self._buffer)
+
+    def record_count(self) -> int:
+        return self._count
+
+    def _build(self) -> bytes:
+        return self._buffer
+
+    def _set_producer_state(self, *_: Any) -> None:
+        raise NotImplementedError("record batches are made for a non-idempotent producer")
+
+
+Builder: TypeAlias = "BatchBuilder | RawBatch"
+
+
 @dataclass(slots=True)
 class Outbox:
     """Record batches per topic partition, ready to submit."""
@@ -59,12 +95,12 @@ class Outbox:
     #: partitions per topic
     partitions: Mapping[str, int]
     batch_bytes: int = BATCH_BYTES
-    batches: dict[tuple[str, int], list[BatchBuilder]] = field(default_factory=dict)
+    batches: dict[tuple[str, int], list[Builder]] = field(default_factory=dict)
     records: int = 0
 
     def _builder(self, topic: str, partition: int) -> BatchBuilder:
         builders = self.batches.setdefault((topic, partition), [])
-        if not builders:
+        if not builders or not isinstance(builders[-1], BatchBuilder):
             builders.append(BatchBuilder(self.batch_bytes, 0))
         return builders[-1]
 
@@ -90,16 +126,18 @@ class Outbox:
         self._append(record.topic, partition, record.key, record.value, list(record.headers))
 
     def add_lines(self, lines: Lines) -> None:
-        headers = list(lines.headers)
-        for partition, key, line in keyed_records(
-            lines.ndjson, lines.key_field, self._count(lines.topic)
-        ):
-            if lines.tombstones and line.endswith(TOMBSTONE):
-                row = orjson.loads(line)
-                marks = [("at", row["at"].encode()), ("offset", str(row["offset"]).encode())]
-                self._append(lines.topic, partition, key, None, marks)
-            else:
-                self._append(lines.topic, partition, key, line, headers)
+        built = record_batches(
+            lines.ndjson,
+            lines.key_field,
+            self._count(lines.topic),
+            int(time.time() * 1000),
+            self.batch_bytes,
+            lines.tombstones,
+            list(lines.headers),
+        )
+        for partition, batch, count in built:
+            self.batches.setdefault((lines.topic, partition), []).append(RawBatch(batch, count))
+            self.records += count
 
     def _count(self, topic: str) -> int:
         try:
@@ -125,11 +163,17 @@ def build(
     return outbox
 
 
-async def send(producer: AIOKafkaProducer, outbox: Outbox) -> None:
-    """Submit every batch of an outbox, then wait until the broker has them all."""
+async def submit(producer: AIOKafkaProducer, outbox: Outbox) -> list[asyncio.Future[Any]]:
+    """Hand every batch of an outbox to the producer; the futures of their delivery."""
     delivered = []
     for (topic, partition), builders in outbox.batches.items():
         for builder in builders:
             delivered.append(await producer.send_batch(builder, topic, partition=partition))
+    return delivered
+
+
+async def send(producer: AIOKafkaProducer, outbox: Outbox) -> None:
+    """Submit every batch of an outbox, then wait until the broker has them all."""
+    delivered = await submit(producer, outbox)
     if delivered:
         await asyncio.gather(*delivered)

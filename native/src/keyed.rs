@@ -120,3 +120,155 @@ mod tests {
         assert!(key_of(br#"{"key":3}"#, "key").is_err());
     }
 }
+
+// -- record batches ----------------------------------------------------------------------
+
+/// CRC-32C (Castagnoli), as Kafka's record batches carry it.
+fn crc32c(data: &[u8]) -> u32 {
+    static TABLE: std::sync::OnceLock<[u32; 256]> = std::sync::OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        let mut table = [0u32; 256];
+        for (i, slot) in table.iter_mut().enumerate() {
+            let mut c = i as u32;
+            for _ in 0..8 {
+                c = if c & 1 != 0 { 0x82f6_3b78 ^ (c >> 1) } else { c >> 1 };
+            }
+            *slot = c;
+        }
+        table
+    });
+    !data.iter().fold(!0u32, |c, &b| table[((c ^ u32::from(b)) & 0xff) as usize] ^ (c >> 8))
+}
+
+fn zigzag(out: &mut Vec<u8>, v: i64) {
+    let mut z = ((v << 1) ^ (v >> 63)) as u64;
+    while z >= 0x80 {
+        out.push((z as u8 & 0x7f) | 0x80);
+        z >>= 7;
+    }
+    out.push(z as u8);
+}
+
+fn bytes_field(out: &mut Vec<u8>, data: Option<&[u8]>) {
+    match data {
+        None => zigzag(out, -1),
+        Some(d) => {
+            zigzag(out, d.len() as i64);
+            out.extend_from_slice(d);
+        }
+    }
+}
+
+/// One record of a batch: key, value (None: a tombstone) and headers.
+pub struct Record<'a> {
+    pub key: &'a [u8],
+    pub value: Option<&'a [u8]>,
+    pub headers: &'a [(Vec<u8>, Vec<u8>)],
+}
+
+/// Bytes of a record batch header before the records (magic 2).
+const HEADER: usize = 61;
+
+/// Kafka record batches (message format v2, no compression, create time ``timestamp``) of
+/// records, at most ``max_bytes`` each unless one record alone is larger.
+pub struct BatchWriter {
+    timestamp: i64,
+    max_bytes: usize,
+    records: Vec<u8>,
+    count: i32,
+    record: Vec<u8>,
+    pub done: Vec<(Vec<u8>, i32)>,
+}
+
+impl BatchWriter {
+    pub fn new(timestamp: i64, max_bytes: usize) -> Self {
+        BatchWriter { timestamp, max_bytes, records: Vec::new(), count: 0, record: Vec::new(), done: Vec::new() }
+    }
+
+    pub fn push(&mut self, record: &Record<'_>) {
+        let body = &mut self.record;
+        body.clear();
+        body.push(0); // attributes
+        zigzag(body, 0); // timestamp delta
+        zigzag(body, i64::from(self.count)); // offset delta
+        bytes_field(body, Some(record.key));
+        bytes_field(body, record.value);
+        zigzag(body, record.headers.len() as i64);
+        for (name, value) in record.headers {
+            bytes_field(body, Some(name));
+            bytes_field(body, Some(value));
+        }
+        let size = body.len() + 5;
+        if self.count > 0 && HEADER + self.records.len() + size > self.max_bytes {
+            self.finish();
+            // the offset delta restarts in the next batch
+            return self.push(record);
+        }
+        zigzag(&mut self.records, self.record.len() as i64);
+        self.records.extend_from_slice(&self.record);
+        self.count += 1;
+    }
+
+    pub fn finish(&mut self) {
+        if self.count == 0 {
+            return;
+        }
+        let mut out = Vec::with_capacity(HEADER + self.records.len());
+        out.extend_from_slice(&0i64.to_be_bytes()); // base offset
+        out.extend_from_slice(&((HEADER - 12 + self.records.len()) as i32).to_be_bytes());
+        out.extend_from_slice(&(-1i32).to_be_bytes()); // partition leader epoch
+        out.push(2); // magic
+        out.extend_from_slice(&[0; 4]); // crc, below
+        out.extend_from_slice(&0i16.to_be_bytes()); // attributes
+        out.extend_from_slice(&(self.count - 1).to_be_bytes()); // last offset delta
+        out.extend_from_slice(&self.timestamp.to_be_bytes()); // base timestamp
+        out.extend_from_slice(&self.timestamp.to_be_bytes()); // max timestamp
+        out.extend_from_slice(&(-1i64).to_be_bytes()); // producer id
+        out.extend_from_slice(&(-1i16).to_be_bytes()); // producer epoch
+        out.extend_from_slice(&(-1i32).to_be_bytes()); // base sequence
+        out.extend_from_slice(&self.count.to_be_bytes());
+        out.extend_from_slice(&self.records);
+        let crc = crc32c(&out[21..]);
+        out[17..21].copy_from_slice(&crc.to_be_bytes());
+        self.done.push((out, self.count));
+        self.records.clear();
+        self.count = 0;
+    }
+}
+
+/// A table topic line whose value is null: its `at` and `offset`, the tombstone's headers.
+pub fn tombstone_headers(line: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, String> {
+    #[derive(serde::Deserialize)]
+    struct Marks {
+        at: String,
+        offset: i64,
+    }
+    let marks: Marks = serde_json::from_slice(line).map_err(|e| format!("{e} in {}", preview(line)))?;
+    Ok(vec![(b"at".to_vec(), marks.at.into_bytes()), (b"offset".to_vec(), marks.offset.to_string().into_bytes())])
+}
+
+#[cfg(test)]
+mod batch_tests {
+    use super::*;
+
+    #[test]
+    fn crc32c_check_value() {
+        assert_eq!(crc32c(b"123456789"), 0xe306_9283);
+    }
+
+    #[test]
+    fn batches_split_at_the_limit_and_keep_a_large_record_whole() {
+        let mut writer = BatchWriter::new(1_700_000_000_000, 200);
+        let value = [b'x'; 50];
+        for _ in 0..10 {
+            writer.push(&Record { key: b"k", value: Some(&value), headers: &[] });
+        }
+        let big = [b'y'; 500];
+        writer.push(&Record { key: b"k", value: Some(&big), headers: &[] });
+        writer.finish();
+        let counts: Vec<i32> = writer.done.iter().map(|(_, n)| *n).collect();
+        assert_eq!(counts.iter().sum::<i32>(), 11);
+        assert_eq!(*counts.last().unwrap(), 1);
+        assert!(writer.done[..writer.done.len() - 1].iter().all(|(b, _)| b.len() <= 200));
+    }
+}

@@ -429,6 +429,55 @@ fn keyed_records<'py>(
         .collect()
 }
 
+/// Kafka record batches of NDJSON lines (see `keyed`): per line a record keyed by the
+/// string value of its top-level `field`, in the partition Kafka's default partitioner
+/// gives it, with `headers`; with `tombstones`, a line whose value is null becomes a
+/// record without one, its `at` and `offset` in the headers. Returns (partition, batch,
+/// records) in line order per partition; the interpreter is released while it builds.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+fn record_batches<'py>(
+    py: Python<'py>,
+    ndjson: &[u8],
+    field: &str,
+    partitions: u32,
+    timestamp_ms: i64,
+    max_bytes: usize,
+    tombstones: bool,
+    headers: Vec<(String, Vec<u8>)>,
+) -> PyResult<Vec<(u32, Bound<'py, PyBytes>, i32)>> {
+    if partitions == 0 {
+        return Err(PyValueError::new_err("a topic has at least one partition"));
+    }
+    let headers: Vec<(Vec<u8>, Vec<u8>)> = headers.into_iter().map(|(k, v)| (k.into_bytes(), v)).collect();
+    let built = py.detach(|| -> Result<Vec<(u32, Vec<u8>, i32)>, String> {
+        let mut writers: Vec<Option<keyed::BatchWriter>> = (0..partitions).map(|_| None).collect();
+        if !ndjson.is_empty() {
+            for line in ndjson.split(|&b| b == b'\n') {
+                let key = keyed::key_of(line, field)?;
+                let partition = keyed::partition(key.as_bytes(), partitions) as usize;
+                let writer = writers[partition].get_or_insert_with(|| keyed::BatchWriter::new(timestamp_ms, max_bytes));
+                if tombstones && line.ends_with(b"\"value\":null}") {
+                    let marks = keyed::tombstone_headers(line)?;
+                    writer.push(&keyed::Record { key: key.as_bytes(), value: None, headers: &marks });
+                } else {
+                    writer.push(&keyed::Record { key: key.as_bytes(), value: Some(line), headers: &headers });
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for (partition, writer) in writers.iter_mut().enumerate() {
+            if let Some(writer) = writer {
+                writer.finish();
+                out.extend(writer.done.drain(..).map(|(batch, count)| (partition as u32, batch, count)));
+            }
+        }
+        Ok(out)
+    });
+    let built = built.map_err(PyValueError::new_err)?;
+    Ok(built.into_iter().map(|(partition, batch, count)| (partition, PyBytes::new(py, &batch), count)).collect())
+}
+
 /// Kafka's default partition of a key among `partitions` (murmur2, see `keyed`).
 #[pyfunction]
 fn kafka_partition(key: &[u8], partitions: u32) -> PyResult<u32> {
@@ -446,5 +495,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(frame, m)?)?;
     m.add_function(wrap_pyfunction!(keyed_records, m)?)?;
     m.add_function(wrap_pyfunction!(kafka_partition, m)?)?;
+    m.add_function(wrap_pyfunction!(record_batches, m)?)?;
     Ok(())
 }

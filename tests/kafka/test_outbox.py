@@ -47,6 +47,7 @@ def records_of(
     for tp, builders in box.batches.items():
         for builder in builders:
             batch = DefaultRecordBatch(bytearray(builder._build()))
+            assert batch.validate_crc()
             out.setdefault(tp, []).extend(
                 (r.key, r.value, [(k, bytes(v)) for k, v in r.headers]) for r in batch
             )
