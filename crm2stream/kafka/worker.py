@@ -9,7 +9,9 @@ Two agents, each batching with ``take_events``:
   holds the tables (see ``stage`` for why). Each batch's dead letters and score changes
   are written and confirmed by the broker before faust acknowledges the batch. Every
   ``publish_seconds`` (and when the worker stops) the stage commits: the table topics'
-  records of what changed, confirmed, then one changelog record of state and position.
+  records of what changed are sent and, once the broker has confirmed them, one
+  changelog record of state and position. The commit writes while the next batches are
+  applied; the one after waits for it.
 
 Nothing is lost between commits. The offsets faust commits for the accepted topic may run
 ahead of the changelog; a worker that takes the tables over loads the last commit and
@@ -19,7 +21,7 @@ Kafka topic expects); the tables count every event once.
 
 A worker that gets the accepted partition back after a rebalance keeps its tables only if
 the changelog still ends where its own last commit did; otherwise someone else moved on
-and it loads them again. The same check guards every commit.
+and it loads them again. A commit checks the same from where its own record landed.
 
 The core is not thread-safe: it lives on one thread of its own, which also does the
 changelog reads and builds the record batches, and the event loop stays free for faust's
@@ -62,6 +64,8 @@ STAGE_MAX, STAGE_WITHIN = 64, 0.05
 RETRY_FIRST, RETRY_MAX = 0.5, 10.0
 #: how long reading the accepted records after the last commit may take
 GAP_TIMEOUT = 120.0
+#: how long a stopping worker waits for its last commit, and then for its producer
+STOP_SECONDS = 10.0
 
 
 class StaleTables(Exception):
@@ -91,6 +95,8 @@ class StageHost:
         #: dropped on its own thread, as it must be)
         self._discard = False
         self._last_commit = time.monotonic()
+        #: the last commit's writes
+        self._writing: asyncio.Task[None] | None = None
 
     # -- on the stage's thread -------------------------------------------------------
     def _changelog_consumer(self) -> KafkaConsumer:
@@ -172,9 +178,6 @@ class StageHost:
         stage = self.stage
         if stage is None or self._discard or not stage.uncommitted:
             return None
-        if self._changelog_end() != self.changelog_end:
-            self.stage = None
-            raise StaleTables("the changelog moved on without this worker: loading it again")
         committed = stage.commit()
         return outbox.build(self.partitions, (), committed.lines), changelog.encode(committed.batch)
 
@@ -226,19 +229,50 @@ class StageHost:
             await self._commit_now()
 
     async def _commit_now(self) -> None:
+        """Prepare a commit on the stage's thread and write it in the background: the
+        table records confirmed, then the changelog record. The previous commit's writes
+        finish first."""
+        await self.written()
         producer = await self._started()
         prepared = await self._run(self._commit)
         self._last_commit = time.monotonic()
         if prepared is None:
             return
         box, frames = prepared
-        await outbox.send(producer, box)
-        sent = [
+        sent = await outbox.submit(producer, box)
+        self._writing = asyncio.create_task(self._write(producer, sent, frames))
+        self._writing.add_done_callback(self._written_or_failed)
+
+    async def _write(
+        self, producer: AIOKafkaProducer, sent: list[asyncio.Future[Any]], frames: list[bytes]
+    ) -> None:
+        await asyncio.gather(*sent)
+        framed = [
             await producer.send(self.names.changelog, frame, key=b"tables", partition=0)
             for frame in frames
         ]
-        written = await asyncio.gather(*sent)
+        written = await asyncio.gather(*framed)
+        if written[0].offset != self.changelog_end:
+            # Someone else wrote the changelog since this worker's last commit. Readers keep
+            # the first batch that starts at an offset and skip a later one that starts
+            # there too, so the changelog holds one history whoever wrote first; this
+            # worker's tables may not be it.
+            raise StaleTables(
+                f"the changelog moved on without this worker (it ended at "
+                f"{written[0].offset}, not {self.changelog_end}): loading it again"
+            )
         self.changelog_end = written[-1].offset + 1
+
+    def _written_or_failed(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("a commit was not written (%s): loading the tables again", task.exception())
+            self._discard = True
+
+    async def written(self) -> None:
+        """Until the last commit is written (or failed: then the tables load again)."""
+        task, self._writing = self._writing, None
+        if task is not None:
+            await asyncio.gather(task, return_exceptions=True)
 
     async def commit(self) -> None:
         """Commit now if there is anything to (a timer's tick, or the worker stopping)."""
@@ -260,10 +294,23 @@ class StageHost:
             self._verify = True
 
     async def stop(self) -> None:
-        await self.commit()
-        if self._producer is not None:
-            await self._producer.stop()
-            self._producer = None
+        """Commit what is applied, if the broker takes it within ``STOP_SECONDS``: a worker
+        stopping with the broker gone must still stop (the next owner applies it again)."""
+
+        async def last_commit() -> None:
+            await self.commit()
+            await self.written()
+
+        try:
+            await asyncio.wait_for(last_commit(), STOP_SECONDS)
+        except TimeoutError:
+            log.warning("stopping without the last commit: the broker did not take it in time")
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            try:
+                await asyncio.wait_for(producer.stop(), STOP_SECONDS)
+            except TimeoutError:
+                log.warning("stopping with output records the broker has not confirmed")
 
     def close(self) -> None:
         def release() -> None:
