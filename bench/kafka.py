@@ -7,9 +7,9 @@
   run, doing one table update per event (``MINIMAL``).
 - Latency at a steady rate: events are produced at ``--rate`` per second into a fresh
   namespace with the worker running; for each event, the time from its produce timestamp
-  to the timestamp of the first changelog record that covers it. A batch's score changes
-  are confirmed by the broker before its changelog record is written, so this bounds the
-  produce-to-score-change latency from above.
+  to the append timestamp of the first score-change record whose ``inputs`` header (where
+  the input partitions stood after the batch that made it) covers the event. An event
+  whose own batch changed no score counts until a later batch's change: an upper bound.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+import orjson
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from crm2stream.kafka import changelog
@@ -102,7 +103,9 @@ def _worker(broker: Broker, namespace: str, log: Path) -> subprocess.Popen[bytes
 
 
 def _changelog(broker: Broker, names: Names) -> KafkaConsumer:
-    tail = KafkaConsumer(bootstrap_servers=broker.bootstrap, enable_auto_commit=False)
+    tail = KafkaConsumer(
+        bootstrap_servers=broker.bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
     tail.assign([TopicPartition(names.changelog, 0)])
     return tail
 
@@ -168,7 +171,11 @@ def latency(
     names = Names.of(f"latency{uuid.uuid4().hex[:6]}")
     _topics(broker, names)
     worker = _worker(broker, names.namespace, workdir / "latency-worker.log")
-    tail = _changelog(broker, names)
+    changes = KafkaConsumer(
+        bootstrap_servers=broker.bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
+    topic = names.streams["score-changes"]
+    changes.assign([TopicPartition(topic, p) for p in changes.partitions_for_topic(topic)])
     producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all", linger_ms=0)
     try:
         time.sleep(8)  # start-up and partition assignment are not what is measured
@@ -181,26 +188,38 @@ def latency(
             futures.append(producer.send(names.input, key=actor_key(line), value=line))
         producer.flush()
         produced = [f.get(timeout=30) for f in futures]
-        reader = changelog.Reader()
-        covered: list[tuple[int, dict[int, int]]] = []  # (timestamp ms, inputs)
         ends: dict[int, int] = {}
         for meta in produced:
             ends[meta.partition] = max(ends.get(meta.partition, 0), meta.offset + 1)
+        covered: list[tuple[int, dict[int, int]]] = []  # (append time ms, inputs)
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            for records in tail.poll(timeout_ms=200).values():
+        heard = time.monotonic()
+        # until every event is covered, or nothing more came for a while (the last
+        # events may change no score)
+        while time.monotonic() < deadline and time.monotonic() - heard < 10:
+            for records in changes.poll(timeout_ms=200).values():
+                heard = time.monotonic()
                 for record in records:
-                    for batch in reader.feed([record.value]):
-                        covered.append((record.timestamp, dict(batch.position.inputs)))
-            if covered and all(covered[-1][1].get(p, 0) >= e for p, e in ends.items()):
+                    inputs = orjson.loads(dict(record.headers)["inputs"])
+                    covered.append((record.timestamp, {int(p): o for p, o in inputs.items()}))
+            latest: dict[int, int] = {}
+            for _, inputs in covered:
+                for p, o in inputs.items():
+                    latest[p] = max(latest.get(p, 0), o)
+            if all(latest.get(p, 0) >= e for p, e in ends.items()):
                 break
+        covered.sort(key=lambda item: item[0])
         delays = []
         for meta in produced:
-            at = next(ts for ts, inputs in covered if inputs.get(meta.partition, 0) > meta.offset)
-            delays.append(at - meta.timestamp)
+            at = next(
+                (ts for ts, inputs in covered if inputs.get(meta.partition, 0) > meta.offset),
+                None,
+            )
+            if at is not None:  # the last events may change no score at all
+                delays.append(at - meta.timestamp)
     finally:
         producer.close()
-        tail.close()
+        changes.close()
         worker.terminate()
         worker.wait(timeout=60)
     quantiles = statistics.quantiles(delays, n=100)
