@@ -49,10 +49,6 @@ class Core:
     def person_members(self, person_id: str, as_of_day: int) -> list[str] | None: ...
     def __len__(self) -> int: ...
 
-def keyed_records(ndjson: bytes, field: str, partitions: int) -> list[tuple[int, bytes, bytes]]:
-    """Per NDJSON line: (partition, key, line), the key being the string value of the
-    line's top-level ``field``, the partition Kafka's default partitioner gives it."""
-
 def kafka_partition(key: bytes, partitions: int) -> int:
     """Kafka's default partition of a key (murmur2)."""
 

@@ -403,32 +403,6 @@ fn frame<'py>(py: Python<'py>, data: &[u8], start: usize, limit: usize, last: bo
     Ok((chunk, framed.spans.len(), framed.used))
 }
 
-/// Kafka records of NDJSON lines (see `keyed`): per line (partition, key, line), the key
-/// being the string value of the line's top-level `field`, the partition Kafka's default
-/// partitioner gives it among `partitions`.
-#[pyfunction]
-fn keyed_records<'py>(
-    py: Python<'py>,
-    ndjson: &[u8],
-    field: &str,
-    partitions: u32,
-) -> PyResult<Vec<(u32, Bound<'py, PyBytes>, Bound<'py, PyBytes>)>> {
-    if partitions == 0 {
-        return Err(PyValueError::new_err("a topic has at least one partition"));
-    }
-    if ndjson.is_empty() {
-        return Ok(Vec::new());
-    }
-    ndjson
-        .split(|&b| b == b'\n')
-        .map(|line| {
-            let key = keyed::key_of(line, field).map_err(PyValueError::new_err)?;
-            let partition = keyed::partition(key.as_bytes(), partitions);
-            Ok((partition, PyBytes::new(py, key.as_bytes()), PyBytes::new(py, line)))
-        })
-        .collect()
-}
-
 /// Kafka record batches of NDJSON lines (see `keyed`): per line a record keyed by the
 /// string value of its top-level `field`, in the partition Kafka's default partitioner
 /// gives it, with `headers`; with `tombstones`, a line whose value is null becomes a
@@ -493,7 +467,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Core>()?;
     m.add_function(wrap_pyfunction!(fast_decode, m)?)?;
     m.add_function(wrap_pyfunction!(frame, m)?)?;
-    m.add_function(wrap_pyfunction!(keyed_records, m)?)?;
     m.add_function(wrap_pyfunction!(kafka_partition, m)?)?;
     m.add_function(wrap_pyfunction!(record_batches, m)?)?;
     Ok(())

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from kafka.partitioner.default import murmur2
 
-from crm2stream._native import kafka_partition, keyed_records
+from crm2stream._native import kafka_partition, record_batches
 from crm2stream.kafka import outbox
 from crm2stream.kafka.outbox import Lines, Record
 
@@ -24,20 +24,32 @@ def test_partitions_are_the_ones_kafka_gives(key: bytes, partitions: int) -> Non
     assert kafka_partition(key, partitions) == java_partition(key, partitions)
 
 
+def keyed(ndjson: bytes, field: str, partitions: int) -> list[tuple[int, bytes, bytes]]:
+    """(partition, key, value) of every record the compiled helper makes of the lines."""
+    out = []
+    for partition, raw, count in record_batches(ndjson, field, partitions, 0, 1 << 20, False, []):
+        batch = DefaultRecordBatch(bytearray(raw))
+        assert batch.validate_crc()
+        records = [(partition, r.key, r.value) for r in batch]
+        assert len(records) == count
+        out += records
+    return out
+
+
 @given(st.text(max_size=20), st.dictionaries(st.sampled_from(["a", "key", "z"]), st.text()))
 def test_the_key_is_the_top_level_field(key: str, nested: dict[str, str]) -> None:
     line = orjson.dumps({"a": nested, "key": key, "z": [nested]}, option=orjson.OPT_SORT_KEYS)
-    [(partition, got, same)] = keyed_records(line, "key", 5)
+    [(partition, got, same)] = keyed(line, "key", 5)
     assert got == key.encode() and same == line
     assert partition == java_partition(key.encode(), 5)
 
 
 def test_a_line_without_its_key_is_refused() -> None:
     with pytest.raises(ValueError, match='no "person_id"'):
-        keyed_records(b'{"key":"a"}', "person_id", 3)
+        keyed(b'{"key":"a"}', "person_id", 3)
     with pytest.raises(ValueError, match="not a string"):
-        keyed_records(b'{"person_id":3}', "person_id", 3)
-    assert keyed_records(b"", "key", 3) == []
+        keyed(b'{"person_id":3}', "person_id", 3)
+    assert keyed(b"", "key", 3) == []
 
 
 def records_of(
