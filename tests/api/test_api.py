@@ -63,14 +63,20 @@ def test_the_single_customer_view(api: Server) -> None:
     api.post_events(CAMPAIGN)
     scores = eventually(lambda: api.client.get("/scores?top=5").json()["top"] or None)
     best = scores[0]
-    view = api.client.get(f"/persons/{best['person_id']}").json()
+
+    def view_with_events() -> dict[str, Any] | None:
+        # the read model takes the tables and the input log in rounds: the person's recent
+        # events may come a round after its scores
+        view: dict[str, Any] = api.client.get(f"/persons/{best['person_id']}").json()
+        return view if view["last_events"] else None
+
+    view = eventually(view_with_events)
     assert view["scores"]["composite"] == best["composite"]
     assert view["anchor"] == best["anchor"]
     members = [row["identifier"] for row in view["identifiers"]]
     assert best["anchor"] in members
     assert all(row["person_id"] == best["person_id"] for row in view["identifiers"])
     assert view["interactions"]["total"]["done"]
-    assert view["last_events"], "the recent events of its identifiers"
     kind, _, value = members[-1].partition(":")
     assert api.client.get(f"/identities/{kind}/{value}").json()["person_id"] == best["person_id"]
     assert api.client.get("/persons/p_nobody").status_code == 404
