@@ -6,12 +6,13 @@ Two agents, each batching with ``take_events``:
   workers), validates every record from bytes and forwards one chunk per partition per
   batch to the accepted topic (see ``chunks``);
 - ``tables`` reads the accepted topic's single partition, so exactly one worker at a time
-  holds the tables (see ``stage`` for why). Each batch's dead letters and score changes
-  are written and confirmed by the broker before faust acknowledges the batch. Every
-  ``publish_seconds`` (and when the worker stops) the stage commits: the table topics'
-  records of what changed are sent and, once the broker has confirmed them, one
-  changelog record of state and position. The commit writes while the next batches are
-  applied; the one after waits for it.
+  holds the tables (see ``stage`` for why). It hands its batches to the stage's task
+  and moves on (one faust consumer feeds both agents, and an agent that waits holds up
+  the other). The task applies everything queued at once and writes its dead letters and
+  score changes, confirmed by the broker. Every ``publish_seconds`` (and when the worker
+  stops) the stage commits: the table topics' records of what changed are sent and, once
+  the broker has confirmed them, one changelog record of state and position. The commit
+  writes while the next batches are applied; the one after waits for it.
 
 Nothing is lost between commits. The offsets faust commits for the accepted topic may run
 ahead of the changelog; a worker that takes the tables over loads the last commit and
@@ -66,6 +67,8 @@ RETRY_FIRST, RETRY_MAX = 0.5, 10.0
 GAP_TIMEOUT = 120.0
 #: how long a stopping worker waits for its last commit, and then for its producer
 STOP_SECONDS = 10.0
+#: accepted-topic batches queued for the stage before the tables agent waits
+QUEUED_BATCHES = 16
 
 
 class StaleTables(Exception):
@@ -81,7 +84,11 @@ class StageHost:
         self.names = names
         self.metrics = metrics
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="crm2stream-tables")
-        self.lock = asyncio.Lock()
+        #: accepted-topic batches the tables agent handed over, for ``_serve``
+        self.queue: asyncio.Queue[list[tuple[int, bytes]]] = asyncio.Queue(QUEUED_BATCHES)
+        self._serving: asyncio.Task[None] | None = None
+        self._busy = False
+        self._stopping = False
         self.stage: TableStage | None = None
         self._consumer: KafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
@@ -201,14 +208,43 @@ class StageHost:
     async def _run(self, call: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.executor, call, *args)
 
+    async def offer(self, records: list[tuple[int, bytes]]) -> None:
+        """Hand a batch of accepted-topic records to the stage and return: the faust
+        consumer feeds every agent from one loop, so an agent that waits for the broker
+        holds up the intake too. Waits only when ``QUEUED_BATCHES`` are queued."""
+        if self._serving is None or self._serving.done():
+            self._serving = asyncio.create_task(self._serve())
+        await self.queue.put(records)
+
+    async def _serve(self) -> None:
+        """Apply what is queued (every queued batch at once), commit when due."""
+        while not self._stopping:
+            wait = self._last_commit + self.settings.publish_seconds - time.monotonic()
+            try:
+                if self.stage is not None and self.stage.uncommitted:
+                    records = await asyncio.wait_for(self.queue.get(), max(0.0, wait))
+                else:
+                    records = await self.queue.get()
+            except TimeoutError:
+                await self.commit()
+                continue
+            while not self.queue.empty():
+                records += self.queue.get_nowait()
+            self._busy = True
+            try:
+                await self.handle(records)
+                if time.monotonic() - self._last_commit >= self.settings.publish_seconds:
+                    await self.commit()
+            finally:
+                self._busy = False
+
     async def handle(self, records: list[tuple[int, bytes]]) -> None:
-        """Apply a batch of accepted-topic records until its outputs are written; retry on
-        failure from the changelog's state (the batch is not acknowledged before)."""
+        """Apply accepted-topic records until their outputs are written; retry on failure
+        from the changelog's state."""
         pause = RETRY_FIRST
         while True:
             try:
-                async with self.lock:
-                    await self._handle(records)
+                await self._handle(records)
                 return
             except Exception:
                 log.exception("a table batch failed; trying again in %.1f s", pause)
@@ -225,8 +261,6 @@ class StageHost:
             await outbox.send(producer, box)
             if applied is not None:  # the gap's events were counted by whoever took them
                 self.metrics.applied(applied, time.monotonic() - started)
-        if time.monotonic() - self._last_commit >= self.settings.publish_seconds:
-            await self._commit_now()
 
     async def _commit_now(self) -> None:
         """Prepare a commit on the stage's thread and write it in the background: the
@@ -275,29 +309,34 @@ class StageHost:
             await asyncio.gather(task, return_exceptions=True)
 
     async def commit(self) -> None:
-        """Commit now if there is anything to (a timer's tick, or the worker stopping)."""
+        """Commit now if there is anything to."""
         try:
-            async with self.lock:
-                if self.stage is not None and self.stage.uncommitted:
-                    await self._commit_now()
+            if self.stage is not None and self.stage.uncommitted:
+                await self._commit_now()
         except Exception:
             log.exception("a commit failed: the next batch loads the tables again")
             self._discard = True
 
-    async def commit_if_due(self) -> None:
-        if time.monotonic() - self._last_commit >= self.settings.publish_seconds:
-            await self.commit()
-
     def rebalanced(self, partitions: Iterable[TP]) -> None:
-        """The accepted partition moved: check the changelog before trusting the tables."""
+        """The accepted partition moved: check the changelog before trusting the tables,
+        and drop the queued batches (faust hands over what follows; the stage reads what
+        it missed from the accepted topic)."""
         if any(tp.topic == self.names.accepted for tp in partitions):
             self._verify = True
+            while not self.queue.empty():
+                self.queue.get_nowait()
 
     async def stop(self) -> None:
         """Commit what is applied, if the broker takes it within ``STOP_SECONDS``: a worker
         stopping with the broker gone must still stop (the next owner applies it again)."""
 
         async def last_commit() -> None:
+            self._stopping = True
+            serving = self._serving
+            if serving is not None and not self._busy:
+                serving.cancel()  # waiting for a batch: nothing half done
+            if serving is not None:
+                await asyncio.gather(serving, return_exceptions=True)
             await self.commit()
             await self.written()
 
@@ -374,12 +413,7 @@ def make_app(
         ):
             for event in events:
                 metrics.seen(event.message.tp, event.message.offset)
-            await host.handle([(e.message.offset, e.message.value or b"") for e in events])
-
-    async def commit_tables() -> None:
-        await host.commit_if_due()
-
-    app.timer(interval=max(0.05, settings.publish_seconds / 4))(commit_tables)
+            await host.offer([(e.message.offset, e.message.value or b"") for e in events])
 
     # faust's signals call receivers as (sender, *arguments, signal=...); their declared
     # receiver type does not admit a coroutine function, which they do take.
