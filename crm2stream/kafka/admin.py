@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from crm2stream.kafka.names import Names
 from crm2stream.topology import Topic
@@ -172,6 +172,19 @@ def apply(client: KafkaAdminClient, changes: Sequence[Change]) -> None:
             client.alter_configs(resources, incremental=True)
     except KafkaError as exc:
         raise BrokerError(f"Kafka refused a change: {exc}") from exc
+
+
+def create_missing(client: KafkaAdminClient, specs: Sequence[TopicSpec]) -> None:
+    """Create the topics that do not exist yet, one by one: one that someone else creates
+    meanwhile (two workers starting together) is as good as created here."""
+    for change in plan(client, specs):
+        if change.action != "create":
+            continue
+        try:
+            apply(client, [change])
+        except BrokerError as exc:
+            if not isinstance(exc.__cause__, TopicAlreadyExistsError):
+                raise
 
 
 def _describe(spec: TopicSpec) -> str:

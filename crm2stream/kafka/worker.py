@@ -48,7 +48,13 @@ from faust.web import Request, Response, View
 from kafka import KafkaConsumer, TopicPartition
 
 from crm2stream.kafka import changelog, chunks, outbox
-from crm2stream.kafka.admin import MAX_CHUNK_MESSAGE, admin_client, apply, bootstrap, desired, plan
+from crm2stream.kafka.admin import (
+    MAX_CHUNK_MESSAGE,
+    admin_client,
+    bootstrap,
+    create_missing,
+    desired,
+)
 from crm2stream.kafka.metrics import WorkerMetrics
 from crm2stream.kafka.names import Names
 from crm2stream.kafka.reader import read_changelog
@@ -448,8 +454,7 @@ def run_worker(
     """Run a worker until it is stopped (SIGTERM or Ctrl-C). Creates the topics it needs
     that are missing (``topology apply`` also reconfigures the existing ones)."""
     with admin_client(settings.broker) as client:
-        creates = [c for c in plan(client, desired(names)) if c.action == "create"]
-        apply(client, creates)
+        create_missing(client, desired(names))
     with tempfile.TemporaryDirectory(prefix="crm2stream-worker-") as datadir:
         app = make_app(settings, names, Path(datadir), web_port, web_host)
         logging.getLogger("kafka").setLevel(logging.WARNING)  # the changelog reader's chatter

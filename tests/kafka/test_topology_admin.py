@@ -3,12 +3,13 @@ fixes what drifted, changes nothing the second time, and refuses what it cannot 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 
 import pytest
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
 
-from crm2stream.kafka.admin import desired
+from crm2stream.kafka.admin import admin_client, create_missing, desired
 from crm2stream.kafka.names import Names
 from tests.conftest import Run
 from tests.kafka.broker import Broker, running
@@ -97,3 +98,32 @@ def test_an_unreachable_broker_is_a_clear_error(crm: Run) -> None:
     result = crm("topology", "show", "--broker", "kafka://127.0.0.1:1")
     assert result.returncode == 2
     assert "cannot reach Kafka at kafka://127.0.0.1:1" in result.stderr
+
+
+def test_workers_starting_together_both_create_the_missing_topics(kafka: Broker) -> None:
+    """Each worker creates the topics it needs that are missing; two starting at once
+    race for the same ones, and the loser must carry on, not crash."""
+    names = Names.of("together")
+    specs = desired(names)
+    failures: list[BaseException] = []
+    start = threading.Barrier(3)
+
+    def create() -> None:
+        try:
+            with admin_client(kafka.url) as client:
+                start.wait()
+                create_missing(client, specs)
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=create) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    client = KafkaAdminClient(bootstrap_servers=kafka.bootstrap)
+    try:
+        assert {s.name for s in specs} <= set(client.list_topics())
+    finally:
+        client.close()
