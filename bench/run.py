@@ -183,7 +183,7 @@ def _kafka(source: Path, args: argparse.Namespace) -> dict[str, object]:
     )
     print(f"worker vs minimal agent: {result.worker_rate / result.minimal_rate:.2f}x")
     print(
-        f"produce-to-applied latency at {args.rate:g} events/s over {result.latency_events:,} "
+        f"produce-to-score-change latency at {args.rate:g} events/s over {result.latency_events:,} "
         f"events: p50 {result.latency_p50_ms:.0f} ms, p99 {result.latency_p99_ms:.0f} ms"
     )
     return {"step": "kafka", **vars(result)}
