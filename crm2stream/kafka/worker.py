@@ -84,8 +84,7 @@ class StaleTables(Exception):
 class StageHost:
     """The table stage of this worker, on its own thread, and the writes of its batches."""
 
-    def __init__(self, app: faust.App, settings: Settings, names: Names, metrics: WorkerMetrics):
-        self.app = app
+    def __init__(self, settings: Settings, names: Names, metrics: WorkerMetrics):
         self.settings = settings
         self.names = names
         self.metrics = metrics
@@ -220,7 +219,14 @@ class StageHost:
         holds up the intake too. Waits only when ``QUEUED_BATCHES`` are queued."""
         if self._serving is None or self._serving.done():
             self._serving = asyncio.create_task(self._serve())
+            self._serving.add_done_callback(self._served)
         await self.queue.put(records)
+
+    def _served(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            # the next batch starts it again, from the changelog's state
+            log.error("the table stage's task failed: %r", task.exception())
+            self._discard = True
 
     async def _serve(self) -> None:
         """Apply what is queued (every queued batch at once), commit when due."""
@@ -392,7 +398,7 @@ def make_app(
         web_in_thread=False,
     )
     metrics = WorkerMetrics(app, names)
-    host = StageHost(app, settings, names, metrics)
+    host = StageHost(settings, names, metrics)
     input_topic = app.topic(names.input)
     accepted = app.topic(names.accepted, partitions=1)
     currency = settings.currency
