@@ -7,10 +7,11 @@ from functools import partial
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page
+from playwright.sync_api import Browser, Page
 
 from crm2stream.demo import Story, play
 from tests.api.conftest import Server, start_server
+from tests.browser.dashboard import open_dashboard, open_first_person
 
 
 @pytest.fixture
@@ -28,16 +29,7 @@ def text(page: Page, selector: str) -> str:
 def test_the_dashboard_follows_the_demo_live(
     browser: Browser, demo: Server, tmp_path: Path
 ) -> None:
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    problems: list[str] = []
-    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-
-    def on_console(message: ConsoleMessage) -> None:
-        if message.type == "error":
-            problems.append(f"console: {message.text}")
-
-    page.on("console", on_console)
-    page.goto(demo.url)
+    page, problems = open_dashboard(browser, demo.url)
     rows = page.locator("#leaderboard tbody tr")
     rows.first.wait_for(timeout=30_000)
     board = text(page, "#leaderboard tbody")
@@ -54,21 +46,8 @@ def test_the_dashboard_follows_the_demo_live(
     assert "bronze" in (page.locator("#tiers").text_content() or "")
     assert page.locator("#status").inner_text() == "live"
 
-    # The leaderboard re-renders as the demo plays, so the row is read and clicked in one
-    # script turn: the person clicked is the person named, whatever renders next.
-    person = page.evaluate(
-        """() => {
-            const row = document.querySelector('#leaderboard tbody tr');
-            row.click();
-            return row.dataset.person;
-        }"""
-    )
+    person = open_first_person(page)
     assert page.input_value("#who") == person
-    page.wait_for_function(
-        "person => document.querySelector('#scv')?.innerText.includes(person)",
-        arg=person,
-        timeout=10_000,
-    )
     view = text(page, "#scv")
     for label in ("identifiers", "value", "consent", "last events"):
         assert label in view

@@ -10,11 +10,13 @@ from typing import Any
 
 import httpx
 import pytest
+from kafka import KafkaConsumer, TopicPartition
 from playwright.sync_api import Browser
 
 from crm2stream.core.tables import STATE_TABLES
 from tests.api.conftest import eventually, start
 from tests.api.sse import read_events
+from tests.browser.dashboard import open_dashboard, open_first_person
 from tests.conformance import BAD_INPUT, CAMPAIGN
 from tests.kafka.broker import Broker
 from tests.kafka.cluster import Cluster, KafkaEngine
@@ -83,8 +85,6 @@ def test_the_api_ingests_into_kafka_and_answers_from_its_topics(
 
 
 def _input_ends(cluster: Cluster) -> dict[int, int]:
-    from kafka import KafkaConsumer, TopicPartition
-
     consumer = KafkaConsumer(bootstrap_servers=cluster.broker.bootstrap)
     try:
         tps = [TopicPartition(cluster.names.input, p) for p in range(cluster.partitions)]
@@ -97,30 +97,12 @@ def test_the_dashboard_shows_the_workers_tables(
     served: tuple[Cluster, str], browser: Browser
 ) -> None:
     cluster, url = served
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    problems: list[str] = []
-    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-    page.on(
-        "console",
-        lambda message: problems.append(message.text) if message.type == "error" else None,
-    )
-    page.goto(url)
+    page, problems = open_dashboard(browser, url)
     cluster.produce(EVENTS)  # straight to the input topic, as any producer does
     rows = page.locator("#leaderboard tbody tr")
     rows.first.wait_for(timeout=60_000)
     page.wait_for_function("document.querySelectorAll('#changes li').length > 0", timeout=60_000)
     assert page.locator("#status").inner_text() == "live"
-    person = page.evaluate(
-        """() => {
-            const row = document.querySelector('#leaderboard tbody tr');
-            row.click();
-            return row.dataset.person;
-        }"""
-    )
-    page.wait_for_function(
-        "person => document.querySelector('#scv')?.innerText.includes(person)",
-        arg=person,
-        timeout=10_000,
-    )
+    open_first_person(page)
     assert "consent" in page.locator("#scv").inner_text()
     assert problems == []
