@@ -10,6 +10,12 @@
   to the append timestamp of the first score-change record whose ``inputs`` header (where
   the input partitions stood after the batch that made it) covers the event. An event
   whose own batch changed no score counts until a later batch's change: an upper bound.
+- Latency baseline: the same measure for ``FAUST_HOP``, a faust agent that forwards each
+  event to an output topic: what faust and the broker cost for one hop on this machine
+  (the worker makes two, input to accepted topic and accepted topic to score changes).
+
+The measured process runs pinned to one core (``WORKER_CORE``); the broker, this bench and
+its producers run on the other cores.
 """
 
 from __future__ import annotations
@@ -23,9 +29,11 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import orjson
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import NewTopic
 
 from crm2stream.kafka import changelog
 from crm2stream.kafka.admin import admin_client, apply, desired, plan
@@ -73,6 +81,30 @@ async def count(stream):
 app.main()
 """
 
+#: faust's own latency: one hop, each event forwarded to an output topic as it comes
+FAUST_HOP = """
+import faust
+broker, topic, out_topic, app_id = ARGS  # noqa: F821 (prepended)
+app = faust.App(app_id, broker=broker, key_serializer="raw", value_serializer="raw",
+                consumer_auto_offset_reset="earliest", web_enabled=False, store="memory://",
+                topic_disable_leader=True, producer_acks=-1)
+out = app.topic(out_topic)
+@app.agent(app.topic(topic))
+async def forward(stream):
+    async for events in stream.take_events(5000, within=0.01):
+        for event in events:
+            message = event.message
+            await out.send(value=f"{message.partition}:{message.offset}".encode())
+app.main()
+"""
+
+#: the core the measured process runs on; the broker and this bench run on the others
+WORKER_CORE = min(os.sched_getaffinity(0))
+
+
+def _pin_worker() -> None:
+    os.sched_setaffinity(0, {WORKER_CORE})
+
 
 @dataclass
 class KafkaResult:
@@ -85,6 +117,8 @@ class KafkaResult:
     latency_p50_ms: float
     latency_p99_ms: float
     latency_events: int
+    hop_p50_ms: float
+    hop_p99_ms: float
 
 
 def _env(broker: Broker, namespace: str) -> dict[str, str]:
@@ -118,7 +152,21 @@ def _worker(broker: Broker, namespace: str, log: Path) -> subprocess.Popen[bytes
         env=_env(broker, namespace),
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
-        preexec_fn=lambda: os.sched_setaffinity(0, {0}),
+        preexec_fn=_pin_worker,
+    )
+
+
+def _agent(scratch: str, args: tuple[Any, ...], agent: str) -> subprocess.Popen[bytes]:
+    """Start a faust agent script with its arguments, in a scratch directory (faust keeps
+    its data directory in the current one)."""
+    script = Path(scratch) / "agent.py"
+    script.write_text(f"ARGS = {args!r}\n{agent}")
+    return subprocess.Popen(
+        [sys.executable, str(script), "worker", "-l", "warn", "--without-web"],
+        cwd=scratch,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=_pin_worker,
     )
 
 
@@ -172,92 +220,143 @@ def minimal(broker: Broker, lines: list[bytes], agent: str = MINIMAL) -> float:
     _topics(broker, names)
     _produce(broker, names.input, lines)
     args = (broker.url, names.input, len(lines), f"{names.app_id}-minimal")
-    # in a scratch directory: faust keeps its data directory in the current one
     with tempfile.TemporaryDirectory(prefix="crm2stream-bench-agent-") as scratch:
-        script = Path(scratch) / "agent.py"
-        script.write_text(f"ARGS = {args!r}\n{agent}")
         started = time.perf_counter()
-        subprocess.run(
-            [sys.executable, str(script), "worker", "-l", "warn", "--without-web"],
-            check=True,
-            timeout=1800,
-            cwd=scratch,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            preexec_fn=lambda: os.sched_setaffinity(0, {0}),
-        )
+        process = _agent(scratch, args, agent)
+        if process.wait(timeout=1800) != 0:
+            raise SystemExit(f"the faust agent failed (exit {process.returncode})")
         return time.perf_counter() - started
 
 
-def latency(
-    broker: Broker, lines: list[bytes], rate: float, workdir: Path
-) -> tuple[float, float, int]:
-    names = Names.of(f"latency{uuid.uuid4().hex[:6]}")
-    _topics(broker, names)
-    worker = _worker(broker, names.namespace, workdir / "latency-worker.log")
-    changes = KafkaConsumer(
-        bootstrap_servers=broker.bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
-    )
-    topic = names.streams["score-changes"]
-    changes.assign([TopicPartition(topic, p) for p in changes.partitions_for_topic(topic)])
+def _steady(broker: Broker, topic: str, lines: list[bytes], rate: float) -> list[Any]:
+    """Produce ``lines`` at ``rate`` per second; the broker's metadata of each, in order."""
     producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all", linger_ms=0)
     try:
-        time.sleep(8)  # start-up and partition assignment are not what is measured
         futures = []
         started = time.perf_counter()
         for i, line in enumerate(lines):
             wait = started + i / rate - time.perf_counter()
             if wait > 0:
                 time.sleep(wait)
-            futures.append(producer.send(names.input, key=actor_key(line), value=line))
+            futures.append(producer.send(topic, key=actor_key(line), value=line))
         producer.flush()
-        produced = [f.get(timeout=30) for f in futures]
+        return [f.get(timeout=30) for f in futures]
+    finally:
+        producer.close()
+
+
+def _tail(broker: Broker, topic: str) -> KafkaConsumer:
+    """A reader of every partition of ``topic`` from its start (made once the topic's
+    partitions have leaders: a reader made right after the topic was created may find
+    no record at all)."""
+    tail = KafkaConsumer(
+        bootstrap_servers=broker.bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
+    tail.assign([TopicPartition(topic, p) for p in tail.partitions_for_topic(topic)])
+    return tail
+
+
+def _quantiles(delays: list[float], what: str) -> tuple[float, float, int]:
+    if len(delays) < 2:
+        raise SystemExit(f"{what}: {len(delays)} events measured, too few for quantiles")
+    return statistics.median(delays), statistics.quantiles(delays, n=100)[98], len(delays)
+
+
+def latency(
+    broker: Broker, lines: list[bytes], rate: float, workdir: Path
+) -> tuple[float, float, int]:
+    """p50 and p99 ms from an event's produce timestamp to the first score change that
+    covers it, with a worker running."""
+    names = Names.of(f"latency{uuid.uuid4().hex[:6]}")
+    _topics(broker, names)
+    worker = _worker(broker, names.namespace, workdir / "latency-worker.log")
+    time.sleep(8)  # start-up and partition assignment are not what is measured
+    changes = _tail(broker, names.streams["score-changes"])
+    try:
+        produced = _steady(broker, names.input, lines, rate)
         ends: dict[int, int] = {}
         for meta in produced:
             ends[meta.partition] = max(ends.get(meta.partition, 0), meta.offset + 1)
         covered: list[tuple[int, dict[int, int]]] = []  # (append time ms, inputs)
+        latest: dict[int, int] = {}
         deadline = time.monotonic() + 120
-        heard = time.monotonic()
-        # until every event is covered, or nothing more came for a while (the last
-        # events may change no score)
-        while time.monotonic() < deadline and time.monotonic() - heard < 10:
+        heard: float | None = None
+        # until every event is covered, or nothing more came for a while once something
+        # came (the last events may change no score)
+        while time.monotonic() < deadline and (heard is None or time.monotonic() - heard < 10):
             for records in changes.poll(timeout_ms=200).values():
                 heard = time.monotonic()
                 for record in records:
                     inputs = orjson.loads(dict(record.headers)["inputs"])
                     covered.append((record.timestamp, {int(p): o for p, o in inputs.items()}))
-            latest: dict[int, int] = {}
-            for _, inputs in covered:
-                for p, o in inputs.items():
-                    latest[p] = max(latest.get(p, 0), o)
+                    for p, o in covered[-1][1].items():
+                        latest[p] = max(latest.get(p, 0), o)
             if all(latest.get(p, 0) >= e for p, e in ends.items()):
                 break
-        covered.sort(key=lambda item: item[0])
-        delays = []
-        for meta in produced:
-            at = next(
-                (ts for ts, inputs in covered if inputs.get(meta.partition, 0) > meta.offset),
-                None,
-            )
-            if at is not None:  # the last events may change no score at all
-                delays.append(at - meta.timestamp)
     finally:
-        producer.close()
         changes.close()
         worker.terminate()
         worker.wait(timeout=60)
-    quantiles = statistics.quantiles(delays, n=100)
-    return statistics.median(delays), quantiles[98], len(delays)
+    covered.sort(key=lambda item: item[0])
+    delays = []
+    for meta in produced:
+        at = next(
+            (ts for ts, inputs in covered if inputs.get(meta.partition, 0) > meta.offset), None
+        )
+        if at is not None:  # the last events may change no score at all
+            delays.append(at - meta.timestamp)
+    return _quantiles(delays, f"score changes (worker log: {workdir / 'latency-worker.log'})")
+
+
+def hop_latency(broker: Broker, lines: list[bytes], rate: float) -> tuple[float, float, int]:
+    """The same measure for ``FAUST_HOP``: faust's own latency for one hop and a send."""
+    names = Names.of(f"hop{uuid.uuid4().hex[:6]}")
+    _topics(broker, names)
+    out = f"{names.namespace}-hop"
+    with admin_client(broker.url) as client:
+        client.create_topics([NewTopic(out, 1, 1)])
+    args = (broker.url, names.input, out, f"{names.app_id}-hop")
+    with tempfile.TemporaryDirectory(prefix="crm2stream-bench-agent-") as scratch:
+        agent = _agent(scratch, args, FAUST_HOP)
+        time.sleep(8)
+        forwarded = _tail(broker, out)
+        try:
+            produced = _steady(broker, names.input, lines, rate)
+            appended: dict[bytes, int] = {}
+            deadline = time.monotonic() + 120
+            while len(appended) < len(produced) and time.monotonic() < deadline:
+                for records in forwarded.poll(timeout_ms=200).values():
+                    appended.update((r.value, r.timestamp) for r in records)
+        finally:
+            forwarded.close()
+            agent.terminate()
+            agent.wait(timeout=60)
+    delays = [
+        appended[key] - meta.timestamp
+        for meta in produced
+        if (key := f"{meta.partition}:{meta.offset}".encode()) in appended
+    ]
+    return _quantiles(delays, "faust hop")
 
 
 def run(lines: list[bytes], latency_events: int, rate: float) -> KafkaResult:
-    with tempfile.TemporaryDirectory(prefix="crm2stream-bench-kafka-") as scratch:
-        workdir = Path(scratch)
-        with running(workdir / "broker") as broker:
-            worker_seconds, rss = throughput(broker, lines, workdir)
-            minimal_seconds = minimal(broker, lines)
-            floor_seconds = minimal(broker, lines, FAUST_FLOOR)
-            p50, p99, count = latency(broker, lines[:latency_events], rate, workdir)
+    """Every Kafka step on one broker. The measured processes run on ``WORKER_CORE``; this
+    bench, its producers and the broker (started from here) on the other cores."""
+    cores = os.sched_getaffinity(0)
+    others = cores - {WORKER_CORE}
+    if others:
+        os.sched_setaffinity(0, others)
+    try:
+        with tempfile.TemporaryDirectory(prefix="crm2stream-bench-kafka-") as scratch:
+            workdir = Path(scratch)
+            with running(workdir / "broker") as broker:
+                worker_seconds, rss = throughput(broker, lines, workdir)
+                minimal_seconds = minimal(broker, lines)
+                floor_seconds = minimal(broker, lines, FAUST_FLOOR)
+                p50, p99, count = latency(broker, lines[:latency_events], rate, workdir)
+                hop_p50, hop_p99, _ = hop_latency(broker, lines[:latency_events], rate)
+    finally:
+        os.sched_setaffinity(0, cores)
     n = len(lines)
     return KafkaResult(
         n / worker_seconds,
@@ -269,4 +368,6 @@ def run(lines: list[bytes], latency_events: int, rate: float) -> KafkaResult:
         p50,
         p99,
         count,
+        hop_p50,
+        hop_p99,
     )

@@ -187,6 +187,10 @@ def _kafka(source: Path, args: argparse.Namespace) -> dict[str, object]:
         f"produce-to-score-change latency at {args.rate:g} events/s over {result.latency_events:,} "
         f"events: p50 {result.latency_p50_ms:.0f} ms, p99 {result.latency_p99_ms:.0f} ms"
     )
+    print(
+        f"one faust hop (forward each event) at {args.rate:g} events/s: "
+        f"p50 {result.hop_p50_ms:.0f} ms, p99 {result.hop_p99_ms:.0f} ms"
+    )
     return {"step": "kafka", **vars(result)}
 
 
