@@ -41,12 +41,17 @@ from crm2stream.kafka.names import Names
 from crm2stream.kafka.produce import actor_key
 from tests.kafka.broker import Broker, free_port, running
 
-MINIMAL = """
+#: how every reference agent makes its faust app (``ARGS`` and ``APP`` are prepended)
+PREAMBLE = """
 import os, faust
 broker, topic, expected, app_id = ARGS  # noqa: F821 (prepended)
 app = faust.App(app_id, broker=broker, key_serializer="raw", value_serializer="raw",
                 consumer_auto_offset_reset="earliest", web_enabled=False, store="memory://",
-                topic_disable_leader=True, topic_partitions=4)
+                topic_disable_leader=True, **APP)  # noqa: F821 (prepended)
+"""
+
+#: the baseline: one faust table update per event, as a faust app is usually written
+MINIMAL = """
 counts = app.Table("counts", default=int, partitions=4)
 seen = 0
 @app.agent(app.topic(topic))
@@ -61,15 +66,10 @@ async def count(stream):
             os._exit(0)
 app.main()
 """
-
+MINIMAL_APP = {"topic_partitions": 4}
 
 #: faust's own cost per message: an agent that only counts what ``take_events`` hands it
 FAUST_FLOOR = """
-import os, faust
-broker, topic, expected, app_id = ARGS  # noqa: F821 (prepended)
-app = faust.App(app_id, broker=broker, key_serializer="raw", value_serializer="raw",
-                consumer_auto_offset_reset="earliest", web_enabled=False, store="memory://",
-                topic_disable_leader=True)
 seen = 0
 @app.agent(app.topic(topic))
 async def count(stream):
@@ -81,14 +81,10 @@ async def count(stream):
 app.main()
 """
 
-#: faust's own latency: one hop, each event forwarded to an output topic as it comes
+#: faust's own latency: one hop, each event forwarded to the output topic (``expected``
+#: names it here) as it comes
 FAUST_HOP = """
-import faust
-broker, topic, out_topic, app_id = ARGS  # noqa: F821 (prepended)
-app = faust.App(app_id, broker=broker, key_serializer="raw", value_serializer="raw",
-                consumer_auto_offset_reset="earliest", web_enabled=False, store="memory://",
-                topic_disable_leader=True, producer_acks=-1)
-out = app.topic(out_topic)
+out = app.topic(expected)
 @app.agent(app.topic(topic))
 async def forward(stream):
     async for events in stream.take_events(5000, within=0.01):
@@ -97,6 +93,7 @@ async def forward(stream):
             await out.send(value=f"{message.partition}:{message.offset}".encode())
 app.main()
 """
+FAUST_HOP_APP = {"producer_acks": -1}
 
 #: the core the measured process runs on; the broker and this bench run on the others
 WORKER_CORE = min(os.sched_getaffinity(0))
@@ -156,11 +153,13 @@ def _worker(broker: Broker, namespace: str, log: Path) -> subprocess.Popen[bytes
     )
 
 
-def _agent(scratch: str, args: tuple[Any, ...], agent: str) -> subprocess.Popen[bytes]:
-    """Start a faust agent script with its arguments, in a scratch directory (faust keeps
-    its data directory in the current one)."""
+def _agent(
+    scratch: str, args: tuple[Any, ...], agent: str, app: dict[str, Any]
+) -> subprocess.Popen[bytes]:
+    """Start a reference agent with its arguments and app settings, in a scratch directory
+    (faust keeps its data directory in the current one)."""
     script = Path(scratch) / "agent.py"
-    script.write_text(f"ARGS = {args!r}\n{agent}")
+    script.write_text(f"ARGS = {args!r}\nAPP = {app!r}\n{PREAMBLE}{agent}")
     return subprocess.Popen(
         [sys.executable, str(script), "worker", "-l", "warn", "--without-web"],
         cwd=scratch,
@@ -213,7 +212,9 @@ def throughput(broker: Broker, lines: list[bytes], workdir: Path) -> tuple[float
     return seconds, rss
 
 
-def minimal(broker: Broker, lines: list[bytes], agent: str = MINIMAL) -> float:
+def minimal(
+    broker: Broker, lines: list[bytes], agent: str = MINIMAL, app: dict[str, Any] | None = None
+) -> float:
     """Seconds a faust agent (the minimal one unless told) takes over the same input,
     start-up included."""
     names = Names.of(f"minimal{uuid.uuid4().hex[:6]}")
@@ -222,7 +223,7 @@ def minimal(broker: Broker, lines: list[bytes], agent: str = MINIMAL) -> float:
     args = (broker.url, names.input, len(lines), f"{names.app_id}-minimal")
     with tempfile.TemporaryDirectory(prefix="crm2stream-bench-agent-") as scratch:
         started = time.perf_counter()
-        process = _agent(scratch, args, agent)
+        process = _agent(scratch, args, agent, MINIMAL_APP if app is None else app)
         if process.wait(timeout=1800) != 0:
             raise SystemExit(f"the faust agent failed (exit {process.returncode})")
         return time.perf_counter() - started
@@ -317,7 +318,7 @@ def hop_latency(broker: Broker, lines: list[bytes], rate: float) -> tuple[float,
         client.create_topics([NewTopic(out, 1, 1)])
     args = (broker.url, names.input, out, f"{names.app_id}-hop")
     with tempfile.TemporaryDirectory(prefix="crm2stream-bench-agent-") as scratch:
-        agent = _agent(scratch, args, FAUST_HOP)
+        agent = _agent(scratch, args, FAUST_HOP, FAUST_HOP_APP)
         time.sleep(8)
         forwarded = _tail(broker, out)
         try:
@@ -352,7 +353,7 @@ def run(lines: list[bytes], latency_events: int, rate: float) -> KafkaResult:
             with running(workdir / "broker") as broker:
                 worker_seconds, rss = throughput(broker, lines, workdir)
                 minimal_seconds = minimal(broker, lines)
-                floor_seconds = minimal(broker, lines, FAUST_FLOOR)
+                floor_seconds = minimal(broker, lines, FAUST_FLOOR, {})
                 p50, p99, count = latency(broker, lines[:latency_events], rate, workdir)
                 hop_p50, hop_p99, _ = hop_latency(broker, lines[:latency_events], rate)
     finally:

@@ -181,7 +181,10 @@ def _kafka(source: Path, args: argparse.Namespace) -> dict[str, object]:
         f"{'minimal faust agent (1 update)':32} {result.minimal_rate:9,.0f} "
         f"{result.minimal_seconds:8.1f}"
     )
-    print(f"{'faust floor (take_events, count)':32} {result.faust_floor_rate:9,.0f}")
+    print(
+        f"{'faust floor (take_events, count)':32} {result.faust_floor_rate:9,.0f} "
+        f"{len(lines) / result.faust_floor_rate:8.1f}"
+    )
     print(f"worker vs minimal agent: {result.worker_rate / result.minimal_rate:.2f}x")
     print(
         f"produce-to-score-change latency at {args.rate:g} events/s over {result.latency_events:,} "
