@@ -31,9 +31,10 @@ A worker that gets the accepted partition back after a rebalance keeps its table
 the changelog still ends where its own last commit did; otherwise someone else moved on
 and it loads them again. A commit checks the same from where its own record landed.
 
-The core is not thread-safe: it lives on one thread of its own, which also does the
-changelog reads and builds the record batches, and the event loop stays free for faust's
-consumers and heartbeats.
+The core is not thread-safe: it lives on one thread of its own, which also reads the
+changelog and builds each batch's records. The compiled core lets go of the GIL while it
+renders score changes, table rows and checkpoints, so the event loop keeps serving faust's
+consumers and heartbeats meanwhile.
 """
 
 from __future__ import annotations

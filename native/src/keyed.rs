@@ -236,8 +236,11 @@ impl BatchWriter {
     }
 }
 
+/// A record's headers: (key, value) pairs.
+pub type Headers = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// A table topic line whose value is null: its `at` and `offset`, the tombstone's headers.
-pub fn tombstone_headers(line: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, String> {
+pub fn tombstone_headers(line: &[u8]) -> Result<Headers, String> {
     #[derive(serde::Deserialize)]
     struct Marks {
         at: String,

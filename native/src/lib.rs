@@ -138,6 +138,41 @@ fn fast_decode(line: &[u8], currency: &str) -> Option<FlatEvent> {
     decode::decode(line, currency).map(to_flat)
 }
 
+/// A `Core`'s state, handed to work that runs without the GIL (see `detached`).
+struct Confined<T>(T);
+
+// SAFETY: `Core` is `unsendable`, so PyO3 refuses any call on it from another thread, and
+// the `&mut self` a method holds keeps this thread's other calls out (PyO3's borrow flag).
+// `Python::detach` runs its closure on the calling thread. So the state (and the `Rc`s in
+// it) is never touched by two threads, with or without the GIL.
+unsafe impl<T> Send for Confined<T> {}
+
+impl<T> Confined<T> {
+    /// By value: a closure that calls it captures the whole `Confined` (a closure that
+    /// destructured it would capture the field alone, which need not be `Send`).
+    fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+/// Run `work` on a `Core`'s state without holding the GIL: Python threads (a worker's event
+/// loop and its Kafka consumer) run meanwhile. `work` itself must be `Send`: it captures
+/// no Python object.
+fn detached<S, R: Send>(py: Python<'_>, state: S, work: impl FnOnce(S) -> R + Send) -> R {
+    let state = Confined(state);
+    py.detach(move || work(state.into_inner()))
+}
+
+/// The reference decoder's answer on a line: the event, or (reason, error) for a rejection.
+fn ask(fallback: &Bound<'_, PyAny>, line: &[u8]) -> PyResult<Result<Event<'static>, (String, String)>> {
+    let answer = fallback.call1((PyBytes::new(fallback.py(), line),))?;
+    let answer = answer.cast::<PyTuple>()?;
+    if answer.len() == 2 {
+        return Ok(Err((answer.get_item(0)?.extract()?, answer.get_item(1)?.extract()?)));
+    }
+    Ok(Ok(from_flat(answer.extract()?)?))
+}
+
 #[pyclass(unsendable)]
 struct Core {
     facts: Facts,
@@ -203,39 +238,42 @@ impl Core {
         fallback: Bound<'py, PyAny>,
     ) -> PyResult<(Vec<(usize, String, String)>, Vec<(usize, String)>, usize, usize, Bound<'py, PyBytes>)> {
         publication::derive_published_anchors(&mut self.facts, &self.cfg);
-        let mut rejected = Vec::new();
-        let mut duplicates = Vec::new();
-        let mut accepted = 0;
-        let mut count = 0;
-        let mut ids = Vec::with_capacity(chunk.len() / 8);
-        ids.push(b'[');
-        // an empty chunk holds no line (not one empty line)
-        let lines = (!chunk.is_empty()).then(|| chunk.split(|&b| b == b'\n')).into_iter().flatten();
-        for (index, line) in lines.enumerate() {
-            count += 1;
-            let event = match decode::decode(line, &self.cfg.currency) {
-                Some(event) => event,
-                None => {
-                    let answer = fallback.call1((PyBytes::new(py, line),))?;
-                    let answer = answer.cast::<PyTuple>()?;
-                    if answer.len() == 2 {
-                        rejected.push((index, answer.get_item(0)?.extract()?, answer.get_item(1)?.extract()?));
-                        continue;
+        let fallback = fallback.unbind();
+        // without the GIL but for the lines the fast path declines
+        let (rejected, duplicates, count, accepted, ids) = detached(py, (&mut self.facts, &self.cfg), |(facts, cfg)| {
+            let mut rejected = Vec::new();
+            let mut duplicates = Vec::new();
+            let mut accepted = 0;
+            let mut count = 0;
+            let mut ids = Vec::with_capacity(chunk.len() / 8);
+            ids.push(b'[');
+            // an empty chunk holds no line (not one empty line)
+            let lines = (!chunk.is_empty()).then(|| chunk.split(|&b| b == b'\n')).into_iter().flatten();
+            for (index, line) in lines.enumerate() {
+                count += 1;
+                let event = match decode::decode(line, &cfg.currency) {
+                    Some(event) => event,
+                    None => match Python::attach(|py| ask(fallback.bind(py), line))? {
+                        Ok(event) => event,
+                        Err((reason, error)) => {
+                            rejected.push((index, reason, error));
+                            continue;
+                        }
+                    },
+                };
+                if facts.apply(&event, start + index as i64) {
+                    if accepted > 0 {
+                        ids.push(b',');
                     }
-                    from_flat(answer.extract()?)?
+                    json::write_str(&mut ids, &event.id);
+                    accepted += 1;
+                } else {
+                    duplicates.push((index, event.id.into_owned()));
                 }
-            };
-            if self.facts.apply(&event, start + index as i64) {
-                if accepted > 0 {
-                    ids.push(b',');
-                }
-                json::write_str(&mut ids, &event.id);
-                accepted += 1;
-            } else {
-                duplicates.push((index, event.id.into_owned()));
             }
-        }
-        ids.push(b']');
+            ids.push(b']');
+            PyResult::Ok((rejected, duplicates, count, accepted, ids))
+        })?;
         Ok((rejected, duplicates, count, accepted, PyBytes::new(py, &ids)))
     }
 
@@ -247,7 +285,9 @@ impl Core {
         change_base: i64,
         trigger_base: i64,
     ) -> ((usize, Bound<'py, PyBytes>), (usize, Bound<'py, PyBytes>)) {
-        let (changes, triggers) = changes::score_changes(&mut self.facts, &self.cfg, change_base, trigger_base);
+        let (changes, triggers) = detached(py, (&mut self.facts, &self.cfg), |(facts, cfg)| {
+            changes::score_changes(facts, cfg, change_base, trigger_base)
+        });
         (
             (changes.count, PyBytes::new(py, &changes.ndjson)),
             (triggers.count, PyBytes::new(py, &triggers.ndjson)),
@@ -270,7 +310,9 @@ impl Core {
         let Some(publication) = self.publication.as_mut() else {
             return Ok(bases.iter().map(|_| (0, PyBytes::new(py, b""))).collect());
         };
-        let out = publication::render(&mut self.facts, &self.cfg, publication, &bases, limit);
+        let out = detached(py, (&mut self.facts, &self.cfg, &mut *publication), |(facts, cfg, publication)| {
+            publication::render(facts, cfg, publication, &bases, limit)
+        });
         if publication.finished() {
             self.publication = None;
         }
@@ -280,7 +322,7 @@ impl Core {
     /// The records of the dirty facts (of every fact when `full`) as checkpoint segment
     /// parts (see `checkpoint`), and forget that they were dirty.
     fn checkpoint<'py>(&mut self, py: Python<'py>, full: bool) -> Vec<Bound<'py, PyBytes>> {
-        let parts = checkpoint::write(&self.facts, full);
+        let parts = detached(py, &self.facts, |facts| checkpoint::write(facts, full));
         self.facts.dirty = facts::Dirty::default();
         parts.iter().map(|part| PyBytes::new(py, part)).collect()
     }
@@ -423,7 +465,7 @@ fn record_batches<'py>(
     if partitions == 0 {
         return Err(PyValueError::new_err("a topic has at least one partition"));
     }
-    let headers: Vec<(Vec<u8>, Vec<u8>)> = headers.into_iter().map(|(k, v)| (k.into_bytes(), v)).collect();
+    let headers: keyed::Headers = headers.into_iter().map(|(k, v)| (k.into_bytes(), v)).collect();
     let built = py.detach(|| -> Result<Vec<(u32, Vec<u8>, i32)>, String> {
         let mut writers: Vec<Option<keyed::BatchWriter>> = (0..partitions).map(|_| None).collect();
         if !ndjson.is_empty() {
