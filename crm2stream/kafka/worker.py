@@ -32,9 +32,9 @@ the changelog still ends where its own last commit did; otherwise someone else m
 and it loads them again. A commit checks the same from where its own record landed.
 
 The core is not thread-safe: it lives on one thread of its own, which also reads the
-changelog and builds each batch's records. The compiled core lets go of the GIL while it
-renders score changes, table rows and checkpoints, so the event loop keeps serving faust's
-consumers and heartbeats meanwhile.
+changelog and builds each batch's records. At a commit the compiled core lets go of the
+GIL while it renders the table rows and writes the checkpoint (tens of milliseconds a
+second at 1,000 events/s), so the event loop keeps serving faust's consumers meanwhile.
 """
 
 from __future__ import annotations
