@@ -25,6 +25,7 @@ from sse_starlette import EventSourceResponse
 from crm2stream.api.hub import EngineUnavailable, Outcome, Overloaded
 from crm2stream.api.metrics import Metrics, Positions
 from crm2stream.api.readmodel import FOLLOWED, ReadModel
+from crm2stream.api.wake import woken
 from crm2stream.core.config import CoreConfig
 from crm2stream.core.events import parse_identifier_key
 from crm2stream.topology import Topology
@@ -122,8 +123,7 @@ def create_app(
                 await asyncio.sleep(1)
                 continue
             if not progressed:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(written.wait(), timeout=5)
+                await woken(written, 5)
 
     async def catch_up() -> bool:
         progressed = False
@@ -325,8 +325,7 @@ async def _records(
                 )
                 positions[topic] = records[-1][0] + 1
                 continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(written.wait(), timeout=15)
+            await woken(written, 15)
     finally:
         done()
 
