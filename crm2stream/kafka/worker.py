@@ -258,11 +258,12 @@ class StageHost:
     async def _serve(self) -> None:
         """Apply what is queued (every queued batch at once), commit when due."""
         while not self._stopping:
-            wait = self._last_commit + self.settings.publish_seconds - time.monotonic()
+            due = self._last_commit + self.settings.publish_seconds - time.monotonic()
+            # not asyncio.wait_for: on Python 3.11 it can swallow a cancellation (see
+            # crm2stream.api.wake)
+            uncommitted = self.stage is not None and self.stage.uncommitted
             try:
-                if self.stage is not None and self.stage.uncommitted:
-                    records = await asyncio.wait_for(self.queue.get(), max(0.0, wait))
-                else:
+                async with asyncio.timeout(max(0.0, due) if uncommitted else None):
                     records = await self.queue.get()
             except TimeoutError:
                 await self.commit()
@@ -319,7 +320,7 @@ class StageHost:
     async def _write(
         self, producer: AIOKafkaProducer, lines: list[outbox.Lines], frames: list[bytes]
     ) -> None:
-        await asyncio.gather(*await outbox.submit(producer, await self._build(lines)))
+        await outbox.send(producer, await self._build(lines))
         framed = [
             await producer.send(self.names.changelog, frame, key=b"tables", partition=0)
             for frame in frames
