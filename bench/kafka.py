@@ -247,9 +247,9 @@ def _steady(broker: Broker, topic: str, lines: list[bytes], rate: float) -> list
 
 
 def _tail(broker: Broker, topic: str) -> KafkaConsumer:
-    """A reader of every partition of ``topic`` from its start (made once the topic's
-    partitions have leaders: a reader made right after the topic was created may find
-    no record at all)."""
+    """A reader of every partition of ``topic`` from its start. Made once the measured
+    process runs: readers made right after the topic was created sometimes read nothing
+    at all in this bench (cause not established)."""
     tail = KafkaConsumer(
         bootstrap_servers=broker.bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
     )
