@@ -10,7 +10,7 @@ and age are computed when scraped, so they are never stale.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import faust
@@ -56,10 +56,15 @@ class WorkerMetrics(EngineMetrics):
         #: the next offset to process, per (topic, partition) seen
         self.next_offsets: dict[tuple[str, int], int] = {}
         self.last_processed: float | None = None
+        #: consumers besides faust's (the intake's), each as it is now (None: closed)
+        self.consumers: list[Callable[[], Any]] = [lambda: self.app.consumer]
 
     def seen(self, tp: Any, offset: int) -> None:
         self.next_offsets[(tp.topic, tp.partition)] = offset + 1
         self.last_processed = time.time()
+
+    def resumed(self, tp: Any, offset: int) -> None:
+        self.next_offsets[(tp.topic, tp.partition)] = offset
 
     def applied(self, applied: Applied, seconds: float) -> None:
         self.batch_seconds.observe(seconds)
@@ -68,16 +73,19 @@ class WorkerMetrics(EngineMetrics):
         self.dead_letters.inc(applied.counts.rejected + applied.counts.duplicates)
 
     def lag(self) -> dict[tuple[str, int], int]:
-        consumer = self.app.consumer
         out: dict[tuple[str, int], int] = {}
-        for tp in consumer.assignment():
-            end = consumer.highwater(tp)
-            if end is None:
+        for current in self.consumers:
+            consumer = current()
+            if consumer is None:
                 continue
-            position = self.next_offsets.get((tp.topic, tp.partition))
-            if position is None:  # nothing processed here yet: from the group's commit
-                position = getattr(consumer, "_committed_offset", {}).get(tp) or 0
-            out[(tp.topic, tp.partition)] = max(0, end - position)
+            for tp in consumer.assignment():
+                end = consumer.highwater(tp)
+                if end is None:
+                    continue
+                position = self.next_offsets.get((tp.topic, tp.partition))
+                if position is None:  # nothing processed here yet: from the group's commit
+                    position = getattr(consumer, "_committed_offset", {}).get(tp) or 0
+                out[(tp.topic, tp.partition)] = max(0, end - position)
         return out
 
     def render(self) -> tuple[bytes, str]:

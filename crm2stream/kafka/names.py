@@ -3,7 +3,7 @@ application version.
 
 The namespace prefixes every topic and consumer group, so several installations (or test
 runs) share one cluster. The application version names what belongs to one build of the
-tables: the accepted topic, the changelog and the consumer group. A replay builds a new
+tables: the accepted topic, the changelog and the consumer groups. A replay builds a new
 version beside the running one (see ``replay``); the input and output topics are shared.
 """
 
@@ -31,6 +31,11 @@ class Names:
     def app_id(self) -> str:
         """The faust application id: its consumer group."""
         return self.topic(f"crm2stream-v{self.version}")
+
+    @property
+    def intake_group(self) -> str:
+        """The consumer group of the workers' intakes (see ``intake``)."""
+        return f"{self.app_id}-intake"
 
     @property
     def input(self) -> str:

@@ -3,7 +3,7 @@
 The running version keeps serving: the replay reads the input topic itself (from the
 beginning, or from the offsets a time gives) and writes only the new version's changelog;
 nothing reaches the output topics. When it has caught up with the input's end as it was
-when it started, it commits the new version's consumer group there and reports the digest.
+when it started, it commits the new version's intake group there and reports the digest.
 Workers started with ``CRM2STREAM_APP_VERSION`` set to the new version then carry on from
 exactly that point: the changelog says how far each input partition was taken.
 """
@@ -82,7 +82,7 @@ def replay(settings: Settings, names: Names, version: int, from_ms: int | None) 
     producer.close()
     group = KafkaConsumer(
         bootstrap_servers=bootstrap(settings.broker),
-        group_id=target.app_id,
+        group_id=target.intake_group,
         enable_auto_commit=False,
     )
     try:

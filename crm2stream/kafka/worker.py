@@ -1,14 +1,15 @@
 """``crm2stream worker``: the distributed engine, a faust-streaming app on Apache Kafka.
 
-Two agents, each batching with ``take_events``:
+Two stages:
 
-- ``intake`` reads the input topic (keyed by actor, so scaled by its partitions across
-  workers), validates every record from bytes and forwards one chunk per partition per
-  batch to the accepted topic (see ``chunks``);
-- ``tables`` reads the accepted topic's single partition, so exactly one worker at a time
-  holds the tables (see ``stage`` for why). It hands its batches to the stage's task
-  and moves on (one faust consumer feeds both agents, and an agent that waits holds up
-  the other). The task applies everything queued at once and writes its dead letters and
+- the ``intake`` reads the input topic (keyed by actor, so scaled by its partitions across
+  workers) in a consumer group of its own, validates every record from bytes and sends
+  one chunk per partition per batch to the accepted topic (see ``intake`` for why it reads
+  whole fetches rather than a faust stream, and ``chunks``);
+- the ``tables`` agent reads the accepted topic's single partition with ``take_events``,
+  so exactly one worker at a time holds the tables (see ``stage`` for why). It hands its
+  batches to the stage's task and moves on (an agent that waits holds up faust's
+  consumer). The task applies everything queued at once and writes its dead letters and
   score changes, confirmed by the broker. Every ``publish_seconds`` (and when the worker
   stops) the stage commits: the table topics' records of what changed are sent and, once
   the broker has confirmed them, one changelog record of state and position. The commit
@@ -18,8 +19,9 @@ Latency is what a score change costs after its event: the stage thread only take
 commit from the core; its record batches are built on another thread and written by a
 producer of their own (aiokafka keeps one request in flight per connection, and a commit
 is a megabyte or more every second at 1,000 events/s), so the next batch's score changes
-neither wait for the building nor queue behind the writing. Each agent hands on what it
-has every ``INTAKE_WITHIN`` / ``STAGE_WITHIN`` seconds, or as soon as it has its maximum.
+neither wait for the building nor queue behind the writing. The intake hands on what it
+has every ``INTAKE_WITHIN`` seconds and the agent every ``STAGE_WITHIN``, or as soon as
+each has its maximum.
 
 Nothing is lost between commits. The offsets faust commits for the accepted topic may run
 ahead of the changelog; a worker that takes the tables over loads the last commit and
@@ -43,7 +45,6 @@ import asyncio
 import logging
 import tempfile
 import time
-from collections import defaultdict
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -55,7 +56,7 @@ from faust.types import TP
 from faust.web import Request, Response, View
 from kafka import KafkaConsumer, TopicPartition
 
-from crm2stream.kafka import changelog, chunks, outbox
+from crm2stream.kafka import changelog, outbox
 from crm2stream.kafka.admin import (
     MAX_CHUNK_MESSAGE,
     admin_client,
@@ -63,6 +64,7 @@ from crm2stream.kafka.admin import (
     create_missing,
     desired,
 )
+from crm2stream.kafka.intake import Intake
 from crm2stream.kafka.metrics import WorkerMetrics
 from crm2stream.kafka.names import Names
 from crm2stream.kafka.reader import read_changelog
@@ -71,8 +73,6 @@ from crm2stream.settings import Settings
 
 log = logging.getLogger("crm2stream.worker")
 
-#: records per intake batch, and how long it waits for more
-INTAKE_MAX, INTAKE_WITHIN = 5_000, 0.02
 #: chunks per table batch, and how long it waits for more
 STAGE_MAX, STAGE_WITHIN = 64, 0.01
 #: first and longest pause before a failed table batch is tried again
@@ -428,24 +428,14 @@ def make_app(
     )
     metrics = WorkerMetrics(app, names)
     host = StageHost(settings, names, metrics)
-    input_topic = app.topic(names.input)
+    intake = Intake(settings.broker, names, settings.currency, metrics)
+    metrics.consumers.append(lambda: intake.consumer)
     accepted = app.topic(names.accepted, partitions=1)
-    currency = settings.currency
 
-    @app.agent(input_topic, name="intake")
-    async def intake(stream: faust.StreamT[bytes]) -> None:
-        async for events in cast(faust.Stream[bytes], stream).take_events(
-            INTAKE_MAX, within=INTAKE_WITHIN
-        ):
-            by_partition: dict[int, list[tuple[int, bytes]]] = defaultdict(list)
-            for event in events:
-                message = event.message
-                by_partition[message.partition].append((message.offset, message.value or b""))
-                metrics.seen(message.tp, message.offset)
-            for partition, records in sorted(by_partition.items()):
-                for run in chunks.sized(records):
-                    chunk = chunks.validate(partition, run, currency)
-                    await accepted.send(key=str(partition).encode(), value=chunks.encode(chunk))
+    async def start_intake() -> None:
+        intake.start()
+
+    app.task(start_intake)  # once the worker is up
 
     @app.agent(accepted, name="tables")
     async def tables(stream: faust.StreamT[bytes]) -> None:
@@ -462,6 +452,7 @@ def make_app(
         host.rebalanced(partitions)
 
     async def on_shutdown(sender: Any, **kwargs: Any) -> None:
+        await intake.stop()
         await host.stop()
 
     app.on_partitions_revoked.connect(on_rebalance)  # type: ignore[arg-type]
