@@ -186,8 +186,11 @@ class Intake:
             self._sent, self._rewind = None, {}
             self.confirmed, self._committed = {}, {}
             for client in (consumer, producer):
-                if client is not None:
-                    await client.stop()
+                try:
+                    if client is not None:
+                        await client.stop()
+                except Exception:
+                    log.warning("the intake's %s did not stop cleanly", client, exc_info=True)
 
     # -- one batch -------------------------------------------------------------------
     async def step(self) -> None:
