@@ -98,6 +98,25 @@ def _decode(start: int, body: bytes) -> Batch:
     return Batch(start, Position.of(head["position"]), pieces[1], pieces[2:])
 
 
+def frame_header(value: bytes) -> dict[str, int]:
+    """A frame's header: its batch's ``start`` and ``end`` (accepted offsets), its number
+    (``frame``) and how many the batch has (``frames``)."""
+    header: dict[str, int] = orjson.loads(value.partition(b"\n")[0])
+    return header
+
+
+def announced(first: bytes) -> Position:
+    """The position a batch leaves the stage at, from its first frame alone: for a follower
+    that only wants to know how far the stage got, without reading the whole batch."""
+    if frame_header(first)["frame"] != 0:
+        raise ValueError("not the first frame of a batch")
+    piece = first.partition(b"\n")[2]
+    (size,) = _LEN.unpack_from(piece, 0)
+    if 4 + size > len(piece):
+        raise ValueError("the batch's head spans frames: read the batch whole")
+    return Position.of(orjson.loads(piece[4 : 4 + size])["position"])
+
+
 class ChangelogError(Exception):
     """The changelog does not hold a gapless history."""
 

@@ -62,6 +62,16 @@ def test_frames_make_whole_batches_and_partial_or_repeated_ones_are_ignored() ->
     assert read[0].parts == big.parts and read[0].accepted_ids == b'["e0"]'
 
 
+def test_a_batch_announces_its_position_in_its_first_frame() -> None:
+    big = batch(0, 5, size=changelog.FRAME_BYTES * 2 + 7)
+    big.position.inputs = {0: 3, 1: 2}
+    frames = changelog.encode(big)
+    assert changelog.announced(frames[0]) == big.position
+    assert changelog.frame_header(frames[-1]) == {"start": 0, "end": 5, "frame": 2, "frames": 3}
+    with pytest.raises(ValueError, match="first frame"):
+        changelog.announced(frames[1])
+
+
 def test_a_gap_in_the_changelog_is_an_error() -> None:
     frames = [*changelog.encode(batch(0, 5)), *changelog.encode(batch(7, 9))]
     with pytest.raises(ChangelogError):
