@@ -23,6 +23,7 @@ drops whatever it took from an input partition before, and must never see a gap)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -125,7 +126,7 @@ class Intake:
         self._committed: dict[TopicPartition, int] = {}
         self._last_commit = time.monotonic()
         self._lock = asyncio.Lock()
-        self._stopping = False
+        self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     # -- lifecycle -------------------------------------------------------------------
@@ -134,24 +135,29 @@ class Intake:
 
     async def stop(self) -> None:
         """Finish the batch at hand, commit what the broker confirmed, and close."""
-        self._stopping = True
+        self._stopping.set()
         if self._task is not None:
             await asyncio.gather(self._task, return_exceptions=True)
 
     async def _run(self) -> None:
         pause = RETRY_FIRST
-        while not self._stopping:
+        while not self._stopping.is_set():
+            failed = False
             try:
                 await self._open()
                 pause = RETRY_FIRST
-                while not self._stopping:
+                while not self._stopping.is_set():
                     await self.step()
             except Exception:
                 log.exception("the intake failed; starting again in %.1f s", pause)
-                await asyncio.sleep(pause)
-                pause = min(RETRY_MAX, pause * 2)
+                failed = True
             finally:
                 await self._close()
+            if failed:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(pause):  # or until the worker stops
+                        await self._stopping.wait()
+                pause = min(RETRY_MAX, pause * 2)
 
     async def _open(self) -> None:
         servers = bootstrap(self.broker)

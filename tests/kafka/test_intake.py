@@ -14,9 +14,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from crm2stream.kafka import chunks
+from crm2stream.kafka import intake as intake_module
 from crm2stream.kafka.intake import Intake, make_batch
 from crm2stream.kafka.names import Names
 from crm2stream.kafka.stage import TableStage
+from tests.kafka.broker import free_port
 from tests.kafka.test_stage import CFG, CLEAN, EVENTS, digest
 
 NAMES = Names.of("t")
@@ -159,3 +161,20 @@ def test_a_refused_batch_is_read_again_from_where_it_began(outcome: Outcome) -> 
     assert landed[(0, 100)] == (2 if outcome == "ambiguous" else 1)
     assert landed[(1, 100)] == 2
     assert set(landed.values()) == {1, 2} and len(landed) == 16
+
+
+def test_an_intake_that_cannot_reach_its_broker_keeps_trying_and_stops_when_told(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(intake_module, "RETRY_FIRST", 600.0)
+    intake = Intake(f"127.0.0.1:{free_port()}", NAMES, "CNY", NoProgress())
+
+    async def scenario() -> None:
+        intake.start()
+        async with asyncio.timeout(60):  # the first attempt fails, then a 600 s pause
+            while "the intake failed" not in caplog.text:
+                await asyncio.sleep(0.05)
+            await intake.stop()
+
+    asyncio.run(scenario())
+    assert intake.consumer is None and "starting again in 600.0 s" in caplog.text
