@@ -36,7 +36,8 @@ and it loads them again. A commit checks the same from where its own record land
 The core is not thread-safe: it lives on one thread of its own, which also reads the
 changelog and builds each batch's records. At a commit the compiled core lets go of the
 GIL while it renders the table rows and writes the checkpoint (tens of milliseconds a
-second at 1,000 events/s), so the event loop keeps serving faust's consumers meanwhile.
+second at 1,000 events/s), so the event loop keeps serving the intake and faust's
+consumer meanwhile.
 """
 
 from __future__ import annotations
@@ -241,9 +242,9 @@ class StageHost:
         return await loop.run_in_executor(self.builder, outbox.build, self.partitions, (), lines)
 
     async def offer(self, records: list[tuple[int, bytes]]) -> None:
-        """Hand a batch of accepted-topic records to the stage and return: the faust
-        consumer feeds every agent from one loop, so an agent that waits for the broker
-        holds up the intake too. Waits only when ``QUEUED_BATCHES`` are queued."""
+        """Hand a batch of accepted-topic records to the stage and return: an agent that
+        waits for the broker holds up faust's consumer, and the event loop it shares with
+        the intake. Waits only when ``QUEUED_BATCHES`` are queued."""
         if self._serving is None or self._serving.done():
             self._serving = asyncio.create_task(self._serve())
             self._serving.add_done_callback(self._served)
