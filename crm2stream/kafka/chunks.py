@@ -16,7 +16,7 @@ and the header keeps the original bytes for the dead-letter topic.
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import orjson
@@ -94,6 +94,18 @@ def validate(partition: int, records: Sequence[Record], currency: str) -> Chunk:
         lines.append(line)
     chunk.lines = b"\n".join(lines)
     return chunk
+
+
+def validate_partitions(
+    records: Mapping[int, Sequence[Record]], currency: str, limit: int = CHUNK_BYTES
+) -> list[Chunk]:
+    """The chunks of records read from several input partitions (each in offset order):
+    partition by partition, each cut into runs of at most ``limit`` bytes."""
+    return [
+        validate(partition, run, currency)
+        for partition, run_of_partition in sorted(records.items())
+        for run in sized(run_of_partition, limit)
+    ]
 
 
 def encode(chunk: Chunk) -> bytes:

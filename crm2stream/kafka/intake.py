@@ -75,13 +75,13 @@ class Batch:
 def make_batch(fetched: Fetched, currency: str) -> Batch:
     """Validate what was fetched, partition by partition, in offset order."""
     batch = Batch()
-    for tp in sorted(fetched, key=lambda tp: tp.partition):
-        records = [(r.offset, r.value or b"") for r in fetched[tp]]
-        if not records:
-            continue
-        batch.starts[tp], batch.ends[tp] = records[0][0], records[-1][0] + 1
-        for run in chunks.sized(records):
-            batch.values.append(chunks.encode(chunks.validate(tp.partition, run, currency)))
+    records: dict[int, list[chunks.Record]] = {}
+    for tp, fetched_records in fetched.items():
+        if fetched_records:
+            records[tp.partition] = [(r.offset, r.value or b"") for r in fetched_records]
+            batch.starts[tp] = fetched_records[0].offset
+            batch.ends[tp] = fetched_records[-1].offset + 1
+    batch.values = [chunks.encode(c) for c in chunks.validate_partitions(records, currency)]
     return batch
 
 
@@ -122,7 +122,7 @@ class Intake:
         #: where to seek back to, per partition, after a batch was not confirmed
         self._rewind: dict[TopicPartition, int] = {}
         #: the next offset confirmed per partition, and what was committed of it
-        self.confirmed: dict[TopicPartition, int] = {}
+        self._confirmed: dict[TopicPartition, int] = {}
         self._committed: dict[TopicPartition, int] = {}
         self._last_commit = time.monotonic()
         self._lock = asyncio.Lock()
@@ -190,7 +190,7 @@ class Intake:
         finally:
             self.consumer = self._producer = None
             self._sent, self._rewind = None, {}
-            self.confirmed, self._committed = {}, {}
+            self._confirmed, self._committed = {}, {}
             for client in (consumer, producer):
                 try:
                     if client is not None:
@@ -207,7 +207,7 @@ class Intake:
             timeout_ms=int(INTAKE_WITHIN * 1000), max_records=INTAKE_MAX
         )
         batch = make_batch(fetched, self.currency)
-        if not await self._confirm() or self._rewind:
+        if not await self._confirm():
             self._seek_back(consumer, batch)
             return
         if batch.values:
@@ -220,8 +220,8 @@ class Intake:
             await self._commit(consumer)
 
     async def _confirm(self) -> bool:
-        """Wait for the last batch sent; False if the broker did not take all of it (then
-        ``_rewind`` says where its partitions must be read from again)."""
+        """Wait for the last batch sent; False while a batch the broker did not take all of
+        is to be read again (``_rewind`` says from where)."""
         async with self._lock:
             sent, self._sent = self._sent, None
             if sent is None:
@@ -232,7 +232,7 @@ class Intake:
                 log.warning("the accepted topic refused a batch (%r): sending it again", failed[0])
                 self._rewind = dict(sent.batch.starts)
                 return False
-            self.confirmed.update(sent.batch.ends)
+            self._confirmed.update(sent.batch.ends)
             return True
 
     def _seek_back(self, consumer: AIOKafkaConsumer, batch: Batch) -> None:
@@ -248,7 +248,7 @@ class Intake:
         assigned = consumer.assignment()
         due = {
             tp: offset
-            for tp, offset in self.confirmed.items()
+            for tp, offset in self._confirmed.items()
             if tp in assigned and self._committed.get(tp) != offset
         }
         if not due:
@@ -270,7 +270,7 @@ class Intake:
         await self._confirm()
         await self._commit(consumer)
         for tp in partitions:
-            self.confirmed.pop(tp, None)
+            self._confirmed.pop(tp, None)
             self._committed.pop(tp, None)
             self._rewind.pop(tp, None)
 
@@ -280,8 +280,10 @@ class Intake:
         consumer = self.consumer
         if consumer is None:
             return
-        for tp in partitions:
-            self.confirmed.pop(tp, None)
+        ordered = sorted(partitions)
+        for tp in ordered:
+            self._confirmed.pop(tp, None)
             self._committed.pop(tp, None)
-            committed = await consumer.committed(tp)
-            self.progress.resumed(tp, committed or 0)
+        committed = await asyncio.gather(*(consumer.committed(tp) for tp in ordered))
+        for tp, offset in zip(ordered, committed, strict=True):
+            self.progress.resumed(tp, offset or 0)

@@ -56,7 +56,8 @@ class WorkerMetrics(EngineMetrics):
         #: the next offset to process, per (topic, partition) seen
         self.next_offsets: dict[tuple[str, int], int] = {}
         self.last_processed: float | None = None
-        #: consumers besides faust's (the intake's), each as it is now (None: closed)
+        #: the consumers whose partitions have a lag: faust's, and the worker adds the
+        #: intake's; each as it is now (None: closed)
         self.consumers: list[Callable[[], Any]] = [lambda: self.app.consumer]
 
     def seen(self, tp: Any, offset: int) -> None:

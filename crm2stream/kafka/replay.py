@@ -102,11 +102,7 @@ def _apply(
     producer: KafkaProducer,
     target: Names,
 ) -> int:
-    taken = [
-        chunks.validate(partition, run, currency)
-        for partition, records in sorted(pending.items())
-        for run in chunks.sized(records)
-    ]
+    taken = chunks.validate_partitions(pending, currency)
     if not taken:
         return 0
     stage.take(taken)

@@ -44,6 +44,15 @@ def test_sized_runs_stay_under_the_limit() -> None:
     assert chunks.sized([(0, b"y" * 5000)], 1000) == [[(0, b"y" * 5000)]]
 
 
+def test_partitions_are_validated_in_order_and_cut_into_runs() -> None:
+    records = {1: [(o, CAMPAIGN[o]) for o in range(4)], 0: [(7, CAMPAIGN[9])]}
+    limit = len(CAMPAIGN[0]) + len(CAMPAIGN[1])
+    taken = chunks.validate_partitions(records, "CNY", limit)
+    assert (taken[0].partition, taken[0].offsets) == (0, [7])
+    assert [o for c in taken[1:] for o in c.offsets] == [0, 1, 2, 3] and len(taken) > 2
+    assert all(c.partition == 1 for c in taken[1:])
+
+
 def batch(start: int, end: int, size: int = 10) -> Batch:
     parts = [bytes([start % 251]) * size]
     return Batch(start, Position(next_offset=end, lines=end), b'["e%d"]' % start, parts)
