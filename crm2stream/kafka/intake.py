@@ -23,7 +23,6 @@ drops whatever it took from an input partition before, and must never see a gap)
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.structs import TopicPartition
 
+from crm2stream.api.wake import woken
 from crm2stream.kafka import chunks
 from crm2stream.kafka.admin import MAX_CHUNK_MESSAGE, bootstrap
 from crm2stream.kafka.names import Names
@@ -154,9 +154,7 @@ class Intake:
             finally:
                 await self._close()
             if failed:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(pause):  # or until the worker stops
-                        await self._stopping.wait()
+                await woken(self._stopping, pause)  # or until the worker stops
                 pause = min(RETRY_MAX, pause * 2)
 
     async def _open(self) -> None:
