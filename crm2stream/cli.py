@@ -19,6 +19,9 @@ from crm2stream.engine.results import Counts, EngineError
 from crm2stream.settings import Settings
 from crm2stream.topology import load_topology
 
+#: settings whose values an error message never repeats
+SECRET_SETTINGS = ("api_token", "id_key")
+
 
 class UsageError(Exception):
     """Bad input on the command line: a message and exit code 2."""
@@ -187,8 +190,11 @@ def run(argv: Sequence[str] | None = None) -> int:
         settings = Settings()
     except ValidationError as exc:
         problems = "; ".join(
-            f"CRM2STREAM_{'_'.join(map(str, e['loc'])).upper()}={e['input']!r}: {e['msg']}"
+            f"CRM2STREAM_{name.upper()}"
+            + ("" if name in SECRET_SETTINGS else f"={e['input']!r}")
+            + f": {e['msg']}"
             for e in exc.errors(include_url=False)
+            for name in ["_".join(map(str, e["loc"]))]
         )
         raise UsageError(f"bad setting: {problems}") from None
     data_dir = args.data_dir or settings.data_dir

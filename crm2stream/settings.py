@@ -36,10 +36,21 @@ class Settings(BaseSettings):
     #: ``serve``, ``demo`` and ``worker``: the table topics are published (with a
     #: checkpoint, or a worker's changelog commit) at most this long after a change
     publish_seconds: float = Field(1.0, gt=0)
-    #: ``serve``: when set, every route but /metrics needs this bearer token
+    #: ``serve``: when set, every route but /metrics, /healthz (a bare status) and the page
+    #: shell needs this bearer token; visible ASCII only (an HTTP header carries no other)
     api_token: str = ""
     #: ``serve``: the largest request body POST /events takes (413 above it)
     api_max_body_bytes: int = Field(16 << 20, ge=1024)
+
+    @field_validator("api_token")
+    @classmethod
+    def _header_safe(cls, value: str) -> str:
+        if any(not "!" <= c <= "~" for c in value):
+            raise ValueError(
+                "the token must be visible ASCII characters (no spaces): HTTP headers "
+                "arrive as Latin-1, so a request could never present any other token"
+            )
+        return value
 
     @field_validator("currency")
     @classmethod

@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import re
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -153,27 +154,24 @@ def create_app(
                     await task
             await asyncio.to_thread(host.stop)
 
-    def authorised(
-        authorization: Annotated[str | None, Header()] = None,
-        access_token: Annotated[str | None, Query(include_in_schema=False)] = None,
-    ) -> None:
-        """With a token set, every route but /metrics needs it: as a bearer token, or as
-        ``access_token`` in the query (a browser's EventSource cannot send headers)."""
-        if not options.token:
-            return
-        given = access_token
-        if authorization is not None and authorization.startswith("Bearer "):
-            given = authorization.removeprefix("Bearer ")
-        if given is None or not secrets.compare_digest(given.encode(), options.token.encode()):
+    def authorised(request: Request) -> None:
+        """With a token set, every route but the public ones needs it (see ``access``)."""
+        if not access.granted(request):
             raise HTTPException(
                 401, "a valid API token is required", {"WWW-Authenticate": "Bearer"}
             )
 
+    access = Access(options.token)
+    # The spec is served by a route of ours, behind the token; no /docs or /redoc (their
+    # pages load scripts from a CDN).
     app = FastAPI(
         title="crm2stream",
         summary="Social CRM as live tables: ingest events, look people up, follow topics.",
         version="1",
         lifespan=lifespan,
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
     guarded = [Depends(authorised)]
 
@@ -263,16 +261,17 @@ def create_app(
     )
     async def stream_topic(
         name: str,
-        from_: Annotated[int | None, Query(alias="from", ge=0)] = None,
+        from_: Annotated[int | None, Query(alias="from", ge=0, le=MAX_OFFSET)] = None,
         last_event_id: Annotated[str | None, Header()] = None,
     ) -> EventSourceResponse:
         """Follow a topic live as Server-Sent Events from an offset (default: from now
-        on); each event's id is the record's offset, so ``Last-Event-ID`` resumes."""
+        on); each event's id is the record's offset, so ``Last-Event-ID`` resumes after
+        it (ASCII digits, an offset; anything else is a 400)."""
         if name not in topics:
             raise HTTPException(404, f"no topic {name}; topics: {', '.join(topics)}")
         start = feed.end(name) if from_ is None else from_
-        if last_event_id is not None and last_event_id.isdigit():
-            start = int(last_event_id) + 1
+        if last_event_id is not None:
+            start = _resume_offset(last_event_id)
         positions = {name: start}
         subscriber = f"sse-{next(stream_ids)}"
         streams[subscriber] = positions
@@ -284,11 +283,22 @@ def create_app(
         )
 
     @app.get("/healthz", responses={503: {"description": "the engine is not running"}})
-    async def healthz() -> dict[str, Any]:
-        """200 while the engine runs (for a supervisor's probes), 503 once it stopped."""
-        if not host.running:
-            raise HTTPException(503, f"the engine is not running: {host.failure or 'stopped'}")
-        return {"status": "ok", "log_end": feed.end("events")}
+    async def healthz(request: Request, response: Response) -> dict[str, Any]:
+        """Liveness for a supervisor's probes: 200 while the engine runs, 503 once it
+        stopped. Public; with a token set, only a caller who presents it also learns why
+        the engine stopped and where the log ends."""
+        running = host.running
+        response.status_code = 200 if running else 503
+        answer: dict[str, Any] = {"status": "ok" if running else "stopped"}
+        if access.granted(request):
+            answer["log_end"] = feed.end("events")
+            if not running:
+                answer["error"] = f"the engine is not running: {host.failure or 'stopped'}"
+        return answer
+
+    @app.get("/openapi.json", dependencies=guarded, include_in_schema=False)
+    async def openapi() -> dict[str, Any]:
+        return app.openapi()
 
     @app.get("/metrics", response_class=Response)
     async def get_metrics() -> Response:
@@ -297,6 +307,8 @@ def create_app(
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def dashboard() -> HTMLResponse:
+        """The page shell (public: it holds no data; it reads everything with the token
+        given to it as ``?access_token=``)."""
         return HTMLResponse(files("crm2stream.api").joinpath("dashboard.html").read_text("utf-8"))
 
     app.state.model = model
@@ -366,3 +378,41 @@ def _event_lines(body: bytes, content_type: str) -> list[bytes]:
 
 def _tier_pattern(cfg: CoreConfig) -> str:
     return "^(" + "|".join(tier.name for tier in cfg.tiers) + ")$"
+
+
+#: The highest offset a stream can resume from (Kafka's offsets are signed 64-bit).
+MAX_OFFSET = (1 << 63) - 1
+_DIGITS = re.compile(r"[0-9]{1,19}")
+
+
+def _resume_offset(last_event_id: str) -> int:
+    """The offset after a ``Last-Event-ID``: ASCII digits naming an offset, else a 400."""
+    if _DIGITS.fullmatch(last_event_id) is None or int(last_event_id) >= MAX_OFFSET:
+        raise HTTPException(400, "Last-Event-ID must be a record offset (ASCII digits)")
+    return int(last_event_id) + 1
+
+
+class Access:
+    """Who may read: with a token set, a request must present it, as a bearer token or as
+    one ``access_token`` query parameter (a browser's EventSource cannot send headers).
+    Public without it: ``/metrics``, ``/healthz`` (a bare status) and the page shell."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token.encode("ascii")
+
+    def presented(self, request: Request) -> str | None:
+        """The token a request presents; a 400 when it presents several."""
+        headers = request.headers.getlist("authorization")
+        params = request.query_params.getlist("access_token")
+        if len(headers) > 1 or len(params) > 1:
+            raise HTTPException(400, "present the API token once")
+        if headers:
+            scheme, _, credentials = headers[0].partition(" ")
+            return credentials.strip() if scheme.lower() == "bearer" else None
+        return params[0] if params else None
+
+    def granted(self, request: Request) -> bool:
+        if not self.token:
+            return True
+        given = self.presented(request)
+        return given is not None and secrets.compare_digest(given.encode(), self.token)

@@ -39,6 +39,7 @@ CONSENTING_BUYERS = lines(
 class Server:
     url: str
     client: httpx.Client
+    app: Any = None
 
     def post_events(self, lines: list[bytes], **headers: str) -> httpx.Response:
         headers.setdefault("content-type", "application/x-ndjson")
@@ -72,7 +73,7 @@ def start_server(
         thread.join(timeout=30)
         assert not thread.is_alive(), "the server did not stop"
 
-    return Server(url, client), stop
+    return Server(url, client, server.config.app), stop
 
 
 @pytest.fixture

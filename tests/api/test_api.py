@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 import orjson
 import pytest
 
@@ -198,24 +197,6 @@ def test_revoked_consent_ends_marketing_triggers_in_the_api_and_the_stream(api: 
     assert total["marketing-triggers"] == 3
 
 
-def test_a_token_guards_everything_but_metrics(tmp_path: Path) -> None:
-    server, stop = start_server(tmp_path / "data", api_token="s3cret")
-    try:
-        anonymous = httpx.Client(base_url=server.url, timeout=10)
-        assert anonymous.get("/scores").status_code == 401
-        assert anonymous.post("/events", content=CAMPAIGN[0]).status_code == 401
-        assert anonymous.get("/topics/dlq/stream").status_code == 401
-        assert (
-            anonymous.get("/scores", headers={"authorization": "Bearer wrong"}).status_code == 401
-        )
-        assert anonymous.get("/scores?access_token=s3cret").status_code == 200
-        assert anonymous.get("/metrics").status_code == 200
-        assert server.client.get("/scores").status_code == 200
-        anonymous.close()
-    finally:
-        stop()
-
-
 def test_metrics_follow_the_prometheus_conventions(api: Server) -> None:
     api.post_events([*CAMPAIGN[:100], BAD_INPUT["unknown_type"]])
     text = api.client.get("/metrics").text
@@ -232,7 +213,7 @@ def test_metrics_follow_the_prometheus_conventions(api: Server) -> None:
 
 
 def test_health(api: Server) -> None:
-    assert api.client.get("/healthz").json()["status"] == "ok"
+    assert api.client.get("/healthz").json() == {"status": "ok", "log_end": 0}
 
 
 @pytest.mark.parametrize("path", ["/openapi.json", "/"])
@@ -271,15 +252,5 @@ def test_a_restarted_server_rebuilds_its_read_model_from_the_topics(tmp_path: Pa
         eventually(lambda: caught_up(again))
         assert again.client.get("/scores?top=20").json()["top"] == board
         assert again.client.get(f"/persons/{board[0]['person_id']}").json() == view
-    finally:
-        stop()
-
-
-def test_a_token_with_any_characters_is_compared_safely(tmp_path: Path) -> None:
-    server, stop = start_server(tmp_path / "data", api_token="s3cret")
-    try:
-        anonymous = httpx.Client(base_url=server.url, timeout=10)
-        assert anonymous.get("/scores?access_token=sécret").status_code == 401
-        anonymous.close()
     finally:
         stop()
