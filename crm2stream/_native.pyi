@@ -7,6 +7,14 @@ from crm2stream.core.flat import FlatEvent as _Flat
 
 def fast_decode(line: bytes, currency: str) -> _Flat | None: ...
 def frame(data: bytes, start: int, limit: int, last: bool) -> tuple[bytes, int, int]: ...
+def json_fault(line: bytes) -> tuple[str, str] | None:
+    """Why a line is not I-JSON, as (reason, error); None when it is."""
+
+class JsonArray:
+    """A JSON array body framed into log lines, one per element; raises ValueError when
+    the body is not one array."""
+    def __init__(self, body: bytes) -> None: ...
+    def take(self, limit: int) -> tuple[bytes, int]: ...
 
 class Core:
     max_ts: int | None

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -129,3 +130,126 @@ def test_what_the_fast_path_accepts_the_models_accept_alike(
         for field in removals:
             body.pop(field, None)
         agree(orjson.dumps(body))
+
+
+def nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+#: Raw JSON text on the edges of the JSON layer of the contract (not expressible as a
+#: Python value to dump): non-finite and long numbers, nesting, surrogates, repeated keys,
+#: amounts in other scripts' digits.
+RAW: list[str] = [
+    "NaN",
+    "Infinity",
+    "-Infinity",
+    "1e400",
+    "-1e400",
+    "1e-400",
+    "9" * 5000,
+    "9" * 300,
+    "1.7976931348623157e308",
+    "1.7976931348623159e308",
+    "1e99999999999999999999",
+    nested(62),
+    nested(63),
+    nested(64),
+    nested(200),
+    '"\\ud800"',
+    '"x\\udc00"',
+    '"\\ud83d\\ude00"',
+    '"\\u0000"',
+    '{"a":1,"a":2}',
+    '{"a":1,"\\u0061":2}',
+    '{"a":{"b":1,"b":1}}',
+    '"\u0661\u0662"',
+    '"\uff11\uff12"',
+    '"\u0e51\u0e52"',
+    '"1_0.0_1"',
+    '"12"',
+    '" 12"',
+    '"+12"',
+    '"1e2"',
+    "1e2",
+    "12.5",
+    '"12.5"',
+    "{}",
+    "[]",
+]
+
+
+def with_raw(body: dict[str, Any], field: str, raw: str, wrap: bool, repeat: bool) -> bytes:
+    """The event's JSON text with ``"field": raw`` added as text (``wrap``: as the value of
+    a key inside an object); ``repeat`` keeps the field's own value too, so the key is
+    repeated."""
+    if not repeat:
+        body = {k: v for k, v in body.items() if k != field}
+    value = f'{{"x":{raw}}}' if wrap else raw
+    return orjson.dumps(body)[:-1] + f',"{field}":{value}}}'.encode()
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    event_sets(max_size=3),
+    st.sampled_from(FIELDS),
+    st.sampled_from(RAW),
+    st.booleans(),
+    st.booleans(),
+)
+def test_raw_json_edges_are_judged_alike_by_both_paths(
+    events: list[dict[str, Any]], field: str, raw: str, wrap: bool, repeat: bool
+) -> None:
+    for body in events:
+        line = with_raw(body, field, raw, wrap, repeat)
+        agree(line)
+        if repeat and field in body:
+            assert len(decode_flat(line, CURRENCY)) == 2, "a repeated key is rejected"
+
+
+GOOD_COMMENT = {
+    "event_id": "c1",
+    "type": "comment",
+    "occurred_at": "2026-11-01T00:00:00Z",
+    "actor": {"kind": "qq", "value": "1"},
+    "content_id": "note",
+}
+GOOD_PURCHASE = {
+    "event_id": "p1",
+    "type": "purchase",
+    "occurred_at": "2026-11-01T00:00:00Z",
+    "actor": {"kind": "qq", "value": "1"},
+    "order_id": "o1",
+    "amount": "1.00",
+    "currency": "CNY",
+}
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "raw", "reason"),
+    [
+        (GOOD_COMMENT, "properties", '{"x":' + nested(200) + "}", "too_large"),
+        (GOOD_COMMENT, "properties", '{"x":' + nested(63) + "}", "too_large"),
+        (GOOD_COMMENT, "properties", '{"x":' + "9" * 5000 + "}", "invalid_value"),
+        (GOOD_COMMENT, "properties", '{"x":1e400}', "invalid_value"),
+        (GOOD_COMMENT, "properties", '{"x":NaN}', "malformed_json"),
+        (GOOD_COMMENT, "properties", '{"x":Infinity}', "malformed_json"),
+        (GOOD_COMMENT, "properties", '{"x":"\\ud800"}', "malformed_json"),
+        (GOOD_COMMENT, "properties", '{"x":1,"x":2}', "malformed_json"),
+        (GOOD_PURCHASE, "amount", '"1000.00"', "malformed_json"),
+        (GOOD_PURCHASE, "event_id", '"p2"', "malformed_json"),
+    ],
+)
+def test_what_the_models_reject_the_fast_path_never_takes(
+    body: dict[str, Any], field: str, raw: str, reason: str
+) -> None:
+    line = with_raw(body, field, raw, wrap=False, repeat=True)
+    assert _native.fast_decode(line, CURRENCY) is None
+    verdict = decode_flat(line, CURRENCY)
+    assert len(verdict) == 2 and verdict[0] == reason, verdict
+
+
+@pytest.mark.parametrize("amount", ["\u0661\u0662", "\uff11\uff12", "\u0e51\u0e52", "1_0.0_1"])
+def test_an_amount_is_written_in_ascii_digits_only(amount: str) -> None:
+    line = orjson.dumps({**GOOD_PURCHASE, "amount": amount})
+    assert _native.fast_decode(line, CURRENCY) is None
+    assert decode_flat(line, CURRENCY)[0] == "invalid_value"

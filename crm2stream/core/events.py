@@ -81,11 +81,20 @@ def timestamp_micros(moment: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
+#: An amount written as a string: a JSON number's digits, ASCII only, without sign or
+#: white space (``Decimal`` alone would also take "١٢", "１２" or "1_0.0_1").
+_AMOUNT_TEXT = re.compile(r"[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?", re.ASCII)
+
+
 def _parse_amount(value: Any) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, int | str | Decimal):
         raise PydanticCustomError("invalid_value", "amount must be a JSON number or string")
+    if isinstance(value, str) and _AMOUNT_TEXT.fullmatch(value) is None:
+        raise PydanticCustomError(
+            "invalid_value", "amount must be written in ASCII digits, as 129.90 or 1e3"
+        )
     try:
-        amount = Decimal(value.strip()) if isinstance(value, str) else Decimal(value)
+        amount = Decimal(value)
     except InvalidOperation:
         raise PydanticCustomError("invalid_value", "amount is not a decimal number") from None
     if not amount.is_finite():

@@ -1,8 +1,12 @@
 """Bytes in, an event or a coded rejection out.
 
 Validation runs before anything else looks at a line, so an invalid line is rejected
-whatever its event_id. Numbers are parsed as Decimal (jiter), never through float, so
-purchase amounts stay exact; pydantic then checks the object against the v1 models.
+whatever its event_id. First the JSON layer: a line is one I-JSON text (RFC 7493: no
+repeated key in any object, no lone surrogate, every number within a double's range, at
+most 64 levels of nesting), judged by the compiled checker that the fast decoder uses too
+(``native/src/ijson.rs``), so the two paths cannot differ on it. Then numbers are parsed as
+Decimal (jiter), never through float, so purchase amounts stay exact, and pydantic checks
+the object against the v1 models.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from typing import Any, Final
 import jiter
 from pydantic import TypeAdapter, ValidationError
 
+from crm2stream._native import json_fault
 from crm2stream.core.events import EVENT_MODELS, AnyEvent, Event, PurchaseEvent
 from crm2stream.core.layout import DONE
 
@@ -86,16 +91,27 @@ def decode(line: bytes, currency: str) -> AnyEvent | Rejection:
         line.decode("utf-8")
     except UnicodeDecodeError as exc:
         return Rejection("encoding", f"not UTF-8: {exc.reason} at byte {exc.start}")
+    fault = json_fault(line)
+    if fault is not None and fault[0] != "invalid_value":
+        return Rejection(*fault)
+    # A number out of range: a more fundamental fault of the object still comes first.
+    out_of_range = None if fault is None else Rejection(*fault)
     try:
         obj = jiter.from_json(line, float_mode="decimal")
     except ValueError as exc:
-        return Rejection("malformed_json", f"not JSON: {exc}")
+        return out_of_range or Rejection("malformed_json", f"not JSON: {exc}")
     if not isinstance(obj, dict):
         return Rejection("not_an_object", f"expected a JSON object, got {type(obj).__name__}")
     try:
         event = _ADAPTER.validate_python(obj)
     except ValidationError as exc:
-        return _describe(exc.errors(include_url=False))
+        rejection = _describe(exc.errors(include_url=False))
+        later = _PRECEDENCE[rejection.reason] >= _PRECEDENCE["invalid_value"]
+        if out_of_range is not None and later:
+            return Rejection("invalid_value", f"{out_of_range.error}; {rejection.error}")
+        return rejection
+    if out_of_range is not None:
+        return out_of_range
     if isinstance(event, PurchaseEvent) and event.currency.upper() != currency:
         return Rejection(
             "currency_mismatch",

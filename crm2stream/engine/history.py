@@ -8,26 +8,34 @@ from typing import Any
 
 from crm2stream.core.events import AnyEvent, format_micros, timestamp_micros
 from crm2stream.core.validation import Rejection, decode
-from crm2stream.engine.results import EngineError
+from crm2stream.engine.results import EngineError, dead_letter
 from crm2stream.engine.store import Store
 
 Row = dict[str, Any]
 
 
 def events_naming(store: Store, positions: Iterable[int], currency: str) -> list[Row]:
-    """The events at these log positions (each accepted once), in event-time order."""
+    """The events at these log positions (each accepted once), in event-time order.
+
+    A stored line the contract of this version no longer accepts (it was accepted by an
+    older, more lenient one) is shown all the same, after the others: its offset, its
+    bytes and why it would be rejected now. Stored data never stops a read."""
     events: list[tuple[tuple[int, str], Row]] = []
+    unreadable: list[Row] = []
     chunk: tuple[int, list[bytes]] | None = None
     for position in positions:
         if chunk is None or not chunk[0] <= position < chunk[0] + len(chunk[1]):
             chunk = store.chunk_at(position)
             if chunk is None:
                 raise EngineError(f"log position {position} is missing")
-        event = decode(chunk[1][position - chunk[0]], currency)
-        assert not isinstance(event, Rejection)
+        raw = chunk[1][position - chunk[0]]
+        event = decode(raw, currency)
+        if isinstance(event, Rejection):
+            unreadable.append(dead_letter(position, raw, event))
+            continue
         key = (timestamp_micros(event.occurred_at), event.event_id)
         events.append((key, _event_row(event, position)))
-    return [row for _, row in sorted(events, key=lambda item: item[0])]
+    return [row for _, row in sorted(events, key=lambda item: item[0])] + unreadable
 
 
 def _event_row(event: AnyEvent, position: int) -> Row:

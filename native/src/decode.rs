@@ -266,7 +266,8 @@ pub fn decode<'a>(line: &'a [u8], currency: &str) -> Option<Event<'a>> {
         Some(_) => return None,
     }
     if let Some(properties) = w.properties.get() {
-        if !properties.get().starts_with('{') {
+        // the typed parse holds every other field to the JSON rules of the contract
+        if !properties.get().starts_with('{') || crate::ijson::check_nested(properties.get(), 1).is_err() {
             return None;
         }
     }

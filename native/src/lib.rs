@@ -12,6 +12,7 @@ mod decode;
 mod facts;
 mod framing;
 mod identity;
+mod ijson;
 mod json;
 mod keyed;
 mod publication;
@@ -432,6 +433,58 @@ fn frame<'py>(py: Python<'py>, data: &[u8], start: usize, limit: usize, last: bo
     Ok((chunk, framed.spans.len(), framed.used))
 }
 
+/// Why a line is not I-JSON (see `ijson`) as (reason, error), or None when it is.
+#[pyfunction]
+fn json_fault(line: &[u8]) -> Option<(&'static str, String)> {
+    match std::str::from_utf8(line) {
+        Ok(text) => ijson::check(text).err().map(|fault| fault.verdict()),
+        Err(e) => Some(("encoding", format!("not UTF-8 at byte {}", e.valid_up_to()))),
+    }
+}
+
+/// A JSON array body framed into log lines, one per element (see `framing`): the whole
+/// body is checked to be one array when made (a ValueError says why not), then `take`
+/// hands its elements out a batch at a time.
+#[pyclass(unsendable)]
+struct JsonArray {
+    body: Py<PyBytes>,
+    at: usize,
+    state: framing::ArrayAt,
+}
+
+#[pymethods]
+impl JsonArray {
+    #[new]
+    fn new(py: Python<'_>, body: Py<PyBytes>) -> PyResult<Self> {
+        let (mut at, mut state) = (0, framing::ArrayAt::Start);
+        let data = body.as_bytes(py);
+        loop {
+            match framing::array_element(data, at, state) {
+                Ok((Some(_), next)) => (at, state) = (next, framing::ArrayAt::Element),
+                Ok((None, _)) => break,
+                Err(why) => return Err(PyValueError::new_err(why)),
+            }
+        }
+        Ok(JsonArray { body, at: 0, state: framing::ArrayAt::Start })
+    }
+
+    /// The next (up to) `limit` elements as log lines joined by `\n`, and how many.
+    fn take<'py>(&mut self, py: Python<'py>, limit: usize) -> (Bound<'py, PyBytes>, usize) {
+        let data = self.body.as_bytes(py);
+        let mut out = Vec::new();
+        let mut count = 0;
+        while count < limit {
+            let Ok((Some((from, to)), next)) = framing::array_element(data, self.at, self.state) else { break };
+            if count > 0 {
+                out.push(b'\n');
+            }
+            framing::element_line(&data[from..to], &mut out);
+            (self.at, self.state, count) = (next, framing::ArrayAt::Element, count + 1);
+        }
+        (PyBytes::new(py, &out), count)
+    }
+}
+
 /// Kafka record batches of NDJSON lines (see `keyed`): per line a record keyed by the
 /// string value of its top-level `field`, in the partition Kafka's default partitioner
 /// gives it, with `headers`; with `tombstones`, a line whose value is null becomes a
@@ -494,6 +547,8 @@ fn kafka_partition(key: &[u8], partitions: u32) -> PyResult<u32> {
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     allocator::configure();
     m.add_class::<Core>()?;
+    m.add_class::<JsonArray>()?;
+    m.add_function(wrap_pyfunction!(json_fault, m)?)?;
     m.add_function(wrap_pyfunction!(fast_decode, m)?)?;
     m.add_function(wrap_pyfunction!(frame, m)?)?;
     m.add_function(wrap_pyfunction!(kafka_partition, m)?)?;

@@ -186,3 +186,19 @@ def test_several_faults_report_the_most_fundamental() -> None:
     rejection = rejected(orjson.dumps(body))
     assert rejection.reason == "missing_field"
     assert "'amount'" in rejection.error and "'extra'" in rejection.error
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"[1e400]", "not_an_object"),
+        (line(GOOD)[:-1] + b',"colour":1e400}', "unknown_field"),
+        (line(GOOD)[:-1] + b',"properties":{"x":1e400}}', "invalid_value"),
+        (line(GOOD)[:-1] + b',"properties":{"x":1e400,}}', "malformed_json"),
+        (line(GOOD)[:-1] + b',"properties":{"x":' + b"[" * 70 + b"}", "too_large"),
+    ],
+)
+def test_a_number_out_of_range_gives_way_to_a_more_fundamental_fault(
+    raw: bytes, reason: str
+) -> None:
+    assert rejected(raw).reason == reason

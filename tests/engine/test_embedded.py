@@ -15,6 +15,7 @@ from crm2stream.synth import BAD_LINES
 from tests.conformance import CAMPAIGN
 from tests.core import harness
 from tests.core.harness import CFG
+from tests.events import comment, line, purchase
 from tests.topics import check_compaction
 
 CLEAN = harness.view(harness.run(CAMPAIGN)).digest()
@@ -136,6 +137,27 @@ def test_history_lists_a_persons_events_in_event_time_order(tmp_path: Path) -> N
         for row in rows:
             keys = {f"{i['kind']}:{i['value']}" for i in _identifiers(row)}
             assert keys & named
+
+
+def test_history_shows_a_stored_line_todays_contract_rejects_and_goes_on(
+    tmp_path: Path,
+) -> None:
+    """A line an older, more lenient version accepted (here: properties nested 200 deep,
+    which the fast decoder once took) is in the log for good: history never stops on it."""
+    deep = b'{"x":' + b"[" * 200 + b"]" * 200 + b"}"
+    good = line(purchase("p1", "2026-11-01T10:00:00Z", "qq:1", "10"))
+    lenient = (
+        line(comment("c1", "2026-11-02T10:00:00Z", "qq:1"))[:-1] + b',"properties":' + deep + b"}"
+    )
+    with open_engine(tmp_path) as engine:
+        engine.ingest_lines([good, line(comment("c1", "2026-11-02T10:00:00Z", "qq:1"))])
+        batch = engine.store.batch()
+        batch.log_chunk(0, good + b"\n" + lenient)  # as the older version logged it
+        engine.store.write(batch)
+        rows = engine.history({"qq:1"})
+    assert [row.get("event_id") for row in rows] == ["p1", None]
+    assert rows[1]["offset"] == 1 and rows[1]["reason"] == "too_large"
+    assert rows[1]["line"].encode() == lenient
 
 
 def _identifiers(row: dict[str, object]) -> list[dict[str, str]]:
