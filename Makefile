@@ -60,6 +60,8 @@ lint: $(DEV_STAMP)
 	$(BIN)/ruff format --check crm2stream tests bench examples
 	$(BIN)/mypy
 	$(BIN)/mypy --strict examples/marketing_automation.py
+	cargo fmt --check --manifest-path native/Cargo.toml
+	cargo clippy --quiet --release --all-targets --manifest-path native/Cargo.toml -- -D warnings
 
 ## bench: 1,000,000 synthetic events through ingest and replay, against a parse+validate floor
 bench: $(DEV_STAMP)

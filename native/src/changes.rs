@@ -100,10 +100,8 @@ pub fn score_changes(facts: &mut Facts, cfg: &Config, change_base: i64, trigger_
         field_float(out, b",\"social\":", round4(value.social));
         out.push(b'}');
         let consent = consent_of(facts, &person.members, moment);
-        let mut grants = consent
-            .iter()
-            .filter(|(scope, entry)| scope.1 == "marketing" && active_at(entry, moment))
-            .peekable();
+        let mut grants =
+            consent.iter().filter(|(scope, entry)| scope.1 == "marketing" && active_at(entry, moment)).peekable();
         if grants.peek().is_some() {
             let out = triggers.open(&person.person_id, anchor, &at, value.composite, value.tier);
             out.extend_from_slice(b",\"previous_tier\":");

@@ -308,9 +308,7 @@ pub fn decode<'a>(line: &'a [u8], currency: &str) -> Option<Event<'a>> {
             check_text(w.order_id.get()?, 1, 128)?;
             event.units = amount(w.amount.get()?.get())?;
             let code = w.currency.get()?.0.as_ref();
-            if code.len() != 3
-                || !code.bytes().all(|b| b.is_ascii_alphabetic())
-                || !code.eq_ignore_ascii_case(currency)
+            if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_alphabetic()) || !code.eq_ignore_ascii_case(currency)
             {
                 return None;
             }
@@ -375,9 +373,9 @@ fn token(value: &S<'_>) -> Option<String> {
         || (!b.is_empty()
             && b.len() <= 64
             && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
-            && b[1..].iter().all(|&c| {
-                c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'_' | b'.' | b':' | b'-')
-            }));
+            && b[1..]
+                .iter()
+                .all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'_' | b'.' | b':' | b'-')));
     ok.then_some(t)
 }
 
@@ -388,9 +386,7 @@ fn identifier(ident: &WireIdent<'_>) -> Option<String> {
     if kb.is_empty()
         || kb.len() > 32
         || !kb[0].is_ascii_lowercase()
-        || !kb[1..]
-            .iter()
-            .all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_')
+        || !kb[1..].iter().all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_')
         || !raw.is_ascii()
     {
         return None;
@@ -448,7 +444,11 @@ pub fn timestamp(s: &str) -> Option<i64> {
                 return None;
             }
             let minutes = h * 60 + m;
-            if *sign == b'-' { -minutes } else { minutes }
+            if *sign == b'-' {
+                -minutes
+            } else {
+                minutes
+            }
         }
         _ => return None,
     };

@@ -7,8 +7,8 @@
 
 use crate::decode::{Event, Kind, DAY_US};
 use crate::scales::Scales;
-use num_bigint::BigUint;
 use foldhash::{HashMap, HashMapExt, HashSet};
+use num_bigint::BigUint;
 use std::collections::BTreeMap;
 
 pub type Id = u32;
@@ -257,11 +257,7 @@ impl Facts {
             return (id, false);
         }
         let id = self.idents.len() as Id;
-        self.idents.push(Ident {
-            key: key.to_string(),
-            first: (first.0, first.1.to_string()),
-            ..Ident::default()
-        });
+        self.idents.push(Ident { key: key.to_string(), first: (first.0, first.1.to_string()), ..Ident::default() });
         self.ids.insert(key.to_string(), id);
         (id, true)
     }

@@ -97,7 +97,11 @@ pub fn array_element(data: &[u8], mut at: usize, state: ArrayAt) -> Result<(Opti
     at = skip(at);
     match state {
         ArrayAt::End => {
-            return if at == data.len() { Ok((None, at)) } else { Err(format!("data after the array's end at byte {at}")) };
+            return if at == data.len() {
+                Ok((None, at))
+            } else {
+                Err(format!("data after the array's end at byte {at}"))
+            };
         }
         ArrayAt::Start => {
             if data.get(at) != Some(&b'[') {
@@ -249,7 +253,21 @@ mod tests {
 
     #[test]
     fn a_body_that_is_not_one_array_is_an_error() {
-        for body in [&b""[..], b"{}", b"[", b"[1", b"[1,", b"[1,]", b"[,1]", b"[1 2]", b"[{]", b"[\"a]", b"[1]x", b"[1] [2]", b"[1,,2]"] {
+        for body in [
+            &b""[..],
+            b"{}",
+            b"[",
+            b"[1",
+            b"[1,",
+            b"[1,]",
+            b"[,1]",
+            b"[1 2]",
+            b"[{]",
+            b"[\"a]",
+            b"[1]x",
+            b"[1] [2]",
+            b"[1,,2]",
+        ] {
             assert!(elements(body).is_err(), "{:?}", String::from_utf8_lossy(body));
         }
     }

@@ -3,9 +3,9 @@
 //! exist; its anchor is the member seen first; its id is a keyed hash of the anchor.
 
 use crate::facts::{Facts, Id, LinkEntry, Person};
+use foldhash::{HashMap, HashMapExt, HashSet};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
-use foldhash::{HashMap, HashMapExt, HashSet};
 use std::rc::Rc;
 
 pub fn person_id_of(anchor: &str, id_key: &[u8]) -> String {

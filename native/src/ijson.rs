@@ -36,19 +36,23 @@ impl Fault {
         match self {
             Fault::TooDeep => ("too_large", format!("nested deeper than {MAX_DEPTH} levels")),
             Fault::Malformed(why) => ("malformed_json", format!("not JSON: {why}")),
-            Fault::OutOfRange(number) => (
-                "invalid_value",
-                format!("number {number} is out of range (numbers must fit a double)"),
-            ),
+            Fault::OutOfRange(number) => {
+                ("invalid_value", format!("number {number} is out of range (numbers must fit a double)"))
+            }
         }
     }
 }
 
 /// A container being read; `fresh` until its first member (or its end) is read.
 enum Open {
-    Array { fresh: bool },
+    Array {
+        fresh: bool,
+    },
     /// with the keys seen so far
-    Object { keys: HashSet<String>, fresh: bool },
+    Object {
+        keys: HashSet<String>,
+        fresh: bool,
+    },
 }
 
 struct Checker<'a> {
@@ -71,7 +75,8 @@ pub fn check(text: &str) -> Result<(), Fault> {
 /// `check` of a value found `outer` containers deep in a line (the nesting limit counts
 /// from the line's top).
 pub fn check_nested(text: &str, outer: usize) -> Result<(), Fault> {
-    let mut checker = Checker { text: text.as_bytes(), at: 0, stack: Vec::new(), outer, too_deep: false, out_of_range: None };
+    let mut checker =
+        Checker { text: text.as_bytes(), at: 0, stack: Vec::new(), outer, too_deep: false, out_of_range: None };
     let parsed = checker.document();
     if checker.too_deep {
         return Err(Fault::TooDeep);
@@ -244,7 +249,8 @@ impl Checker<'_> {
     }
 
     fn hex4(&mut self) -> Result<u32, String> {
-        let digits = self.text.get(self.at..self.at + 4).ok_or_else(|| format!("unexpected end at byte {}", self.at))?;
+        let digits =
+            self.text.get(self.at..self.at + 4).ok_or_else(|| format!("unexpected end at byte {}", self.at))?;
         let text = std::str::from_utf8(digits).map_err(|_| format!("invalid escape at byte {}", self.at))?;
         let value = u32::from_str_radix(text, 16).map_err(|_| format!("invalid escape at byte {}", self.at))?;
         if !text.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -352,9 +358,29 @@ mod tests {
     #[test]
     fn what_json_does_not_allow_is_malformed() {
         for text in [
-            "", "{", "{\"a\"}", "{\"a\":}", "[1,]", "{\"a\":1,}", "[1 2]", "NaN", "[Infinity]", "-",
-            "01", "1.", ".5", "1e", "tru", "\"a", "\"\\x\"", "\"\\u12\"", "\"a\tb\"", "{} {}",
-            "{'a':1}", "[1]]", "{\"a\":1]",
+            "",
+            "{",
+            "{\"a\"}",
+            "{\"a\":}",
+            "[1,]",
+            "{\"a\":1,}",
+            "[1 2]",
+            "NaN",
+            "[Infinity]",
+            "-",
+            "01",
+            "1.",
+            ".5",
+            "1e",
+            "tru",
+            "\"a",
+            "\"\\x\"",
+            "\"\\u12\"",
+            "\"a\tb\"",
+            "{} {}",
+            "{'a':1}",
+            "[1]]",
+            "{\"a\":1]",
         ] {
             assert_eq!(verdict(text), Some("malformed_json"), "{text:?}");
         }

@@ -211,11 +211,13 @@ mod tests {
 
     #[test]
     fn canonical_objects_have_their_keys_sorted_at_every_level() {
-        let small = J::obj(vec![("b", J::Int(1)), ("a", J::List(vec![J::obj(vec![("d", J::Null), ("c", J::Bool(true))])]))]);
+        let small =
+            J::obj(vec![("b", J::Int(1)), ("a", J::List(vec![J::obj(vec![("d", J::Null), ("c", J::Bool(true))])]))]);
         let mut out = Vec::new();
         write_canonical(&mut out, &small);
         assert_eq!(out, br#"{"a":[{"c":true,"d":null}],"b":1}"#);
-        const KEYS: [&str; 20] = ["t", "s", "r", "q", "p", "o", "n", "m", "l", "k", "j", "i", "h", "g", "f", "e", "d", "c", "b", "a"];
+        const KEYS: [&str; 20] =
+            ["t", "s", "r", "q", "p", "o", "n", "m", "l", "k", "j", "i", "h", "g", "f", "e", "d", "c", "b", "a"];
         let large = J::obj(KEYS.iter().map(|k| (*k, J::Float(0.5))).collect());
         let mut out = Vec::new();
         write_canonical(&mut out, &large);
@@ -227,7 +229,18 @@ mod tests {
 
     #[test]
     fn escapes_exactly_the_bytes_json_needs() {
-        for text in ["", "plain", "exactly8", "sixteen chars ok", "a\"b", "x\\", "tab\there", "\u{1}", "long text then a quote\"", "caf\u{e9} \u{7f}"] {
+        for text in [
+            "",
+            "plain",
+            "exactly8",
+            "sixteen chars ok",
+            "a\"b",
+            "x\\",
+            "tab\there",
+            "\u{1}",
+            "long text then a quote\"",
+            "caf\u{e9} \u{7f}",
+        ] {
             let mut out = Vec::new();
             write_str(&mut out, text);
             assert_eq!(String::from_utf8(out).unwrap(), serde_json::to_string(text).unwrap(), "{text:?}");

@@ -21,13 +21,13 @@ mod tables;
 mod value;
 
 use decode::{Event, Kind};
-use std::borrow::Cow;
 use facts::{Facts, Id};
 use json::J;
 use pyo3::exceptions::{PyKeyError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyList, PyString, PyTuple};
 use scales::{Config, Scales};
+use std::borrow::Cow;
 
 fn to_py<'py>(py: Python<'py>, value: &J) -> PyResult<Bound<'py, PyAny>> {
     Ok(match value {
@@ -95,8 +95,7 @@ fn kind_name(kind: Kind) -> &'static str {
 }
 
 fn from_flat(flat: FlatEvent) -> PyResult<Event<'static>> {
-    let (id, kind, ts, actor, link, content_owner, reply_to, recipients, parent, units, referral, permission) =
-        flat;
+    let (id, kind, ts, actor, link, content_owner, reply_to, recipients, parent, units, referral, permission) = flat;
     let mut event = Event::new(id, kind_of(&kind)?, ts, actor);
     event.link = link;
     event.content_owner = content_owner;
@@ -114,9 +113,8 @@ fn from_flat(flat: FlatEvent) -> PyResult<Event<'static>> {
 
 fn to_flat(event: Event<'_>) -> FlatEvent {
     let kind = event.kind;
-    let permission = (kind == Kind::Permission).then(|| {
-        (event.grantee.to_string(), event.purpose, event.channel, event.granted, event.expires)
-    });
+    let permission = (kind == Kind::Permission)
+        .then(|| (event.grantee.to_string(), event.purpose, event.channel, event.granted, event.expires));
     (
         event.id.to_string(),
         kind_name(kind).to_string(),
@@ -276,10 +274,7 @@ impl Core {
         trigger_base: i64,
     ) -> ((usize, Bound<'py, PyBytes>), (usize, Bound<'py, PyBytes>)) {
         let (changes, triggers) = changes::score_changes(&mut self.facts, &self.cfg, change_base, trigger_base);
-        (
-            (changes.count, PyBytes::new(py, &changes.ndjson)),
-            (triggers.count, PyBytes::new(py, &triggers.ndjson)),
-        )
+        ((changes.count, PyBytes::new(py, &changes.ndjson)), (triggers.count, PyBytes::new(py, &triggers.ndjson)))
     }
 
     /// Decide what the next table-topic publication carries (see `publication`) and
@@ -291,7 +286,12 @@ impl Core {
 
     /// The next `limit` items of the publication begun: per state table the records as
     /// (count, NDJSON), numbered from the bases given.
-    fn publish<'py>(&mut self, py: Python<'py>, bases: Vec<i64>, limit: usize) -> PyResult<Vec<(usize, Bound<'py, PyBytes>)>> {
+    fn publish<'py>(
+        &mut self,
+        py: Python<'py>,
+        bases: Vec<i64>,
+        limit: usize,
+    ) -> PyResult<Vec<(usize, Bound<'py, PyBytes>)>> {
         if bases.len() != tables::STATE_TABLES.len() {
             return Err(PyValueError::new_err("one base per state table"));
         }
@@ -424,7 +424,13 @@ impl Core {
 /// Up to `limit` non-blank lines of `data` from `start`, as (chunk, lines, bytes used):
 /// see `framing::frame`.
 #[pyfunction]
-fn frame<'py>(py: Python<'py>, data: &[u8], start: usize, limit: usize, last: bool) -> PyResult<(Bound<'py, PyBytes>, usize, usize)> {
+fn frame<'py>(
+    py: Python<'py>,
+    data: &[u8],
+    start: usize,
+    limit: usize,
+    last: bool,
+) -> PyResult<(Bound<'py, PyBytes>, usize, usize)> {
     let framed = framing::frame(data, start.min(data.len()), limit, last);
     let chunk = PyBytes::new_with(py, framed.joined_len(), |out| {
         framed.join_into(data, out);

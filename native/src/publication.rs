@@ -8,8 +8,8 @@ use crate::identity::{current_person, person_id_of, Partition};
 use crate::json::{format_micros, write_canonical, write_int, write_str, J};
 use crate::scales::Config;
 use crate::tables::{
-    end_of_day, identity_row, interactions_row, permission_rows, person_row, rfm_row,
-    scores_row, tie_sums, write_relationship, DAY_US, STATE_TABLES,
+    end_of_day, identity_row, interactions_row, permission_rows, person_row, rfm_row, scores_row, tie_sums,
+    write_relationship, DAY_US, STATE_TABLES,
 };
 use foldhash::HashMap;
 use std::rc::Rc;
@@ -142,7 +142,13 @@ fn list_or_null(rows: Vec<J>) -> Option<J> {
 }
 
 /// The records of the next `limit` items, per state table (in `STATE_TABLES` order).
-pub fn render(facts: &mut Facts, cfg: &Config, publication: &mut Publication, bases: &[i64], limit: usize) -> Vec<TopicRecords> {
+pub fn render(
+    facts: &mut Facts,
+    cfg: &Config,
+    publication: &mut Publication,
+    bases: &[i64],
+    limit: usize,
+) -> Vec<TopicRecords> {
     let mut out: Vec<TopicRecords> =
         bases.iter().map(|&base| TopicRecords { count: 0, ndjson: Vec::new(), base }).collect();
     let table = |name: &str| STATE_TABLES.iter().position(|t| *t == name).expect("a state table");

@@ -2,10 +2,10 @@
 //! every amount is multiplied by `weight(day)` ~ 2**(day / half_life) in fixed point and
 //! added to an exact integer sum, converted to a float once, at read.
 
+use foldhash::{HashMap, HashMapExt};
 use num_bigint::BigUint;
 use num_traits::Zero;
 use std::cell::{Cell, RefCell};
-use foldhash::{HashMap, HashMapExt};
 
 pub const FX: i64 = 48;
 pub const CREDIT_FX: i64 = 16;
@@ -29,11 +29,7 @@ pub struct Config {
 
 impl Config {
     pub fn tier_of(&self, composite: f64) -> &str {
-        self.tiers
-            .iter()
-            .find(|(_, min)| composite >= *min)
-            .or(self.tiers.last())
-            .map_or("", |(name, _)| name.as_str())
+        self.tiers.iter().find(|(_, min)| composite >= *min).or(self.tiers.last()).map_or("", |(name, _)| name.as_str())
     }
     pub fn lowest_tier(&self) -> &str {
         self.tiers.last().map_or("", |(name, _)| name.as_str())

@@ -6,8 +6,8 @@ use crate::identity::{linked_at, Partition};
 use crate::json::{format_micros, round4, J};
 use crate::scales::{Config, WEIGHT_FX};
 use crate::value::{active_at, consent_of, interaction_counts, merged_days, rfm, value_of};
-use num_bigint::BigUint;
 use foldhash::{HashMap, HashMapExt};
+use num_bigint::BigUint;
 use std::collections::BTreeMap;
 
 pub const DAY_US: i64 = 86_400_000_000;
@@ -69,7 +69,13 @@ impl PersonNames {
 /// `write_canonical` of a relationship row, without building the row: keys in sorted order
 /// (counts, from_anchor, from_person_id, strength, to_anchor, to_person_id). The persons
 /// come as (anchor, person id), each already written as a JSON string.
-pub fn write_relationship(out: &mut Vec<u8>, counts: [u64; 4], strength: f64, from: (&[u8], &[u8]), to: (&[u8], &[u8])) {
+pub fn write_relationship(
+    out: &mut Vec<u8>,
+    counts: [u64; 4],
+    strength: f64,
+    from: (&[u8], &[u8]),
+    to: (&[u8], &[u8]),
+) {
     use crate::json::{write_float, write_int};
     let [reply, comment, share, recipient] = counts;
     out.extend_from_slice(b"{\"counts\":{\"comment\":");
@@ -196,15 +202,12 @@ impl<'a> View<'a> {
                 linked.entry(b).or_default().push(facts.key(a));
             }
         }
-        let mut members: Vec<(&str, Id)> =
-            self.partition.members().map(|id| (facts.key(id), id)).collect();
+        let mut members: Vec<(&str, Id)> = self.partition.members().map(|id| (facts.key(id), id)).collect();
         members.sort();
-        Box::new(members
-            .into_iter()
-            .map(move |(_, id)| {
-                let index = self.partition.person_of(id).expect("members have a person");
-                identity_row(facts, id, &self.partition.persons[index], linked.remove(&id).unwrap_or_default())
-            }))
+        Box::new(members.into_iter().map(move |(_, id)| {
+            let index = self.partition.person_of(id).expect("members have a person");
+            identity_row(facts, id, &self.partition.persons[index], linked.remove(&id).unwrap_or_default())
+        }))
     }
 
     /// Per source person (in person id order), the persons its members' ties reach, in
@@ -212,7 +215,8 @@ impl<'a> View<'a> {
     fn each_relationship(&self, emit: &mut dyn FnMut(Relationship)) {
         let partition = &self.partition;
         for (from, person) in partition.persons.iter().enumerate() {
-            let reached = tie_sums(self.facts, self.cfg, &person.members, self.as_of_day, |id| partition.person_of(id), from);
+            let reached =
+                tie_sums(self.facts, self.cfg, &person.members, self.as_of_day, |id| partition.person_of(id), from);
             for (to, counts, strength) in reached {
                 emit(Relationship { from, to, counts, strength });
             }

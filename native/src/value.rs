@@ -2,8 +2,8 @@
 //! `crm2stream/core/value.py`, `interactions.py`, `consent.py`).
 
 use crate::facts::{
-    ConsentEntry, DayBucket, Facts, Id, Scope, COUNTERS, PURCHASES, R_SHARE, S_CONSUMPTION,
-    S_POPULARITY, S_REACH, S_REVENUE,
+    ConsentEntry, DayBucket, Facts, Id, Scope, COUNTERS, PURCHASES, R_SHARE, S_CONSUMPTION, S_POPULARITY, S_REACH,
+    S_REVENUE,
 };
 use crate::json::{round4, J};
 use crate::scales::{Config, CREDIT_FX, WEIGHT_FX};
@@ -157,15 +157,7 @@ pub fn value_of<'c>(facts: &Facts, members: &[Id], as_of_day: i64, cutoff: i64, 
             + w_s * points(social, cfg.social_scale))
             / (w_c + w_p + w_s),
     );
-    Value {
-        consumption,
-        popularity,
-        reach,
-        referred_revenue: revenue,
-        social,
-        composite,
-        tier: cfg.tier_of(composite),
-    }
+    Value { consumption, popularity, reach, referred_revenue: revenue, social, composite, tier: cfg.tier_of(composite) }
 }
 
 const DONE_TYPES: [&str; 6] = ["identify", "unlink", "share", "comment", "purchase", "permission"];
@@ -184,8 +176,8 @@ pub fn interaction_counts(days: &[DayBucket], as_of_day: i64) -> Vec<(&'static s
     for bucket in days {
         for (w, total) in totals.iter_mut().enumerate() {
             if w == 0 || bucket.day() > as_of_day - WINDOWS[w - 1].1 {
-                for i in 0..10 {
-                    total[i] += u64::from(bucket.counts[i]);
+                for (sum, &count) in total.iter_mut().zip(&bucket.counts[..10]) {
+                    *sum += u64::from(count);
                 }
             }
         }
