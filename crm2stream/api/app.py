@@ -16,14 +16,15 @@ from contextlib import asynccontextmanager
 from importlib.resources import files
 from typing import Annotated, Any, Protocol
 
-import orjson
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, Response
 from fastapi.responses import HTMLResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ValidationError
 from sse_starlette import EventSourceResponse
 
-from crm2stream.api.hub import EngineUnavailable, Outcome, Overloaded
+from crm2stream.api import ingest
+from crm2stream.api.hub import EngineUnavailable, Outcome
+from crm2stream.api.ingest import NDJSON, IngestAnswer
 from crm2stream.api.metrics import Metrics, Positions
 from crm2stream.api.readmodel import FOLLOWED, ReadModel
 from crm2stream.api.wake import woken
@@ -31,23 +32,8 @@ from crm2stream.core.config import CoreConfig
 from crm2stream.core.events import parse_identifier_key
 from crm2stream.topology import Topology
 
-NDJSON = "application/x-ndjson"
 #: Records read from the store per round, by a stream or by the read model.
 READ_CHUNK = 1000
-
-
-class EventResult(BaseModel):
-    index: int
-    status: str
-    reason: str | None = None
-    error: str | None = None
-
-
-class IngestAnswer(BaseModel):
-    accepted: int
-    rejected: int
-    duplicates: int
-    results: list[EventResult]
 
 
 class TopicInfo(BaseModel):
@@ -86,6 +72,8 @@ class Host(Protocol):
 class ApiOptions(BaseModel):
     token: str = ""
     max_body_bytes: int = 16 << 20
+    #: events of a request handed to the engine at a time
+    batch_lines: int = 50_000
 
 
 def create_app(
@@ -189,32 +177,17 @@ def create_app(
             }
         },
         responses={
+            400: {"description": "no events in the body, or a body that is not one JSON array"},
             413: {"description": "request body over the size limit"},
+            415: {"description": "neither NDJSON nor a JSON array"},
             503: {"description": "the engine is not running, or too much is queued"},
         },
     )
     async def post_events(request: Request) -> IngestAnswer:
-        """Ingest events as NDJSON (one per line) or as a JSON array. Every event gets its
-        own outcome; a bad event never fails its neighbours."""
-        body = await _read_body(request, options.max_body_bytes)
-        lines = _event_lines(body, request.headers.get("content-type", ""))
-        try:
-            outcomes = await host.submit(lines)
-        except EngineUnavailable as exc:
-            raise HTTPException(503, str(exc)) from exc
-        except Overloaded as exc:
-            raise HTTPException(503, f"overloaded: {exc}", {"Retry-After": "1"}) from exc
-        results = [EventResult(**o.as_dict(i)) for i, o in enumerate(outcomes)]
-        count = {
-            status: sum(o.status == status for o in outcomes)
-            for status in ("accepted", "rejected", "duplicate")
-        }
-        return IngestAnswer(
-            accepted=count["accepted"],
-            rejected=count["rejected"],
-            duplicates=count["duplicate"],
-            results=results,
-        )
+        """Ingest events as NDJSON (one per line) or as a JSON array, a batch at a time as
+        the body arrives. Every event gets its own outcome, and a bad one never fails its
+        neighbours; the answer lists the events not accepted."""
+        return await ingest.take(request, host.submit, options.max_body_bytes, options.batch_lines)
 
     @app.get("/persons/{person_id}", dependencies=guarded)
     async def get_person(person_id: str) -> dict[str, Any]:
@@ -349,31 +322,6 @@ async def _logged(work: Awaitable[None]) -> None:
         raise
     except Exception:
         logging.getLogger("crm2stream.api").exception("a background task failed")
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise HTTPException(413, f"the body is over the limit of {limit} bytes")
-    body = bytearray()
-    async for part in request.stream():
-        body += part
-        if len(body) > limit:
-            raise HTTPException(413, f"the body is over the limit of {limit} bytes")
-    return bytes(body)
-
-
-def _event_lines(body: bytes, content_type: str) -> list[bytes]:
-    """The events of a body: NDJSON lines (blank ones skipped), or a JSON array's items."""
-    if content_type.split(";")[0].strip() == "application/json":
-        try:
-            items = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise HTTPException(400, f"the body is not JSON: {exc}") from exc
-        if not isinstance(items, list):
-            raise HTTPException(400, "a JSON body must be an array of events")
-        return [orjson.dumps(item) for item in items]
-    return [line.strip() for line in body.split(b"\n") if line.strip()]
 
 
 def _tier_pattern(cfg: CoreConfig) -> str:

@@ -56,7 +56,11 @@ def build(
             max_batch_lines=settings.batch_size,
             max_queued_lines=4 * settings.batch_size,
         )
-    options = ApiOptions(token=settings.api_token, max_body_bytes=settings.api_max_body_bytes)
+    options = ApiOptions(
+        token=settings.api_token,
+        max_body_bytes=settings.api_max_body_bytes,
+        batch_lines=settings.batch_size,
+    )
     app = create_app(host, settings.core_config(), load_topology(), options, background)
     # Live streams never end by themselves: on shutdown they get a moment, then are closed.
     config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=2)

@@ -23,8 +23,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import orjson
-
 from crm2stream.core.config import CoreConfig
 from crm2stream.core.decay import Scales
 from crm2stream.core.layout import DAY_US
@@ -40,7 +38,14 @@ from crm2stream.engine.lines import (
     read_chunks,
     strip_line,
 )
-from crm2stream.engine.results import BatchOutput, Counts, EngineError, dead_letter, duplicate
+from crm2stream.engine.results import (
+    BatchOutput,
+    Counts,
+    EngineError,
+    dead_letter,
+    duplicate,
+    ndjson,
+)
 from crm2stream.engine.segments import Segments
 from crm2stream.engine.store import Batch, Store
 from crm2stream.topology import Topology, load_topology
@@ -214,7 +219,7 @@ class EmbeddedEngine:
         dead += [(i, duplicate(event_id)) for i, event_id in done.duplicates]
         dead.sort(key=lambda item: item[0])
         lines = chunk.split(b"\n") if dead else []
-        dlq = b"\n".join(orjson.dumps(dead_letter(start + i, lines[i], r)) for i, r in dead)
+        dlq = ndjson(dead_letter(start + i, lines[i], r) for i, r in dead)
         bases = [self.output_ends.get(topic, 0) for topic in self.streams]
         changes, triggers = self.core.score_changes(*bases)
         records = dict(zip(self.streams, (changes, triggers), strict=True))

@@ -37,7 +37,7 @@ from crm2stream.core.tables import STATE_TABLES
 from crm2stream.core.validation import Rejection, declared_type
 from crm2stream.engine.cores import CoreName, Processed, make_core
 from crm2stream.engine.embedded import PUBLISH_ITEMS
-from crm2stream.engine.results import Counts, dead_letter, duplicate
+from crm2stream.engine.results import Counts, compact_json, dead_letter, duplicate
 from crm2stream.kafka import changelog
 from crm2stream.kafka.chunks import Chunk, after, decode_chunk
 from crm2stream.kafka.names import Names
@@ -186,7 +186,8 @@ class TableStage:
         out = []
         for partition, offset, raw, why in dead:
             row = {"partition": partition, **dead_letter(offset, raw, why)}
-            out.append(Record(self.names.dlq, f"{partition}:{offset}".encode(), orjson.dumps(row)))
+            key = f"{partition}:{offset}".encode()
+            out.append(Record(self.names.dlq, key, compact_json(row)))
         return out
 
     def _streams(self, position: changelog.Position) -> list[Lines]:

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import orjson
 import pytest
 
 from crm2stream.synth import Campaign, lines
@@ -22,30 +21,6 @@ def person_of(api: Server, identifier: str) -> dict[str, Any] | None:
     kind, _, value = identifier.partition(":")
     response = api.client.get(f"/identities/{kind}/{value}")
     return response.json() if response.status_code == 200 else None
-
-
-def test_every_event_gets_its_own_outcome(api: Server) -> None:
-    good = CAMPAIGN[:20]
-    batch = [*good[:10], BAD_INPUT["malformed_json"], *good[10:], good[0]]
-    answer = api.post_events(batch).json()
-    assert (answer["accepted"], answer["rejected"], answer["duplicates"]) == (20, 1, 1)
-    results = answer["results"]
-    assert [r["index"] for r in results] == list(range(22))
-    assert results[10]["status"] == "rejected" and results[10]["reason"] == "malformed_json"
-    assert results[21]["status"] == "duplicate" and results[21]["reason"] == "duplicate"
-    assert all(r["status"] == "accepted" for r in results[:10] + results[11:21])
-
-
-def test_a_json_array_is_taken_too_and_blank_lines_are_skipped(api: Server) -> None:
-    events = [orjson.loads(raw) for raw in CAMPAIGN[:5]]
-    answer = api.client.post("/events", json=events).json()
-    assert answer["accepted"] == 5
-    answer = api.post_events([b"", CAMPAIGN[5], b"  ", CAMPAIGN[6], b""]).json()
-    assert answer["accepted"] == 2 and len(answer["results"]) == 2
-    not_an_array = api.client.post("/events", json={"event_id": "x"})
-    assert not_an_array.status_code == 400 and "array" in not_an_array.json()["detail"]
-    broken = api.client.post("/events", content=b"[{", headers={"content-type": "application/json"})
-    assert broken.status_code == 400
 
 
 def test_a_body_over_the_limit_is_refused_with_413(tmp_path: Path) -> None:
