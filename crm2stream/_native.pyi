@@ -36,9 +36,14 @@ class Core:
         weights: tuple[float, float, float],
         tiers: list[tuple[str, float]],
         delta: float,
+        future_tolerance: int,
     ) -> None: ...
     def process(
-        self, chunk: bytes, start: int, fallback: Callable[[bytes], tuple[Any, ...]]
+        self,
+        chunk: bytes,
+        start: int,
+        fallback: Callable[[bytes], tuple[Any, ...]],
+        arrival: int | None,
     ) -> tuple[list[tuple[int, str, str]], list[tuple[int, str]], int, int, bytes]: ...
     def score_changes(
         self, change_base: int, trigger_base: int

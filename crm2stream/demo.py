@@ -19,7 +19,7 @@ import itertools
 import logging
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -36,6 +36,12 @@ CHANNELS = ("wechat", "sms", "email")
 BAD_EVERY = 750
 
 
+def _days_ago(days: int) -> datetime:
+    """09:00 UTC of the day ``days`` before today."""
+    today = datetime.now(UTC).replace(hour=9, minute=0, second=0, microsecond=0)
+    return today - timedelta(days=days)
+
+
 @dataclass(frozen=True, slots=True)
 class Story:
     people: int = 1000
@@ -43,7 +49,9 @@ class Story:
     seed: int = 2026
     #: campaign days the events span
     days: int = 28
-    start: datetime = datetime(2026, 11, 2, 9, tzinfo=UTC)
+    #: the campaign's first morning: by default the one that ends it yesterday, so every
+    #: event is dated before it arrives (an event dated after it is rejected)
+    start: datetime = field(default_factory=lambda: _days_ago(29))
 
 
 @dataclass(slots=True)

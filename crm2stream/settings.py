@@ -19,6 +19,8 @@ class Settings(BaseSettings):
     id_key: str = ""
     half_life_days: float = Field(30.0, gt=0)
     score_change_delta: float = Field(5.0, gt=0)
+    #: how long after its arrival an event may be dated (``future_timestamp`` beyond)
+    future_tolerance_seconds: int = Field(86_400, ge=0)
     #: lines per batch: one WriteBatch and one score-change evaluation each
     batch_size: int = Field(50_000, ge=1)
     #: write the in-memory facts after this many events, or this many seconds
@@ -63,4 +65,5 @@ class Settings(BaseSettings):
             id_key=self.id_key.encode("utf-8"),
             half_life_days=self.half_life_days,
             score_change_delta=self.score_change_delta,
+            future_tolerance_seconds=self.future_tolerance_seconds,
         )

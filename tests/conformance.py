@@ -17,7 +17,7 @@ from crm2stream.core.events import parse_day
 from crm2stream.core.tables import STATE_TABLES
 from crm2stream.synth import BAD_LINES, Campaign, lines
 from tests.core import harness
-from tests.events import line, permission, purchase, share
+from tests.events import comment, line, permission, purchase, share
 from tests.topics import check_compaction
 
 
@@ -115,6 +115,18 @@ class ConformanceSuite:
         assert dead["offset"] == 25
         original = dead.get("line", "").encode() or base64.b64decode(dead["line_base64"])
         assert original == BAD_INPUT[bad]
+        assert self.engine.digest() == harness.view(harness.run(good)).digest()
+
+    def test_an_event_dated_far_after_it_arrived_is_rejected_and_moves_no_clock(self) -> None:
+        """A wrong clock in the field: one comment dated in 2999 once took the default as-of
+        there, every composite to 0 and everyone to bronze."""
+        good = CAMPAIGN[:300]
+        future = line(comment("far", "2999-01-01T00:00:00Z", "qq:clock", content_owner="qq:x"))
+        counts = self.engine.ingest([*good[:150], future, *good[150:]])
+        assert counts == {"accepted": 300, "rejected": 1, "duplicates": 0}
+        [dead] = self.engine.export("dlq")
+        assert dead["reason"] == "future_timestamp" and dead["line"].encode() == future
+        assert "2999-01-01T00:00:00Z" in dead["error"]
         assert self.engine.digest() == harness.view(harness.run(good)).digest()
 
     def test_duplicates_are_counted_never_applied_twice(self) -> None:

@@ -49,7 +49,7 @@ def build(
         from crm2stream.kafka.names import Names
 
         names = Names.of(settings.namespace, settings.app_version)
-        host = KafkaHost(settings.broker, names, settings.currency)
+        host = KafkaHost(settings.broker, names, settings.core_config())
     else:
         host = EngineHost(
             lambda: open_engine(settings, data_dir),

@@ -51,6 +51,9 @@ class CoreConfig:
     weights: tuple[float, float, float] = (0.4, 0.3, 0.3)
     tiers: tuple[Tier, ...] = field(default=DEFAULT_TIERS)
     score_change_delta: float = 5.0
+    #: how long after its arrival (as the log records it) an event may be dated: clocks
+    #: in the field are wrong, and one far-future event must not move the event-time clock
+    future_tolerance_seconds: int = 86_400
 
     def tier_of(self, composite: float) -> str:
         for tier in self.tiers:

@@ -18,7 +18,7 @@ import jiter
 from pydantic import TypeAdapter, ValidationError
 
 from crm2stream._native import json_fault
-from crm2stream.core.events import EVENT_MODELS, AnyEvent, Event, PurchaseEvent
+from crm2stream.core.events import EVENT_MODELS, AnyEvent, Event, PurchaseEvent, format_micros
 from crm2stream.core.layout import DONE
 
 #: Rejection reason codes, most fundamental first: when a line has several faults the
@@ -33,6 +33,7 @@ REASONS: Final = (
     "unknown_field",
     "invalid_value",
     "currency_mismatch",
+    "future_timestamp",
 )
 #: Lines above this size are rejected unread.
 MAX_LINE_BYTES: Final = 1 << 20
@@ -118,6 +119,20 @@ def decode(line: bytes, currency: str) -> AnyEvent | Rejection:
             f"field 'currency': {event.currency!r} is not this installation's {currency!r}",
         )
     return event
+
+
+def too_far_ahead(occurred_at: int, arrival: int, tolerance_seconds: int) -> Rejection | None:
+    """An event dated more than the tolerance after its line arrived (microseconds since
+    the epoch, as the log recorded the arrival) is rejected: a wrong clock in the field
+    must not push the event-time clock that windows, decay and the default as-of follow.
+    Judged against the recorded arrival, a replay gives the same verdict years later."""
+    if occurred_at <= arrival + tolerance_seconds * 1_000_000:
+        return None
+    return Rejection(
+        "future_timestamp",
+        f"field 'occurred_at': {format_micros(occurred_at)} is more than "
+        f"{tolerance_seconds} s after the line arrived ({format_micros(arrival)})",
+    )
 
 
 def declared_type(line: bytes) -> str:

@@ -20,11 +20,12 @@ from crm2stream.core import publication
 from crm2stream.core.changes import score_changes
 from crm2stream.core.config import CoreConfig
 from crm2stream.core.decay import Scales
+from crm2stream.core.events import timestamp_micros
 from crm2stream.core.facts import Facts, apply, rebuild_sums
 from crm2stream.core.flat import decode_flat
 from crm2stream.core.identity import Partition, current_component
 from crm2stream.core.tables import STATE_TABLES, TableView
-from crm2stream.core.validation import Rejection, decode
+from crm2stream.core.validation import Rejection, decode, too_far_ahead
 from crm2stream.engine import codec, segments
 
 Row = dict[str, Any]
@@ -50,8 +51,10 @@ class Core(Protocol):
 
     @property
     def max_ts(self) -> int | None: ...
-    def process(self, chunk: bytes, start: int) -> Processed:
-        """Apply a log chunk: non-empty lines joined by newlines, the first at ``start``."""
+    def process(self, chunk: bytes, start: int, arrival: int | None = None) -> Processed:
+        """Apply a log chunk: non-empty lines joined by newlines, the first at ``start``;
+        ``arrival`` (microseconds since the epoch), when the log recorded one, is when
+        they arrived: an event dated too far after it is rejected (``too_far_ahead``)."""
         ...
 
     def score_changes(
@@ -131,6 +134,7 @@ class NativeCore:
             weights=cfg.weights,
             tiers=[(tier.name, tier.min_composite) for tier in cfg.tiers],
             delta=cfg.score_change_delta,
+            future_tolerance=cfg.future_tolerance_seconds,
         )
         currency = cfg.currency
         self._fallback = lambda line: decode_flat(line, currency)
@@ -140,8 +144,8 @@ class NativeCore:
         value: int | None = self._core.max_ts
         return value
 
-    def process(self, chunk: bytes, start: int) -> Processed:
-        return Processed(*self._core.process(chunk, start, self._fallback))
+    def process(self, chunk: bytes, start: int, arrival: int | None = None) -> Processed:
+        return Processed(*self._core.process(chunk, start, self._fallback, arrival))
 
     def score_changes(
         self, change_base: int, trigger_base: int
@@ -198,7 +202,7 @@ class PythonCore:
     def max_ts(self) -> int | None:
         return self.facts.max_ts
 
-    def process(self, chunk: bytes, start: int) -> Processed:
+    def process(self, chunk: bytes, start: int, arrival: int | None = None) -> Processed:
         publication.derive_published_anchors(self.facts, self.cfg.id_key)
         lines = chunk.split(b"\n") if chunk else []
         # The facts are millions of long-lived, acyclic containers: a cyclic collection
@@ -209,6 +213,10 @@ class PythonCore:
             accepted: list[str] = []
             for index, line in enumerate(lines):
                 result = decode(line, self.cfg.currency)
+                if not isinstance(result, Rejection) and arrival is not None:
+                    ts = timestamp_micros(result.occurred_at)
+                    tolerance = self.cfg.future_tolerance_seconds
+                    result = too_far_ahead(ts, arrival, tolerance) or result
                 if isinstance(result, Rejection):
                     out.rejected.append((index, result.reason, result.error))
                 elif apply(self.facts, result, start + index):

@@ -113,6 +113,8 @@ class EmbeddedEngine:
         self._logged = True
         #: called after every write, on the engine's thread (see ``api.hub``)
         self.listeners: list[Callable[[], None]] = []
+        #: the time new lines arrive at, in microseconds since the epoch
+        self.clock: Callable[[], int] = lambda: time.time_ns() // 1000
         if load:
             self._load()
             if self.applied < self.log_end or self.replay_end > self.log_end:
@@ -160,7 +162,7 @@ class EmbeddedEngine:
         for start, chunk in self.store.chunks(self.applied):
             if start >= self.log_end:
                 break
-            self._process(start, chunk)
+            self._process(start, chunk, self.store.arrival(start))
         self.checkpoint()
         if self.replay_end > self.log_end:
             self._replay_log()
@@ -193,7 +195,7 @@ class EmbeddedEngine:
             for start, chunk in self.store.chunks(self.log_end):
                 if start >= self.replay_end:
                     break
-                self.process_batch(chunk, in_log=True)
+                self.process_batch(chunk, in_log=True, arrival=self.store.arrival(start))
             self.replay_end = 0
             self.checkpoint()
         finally:
@@ -208,12 +210,12 @@ class EmbeddedEngine:
         for start, chunk in self.store.chunks(0):
             if start >= end:
                 break
-            target.process_batch(chunk)
+            target.process_batch(chunk, arrival=self.store.arrival(start))
         target.checkpoint()
 
     # -- processing ---------------------------------------------------------------------
-    def _process(self, start: int, chunk: bytes) -> BatchOutput:
-        done = self.core.process(chunk, start)
+    def _process(self, start: int, chunk: bytes, arrival: int | None) -> BatchOutput:
+        done = self.core.process(chunk, start, arrival)
         counts = Counts(done.accepted, len(done.rejected), len(done.duplicates))
         dead = [(i, Rejection(reason, error)) for i, reason, error in done.rejected]
         dead += [(i, duplicate(event_id)) for i, event_id in done.duplicates]
@@ -227,13 +229,23 @@ class EmbeddedEngine:
         return BatchOutput(counts, done.lines, done.accepted_ids, records, dead)
 
     def process_batch(
-        self, chunk: bytes, ingest: tuple[str, int] | None = None, *, in_log: bool = False
+        self,
+        chunk: bytes,
+        ingest: tuple[str, int] | None = None,
+        *,
+        in_log: bool = False,
+        arrival: int | None = None,
     ) -> Counts:
         """``submit`` without the dead letters."""
-        return self.submit(chunk, ingest, in_log=in_log).counts
+        return self.submit(chunk, ingest, in_log=in_log, arrival=arrival).counts
 
     def submit(
-        self, chunk: bytes, ingest: tuple[str, int] | None = None, *, in_log: bool = False
+        self,
+        chunk: bytes,
+        ingest: tuple[str, int] | None = None,
+        *,
+        in_log: bool = False,
+        arrival: int | None = None,
     ) -> BatchOutput:
         """Append one batch of raw lines (non-empty, joined by newlines) to the log, apply
         it and write it atomically.
@@ -241,16 +253,21 @@ class EmbeddedEngine:
         ``ingest`` = (file fingerprint, byte offset after this batch) records progress
         through an input file in the same write, so an interrupted ingest can resume.
         ``in_log``: the lines are the log's own chunk at this position (an in-place replay).
+        ``arrival``: when the lines arrived (microseconds since the epoch), recorded with
+        them and judged against; new lines arrive now (``clock``), lines of a log keep the
+        time it recorded (None: it recorded none, and no event is judged too far ahead).
         """
         if not in_log and self.replay_end > self.log_end:
             raise EngineError(
                 "a replay of this data directory is unfinished: open it again to finish it"
             )
         start = self.log_end
-        out = self._process(start, chunk)
+        if not in_log and arrival is None:
+            arrival = self.clock()
+        out = self._process(start, chunk, arrival)
         batch = self.store.batch()
         if not in_log:
-            batch.log_chunk(start, chunk)
+            batch.log_chunk(start, chunk, arrival)
         batch.accepted(start, out.accepted_ids)
         for topic, (count, records) in out.records.items():
             if count:

@@ -4,6 +4,9 @@ of them atomically.
 
 Key space (raw bytes):
   ``l/<start>``      a log chunk: the raw input lines of one batch, joined by newlines
+  ``a/<start>``      when that chunk's lines arrived (microseconds since the epoch): what
+                     ``future_timestamp`` is judged against, at ingest and at every replay
+                     (chunks written before it was kept have none)
   ``k/<start>``      the event_ids that chunk accepted (rebuilds the seen-ids index)
   ``o/<topic>/<n>``  output records as NDJSON, n the offset of the first in the topic: a
                      batch's dead letters, score changes and triggers, or a part of a
@@ -118,6 +121,11 @@ class Store:
                 break
             yield int(key[2:], 16), value
 
+    def arrival(self, start: int) -> int | None:
+        """When the lines of the chunk at ``start`` arrived, if the log recorded it."""
+        raw = cast(bytes | None, self.db.get(b"a/" + _position(start)))
+        return None if raw is None else int(raw)
+
     def chunk_at(self, position: int) -> tuple[int, list[bytes]] | None:
         """The log chunk holding ``position``."""
         it = self.db.iter()
@@ -175,9 +183,12 @@ class Batch:
         for prefix in (b"c/", b"k/", b"o/", LEGACY_RECORDS, b"m/"):
             self.wb.delete_range(prefix, prefix[:-1] + b"0")
 
-    def log_chunk(self, start: int, chunk: bytes) -> None:
-        """Raw input lines (non-empty, joined by newlines), the first at ``start``."""
+    def log_chunk(self, start: int, chunk: bytes, arrival: int | None) -> None:
+        """Raw input lines (non-empty, joined by newlines), the first at ``start``, and
+        when they arrived."""
         self.wb.put(b"l/" + _position(start), chunk)
+        if arrival is not None:
+            self.wb.put(b"a/" + _position(start), b"%d" % arrival)
 
     def accepted(self, start: int, event_ids: bytes) -> None:
         """The event ids the chunk at ``start`` accepted (a JSON array): the seen-ids index,

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -33,7 +34,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from crm2stream.api.hub import ACCEPTED, EngineUnavailable, Outcome
-from crm2stream.core.validation import Rejection, decode
+from crm2stream.core.config import CoreConfig
+from crm2stream.core.events import timestamp_micros
+from crm2stream.core.validation import Rejection, decode, too_far_ahead
 from crm2stream.kafka.admin import MAX_CHUNK_MESSAGE, bootstrap
 from crm2stream.kafka.names import Names
 from crm2stream.kafka.produce import actor_key
@@ -145,10 +148,10 @@ class KafkaHost:
     """What the API's routes need of an engine, over Kafka: a feed of the topics and a
     way in for new events (see ``api.hub.EngineHost`` for the embedded one)."""
 
-    def __init__(self, broker: str, names: Names, currency: str) -> None:
+    def __init__(self, broker: str, names: Names, cfg: CoreConfig) -> None:
         self.broker = broker
         self.names = names
-        self.currency = currency
+        self.cfg = cfg
         self.feed = KafkaFeed(broker, names)
         #: not called: the workers count events, and the API would count them twice
         self.on_batch: Callable[[list[bytes], list[Outcome], float], None] | None = None
@@ -217,8 +220,15 @@ class KafkaHost:
         outcomes: list[Outcome] = []
         delivered = []
         try:
+            # the intake judges each event's time against the broker's append time; now is
+            # what that will be, give or take the broker's clock
+            arrival = time.time_ns() // 1000
             for line in lines:
-                verdict = decode(line, self.currency)
+                verdict = decode(line, self.cfg.currency)
+                if not isinstance(verdict, Rejection):
+                    occurred = timestamp_micros(verdict.occurred_at)
+                    tolerance = self.cfg.future_tolerance_seconds
+                    verdict = too_far_ahead(occurred, arrival, tolerance) or verdict
                 if isinstance(verdict, Rejection):
                     outcomes.append(Outcome("rejected", verdict.reason, verdict.error))
                 else:

@@ -21,10 +21,13 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from crm2stream.core.validation import Rejection, decode
+from crm2stream.core.config import CoreConfig
+from crm2stream.core.events import timestamp_micros
+from crm2stream.core.validation import Rejection, decode, too_far_ahead
 
-#: (input offset, original bytes)
-Record = tuple[int, bytes]
+#: (input offset, original bytes, the record's timestamp in milliseconds: when the broker
+#: appended it, the input topic being ``LogAppendTime``, so its arrival)
+Record = tuple[int, bytes, int]
 
 
 @dataclass(slots=True)
@@ -58,7 +61,7 @@ def sized(records: Sequence[Record], limit: int = CHUNK_BYTES) -> list[Sequence[
     """Consecutive runs of records of at most ``limit`` bytes (a larger record alone)."""
     runs: list[Sequence[Record]] = []
     start, size = 0, 0
-    for i, (_, value) in enumerate(records):
+    for i, (_, value, _) in enumerate(records):
         if size and size + len(value) > limit:
             runs.append(records[start:i])
             start, size = i, 0
@@ -72,17 +75,22 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def validate(partition: int, records: Sequence[Record], currency: str) -> Chunk:
-    """Validate one partition's records, in offset order."""
+def validate(partition: int, records: Sequence[Record], cfg: CoreConfig) -> Chunk:
+    """Validate one partition's records, in offset order: the contract, and each event's
+    time against its record's arrival (``validation.too_far_ahead``)."""
     chunk = Chunk(partition, [], b"")
     types = chunk.types
     lines: list[bytes] = []
-    for offset, value in records:
+    for offset, value, timestamp_ms in records:
         line = value.rstrip(b"\r\n")
         if not line.strip():
             chunk.refused.append((offset, "malformed_json", "not JSON: empty record", value))
             continue
-        verdict = decode(line, currency)
+        verdict = decode(line, cfg.currency)
+        if not isinstance(verdict, Rejection):
+            occurred = timestamp_micros(verdict.occurred_at)
+            arrival = timestamp_ms * 1000
+            verdict = too_far_ahead(occurred, arrival, cfg.future_tolerance_seconds) or verdict
         if isinstance(verdict, Rejection):
             chunk.refused.append((offset, verdict.reason, verdict.error, value))
             continue
@@ -97,12 +105,12 @@ def validate(partition: int, records: Sequence[Record], currency: str) -> Chunk:
 
 
 def validate_partitions(
-    records: Mapping[int, Sequence[Record]], currency: str, limit: int = CHUNK_BYTES
+    records: Mapping[int, Sequence[Record]], cfg: CoreConfig, limit: int = CHUNK_BYTES
 ) -> list[Chunk]:
     """The chunks of records read from several input partitions (each in offset order):
     partition by partition, each cut into runs of at most ``limit`` bytes."""
     return [
-        validate(partition, run, currency)
+        validate(partition, run, cfg)
         for partition, run_of_partition in sorted(records.items())
         for run in sized(run_of_partition, limit)
     ]

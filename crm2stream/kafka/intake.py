@@ -33,6 +33,7 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.structs import TopicPartition
 
 from crm2stream.api.wake import woken
+from crm2stream.core.config import CoreConfig
 from crm2stream.kafka import chunks
 from crm2stream.kafka.admin import MAX_CHUNK_MESSAGE, bootstrap
 from crm2stream.kafka.names import Names
@@ -72,16 +73,18 @@ class Batch:
     ends: dict[TopicPartition, int] = field(default_factory=dict)
 
 
-def make_batch(fetched: Fetched, currency: str) -> Batch:
+def make_batch(fetched: Fetched, cfg: CoreConfig) -> Batch:
     """Validate what was fetched, partition by partition, in offset order."""
     batch = Batch()
     records: dict[int, list[chunks.Record]] = {}
     for tp, fetched_records in fetched.items():
         if fetched_records:
-            records[tp.partition] = [(r.offset, r.value or b"") for r in fetched_records]
+            records[tp.partition] = [
+                (r.offset, r.value or b"", r.timestamp) for r in fetched_records
+            ]
             batch.starts[tp] = fetched_records[0].offset
             batch.ends[tp] = fetched_records[-1].offset + 1
-    batch.values = [chunks.encode(c) for c in chunks.validate_partitions(records, currency)]
+    batch.values = [chunks.encode(c) for c in chunks.validate_partitions(records, cfg)]
     return batch
 
 
@@ -109,12 +112,14 @@ class Intake:
         self,
         broker: str,
         names: Names,
-        currency: str,
+        cfg: CoreConfig,
         progress: Progress,
     ) -> None:
         self.broker = broker
         self.names = names
-        self.currency = currency
+        #: the contract's settings: the currency, how far ahead of its arrival an event
+        #: may be dated
+        self.cfg = cfg
         self.progress = progress
         self.consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
@@ -204,7 +209,7 @@ class Intake:
         fetched = await consumer.getmany(
             timeout_ms=int(INTAKE_WITHIN * 1000), max_records=INTAKE_MAX
         )
-        batch = make_batch(fetched, self.currency)
+        batch = make_batch(fetched, self.cfg)
         if not await self._confirm():
             self._seek_back(consumer, batch)
             return

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
+from crm2stream.core.config import CoreConfig
 from crm2stream.core.layout import DAY_US
 from crm2stream.engine.results import EngineError
 from crm2stream.kafka import changelog, chunks
@@ -68,15 +69,17 @@ def replay(settings: Settings, names: Names, version: int, from_ms: int | None) 
         for tp in tps:
             client.seek(tp, starts[tp])
             stage.position.inputs[tp.partition] = starts[tp]
-        pending: dict[int, list[tuple[int, bytes]]] = {}
+        pending: dict[int, list[chunks.Record]] = {}
         waiting = {tp for tp in tps if starts[tp] < ends[tp]}
         while waiting:
             for tp, records in client.poll(timeout_ms=1000, max_records=BATCH).items():
                 run = pending.setdefault(tp.partition, [])
-                run.extend((r.offset, r.value or b"") for r in records if r.offset < ends[tp])
+                run.extend(
+                    (r.offset, r.value or b"", r.timestamp) for r in records if r.offset < ends[tp]
+                )
             waiting = {tp for tp in waiting if client.position(tp) < ends[tp]}
             if sum(map(len, pending.values())) >= BATCH or not waiting:
-                events += _apply(stage, pending, settings.currency, producer, target)
+                events += _apply(stage, pending, settings.core_config(), producer, target)
                 pending = {}
     producer.flush()
     producer.close()
@@ -97,12 +100,12 @@ def replay(settings: Settings, names: Names, version: int, from_ms: int | None) 
 
 def _apply(
     stage: TableStage,
-    pending: dict[int, list[tuple[int, bytes]]],
-    currency: str,
+    pending: dict[int, list[chunks.Record]],
+    cfg: CoreConfig,
     producer: KafkaProducer,
     target: Names,
 ) -> int:
-    taken = chunks.validate_partitions(pending, currency)
+    taken = chunks.validate_partitions(pending, cfg)
     if not taken:
         return 0
     stage.take(taken)

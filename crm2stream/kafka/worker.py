@@ -429,7 +429,7 @@ def make_app(
     )
     metrics = WorkerMetrics(app, names)
     host = StageHost(settings, names, metrics)
-    intake = Intake(settings.broker, names, settings.currency, metrics)
+    intake = Intake(settings.broker, names, settings.core_config(), metrics)
     metrics.consumers.append(lambda: intake.consumer)
     accepted = app.topic(names.accepted, partitions=1)
 

@@ -177,7 +177,7 @@ impl Core {
     #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (*, currency, id_key, half_life, received, ties, credit, cascade_depth,
         consumption_scale, popularity_scale, social_scale, reach_weight, referred_revenue_weight,
-        weights, tiers, delta))]
+        weights, tiers, delta, future_tolerance))]
     fn new(
         currency: String,
         id_key: Vec<u8>,
@@ -194,6 +194,7 @@ impl Core {
         weights: [f64; 3],
         tiers: Vec<(String, f64)>,
         delta: f64,
+        future_tolerance: i64,
     ) -> PyResult<Self> {
         if credit.len() != cascade_depth + 1 || tiers.is_empty() || half_life <= 0.0 {
             return Err(PyValueError::new_err("inconsistent core configuration"));
@@ -211,15 +212,18 @@ impl Core {
             weights,
             tiers,
             delta,
+            future_tolerance,
         };
         Ok(Core { facts, cfg, publication: None })
     }
 
     /// Decode and apply a log chunk (lines joined by `\n`) at log positions `start`...;
     /// lines the fast path cannot vouch for go to `fallback(line)`, which answers (reason,
-    /// error) for a rejection or the flat event. Returns (rejections as (index, reason,
-    /// error), duplicates as (index, event_id), the number of lines, the number accepted,
-    /// their ids as a JSON array).
+    /// error) for a rejection or the flat event. With `arrival` (microseconds: when the
+    /// chunk's lines arrived, as the log recorded it), an event dated more than the
+    /// configured tolerance after it is rejected (`future_timestamp`). Returns (rejections
+    /// as (index, reason, error), duplicates as (index, event_id), the number of lines, the
+    /// number accepted, their ids as a JSON array).
     #[allow(clippy::type_complexity)]
     fn process<'py>(
         &mut self,
@@ -227,6 +231,7 @@ impl Core {
         chunk: &[u8],
         start: i64,
         fallback: Bound<'py, PyAny>,
+        arrival: Option<i64>,
     ) -> PyResult<(Vec<(usize, String, String)>, Vec<(usize, String)>, usize, usize, Bound<'py, PyBytes>)> {
         publication::derive_published_anchors(&mut self.facts, &self.cfg);
         let mut rejected = Vec::new();
@@ -235,6 +240,7 @@ impl Core {
         let mut count = 0;
         let mut ids = Vec::with_capacity(chunk.len() / 8);
         ids.push(b'[');
+        let latest = arrival.map(|at| at.saturating_add(self.cfg.future_tolerance.saturating_mul(1_000_000)));
         // an empty chunk holds no line (not one empty line)
         let lines = (!chunk.is_empty()).then(|| chunk.split(|&b| b == b'\n')).into_iter().flatten();
         for (index, line) in lines.enumerate() {
@@ -251,6 +257,18 @@ impl Core {
                     from_flat(answer.extract()?)?
                 }
             };
+            if let (Some(at), Some(latest)) = (arrival, latest) {
+                if event.ts > latest {
+                    let error = format!(
+                        "field 'occurred_at': {} is more than {} s after the line arrived ({})",
+                        json::format_micros(event.ts),
+                        self.cfg.future_tolerance,
+                        json::format_micros(at)
+                    );
+                    rejected.push((index, "future_timestamp".to_string(), error));
+                    continue;
+                }
+            }
             if self.facts.apply(&event, start + index as i64) {
                 if accepted > 0 {
                     ids.push(b',');

@@ -25,6 +25,8 @@ pub struct Config {
     pub weights: [f64; 3],
     pub tiers: Vec<(String, f64)>,
     pub delta: f64,
+    /// how far (seconds) after its arrival an event may be dated
+    pub future_tolerance: i64,
 }
 
 impl Config {

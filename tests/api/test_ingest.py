@@ -206,3 +206,23 @@ def test_a_million_line_body_costs_a_batch_of_memory_and_holds_nobody_up(
     finally:
         process.terminate()
         process.wait(timeout=60)
+
+
+def test_a_far_future_event_is_refused_and_zeroes_nobody(api: Server) -> None:
+    sample = Path(__file__).parents[2] / "examples" / "campaign.ndjson"
+    api.client.post("/events", content=sample.read_bytes())
+    board = eventually(lambda: api.client.get("/scores?top=1").json()["top"] or None)
+    leader = board[0]
+    view = api.client.get(f"/persons/{leader['person_id']}").json()
+    who = view["identifiers"][0]["identifier"]
+    future = line(comment("clock", "2999-01-01T00:00:00Z", who, content_owner=who))
+    answer = api.post_events([future]).json()
+    assert answer["results"][0]["reason"] == "future_timestamp"
+    nudge = line(comment("nudge", "2026-09-29T23:30:00Z", "qq:someone", content_owner=who))
+    assert api.post_events([nudge]).json()["accepted"] == 1
+
+    def moved() -> dict[str, Any] | None:
+        scores = api.client.get(f"/persons/{leader['person_id']}").json()["scores"]
+        return scores if scores["composite"] != leader["composite"] else None
+
+    assert eventually(moved)["composite"] >= leader["composite"]

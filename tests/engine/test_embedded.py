@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from crm2stream.core.config import CoreConfig
+from crm2stream.core.events import timestamp_micros
 from crm2stream.core.tables import STATE_TABLES
 from crm2stream.engine.cores import CORES
 from crm2stream.engine.embedded import EmbeddedEngine
@@ -32,13 +34,16 @@ def crash_on_batch(engine: EmbeddedEngine, n: int) -> None:
     calls = 0
 
     def process_batch(
-        chunk: bytes, ingest: tuple[str, int] | None = None, in_log: bool = False
+        chunk: bytes,
+        ingest: tuple[str, int] | None = None,
+        in_log: bool = False,
+        arrival: int | None = None,
     ) -> object:
         nonlocal calls
         calls += 1
         if calls == n:
             raise KeyboardInterrupt
-        return original(chunk, ingest, in_log=in_log)
+        return original(chunk, ingest, in_log=in_log, arrival=arrival)
 
     engine.process_batch = process_batch  # type: ignore[assignment, method-assign]
 
@@ -152,7 +157,7 @@ def test_history_shows_a_stored_line_todays_contract_rejects_and_goes_on(
     with open_engine(tmp_path) as engine:
         engine.ingest_lines([good, line(comment("c1", "2026-11-02T10:00:00Z", "qq:1"))])
         batch = engine.store.batch()
-        batch.log_chunk(0, good + b"\n" + lenient)  # as the older version logged it
+        batch.log_chunk(0, good + b"\n" + lenient, None)  # as the older version logged it
         engine.store.write(batch)
         rows = engine.history({"qq:1"})
     assert [row.get("event_id") for row in rows] == ["p1", None]
@@ -236,3 +241,45 @@ def test_a_publication_in_several_writes_skips_the_wal_and_is_flushed(
     with open_engine(tmp_path) as reopened:
         assert reopened.digest() == CLEAN
         assert {t: list(reopened.store.outputs(t)) for t in STATE_TABLES} == topics
+
+
+def micros(stamp: str) -> int:
+    return timestamp_micros(datetime.fromisoformat(stamp))
+
+
+def test_an_event_is_judged_against_its_recorded_arrival_at_every_replay(
+    tmp_path: Path,
+) -> None:
+    """The verdict on an event dated after its arrival is reproduced from the log, never
+    from the clock at replay time: years later the same event is still refused."""
+    near = line(purchase("near", "2026-11-02T09:00:00Z", "qq:1", "10"))  # within a day
+    far = line(purchase("far", "2026-11-02T10:00:01Z", "qq:1", "10"))  # a day and a second
+    with open_engine(tmp_path / "data") as engine:
+        engine.clock = lambda: micros("2026-11-01T10:00:00+00:00")
+        counts = engine.ingest_lines([near, far])
+        assert counts.as_dict() == {"accepted": 1, "rejected": 1, "duplicates": 0}
+        [dead] = engine.export("dlq")
+        assert dead["reason"] == "future_timestamp"
+        assert "2026-11-01T10:00:00Z" in dead["error"] and "86400 s" in dead["error"]
+        digest, dlq = engine.digest(), list(engine.export("dlq"))
+        engine.clock = lambda: micros("2030-01-01T00:00:00+00:00")  # long after both
+        engine.replay_in_place()
+        assert engine.digest() == digest and list(engine.export("dlq")) == dlq
+    with open_engine(tmp_path / "data") as source, open_engine(tmp_path / "copy") as copy:
+        source.replay_into(copy)
+        assert copy.digest() == digest and list(copy.export("dlq")) == dlq
+    with open_engine(tmp_path / "data") as engine:  # recovery of the log tail: the same
+        assert engine.digest() == digest
+
+
+def test_chunks_logged_without_an_arrival_judge_no_event_too_far_ahead(tmp_path: Path) -> None:
+    """A log written before arrivals were recorded keeps its tables on replay."""
+    far = line(purchase("far", "2999-01-01T00:00:00Z", "qq:1", "10"))
+    with open_engine(tmp_path) as engine:
+        batch = engine.store.batch()
+        batch.log_chunk(0, far, None)
+        engine.store.write(batch)
+        engine.log_end = engine.replay_end = 1
+        engine.replay_in_place()
+        assert engine.export("dlq") is not None and not list(engine.export("dlq"))
+        assert [row["event_id"] for row in engine.history({"qq:1"})] == ["far"]

@@ -3,18 +3,29 @@
 from __future__ import annotations
 
 import base64
+import time
 
 import pytest
 
 from crm2stream.kafka import changelog, chunks
 from crm2stream.kafka.changelog import Batch, ChangelogError, Position, Reader
 from tests.conformance import BAD_INPUT, CAMPAIGN
+from tests.core.harness import CFG
+from tests.events import line, purchase
+
+#: the broker's append time of the records (milliseconds)
+NOW = time.time_ns() // 1_000_000
 
 
 def test_a_chunk_keeps_valid_lines_and_the_verdicts_on_the_others() -> None:
     pretty = CAMPAIGN[1].replace(b",", b",\n  ", 2)
-    records = [(10, CAMPAIGN[0]), (11, BAD_INPUT["malformed_json"]), (12, pretty), (13, b"  ")]
-    chunk = chunks.decode_chunk(chunks.encode(chunks.validate(3, records, "CNY")))
+    records = [
+        (10, CAMPAIGN[0], NOW),
+        (11, BAD_INPUT["malformed_json"], NOW),
+        (12, pretty, NOW),
+        (13, b"  ", NOW),
+    ]
+    chunk = chunks.decode_chunk(chunks.encode(chunks.validate(3, records, CFG)))
     assert chunk.partition == 3 and chunk.offsets == [10, 12] and chunk.end == 14
     lines = chunk.lines.split(b"\n")
     assert lines[0] == CAMPAIGN[0] and b"\n" not in lines[1]
@@ -27,9 +38,20 @@ def test_a_chunk_keeps_valid_lines_and_the_verdicts_on_the_others() -> None:
     assert len(chunk.types) == 2
 
 
+def test_an_event_dated_too_far_after_its_record_arrived_is_refused() -> None:
+    arrived = 1_793_529_600_000  # 2026-11-01T10:40:00Z
+    near = line(purchase("near", "2026-11-02T10:40:00Z", "qq:1", "1"))  # the tolerance, exactly
+    far = line(purchase("far", "2026-11-02T10:40:00.000001Z", "qq:1", "1"))
+    chunk = chunks.validate(0, [(0, near, arrived), (1, far, arrived)], CFG)
+    assert chunk.offsets == [0]
+    [(offset, reason, error, raw)] = chunk.refused
+    assert (offset, reason, raw) == (1, "future_timestamp", far)
+    assert "2026-11-01T10:40:00Z" in error and "86400 s" in error
+
+
 def test_after_drops_what_was_taken_before() -> None:
-    records = [(o, CAMPAIGN[o]) for o in range(5)] + [(5, BAD_INPUT["not_an_object"])]
-    chunk = chunks.validate(0, records, "CNY")
+    records = [(o, CAMPAIGN[o], NOW) for o in range(5)] + [(5, BAD_INPUT["not_an_object"], NOW)]
+    chunk = chunks.validate(0, records, CFG)
     rest = chunks.after(chunk, 3)
     assert rest.offsets == [3, 4] and rest.lines == b"\n".join(CAMPAIGN[3:5])
     assert [r[0] for r in rest.refused] == [5] and rest.types == chunk.types[3:]
@@ -37,17 +59,17 @@ def test_after_drops_what_was_taken_before() -> None:
 
 
 def test_sized_runs_stay_under_the_limit() -> None:
-    records = [(i, b"x" * 400) for i in range(10)]
+    records = [(i, b"x" * 400, NOW) for i in range(10)]
     runs = chunks.sized(records, 1000)
     assert [len(r) for r in runs] == [2, 2, 2, 2, 2]
     assert [r for run in runs for r in run] == records
-    assert chunks.sized([(0, b"y" * 5000)], 1000) == [[(0, b"y" * 5000)]]
+    assert chunks.sized([(0, b"y" * 5000, NOW)], 1000) == [[(0, b"y" * 5000, NOW)]]
 
 
 def test_partitions_are_validated_in_order_and_cut_into_runs() -> None:
-    records = {1: [(o, CAMPAIGN[o]) for o in range(4)], 0: [(7, CAMPAIGN[9])]}
+    records = {1: [(o, CAMPAIGN[o], NOW) for o in range(4)], 0: [(7, CAMPAIGN[9], NOW)]}
     limit = len(CAMPAIGN[0]) + len(CAMPAIGN[1])
-    taken = chunks.validate_partitions(records, "CNY", limit)
+    taken = chunks.validate_partitions(records, CFG, limit)
     assert (taken[0].partition, taken[0].offsets) == (0, [7])
     assert [o for c in taken[1:] for o in c.offsets] == [0, 1, 2, 3] and len(taken) > 2
     assert all(c.partition == 1 for c in taken[1:])
@@ -88,5 +110,5 @@ def test_a_gap_in_the_changelog_is_an_error() -> None:
 
 
 def test_originals_travel_in_base64() -> None:
-    encoded = chunks.encode(chunks.validate(0, [(0, b"\xff\xfe")], "CNY"))
+    encoded = chunks.encode(chunks.validate(0, [(0, b"\xff\xfe", NOW)], CFG))
     assert base64.b64encode(b"\xff\xfe").decode() in encoded.decode()

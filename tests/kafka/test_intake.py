@@ -5,6 +5,7 @@ committed."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from typing import Any, Literal
 
@@ -32,7 +33,8 @@ INPUTS = {
 
 
 def record(tp: TopicPartition, offset: int, value: bytes) -> ConsumerRecord[bytes, bytes]:
-    return ConsumerRecord(tp.topic, tp.partition, offset, 0, 0, None, value, None, 0, 0, [])
+    now = time.time_ns() // 1_000_000  # appended by the broker now
+    return ConsumerRecord(tp.topic, tp.partition, offset, now, 1, None, value, None, 0, 0, [])
 
 
 class FakeConsumer:
@@ -103,7 +105,7 @@ class NoProgress:
 def run_intake(script: list[Outcome], per_fetch: int) -> tuple[FakeConsumer, FakeProducer]:
     producer = FakeProducer(script)
     consumer = FakeConsumer(per_fetch, producer)
-    intake = Intake("127.0.0.1:9", NAMES, "CNY", NoProgress())
+    intake = Intake("127.0.0.1:9", NAMES, CFG, NoProgress())
     intake.consumer, intake._producer = consumer, producer  # type: ignore[assignment]
 
     async def drain() -> None:
@@ -146,7 +148,7 @@ def test_an_offset_is_committed_only_once_confirmed() -> None:
 
 def test_a_batch_has_one_chunk_per_partition_in_partition_order() -> None:
     fetched = {tp: [record(tp, o, v) for o, v in enumerate(INPUTS[tp][:3])] for tp in INPUTS}
-    batch = make_batch(dict(reversed(list(fetched.items()))), "CNY")
+    batch = make_batch(dict(reversed(list(fetched.items()))), CFG)
     assert [value[:14] for value in batch.values] == [b'{"partition":0', b'{"partition":1']
     assert batch.starts == dict.fromkeys(INPUTS, 0) and batch.ends == dict.fromkeys(INPUTS, 3)
 
@@ -167,7 +169,7 @@ def test_an_intake_that_cannot_reach_its_broker_keeps_trying_and_stops_when_told
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setattr(intake_module, "RETRY_FIRST", 600.0)
-    intake = Intake(f"127.0.0.1:{free_port()}", NAMES, "CNY", NoProgress())
+    intake = Intake(f"127.0.0.1:{free_port()}", NAMES, CFG, NoProgress())
 
     async def scenario() -> None:
         intake.start()

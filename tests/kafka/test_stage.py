@@ -4,6 +4,7 @@ worker that takes over from the last commit ending with the same tables."""
 from __future__ import annotations
 
 import itertools
+import time
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -22,16 +23,17 @@ EVENTS = [*CAMPAIGN[:1200], BAD_INPUT["malformed_json"], *CAMPAIGN[:5], *CAMPAIG
 
 def accepted_records(per_chunk: int = 50) -> list[tuple[int, bytes]]:
     """The accepted topic of EVENTS read by an intake from two input partitions."""
-    inputs: dict[int, list[tuple[int, bytes]]] = {0: [], 1: []}
+    inputs: dict[int, list[chunks.Record]] = {0: [], 1: []}
+    now = time.time_ns() // 1_000_000
     for i, raw in enumerate(EVENTS):
         run = inputs[i % 2]
-        run.append((len(run), raw))
+        run.append((len(run), raw, now))
     out: list[tuple[int, bytes]] = []
     for start in range(0, max(map(len, inputs.values())), per_chunk):
         for partition, run in inputs.items():
             part = run[start : start + per_chunk]
             if part:
-                chunk = chunks.validate(partition, part, "CNY")
+                chunk = chunks.validate(partition, part, CFG)
                 out.append((len(out), chunks.encode(chunk)))
     return out
 
