@@ -163,6 +163,16 @@ def create_app(
     )
     guarded = [Depends(authorised)]
 
+    def current() -> None:
+        """Read routes answer from the read model; once the engine failed, nothing new
+        reaches it, and an answer would be stale without saying so."""
+        if host.failure is not None:
+            raise HTTPException(
+                503, f"the engine has stopped ({host.failure}): answers would be stale"
+            )
+
+    reading = [*guarded, Depends(current)]
+
     @app.post(
         "/events",
         dependencies=guarded,
@@ -189,7 +199,7 @@ def create_app(
         neighbours; the answer lists the events not accepted."""
         return await ingest.take(request, host.submit, options.max_body_bytes, options.batch_lines)
 
-    @app.get("/persons/{person_id}", dependencies=guarded)
+    @app.get("/persons/{person_id}", dependencies=reading)
     async def get_person(person_id: str) -> dict[str, Any]:
         """The single customer view of a person."""
         view = model.person(person_id)
@@ -197,7 +207,7 @@ def create_app(
             raise HTTPException(404, f"no person {person_id}")
         return view
 
-    @app.get("/identities/{kind}/{value}", dependencies=guarded)
+    @app.get("/identities/{kind}/{value}", dependencies=reading)
     async def get_identity(kind: str, value: str) -> dict[str, Any]:
         """The single customer view of the person an identifier belongs to now (the value
         is normalised as in events: a phone's spaces and dashes do not matter)."""
@@ -211,7 +221,7 @@ def create_app(
             raise HTTPException(404, f"no identifier {key}")
         return view
 
-    @app.get("/scores", dependencies=guarded)
+    @app.get("/scores", dependencies=reading)
     async def get_scores(
         top: Annotated[int, Query(ge=1, le=1000)] = 10,
         tier: Annotated[str | None, Query(pattern=_tier_pattern(cfg))] = None,
@@ -219,7 +229,7 @@ def create_app(
         """The leaderboard: persons by composite score, best first; the tier distribution."""
         return {"top": model.leaderboard(top, tier), "tiers": model.tiers()}
 
-    @app.get("/topics", dependencies=guarded)
+    @app.get("/topics", dependencies=reading)
     async def get_topics() -> list[TopicInfo]:
         """Every output topic, its kind and its end offset; ``events`` is the input log (its
         end: the events received so far)."""
@@ -228,7 +238,7 @@ def create_app(
 
     @app.get(
         "/topics/{name}/stream",
-        dependencies=guarded,
+        dependencies=reading,
         response_class=Response,
         responses={200: {"content": {"text/event-stream": {}}}, 404: {}},
     )

@@ -26,6 +26,7 @@ import orjson
 
 from crm2stream.engine.embedded import EmbeddedEngine
 from crm2stream.engine.results import BatchOutput
+from crm2stream.engine.store import StorageError
 
 log = logging.getLogger("crm2stream.api")
 
@@ -224,11 +225,17 @@ class EngineHost:
         try:
             self._serve(engine)
         except BaseException as exc:
-            log.exception("the engine stopped")
+            if isinstance(exc, StorageError):
+                log.error("the engine stopped: %s", exc)  # one clear line, no traceback
+            else:
+                log.exception("the engine stopped")
             self.failure = exc
             self._fail_queued(exc)
         finally:
-            engine.close(release=True)
+            try:
+                engine.close(release=True)
+            except StorageError as exc:
+                log.error("closing the data directory failed: %s", exc)
 
     def _fail_queued(self, exc: BaseException) -> None:
         unavailable = EngineUnavailable(f"the engine stopped: {exc}")
@@ -283,6 +290,8 @@ class EngineHost:
         for submission in group:
             self._settle(submission.future, outcomes[at : at + len(submission.lines)])
             at += len(submission.lines)
+        if engine.checkpoint_due():
+            engine.checkpoint()  # failing, it stops the engine; the batch stands answered
 
     def _settle(self, future: asyncio.Future[list[Outcome]], result: Any) -> None:
         def settle() -> None:

@@ -19,7 +19,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -60,6 +60,14 @@ PUBLISH_ITEMS = 5_000
 COMPACT_AFTER_RECORDS = 100_000
 
 Row = dict[str, Any]
+#: The engine's log positions (attribute: key in the log meta), written with every batch.
+_LOG_POSITIONS = {
+    "log_end": "log_end",
+    "output_ends": "outputs",
+    "in_progress": "ingest",
+    "replay_end": "replay_end",
+    "compacted": "compacted",
+}
 
 
 class EmbeddedEngine:
@@ -125,9 +133,11 @@ class EmbeddedEngine:
         """Close the store. ``release`` also drops the core here and now: the compiled core
         must be dropped on the thread that made it (a server's engine thread), while a
         command that exits right after may leave it to the exit, which is faster."""
-        self.store.close()
-        if release:
-            del self.core
+        try:
+            self.store.close()
+        finally:
+            if release:
+                del self.core
 
     def __enter__(self) -> EmbeddedEngine:
         return self
@@ -179,8 +189,7 @@ class EmbeddedEngine:
         self.segments = Segments()
         batch = self.store.batch()
         batch.clear_derived()  # ...and, in the same write, where the replay must reach
-        self._write_log_meta(batch)
-        self.store.write(batch)
+        self._write(batch)
         self._replay_log()
 
     def _replay_log(self) -> None:
@@ -236,8 +245,11 @@ class EmbeddedEngine:
         in_log: bool = False,
         arrival: int | None = None,
     ) -> Counts:
-        """``submit`` without the dead letters."""
-        return self.submit(chunk, ingest, in_log=in_log, arrival=arrival).counts
+        """``submit`` without the dead letters, then a checkpoint if one is due."""
+        counts = self.submit(chunk, ingest, in_log=in_log, arrival=arrival).counts
+        if self.checkpoint_due():
+            self.checkpoint()
+        return counts
 
     def submit(
         self,
@@ -248,7 +260,9 @@ class EmbeddedEngine:
         arrival: int | None = None,
     ) -> BatchOutput:
         """Append one batch of raw lines (non-empty, joined by newlines) to the log, apply
-        it and write it atomically.
+        it and write it atomically. Its outcomes are on disk when it returns: a checkpoint
+        that is due is the caller's (``checkpoint_due``), so that one failing never fails
+        the answer to a batch already written.
 
         ``ingest`` = (file fingerprint, byte offset after this batch) records progress
         through an input file in the same write, so an interrupted ingest can resume.
@@ -269,19 +283,17 @@ class EmbeddedEngine:
         if not in_log:
             batch.log_chunk(start, chunk, arrival)
         batch.accepted(start, out.accepted_ids)
+        outputs = dict(self.output_ends)
         for topic, (count, records) in out.records.items():
             if count:
-                base = self.output_ends.get(topic, 0)
+                base = outputs.get(topic, 0)
                 batch.outputs(topic, base, records)
-                self.output_ends[topic] = base + count
-        self.log_end = start + out.lines
+                outputs[topic] = base + count
+        in_progress = self.in_progress
         if ingest is not None:
-            self.in_progress[ingest[0]] = ingest[1]
+            in_progress = {**in_progress, ingest[0]: ingest[1]}
+        self._write(batch, log_end=start + out.lines, output_ends=outputs, in_progress=in_progress)
         self._since_checkpoint += out.lines
-        self._write_log_meta(batch)
-        self._write(batch)
-        if self.checkpoint_due():
-            self.checkpoint()
         return out
 
     def checkpoint_due(self) -> bool:
@@ -290,42 +302,27 @@ class EmbeddedEngine:
             and time.monotonic() - self._last_checkpoint >= self.checkpoint_seconds
         )
 
-    def _write_log_meta(self, batch: Batch) -> None:
+    def _write(self, batch: Batch, *, logged: bool | None = None, **positions: Any) -> None:
+        """Write a batch with the log's positions as they stand after it (``positions``:
+        those it changes, by attribute name), then take them and tell the listeners
+        (subscribers waiting for new records). A write that fails changes no position:
+        what the engine reports (the log end, the topics' ends) is what the disk holds."""
+        now = {name: positions.get(name, getattr(self, name)) for name in _LOG_POSITIONS}
         batch.meta(
             "log",
-            {
-                "log_end": self.log_end,
-                "outputs": self.output_ends,
-                "ingest": self.in_progress,
-                "currency": self.cfg.currency,
-                "replay_end": self.replay_end,
-                "compacted": self.compacted,
-            },
+            {_LOG_POSITIONS[name]: value for name, value in now.items()}
+            | {"currency": self.cfg.currency},
         )
+        self.store.write(batch, logged=self._logged if logged is None else logged)
+        for name, value in positions.items():
+            setattr(self, name, value)
+        for listener in self.listeners:
+            listener()
 
     def _rebuild(self) -> None:
         """Recover every fact from the log; the next checkpoint replaces the stored ones."""
         self.applied = 0
         self.segments = Segments()
-
-    def _checkpoint_into(self, batch: Batch) -> None:
-        full = self.segments.next_is_full()
-        parts = self.core.checkpoint(full)
-        seq = self.segments.written(sum(map(len, parts)), full)
-        batch.segment(seq, parts, replaces_all=full)
-        batch.meta(
-            "state",
-            {
-                "applied": self.log_end,
-                "max_ts": self.core.max_ts,
-                "scales": self.scales.fingerprint,
-                "core": self.core_name,
-                "segments": asdict(self.segments),
-            },
-        )
-        self.applied = self.log_end
-        self._since_checkpoint = 0
-        self._last_checkpoint = time.monotonic()
 
     def checkpoint(self) -> None:
         """Publish the table topics, then write every dirty fact with the log position it
@@ -335,9 +332,24 @@ class EmbeddedEngine:
         self._publish()
         self._compact_due()
         batch = self.store.batch()
-        self._checkpoint_into(batch)
-        self._write_log_meta(batch)
-        self._write(batch)
+        full = self.segments.next_is_full()
+        parts = self.core.checkpoint(full)
+        segments = replace(self.segments)
+        seq = segments.written(sum(map(len, parts)), full)
+        batch.segment(seq, parts, replaces_all=full)
+        batch.meta(
+            "state",
+            {
+                "applied": self.log_end,
+                "max_ts": self.core.max_ts,
+                "scales": self.scales.fingerprint,
+                "core": self.core_name,
+                "segments": asdict(segments),
+            },
+        )
+        self._write(batch, applied=self.log_end, segments=segments)
+        self._since_checkpoint = 0
+        self._last_checkpoint = time.monotonic()
 
     def _publish(self) -> None:
         """Write the table topics' records of what changed since the last publication, in
@@ -359,12 +371,12 @@ class EmbeddedEngine:
             if not any(count for count, _ in out):
                 break
             batch = self.store.batch()
+            outputs = dict(self.output_ends)
             for table, base, (count, records) in zip(STATE_TABLES, bases, out, strict=True):
                 if count:
                     batch.outputs(table, base, records)
-                    self.output_ends[table] = base + count
-            self._write_log_meta(batch)
-            self._write(batch, logged=self._logged and not bulk)
+                    outputs[table] = base + count
+            self._write(batch, logged=self._logged and not bulk, output_ends=outputs)
         if bulk and self._logged:
             self.store.flush()
 
@@ -380,16 +392,9 @@ class EmbeddedEngine:
     def compact(self, table: str) -> None:
         """Keep only the latest record of each key of a table topic (see ``compaction``)."""
         live, last = compaction.compact_topic(self.store, table, logged=self._logged)
-        self.compacted[table] = {"end": self.output_ends.get(table, 0), "live": live}
-        self._write_log_meta(last)
-        self.store.write(last, logged=self._logged)
+        compacted = {**self.compacted, table: {"end": self.output_ends.get(table, 0), "live": live}}
+        self._write(last, compacted=compacted)
         log.info("compacted table topic %s: %d keys", table, live)
-
-    def _write(self, batch: Batch, *, logged: bool | None = None) -> None:
-        """Write a batch, then tell the listeners (subscribers waiting for new records)."""
-        self.store.write(batch, logged=self._logged if logged is None else logged)
-        for listener in self.listeners:
-            listener()
 
     # -- input --------------------------------------------------------------------------
     def ingest_lines(self, lines: Iterable[bytes]) -> Counts:

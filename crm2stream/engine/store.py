@@ -20,6 +20,7 @@ Key space (raw bytes):
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
 
@@ -35,6 +36,28 @@ from rocksdict import (
 )
 
 from crm2stream.engine import compaction
+from crm2stream.engine.results import EngineError
+
+
+class StorageError(EngineError):
+    """The data directory cannot be written (a full disk...): the engine stops rather
+    than guess, and what it acknowledged before stays on disk."""
+
+
+@contextmanager
+def _storage(path: Path, doing: str) -> Iterator[None]:
+    """RocksDB's failures (rocksdict raises them as plain exceptions) as one clear line."""
+    try:
+        yield
+    except Exception as exc:
+        if "No space left on device" in str(exc):
+            raise StorageError(
+                f"no space left on the device of {path} while {doing}: free some and start "
+                "again (what was acknowledged is on disk and nothing is lost)"
+            ) from exc
+        if "IO error" in str(exc):
+            raise StorageError(f"cannot write {path} while {doing}: {exc}") from exc
+        raise
 
 
 def _items(db: Rdict, start: bytes) -> Iterator[tuple[bytes, bytes]]:
@@ -78,13 +101,15 @@ class Store:
         options.set_blob_compression_type(DBCompressionType.lz4())
         options.set_enable_blob_gc(True)
         self.path = path
-        self.db = Rdict(str(path / "db"), options)
+        with _storage(path, "opening it"):
+            self.db = Rdict(str(path / "db"), options)
         self._unlogged = WriteOptions()
         # a property at run time, though the type stubs declare a method
         self._unlogged.disable_wal = True  # type: ignore[method-assign, assignment]
 
     def close(self) -> None:
-        self.db.close()
+        with _storage(self.path, "closing it"):
+            self.db.close()
 
     # -- meta ---------------------------------------------------------------------------
     def meta(self, name: str) -> dict[str, Any]:
@@ -99,11 +124,13 @@ class Store:
         """Apply a batch atomically. ``logged=False`` skips the write-ahead log: until the
         next flush such a write lives only in memory, and a crash loses it (with every
         write after it: batches reach the disk whole and in order)."""
-        self.db.write(batch.wb, None if logged else self._unlogged)
+        with _storage(self.path, "writing"):
+            self.db.write(batch.wb, None if logged else self._unlogged)
 
     def flush(self) -> None:
         """Persist every write so far, logged or not."""
-        self.db.flush()
+        with _storage(self.path, "flushing"):
+            self.db.flush()
 
     # -- reading ------------------------------------------------------------------------
     def scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
