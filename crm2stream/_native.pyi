@@ -37,6 +37,7 @@ class Core:
         tiers: list[tuple[str, float]],
         delta: float,
         future_tolerance: int,
+        raw_labels: bool,
     ) -> None: ...
     def process(
         self,

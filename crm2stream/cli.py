@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import secrets
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -170,8 +171,10 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     if args.data_dir is not None and args.data_dir.exists() and any(args.data_dir.iterdir()):
         raise UsageError(f"--data-dir {args.data_dir} is not empty: the demo needs a fresh one")
     story = Story(people=args.people, events=args.events, seed=args.seed)
-    if not settings.id_key:  # synthetic people: a fixed key keeps the demo's ids stable
-        settings = settings.model_copy(update={"id_key": "crm2stream-demo"})
+    if not settings.id_key:  # a key of its own, never the empty one, even for made-up people
+        settings = settings.model_copy(update={"id_key": secrets.token_hex(16)})
+        if args.data_dir is not None:
+            print(f"crm2stream demo: person ids keyed with CRM2STREAM_ID_KEY={settings.id_key}")
     player = partial(play, story=story, rate=args.rate)
     with tempfile.TemporaryDirectory(prefix="crm2stream-demo-") as scratch:
         data_dir = args.data_dir or Path(scratch)
@@ -203,6 +206,7 @@ def run(argv: Sequence[str] | None = None) -> int:
 
         if args.broker:
             settings = settings.model_copy(update={"broker": args.broker})
+        settings.require_id_key("serve")
         kafka = bool(args.broker)
         serve(settings, data_dir, args.host, args.port, on_ready=_print_url, kafka=kafka)
         return 0

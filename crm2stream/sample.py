@@ -32,15 +32,15 @@ def main(argv: list[str] | None = None) -> None:
         out.write(f"ingested {args.sample.name} into {args.data_dir}: {counts.as_dict()}\n")
         out.write("(ingesting the same file again only counts duplicates)\n\n")
         persons = list(engine.export("persons"))
-        merged = sum(1 for p in persons if len(p["identifiers"]) > 1)
+        merged = sum(1 for p in persons if p["members"] > 1)
         out.write(f"persons: {len(persons)} ({merged} recognised across several identifiers)\n")
         scores = sorted(engine.export("scores"), key=lambda r: (-r["composite"], r["person_id"]))
         tiers = Counter(row["tier"] for row in scores)
         out.write(f"tiers: {dict(sorted(tiers.items()))}\n\ntop 10 by composite value:\n")
-        out.write(f"  {'person':24} {'anchor':34} {'comp':>6} {'cons':>9} {'pop':>7} {'soc':>7}\n")
+        out.write(f"  {'person':24} {'label':34} {'comp':>6} {'cons':>9} {'pop':>7} {'soc':>7}\n")
         for row in scores[:10]:
             out.write(
-                f"  {row['person_id']:24} {row['anchor'][:34]:34} {row['composite']:6.1f} "
+                f"  {row['person_id']:24} {row['label'][:34]:34} {row['composite']:6.1f} "
                 f"{row['consumption']:9.1f} {row['popularity']:7.1f} {row['social']:7.1f}\n"
             )
         triggers = list(engine.export("marketing-triggers"))

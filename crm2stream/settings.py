@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from crm2stream.core.config import CoreConfig
 from crm2stream.engine.cores import CoreName
+from crm2stream.engine.results import EngineError
 
 
 class Settings(BaseSettings):
@@ -21,6 +23,12 @@ class Settings(BaseSettings):
     score_change_delta: float = Field(5.0, gt=0)
     #: how long after its arrival an event may be dated (``future_timestamp`` beyond)
     future_tolerance_seconds: int = Field(86_400, ge=0)
+    #: how rows outside the identity table name a person: ``masked`` (its anchor as
+    #: ``phone:+86138****1111``) or ``raw`` (the anchor itself: an operator's opt-in)
+    labels: Literal["masked", "raw"] = "masked"
+    #: ``serve`` and ``worker`` refuse an empty ``id_key`` (anyone could recompute a
+    #: person id from a phone number) unless this says it is a test
+    allow_empty_id_key: bool = False
     #: lines per batch: one WriteBatch and one score-change evaluation each
     batch_size: int = Field(50_000, ge=1)
     #: write the in-memory facts after this many events, or this many seconds
@@ -66,4 +74,14 @@ class Settings(BaseSettings):
             half_life_days=self.half_life_days,
             score_change_delta=self.score_change_delta,
             future_tolerance_seconds=self.future_tolerance_seconds,
+            raw_labels=self.labels == "raw",
         )
+
+    def require_id_key(self, command: str) -> None:
+        """A long-running command refuses to key person ids with the empty key."""
+        if not self.id_key and not self.allow_empty_id_key:
+            raise EngineError(
+                f"{command} needs CRM2STREAM_ID_KEY: with the empty key anyone can recompute "
+                "a person id from a phone number (set CRM2STREAM_ALLOW_EMPTY_ID_KEY=true "
+                "only for tests)"
+            )

@@ -1,5 +1,6 @@
 """Marketing automation as a crm2stream subscriber: every marketing trigger becomes a
-webhook call (a POST of the trigger as JSON) to your campaign tool.
+webhook call (a POST of the trigger as JSON, with the contact addresses it allows) to your
+campaign tool.
 
     python examples/marketing_automation.py --api http://127.0.0.1:8765 \\
         --webhook https://campaigns.example.com/hooks/crm2stream --state triggers.offset
@@ -7,6 +8,11 @@ webhook call (a POST of the trigger as JSON) to your campaign tool.
 How it is done:
 - It follows ``/topics/marketing-triggers/stream`` (Server-Sent Events). Only people who
   hold an unexpired ``marketing`` grant ever appear there: consent is enforced upstream.
+- A trigger names a person id and a masked label, never a phone number or an address.
+  The addresses it needs, it resolves through the API's single customer view
+  (``/persons/{id}``, behind the token): for each channel granted, the person's
+  identifiers of that kind (``sms``: phones, ``email``: emails, ``wechat``: WeChat ids;
+  ``*``: all three), as ``contacts``.
 - A trigger is acknowledged (its offset written to ``--state``) only after the webhook
   answered 2xx, so a restart resumes after the last delivered trigger, with
   ``Last-Event-ID``: nothing is skipped. A crash between delivery and acknowledgement
@@ -32,6 +38,9 @@ import httpx
 
 log = logging.getLogger("marketing-automation")
 TOPIC = "marketing-triggers"
+#: the identifier kinds a granted channel reaches
+CHANNEL_KINDS = {"sms": ("phone",), "email": ("email",), "wechat": ("wechat",)}
+CHANNEL_KINDS["*"] = tuple(kind for kinds in CHANNEL_KINDS.values() for kind in kinds)
 
 
 class Backoff:
@@ -72,6 +81,31 @@ def triggers(client: httpx.Client, after: int | None) -> Iterator[tuple[int, dic
             elif "data" in fields:
                 yield int(fields["id"]), json.loads(fields["data"])
                 fields = {}
+
+
+def contacts(
+    client: httpx.Client, trigger: dict[str, Any], attempts: int, backoff: Backoff
+) -> list[dict[str, str]]:
+    """The addresses the trigger's grants allow, from the single customer view. The view
+    follows the topics: a person just triggered may take a moment to appear (404)."""
+    for attempt in range(attempts):
+        response = client.get(f"/persons/{trigger['person_id']}")
+        if response.status_code == 404:
+            time.sleep(backoff.delay(attempt))
+            continue
+        response.raise_for_status()
+        identifiers = [row["identifier"] for row in response.json()["identifiers"]]
+        out = []
+        for grant in trigger["grants"]:
+            for kind in CHANNEL_KINDS.get(grant["channel"], ()):
+                out += [
+                    {**grant, "kind": kind, "value": identifier.partition(":")[2]}
+                    for identifier in identifiers
+                    if identifier.startswith(kind + ":")
+                ]
+        return out
+    log.warning("no view of person %s: its trigger goes without contacts", trigger["person_id"])
+    return []
 
 
 def deliver(
@@ -124,6 +158,7 @@ def run(
             try:
                 for offset, trigger in triggers(client, read_offset(state)):
                     failures = 0
+                    trigger["contacts"] = contacts(client, trigger, attempts, backoff)
                     if deliver(webhook, webhook_url, offset, trigger, attempts, backoff):
                         delivered += 1
                     write_offset(state, offset)

@@ -11,14 +11,19 @@ import base64
 from collections.abc import Iterator
 from typing import Any, Protocol
 
+import orjson
 import pytest
 
 from crm2stream.core.events import parse_day
+from crm2stream.core.identity import person_id_of
 from crm2stream.core.tables import STATE_TABLES
 from crm2stream.synth import BAD_LINES, Campaign, lines
 from tests.core import harness
+from tests.core.harness import CFG
 from tests.events import comment, line, permission, purchase, share
 from tests.topics import check_compaction
+
+STREAMS = ("score-changes", "marketing-triggers")
 
 
 class EngineUnderTest(Protocol):
@@ -82,6 +87,22 @@ class ConformanceSuite:
         after = len(topics["persons"])
         self.engine.ingest(CAMPAIGN[:10])  # duplicates only: nothing changes, nothing is published
         assert len(self.engine.topic("persons")) == after
+
+    def test_no_output_but_the_identity_table_names_an_identifier(self) -> None:
+        """Person ids are pseudonyms: the table topics and change streams name persons by
+        id and a masked label; raw identifiers are the identity table's alone (and the dead
+        letters', which keep the bytes received)."""
+        self.engine.ingest(CAMPAIGN)
+        identifiers = {r["identifier"] for r in self.engine.export("identity")}
+        values = {key.partition(":")[2] for key in identifiers}
+        assert min(map(len, values)) >= 6, "values long enough not to match by chance"
+        outputs = [*(t for t in STATE_TABLES if t != "identity"), *STREAMS]
+        for name in outputs:
+            text = orjson.dumps(self.engine.topic(name)).decode()
+            named = [v for v in values if v in text]
+            assert not named, (name, named[:3])
+        labels = {r["label"] for r in self.engine.export("persons")}
+        assert all("****" in label for label in labels)
 
     def test_as_of_time_travel(self) -> None:
         self.engine.ingest(CAMPAIGN)
@@ -180,10 +201,12 @@ class ConformanceSuite:
                 line(purchase("p2", at, "qq:other", "300")),
             ]
         )
-        changes = {c["anchor"] for c in self.engine.export("score-changes")}
-        assert changes == {"qq:fan", "qq:other"}
+        fan, other = person_id_of("qq:fan", CFG.id_key), person_id_of("qq:other", CFG.id_key)
+        changes = {c["person_id"] for c in self.engine.export("score-changes")}
+        assert changes == {fan, other}
         [trigger] = self.engine.export("marketing-triggers")
-        assert trigger["anchor"] == "qq:fan"
+        assert trigger["person_id"] == fan and trigger["label"] == "qq:****"
+        assert "anchor" not in trigger
         assert trigger["grants"] == [{"grantee": "brand:lumiere", "channel": "wechat"}]
         self.engine.ingest(
             [
@@ -191,7 +214,7 @@ class ConformanceSuite:
                 line(purchase("p3", later, "qq:fan", "2000")),
             ]
         )
-        fan_changes = [c for c in self.engine.export("score-changes") if c["anchor"] == "qq:fan"]
+        fan_changes = [c for c in self.engine.export("score-changes") if c["person_id"] == fan]
         assert len(fan_changes) == 2 and fan_changes[-1]["tier"] == "silver"
         assert len(self.engine.export("marketing-triggers")) == 1
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import orjson
+import pytest
 
 from crm2stream.synth import BAD_LINES
 from tests.conformance import CAMPAIGN
@@ -67,9 +68,12 @@ def test_export_is_sorted_ndjson_and_travels_in_time(crm: Run, tmp_path: Path) -
 def test_history_by_identifier_or_person_id(crm: Run, tmp_path: Path) -> None:
     crm("ingest", str(write(tmp_path / "e.ndjson", CAMPAIGN)))
     persons = [orjson.loads(r) for r in crm("export", "persons").stdout.splitlines()]
-    person = max(persons, key=lambda p: len(p["identifiers"]))
+    person = max(persons, key=lambda p: p["members"])
+    identity = [orjson.loads(r) for r in crm("export", "identity").stdout.splitlines()]
+    members = [r["identifier"] for r in identity if r["person_id"] == person["person_id"]]
+    assert len(members) == person["members"]
     by_id = crm("history", person["person_id"]).stdout
-    by_identifier = crm("history", person["identifiers"][-1]).stdout
+    by_identifier = crm("history", members[-1]).stdout
     assert by_id == by_identifier and by_id.count("\n") >= 2
     missing = crm("history", "qq:nobody")
     assert missing.returncode == 2 and "no identifier" in missing.stderr
@@ -85,3 +89,19 @@ def test_replay_in_place_and_into_a_new_directory(crm: Run, tmp_path: Path) -> N
     assert crm("export", "dlq", data_dir=tmp_path / "copy").stdout.count("\n") == len(BAD_LINES)
     refused = crm("replay", "--into", str(tmp_path / "copy"))
     assert refused.returncode == 2 and "not empty" in refused.stderr
+
+
+@pytest.mark.parametrize("command", [["serve", "--port", "0"], ["worker", "--port", "0"]])
+def test_long_running_commands_refuse_the_empty_id_key(
+    crm: Run, tmp_path: Path, command: list[str]
+) -> None:
+    refused = crm(*command, id_key="", broker="kafka://127.0.0.1:9")
+    assert refused.returncode == 2
+    assert "CRM2STREAM_ID_KEY" in refused.stderr and "recompute" in refused.stderr
+
+
+def test_a_data_directory_refuses_another_id_key(crm: Run, tmp_path: Path) -> None:
+    crm("ingest", str(write(tmp_path / "e.ndjson", CAMPAIGN[:10])))
+    other = crm("digest", id_key="another-key")
+    assert other.returncode == 2 and "another CRM2STREAM_ID_KEY" in other.stderr
+    assert crm("digest").returncode == 0

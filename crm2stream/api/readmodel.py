@@ -35,6 +35,9 @@ class ReadModel:
         self.tables: dict[str, dict[str, Any]] = {table: {} for table in TABLES}
         self.recent: dict[str, deque[Row]] = {stream: deque(maxlen=RECENT) for stream in STREAMS}
         self.last_change: dict[str, Row] = {}
+        #: person id -> its identifiers, from the identity topic (the one place that
+        #: names them)
+        self.members: dict[str, set[str]] = {}
         self.events: dict[str, deque[Row]] = {}
         self.dead_letters = 0
         #: per topic (and "events", the input log): the next offset to apply
@@ -51,10 +54,13 @@ class ReadModel:
                 continue  # seen already (a resumed read)
             position = offset + 1
             if table is not None:
-                if record["value"] is None:
-                    table.pop(record["key"], None)
+                key, value = record["key"], record["value"]
+                if topic == "identity":
+                    self._move(key, table.get(key), value)
+                if value is None:
+                    table.pop(key, None)
                 else:
-                    table[record["key"]] = record["value"]
+                    table[key] = value
                 continue
             self.recent[topic].append(record)
             if topic == "score-changes":
@@ -85,6 +91,17 @@ class ReadModel:
                     kept.append(summary)
         self.positions["events"] = max(self.positions["events"], start + len(lines))
 
+    def _move(self, identifier: str, before: Row | None, after: Row | None) -> None:
+        """An identity record: the identifier leaves its person, for another one."""
+        if before is not None:
+            held = self.members.get(before["person_id"])
+            if held is not None:
+                held.discard(identifier)
+                if not held:
+                    del self.members[before["person_id"]]
+        if after is not None:
+            self.members.setdefault(after["person_id"], set()).add(identifier)
+
     # -- answering ---------------------------------------------------------------------
     def person(self, person_id: str) -> Row | None:
         """The single customer view: identifiers, interactions, value, consent, recent
@@ -92,14 +109,16 @@ class ReadModel:
         person = self.tables["persons"].get(person_id)
         if person is None:
             return None
-        members = person["identifiers"]
+        members = sorted(self.members.get(person_id, ()))
+        identity = [self.tables["identity"][m] for m in members]
         events = [e for m in members for e in self.events.get(m, ())]
         unique = {e["event_id"]: e for e in events}.values()
         relationships = self.tables["relationships"].get(person_id) or []
         return {
             "person_id": person_id,
-            "anchor": person["anchor"],
-            "identifiers": [self.tables["identity"].get(m, {"identifier": m}) for m in members],
+            "label": person["label"],
+            "anchor": identity[0]["anchor"] if identity else None,
+            "identifiers": identity,
             "interactions": self.tables["interactions"].get(person_id),
             "rfm": self.tables["rfm"].get(person_id),
             "scores": self.tables["scores"].get(person_id),

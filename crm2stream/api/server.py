@@ -21,10 +21,6 @@ log = logging.getLogger("crm2stream.api")
 
 def open_engine(settings: Settings, data_dir: Path) -> EmbeddedEngine:
     """The engine as a server runs it: table topics published within ``publish_seconds``."""
-    if not settings.id_key:
-        log.warning(
-            "CRM2STREAM_ID_KEY is not set: anyone can recompute a person id from a phone number"
-        )
     return EmbeddedEngine(
         data_dir,
         settings.core_config(),

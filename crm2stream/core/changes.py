@@ -17,6 +17,7 @@ from crm2stream.core.events import format_micros
 from crm2stream.core.facts import Facts
 from crm2stream.core.identity import current_person
 from crm2stream.core.interactions import end_of_day
+from crm2stream.core.labels import label
 from crm2stream.core.layout import DAY_US
 from crm2stream.core.value import round4, value_of
 
@@ -50,7 +51,7 @@ def score_changes(facts: Facts, cfg: CoreConfig) -> tuple[list[Row], list[Row]]:
         facts.dirty.emitted.add(person.person_id)
         change = {
             "person_id": person.person_id,
-            "anchor": person.anchor,
+            "label": label(person.anchor, cfg.raw_labels),
             "at": at,
             "composite": value.composite,
             "tier": value.tier,
@@ -66,7 +67,7 @@ def score_changes(facts: Facts, cfg: CoreConfig) -> tuple[list[Row], list[Row]]:
             triggers.append(
                 {
                     "person_id": person.person_id,
-                    "anchor": person.anchor,
+                    "label": label(person.anchor, cfg.raw_labels),
                     "at": at,
                     "composite": value.composite,
                     "tier": value.tier,

@@ -54,6 +54,8 @@ class CoreConfig:
     #: how long after its arrival (as the log records it) an event may be dated: clocks
     #: in the field are wrong, and one far-future event must not move the event-time clock
     future_tolerance_seconds: int = 86_400
+    #: label persons with their raw anchor instead of a masked one (see ``labels``)
+    raw_labels: bool = False
 
     def tier_of(self, composite: float) -> str:
         for tier in self.tiers:

@@ -6,9 +6,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from crm2stream.core.config import CoreConfig
 from crm2stream.core.decay import WEIGHT_FX
 from crm2stream.core.facts import Facts
 from crm2stream.core.identity import Partition, Person
+from crm2stream.core.labels import label
 from crm2stream.core.layout import DAY_US, DONE, EDGE_KINDS, EDGE_WIDTH, RECEIVED
 from crm2stream.core.value import round4
 
@@ -41,16 +43,22 @@ def interaction_counts(days: dict[int, list[int]], as_of_day: int) -> dict[str, 
     return {name: _counts(values) for name, values in totals.items()}
 
 
-def relationship_rows(facts: Facts, partition: Partition, as_of_day: int) -> Iterator[Row]:
+def relationship_rows(
+    facts: Facts, partition: Partition, as_of_day: int, cfg: CoreConfig
+) -> Iterator[Row]:
     """Ordered person pairs with interaction counts per kind and a decayed tie strength,
     sorted by (from, to) person id."""
     person_of = partition.person_of.get
     for person in partition.persons:
-        yield from relationships_from(facts, person, person_of, as_of_day)
+        yield from relationships_from(facts, person, person_of, as_of_day, cfg)
 
 
 def relationships_from(
-    facts: Facts, source: Person, person_of: Callable[[str], Person | None], as_of_day: int
+    facts: Facts,
+    source: Person,
+    person_of: Callable[[str], Person | None],
+    as_of_day: int,
+    cfg: CoreConfig,
 ) -> list[Row]:
     """The relationships from one person to every person its members' ties reach (as
     ``person_of`` groups them), sorted by target person id.
@@ -85,8 +93,8 @@ def relationships_from(
         {
             "from_person_id": source.person_id,
             "to_person_id": target_id,
-            "from_anchor": source.anchor,
-            "to_anchor": target.anchor,
+            "from_label": label(source.anchor, cfg.raw_labels),
+            "to_label": label(target.anchor, cfg.raw_labels),
             "counts": dict(zip(EDGE_KINDS, acc[:4], strict=True)),
             "strength": round4(scales.value(acc[4], WEIGHT_FX, as_of_day)),
         }

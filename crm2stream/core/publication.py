@@ -128,19 +128,19 @@ def render(
                 out[table].append((person_id, None))
             continue
         assert person is not None
-        relationships = relationships_from(facts, person, person_of, day)
+        relationships = relationships_from(facts, person, person_of, day, cfg)
         out["relationships"].append((person_id, relationships or None))
         if role == LINKS:
             continue
-        out["persons"].append((person_id, person_row(person)))
+        out["persons"].append((person_id, person_row(person, cfg)))
         adjacency = facts.adjacency
         for key in person.members:
             row = identity_row(facts, key, person, adjacency.get(key, ()))
             out["identity"].append((key, row))
-        out["interactions"].append((person_id, interactions_row(facts, person, day)))
-        out["rfm"].append((person_id, rfm_row(facts, person, day)))
+        out["interactions"].append((person_id, interactions_row(facts, person, day, cfg)))
+        out["rfm"].append((person_id, rfm_row(facts, person, day, cfg)))
         out["scores"].append((person_id, scores_row(facts, person, day, cfg)))
-        out["permissions"].append((person_id, permission_rows(facts, person, cutoff) or None))
+        out["permissions"].append((person_id, permission_rows(facts, person, cutoff, cfg) or None))
     return out
 
 

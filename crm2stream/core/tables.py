@@ -19,6 +19,7 @@ from crm2stream.core.events import format_micros
 from crm2stream.core.facts import Facts
 from crm2stream.core.identity import Partition, Person, linked_at
 from crm2stream.core.interactions import end_of_day, interaction_counts, relationship_rows
+from crm2stream.core.labels import label
 from crm2stream.core.layout import DAY_US
 from crm2stream.core.value import merged_days, rfm, value_of
 
@@ -61,7 +62,7 @@ class TableView:
 
     def _persons(self) -> Iterator[Row]:
         for person in self.partition.persons:
-            yield person_row(person)
+            yield person_row(person, self.cfg)
 
     def _identity(self) -> Iterator[Row]:
         linked: dict[str, list[str]] = {}
@@ -75,14 +76,14 @@ class TableView:
 
     def _interactions(self) -> Iterator[Row]:
         for person in self.partition.persons:
-            yield interactions_row(self.facts, person, self.as_of_day)
+            yield interactions_row(self.facts, person, self.as_of_day, self.cfg)
 
     def _relationships(self) -> Iterator[Row]:
-        yield from relationship_rows(self.facts, self.partition, self.as_of_day)
+        yield from relationship_rows(self.facts, self.partition, self.as_of_day, self.cfg)
 
     def _rfm(self) -> Iterator[Row]:
         for person in self.partition.persons:
-            row = rfm_row(self.facts, person, self.as_of_day)
+            row = rfm_row(self.facts, person, self.as_of_day, self.cfg)
             if row is not None:
                 yield row
 
@@ -92,7 +93,7 @@ class TableView:
 
     def _permissions(self) -> Iterator[Row]:
         for person in self.partition.persons:
-            yield from permission_rows(self.facts, person, self.cutoff)
+            yield from permission_rows(self.facts, person, self.cutoff, self.cfg)
 
     def digest(self) -> str:
         """SHA-256 over every state table's canonical rows: equal for equal event sets."""
@@ -115,12 +116,15 @@ def digest_tables(rows_of: Callable[[str], Iterable[Row]]) -> str:
 # millions of persons then holds one person's days at a time.
 
 
-def person_row(person: Person) -> Row:
-    return {
-        "person_id": person.person_id,
-        "anchor": person.anchor,
-        "identifiers": list(person.members),
-    }
+def head(person: Person, cfg: CoreConfig) -> Row:
+    """What every person-keyed row starts with: the person id and its label."""
+    return {"person_id": person.person_id, "label": label(person.anchor, cfg.raw_labels)}
+
+
+def person_row(person: Person, cfg: CoreConfig) -> Row:
+    """A person: its id, its label and how many identifiers it holds (which ones is the
+    identity table's business)."""
+    return {**head(person, cfg), "members": len(person.members)}
 
 
 def identity_row(facts: Facts, key: str, person: Person, linked: Iterable[str]) -> Row:
@@ -135,30 +139,25 @@ def identity_row(facts: Facts, key: str, person: Person, linked: Iterable[str]) 
     }
 
 
-def interactions_row(facts: Facts, person: Person, as_of_day: int) -> Row:
+def interactions_row(facts: Facts, person: Person, as_of_day: int, cfg: CoreConfig) -> Row:
     days = merged_days(facts, person.members, as_of_day)
-    return {
-        "person_id": person.person_id,
-        "anchor": person.anchor,
-        **interaction_counts(days, as_of_day),
-    }
+    return {**head(person, cfg), **interaction_counts(days, as_of_day)}
 
 
-def rfm_row(facts: Facts, person: Person, as_of_day: int) -> Row | None:
+def rfm_row(facts: Facts, person: Person, as_of_day: int, cfg: CoreConfig) -> Row | None:
     row = rfm(merged_days(facts, person.members, as_of_day), as_of_day)
-    return None if row is None else {"person_id": person.person_id, "anchor": person.anchor, **row}
+    return None if row is None else {**head(person, cfg), **row}
 
 
 def scores_row(facts: Facts, person: Person, as_of_day: int, cfg: CoreConfig) -> Row:
     value = value_of(facts, person.members, as_of_day, end_of_day(as_of_day), cfg)
-    return {"person_id": person.person_id, "anchor": person.anchor, **value.as_row()}
+    return {**head(person, cfg), **value.as_row()}
 
 
-def permission_rows(facts: Facts, person: Person, cutoff: int) -> list[Row]:
+def permission_rows(facts: Facts, person: Person, cutoff: int, cfg: CoreConfig) -> list[Row]:
     return [
         {
-            "person_id": person.person_id,
-            "anchor": person.anchor,
+            **head(person, cfg),
             "grantee": grant.grantee,
             "purpose": grant.purpose,
             "channel": grant.channel,

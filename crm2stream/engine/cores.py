@@ -135,6 +135,7 @@ class NativeCore:
             tiers=[(tier.name, tier.min_composite) for tier in cfg.tiers],
             delta=cfg.score_change_delta,
             future_tolerance=cfg.future_tolerance_seconds,
+            raw_labels=cfg.raw_labels,
         )
         currency = cfg.currency
         self._fallback = lambda line: decode_flat(line, currency)

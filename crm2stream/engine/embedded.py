@@ -16,6 +16,7 @@ nothing and counts nothing twice.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -60,6 +61,14 @@ PUBLISH_ITEMS = 5_000
 COMPACT_AFTER_RECORDS = 100_000
 
 Row = dict[str, Any]
+
+
+def _key_check(id_key: bytes) -> str:
+    """What a data directory remembers of the key its person ids were made with: an HMAC
+    of a constant, which names the key without giving it away."""
+    return hmac.new(id_key, b"crm2stream: the id key of this directory", "sha256").hexdigest()[:16]
+
+
 #: The engine's log positions (attribute: key in the log meta), written with every batch.
 _LOG_POSITIONS = {
     "log_end": "log_end",
@@ -109,6 +118,13 @@ class EmbeddedEngine:
             raise EngineError(
                 f"{data_dir} holds {stored_currency} data; this installation is set to "
                 f"{cfg.currency} (CRM2STREAM_CURRENCY)"
+            )
+        stored_key = log_meta.get("id_key_check")
+        if stored_key is not None and stored_key != _key_check(cfg.id_key):
+            self.store.close()
+            raise EngineError(
+                f"the person ids of {data_dir} were made with another CRM2STREAM_ID_KEY: "
+                "set the one it was made with"
             )
         state = self.store.meta("state")
         self.applied = state.get("applied", 0)
@@ -308,11 +324,8 @@ class EmbeddedEngine:
         (subscribers waiting for new records). A write that fails changes no position:
         what the engine reports (the log end, the topics' ends) is what the disk holds."""
         now = {name: positions.get(name, getattr(self, name)) for name in _LOG_POSITIONS}
-        batch.meta(
-            "log",
-            {_LOG_POSITIONS[name]: value for name, value in now.items()}
-            | {"currency": self.cfg.currency},
-        )
+        fixed = {"currency": self.cfg.currency, "id_key_check": _key_check(self.cfg.id_key)}
+        batch.meta("log", {_LOG_POSITIONS[name]: value for name, value in now.items()} | fixed)
         self.store.write(batch, logged=self._logged if logged is None else logged)
         for name, value in positions.items():
             setattr(self, name, value)

@@ -30,6 +30,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "worker":
         from crm2stream.kafka.worker import run_worker  # faust only for a worker
 
+        settings.require_id_key("worker")
+
         run_worker(settings, names, args.port, args.host, args.loglevel)
         return 0
     from crm2stream.kafka import reader

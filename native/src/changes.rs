@@ -24,8 +24,8 @@ impl Records {
         Records { count: 0, ndjson: Vec::new(), base }
     }
 
-    /// Start a record: `{"offset":N,"person_id":...,"anchor":...,"at":...,"composite":...,"tier":...`
-    fn open(&mut self, person_id: &str, anchor: &str, at: &str, composite: f64, tier: &str) -> &mut Vec<u8> {
+    /// Start a record: `{"offset":N,"person_id":...,"label":...,"at":...,"composite":...,"tier":...`
+    fn open(&mut self, person_id: &str, label: &str, at: &str, composite: f64, tier: &str) -> &mut Vec<u8> {
         let out = &mut self.ndjson;
         if self.count > 0 {
             out.push(b'\n');
@@ -35,8 +35,8 @@ impl Records {
         self.count += 1;
         out.extend_from_slice(b",\"person_id\":");
         write_str(out, person_id);
-        out.extend_from_slice(b",\"anchor\":");
-        write_str(out, anchor);
+        out.extend_from_slice(b",\"label\":");
+        write_str(out, label);
         out.extend_from_slice(b",\"at\":");
         write_str(out, at);
         out.extend_from_slice(b",\"composite\":");
@@ -90,8 +90,8 @@ pub fn score_changes(facts: &mut Facts, cfg: &Config, change_base: i64, trigger_
             continue;
         }
         let previous_tier = previous_tier.to_string();
-        let anchor = facts.key(person.anchor);
-        let out = changes.open(&person.person_id, anchor, &at, value.composite, value.tier);
+        let label = crate::tables::label_of(facts, cfg, &person);
+        let out = changes.open(&person.person_id, &label, &at, value.composite, value.tier);
         field_float(out, b",\"previous_composite\":", previous_composite);
         out.extend_from_slice(b",\"previous_tier\":");
         write_str(out, &previous_tier);
@@ -103,7 +103,7 @@ pub fn score_changes(facts: &mut Facts, cfg: &Config, change_base: i64, trigger_
         let mut grants =
             consent.iter().filter(|(scope, entry)| scope.1 == "marketing" && active_at(entry, moment)).peekable();
         if grants.peek().is_some() {
-            let out = triggers.open(&person.person_id, anchor, &at, value.composite, value.tier);
+            let out = triggers.open(&person.person_id, &label, &at, value.composite, value.tier);
             out.extend_from_slice(b",\"previous_tier\":");
             write_str(out, &previous_tier);
             out.extend_from_slice(b",\"grants\":[");

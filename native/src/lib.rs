@@ -15,6 +15,7 @@ mod identity;
 mod ijson;
 mod json;
 mod keyed;
+mod labels;
 mod publication;
 mod scales;
 mod tables;
@@ -177,7 +178,7 @@ impl Core {
     #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (*, currency, id_key, half_life, received, ties, credit, cascade_depth,
         consumption_scale, popularity_scale, social_scale, reach_weight, referred_revenue_weight,
-        weights, tiers, delta, future_tolerance))]
+        weights, tiers, delta, future_tolerance, raw_labels))]
     fn new(
         currency: String,
         id_key: Vec<u8>,
@@ -195,6 +196,7 @@ impl Core {
         tiers: Vec<(String, f64)>,
         delta: f64,
         future_tolerance: i64,
+        raw_labels: bool,
     ) -> PyResult<Self> {
         if credit.len() != cascade_depth + 1 || tiers.is_empty() || half_life <= 0.0 {
             return Err(PyValueError::new_err("inconsistent core configuration"));
@@ -213,6 +215,7 @@ impl Core {
             tiers,
             delta,
             future_tolerance,
+            raw_labels,
         };
         Ok(Core { facts, cfg, publication: None })
     }

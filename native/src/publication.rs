@@ -8,7 +8,7 @@ use crate::identity::{current_person, person_id_of, Partition};
 use crate::json::{format_micros, write_canonical, write_int, write_str, J};
 use crate::scales::Config;
 use crate::tables::{
-    end_of_day, identity_row, interactions_row, permission_rows, person_row, rfm_row, scores_row, tie_sums,
+    end_of_day, identity_row, interactions_row, label_of, permission_rows, person_row, rfm_row, scores_row, tie_sums,
     write_relationship, DAY_US, STATE_TABLES,
 };
 use foldhash::HashMap;
@@ -187,18 +187,18 @@ pub fn render(
             out[relationships].push(at, person_id, None);
         } else {
             // written straight from the figures: most of a publication's bytes
-            let (mut from_anchor, mut from_id) = (Vec::new(), Vec::new());
-            write_str(&mut from_anchor, facts.key(person.anchor));
+            let (mut from_label, mut from_id) = (Vec::new(), Vec::new());
+            write_str(&mut from_label, &label_of(facts, cfg, person));
             write_str(&mut from_id, person_id);
             let mut list = Vec::with_capacity(reached.len() * 256);
-            let (mut to_anchor, mut to_id) = (Vec::new(), Vec::new());
+            let (mut to_label, mut to_id) = (Vec::new(), Vec::new());
             for (i, (to, counts, strength)) in reached.into_iter().enumerate() {
                 list.push(if i == 0 { b'[' } else { b',' });
-                to_anchor.clear();
+                to_label.clear();
                 to_id.clear();
-                write_str(&mut to_anchor, facts.key(targets[to].anchor));
+                write_str(&mut to_label, &label_of(facts, cfg, &targets[to]));
                 write_str(&mut to_id, &targets[to].person_id);
-                write_relationship(&mut list, counts, strength, (&from_anchor, &from_id), (&to_anchor, &to_id));
+                write_relationship(&mut list, counts, strength, (&from_label, &from_id), (&to_label, &to_id));
             }
             list.push(b']');
             out[relationships].push_raw(at, person_id, &list);
@@ -206,16 +206,16 @@ pub fn render(
         if *role == Role::Links {
             continue;
         }
-        out[persons].push(at, person_id, Some(&person_row(facts, person)));
+        out[persons].push(at, person_id, Some(&person_row(facts, cfg, person)));
         for &member in &person.members {
             let linked: Vec<&str> =
                 facts.adjacency.get(&member).into_iter().flatten().map(|&other| facts.key(other)).collect();
             out[identity].push(at, facts.key(member), Some(&identity_row(facts, member, person, linked)));
         }
-        out[interactions].push(at, person_id, Some(&interactions_row(facts, person, day)));
-        out[rfm].push(at, person_id, rfm_row(facts, person, day).as_ref());
+        out[interactions].push(at, person_id, Some(&interactions_row(facts, cfg, person, day)));
+        out[rfm].push(at, person_id, rfm_row(facts, cfg, person, day).as_ref());
         out[scores].push(at, person_id, Some(&scores_row(facts, cfg, person, day)));
-        out[permissions].push(at, person_id, list_or_null(permission_rows(facts, person, cutoff)).as_ref());
+        out[permissions].push(at, person_id, list_or_null(permission_rows(facts, cfg, person, cutoff)).as_ref());
     }
     publication.done = end;
     out

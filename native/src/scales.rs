@@ -27,6 +27,8 @@ pub struct Config {
     pub delta: f64,
     /// how far (seconds) after its arrival an event may be dated
     pub future_tolerance: i64,
+    /// label persons with their raw anchor, not a masked one (see `labels`)
+    pub raw_labels: bool,
 }
 
 impl Config {

@@ -27,11 +27,11 @@ struct Relationship {
 
 const REL_KINDS: [&str; 4] = ["reply", "comment", "share", "recipient"];
 
-/// Every person's anchor and id as JSON strings, side by side in one buffer: the
+/// Every person's label and id as JSON strings, side by side in one buffer: the
 /// relationships table names two persons per row, over a million rows.
 struct PersonNames {
     text: Vec<u8>,
-    /// per person: where its anchor starts, where its id starts, where it ends
+    /// per person: where its label starts, where its id starts, where it ends
     spans: Vec<[usize; 3]>,
 }
 
@@ -42,7 +42,7 @@ impl PersonNames {
         let mut spans = Vec::with_capacity(view.partition.persons.len());
         for person in &view.partition.persons {
             let start = text.len();
-            write_str(&mut text, view.facts.key(person.anchor));
+            write_str(&mut text, &view.label(person));
             let id = text.len();
             write_str(&mut text, &person.person_id);
             spans.push([start, id, text.len()]);
@@ -50,7 +50,7 @@ impl PersonNames {
         PersonNames { text, spans }
     }
 
-    fn anchor(&self, person: usize) -> &[u8] {
+    fn label(&self, person: usize) -> &[u8] {
         let [start, id, _] = self.spans[person];
         &self.text[start..id]
     }
@@ -61,14 +61,14 @@ impl PersonNames {
     }
 
     fn write_relationship(&self, out: &mut Vec<u8>, rel: &Relationship) {
-        let from = (self.anchor(rel.from), self.id(rel.from));
-        write_relationship(out, rel.counts, rel.strength, from, (self.anchor(rel.to), self.id(rel.to)));
+        let from = (self.label(rel.from), self.id(rel.from));
+        write_relationship(out, rel.counts, rel.strength, from, (self.label(rel.to), self.id(rel.to)));
     }
 }
 
 /// `write_canonical` of a relationship row, without building the row: keys in sorted order
-/// (counts, from_anchor, from_person_id, strength, to_anchor, to_person_id). The persons
-/// come as (anchor, person id), each already written as a JSON string.
+/// (counts, from_label, from_person_id, strength, to_label, to_person_id). The persons
+/// come as (label, person id), each already written as a JSON string.
 pub fn write_relationship(
     out: &mut Vec<u8>,
     counts: [u64; 4],
@@ -86,13 +86,13 @@ pub fn write_relationship(
     write_int(out, reply.into());
     out.extend_from_slice(b",\"share\":");
     write_int(out, share.into());
-    out.extend_from_slice(b"},\"from_anchor\":");
+    out.extend_from_slice(b"},\"from_label\":");
     out.extend_from_slice(from.0);
     out.extend_from_slice(b",\"from_person_id\":");
     out.extend_from_slice(from.1);
     out.extend_from_slice(b",\"strength\":");
     write_float(out, strength);
-    out.extend_from_slice(b",\"to_anchor\":");
+    out.extend_from_slice(b",\"to_label\":");
     out.extend_from_slice(to.0);
     out.extend_from_slice(b",\"to_person_id\":");
     out.extend_from_slice(to.1);
@@ -107,8 +107,14 @@ pub struct View<'a> {
     pub partition: Partition,
 }
 
-fn head(person: &Person, facts: &Facts) -> Vec<(&'static str, J)> {
-    vec![("person_id", J::s(&person.person_id)), ("anchor", J::s(facts.key(person.anchor)))]
+/// What every person-keyed row starts with: the person id and its label.
+fn head(person: &Person, facts: &Facts, cfg: &Config) -> Vec<(&'static str, J)> {
+    vec![("person_id", J::s(&person.person_id)), ("label", J::Str(label_of(facts, cfg, person)))]
+}
+
+/// A person's label (see `labels`).
+pub fn label_of(facts: &Facts, cfg: &Config, person: &Person) -> String {
+    crate::labels::label(facts.key(person.anchor), cfg.raw_labels)
 }
 
 fn row(fields: Vec<(&'static str, J)>) -> J {
@@ -120,6 +126,10 @@ pub const STATE_TABLES: [&str; 7] =
     ["persons", "identity", "interactions", "relationships", "rfm", "scores", "permissions"];
 
 impl<'a> View<'a> {
+    fn label(&self, person: &Person) -> String {
+        label_of(self.facts, self.cfg, person)
+    }
+
     /// SHA-256 over every state table's canonical rows (the reference's `digest_tables`).
     /// Rows are written into one buffer hashed a block at a time; relationships, most of
     /// the bytes, are written straight from their figures.
@@ -172,9 +182,9 @@ impl<'a> View<'a> {
         let rows = match table {
             "persons" => self.persons(),
             "identity" => self.identity(),
-            "interactions" => self.per_person(|p| Some(interactions_row(self.facts, p, self.as_of_day))),
+            "interactions" => self.per_person(|p| Some(interactions_row(self.facts, self.cfg, p, self.as_of_day))),
             "relationships" => self.relationships(),
-            "rfm" => self.per_person(|p| rfm_row(self.facts, p, self.as_of_day)),
+            "rfm" => self.per_person(|p| rfm_row(self.facts, self.cfg, p, self.as_of_day)),
             "scores" => self.per_person(|p| Some(scores_row(self.facts, self.cfg, p, self.as_of_day))),
             "permissions" => self.permissions(),
             _ => return false,
@@ -190,7 +200,7 @@ impl<'a> View<'a> {
     }
 
     fn persons(&self) -> Box<dyn Iterator<Item = J> + '_> {
-        self.per_person(|p| Some(person_row(self.facts, p)))
+        self.per_person(|p| Some(person_row(self.facts, self.cfg, p)))
     }
 
     fn identity(&self) -> Box<dyn Iterator<Item = J> + '_> {
@@ -231,19 +241,26 @@ impl<'a> View<'a> {
 
     fn relationship_row(&self, rel: &Relationship) -> J {
         let persons = &self.partition.persons;
-        relationship_row(self.facts, &persons[rel.from], &persons[rel.to], rel.counts, rel.strength)
+        relationship_row(self.facts, self.cfg, &persons[rel.from], &persons[rel.to], rel.counts, rel.strength)
     }
 
     fn permissions(&self) -> Box<dyn Iterator<Item = J> + '_> {
-        Box::new(self.partition.persons.iter().flat_map(move |person| permission_rows(self.facts, person, self.cutoff)))
+        Box::new(
+            self.partition
+                .persons
+                .iter()
+                .flat_map(move |person| permission_rows(self.facts, self.cfg, person, self.cutoff)),
+        )
     }
 }
 
 // -- one person's rows: shared by the view and the table topics (`publication`) ------------
 
-pub fn person_row(facts: &Facts, person: &Person) -> J {
-    let mut fields = head(person, facts);
-    fields.push(("identifiers", J::List(person.members.iter().map(|m| J::s(facts.key(*m))).collect())));
+/// A person: its id, its label and how many identifiers it holds (which ones is the
+/// identity table's business).
+pub fn person_row(facts: &Facts, cfg: &Config, person: &Person) -> J {
+    let mut fields = head(person, facts, cfg);
+    fields.push(("members", J::Int(person.members.len() as i128)));
     row(fields)
 }
 
@@ -260,30 +277,30 @@ pub fn identity_row(facts: &Facts, id: Id, person: &Person, mut links: Vec<&str>
     ])
 }
 
-pub fn interactions_row(facts: &Facts, person: &Person, as_of_day: i64) -> J {
-    let mut fields = head(person, facts);
+pub fn interactions_row(facts: &Facts, cfg: &Config, person: &Person, as_of_day: i64) -> J {
+    let mut fields = head(person, facts, cfg);
     fields.extend(interaction_counts(&merged_days(facts, &person.members, as_of_day), as_of_day));
     row(fields)
 }
 
-pub fn rfm_row(facts: &Facts, person: &Person, as_of_day: i64) -> Option<J> {
+pub fn rfm_row(facts: &Facts, cfg: &Config, person: &Person, as_of_day: i64) -> Option<J> {
     let figures = rfm(&merged_days(facts, &person.members, as_of_day), as_of_day)?;
-    let mut fields = head(person, facts);
+    let mut fields = head(person, facts, cfg);
     fields.extend(figures);
     Some(row(fields))
 }
 
 pub fn scores_row(facts: &Facts, cfg: &Config, person: &Person, as_of_day: i64) -> J {
-    let mut fields = head(person, facts);
+    let mut fields = head(person, facts, cfg);
     fields.extend(value_of(facts, &person.members, as_of_day, end_of_day(as_of_day), cfg).row());
     row(fields)
 }
 
-pub fn permission_rows(facts: &Facts, person: &Person, cutoff: i64) -> Vec<J> {
+pub fn permission_rows(facts: &Facts, cfg: &Config, person: &Person, cutoff: i64) -> Vec<J> {
     consent_of(facts, &person.members, cutoff)
         .into_iter()
         .map(|(scope, entry)| {
-            let mut fields = head(person, facts);
+            let mut fields = head(person, facts, cfg);
             fields.extend([
                 ("grantee", J::s(&scope.0)),
                 ("purpose", J::s(&scope.1)),
@@ -337,13 +354,13 @@ pub fn tie_sums<K: Copy + Ord + std::hash::Hash>(
 }
 
 /// A relationship row between two persons.
-pub fn relationship_row(facts: &Facts, from: &Person, to: &Person, counts: [u64; 4], strength: f64) -> J {
+pub fn relationship_row(facts: &Facts, cfg: &Config, from: &Person, to: &Person, counts: [u64; 4], strength: f64) -> J {
     let counts = REL_KINDS.iter().zip(counts).map(|(k, n)| (*k, J::Int(n.into())));
     row(vec![
         ("from_person_id", J::s(&from.person_id)),
         ("to_person_id", J::s(&to.person_id)),
-        ("from_anchor", J::s(facts.key(from.anchor))),
-        ("to_anchor", J::s(facts.key(to.anchor))),
+        ("from_label", J::Str(label_of(facts, cfg, from))),
+        ("to_label", J::Str(label_of(facts, cfg, to))),
         ("counts", J::Obj(counts.collect())),
         ("strength", J::Float(strength)),
     ])

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from tests.api.conftest import CONSENTING_BUYERS, DAY1, DAY2, Server
-from tests.events import line, purchase
+from tests.api.conftest import CONSENTING_BUYERS, DAY1, DAY2, Server, eventually
+from tests.events import identify, line, purchase
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "marketing_automation.py"
 
@@ -70,14 +70,36 @@ def test_triggers_become_webhook_calls_with_retries_and_resume(
     api.post_events([*CONSENTING_BUYERS, nobody])
     assert example.run(api.url, receiver.url, state, backoff=fast, limit=2) == 2
     assert example.read_offset(state) == 1
-    delivered = [(key, body["anchor"]) for key, status, body in receiver.calls if status == 200]
-    assert sorted(delivered) == [
-        ("marketing-triggers:0", "qq:fan"),
-        ("marketing-triggers:1", "qq:loyal"),
-    ]
+    delivered = [(key, body) for key, status, body in receiver.calls if status == 200]
+    assert [key for key, _ in sorted(delivered)] == ["marketing-triggers:0", "marketing-triggers:1"]
+    # the trigger names no identifier; the contacts it allows came from the API
+    assert sorted(body["label"] for _, body in delivered) == ["qq:****", "qq:l****l"]
+    assert all("anchor" not in body for _, body in delivered)
+    assert [body["contacts"] for _, body in delivered] == [[], []]  # qq reaches no channel
+
+    api.post_events(
+        [
+            line(identify("i1", DAY1, "qq:fan", "wechat:fan-w")),
+            line(identify("i2", DAY1, "qq:loyal", "phone:+86 139 0000 1111")),
+        ]
+    )
+
+    def linked() -> bool | None:  # the API follows the topics: a moment after the links
+        view = api.client.get("/identities/phone/+8613900001111")
+        return (view.status_code == 200 and len(view.json()["identifiers"]) == 2) or None
+
+    eventually(linked)
     assert [status for _, status, _ in receiver.calls].count(503) == 2  # each retried once
 
-    api.post_events([line(purchase("p4", DAY2, "qq:fan", "2000"))])
-    assert example.run(api.url, receiver.url, state, backoff=fast, limit=1) == 1
-    keys = [key for key, status, _ in receiver.calls if status == 200]
-    assert keys == sorted(set(keys)) and keys[-1] == "marketing-triggers:2", "resumed, no repeats"
+    api.post_events(
+        [
+            line(purchase("p4", DAY2, "qq:fan", "2000")),
+            line(purchase("p5", DAY2, "qq:loyal", "2000")),
+        ]
+    )
+    assert example.run(api.url, receiver.url, state, backoff=fast, limit=2) == 2
+    done = [(key, body) for key, status, body in receiver.calls if status == 200]
+    keys = [key for key, _ in done]
+    assert keys == sorted(set(keys)) and keys[-1] == "marketing-triggers:3", "resumed, no repeats"
+    reached = {tuple(sorted(c["value"] for c in body["contacts"])) for _, body in done[2:]}
+    assert reached == {("fan-w",), ("+8613900001111",)}  # WeChat for one, SMS for the other

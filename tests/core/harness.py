@@ -40,6 +40,26 @@ def table(facts: Facts, name: str, day: int | None = None) -> list[dict[str, obj
     return list(view(facts, day).rows(name))
 
 
+def anchors(facts: Facts, day: int | None = None) -> dict[str, str]:
+    """Person id -> its anchor, from the identity table (the only one naming identifiers:
+    the other rows carry a masked label)."""
+    return {str(r["person_id"]): str(r["anchor"]) for r in table(facts, "identity", day)}
+
+
+def members(facts: Facts, day: int | None = None) -> dict[str, list[str]]:
+    """Anchor -> its person's identifiers, in key order."""
+    out: dict[str, list[str]] = {}
+    for row in table(facts, "identity", day):
+        out.setdefault(str(row["anchor"]), []).append(str(row["identifier"]))
+    return out
+
+
+def by_anchor(facts: Facts, name: str, day: int | None = None) -> dict[str, dict[str, object]]:
+    """A person-keyed table's rows by their person's anchor."""
+    named = anchors(facts, day)
+    return {named[str(row["person_id"])]: row for row in table(facts, name, day)}
+
+
 def decode_key(ident: dict[str, str]) -> str:
     """The normalised kind:value of a wire identifier."""
     return parse_identifier_key(f"{ident['kind']}:{ident['value']}").key

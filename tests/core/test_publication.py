@@ -9,6 +9,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from crm2stream.core.identity import person_id_of
 from crm2stream.core.tables import STATE_TABLES
 from crm2stream.engine.cores import CORES, Core, make_core
 from tests.core.harness import CFG
@@ -71,8 +72,7 @@ def test_a_merge_retires_a_person_id_and_a_split_brings_it_back() -> None:
         core = make_core(name, CFG)
         topics = run(core, [lines(step) for step in steps], [True] * len(steps))
         persons = [orjson.loads(r) for r in topics[STATE_TABLES.index("persons")]]
-        ids = {r["value"]["anchor"]: r["key"] for r in persons if r["value"] is not None}
-        phone, wechat = ids["phone:1"], ids["wechat:w"]
+        phone, wechat = (person_id_of(anchor, CFG.id_key) for anchor in ("phone:1", "wechat:w"))
         # one record per person per publication, in person id order; the merge retires
         # wechat's id (phone was seen first), the split brings it back
         merged = [(r["key"], r["value"] is None) for r in persons[2:4]]

@@ -83,7 +83,7 @@ def test_rfm_follows_identity_merges() -> None:
 
 def scores(events: list[dict[str, object]]) -> dict[str, dict[str, object]]:
     facts = harness.run(lines(events))
-    return {row["anchor"]: row for row in harness.table(facts, "scores")}  # type: ignore[misc]
+    return harness.by_anchor(facts, "scores")
 
 
 def test_reshare_credits_the_nearest_ancestor_each_sharer_authored() -> None:
