@@ -26,6 +26,12 @@ class Topic(BaseModel):
     partitions: int | None = Field(None, ge=1)
     config: dict[str, str] = Field(default_factory=dict)
 
+    def record_key(self, row: dict[str, Any]) -> str:
+        """The key of the table-topic record that holds ``row``: its ``topic_key`` field
+        (a record of all that key's rows), else its key fields joined by ``>``."""
+        fields = [self.topic_key] if self.topic_key else self.key
+        return ">".join(str(row[f]) for f in ([fields] if isinstance(fields, str) else fields))
+
 
 class Defaults(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)

@@ -104,6 +104,35 @@ class ConformanceSuite:
         labels = {r["label"] for r in self.engine.export("persons")}
         assert all("****" in label for label in labels)
 
+    def test_a_hub_of_twenty_thousand_ties_keeps_every_record_small(self) -> None:
+        """A key opinion leader: 10,000 fans comment on her note and she replies to each,
+        20,000 ties. Once one relationships record per person held them all (5 MB, more
+        than a Kafka message): now each record is one pair, and a later touch writes only
+        the pairs it changed."""
+        at = "2026-11-01T10:00:00Z"
+        hub = [
+            line(comment(f"c{i}", at, f"qq:fan{i:05d}", content_owner="weibo:kol"))
+            for i in range(10_000)
+        ]
+        hub += [
+            line(comment(f"r{i}", at, "weibo:kol", reply_to=f"qq:fan{i:05d}"))
+            for i in range(10_000)
+        ]
+        assert self.engine.ingest(hub)["accepted"] == 20_000
+        assert self.engine.digest() == harness.view(harness.run(hub)).digest()
+        relationships = self.engine.topic("relationships")
+        kol = person_id_of("weibo:kol", CFG.id_key)
+        assert sum(r["key"].startswith(kol + ">") for r in relationships) == 10_000
+        for name in STATE_TABLES:
+            largest = max(len(orjson.dumps(r)) for r in self.engine.topic(name))
+            assert largest < 4096, (name, largest)
+        again = line(comment("again", "2026-11-01T11:00:00Z", "weibo:kol", reply_to="qq:fan00007"))
+        self.engine.ingest([again])
+        end = relationships[-1]["offset"]  # (a compaction may have left gaps before it)
+        later = [r for r in self.engine.topic("relationships") if r["offset"] > end]
+        assert [r["key"] for r in later] == [f"{kol}>{person_id_of('qq:fan00007', CFG.id_key)}"]
+        assert later[0]["value"]["counts"]["reply"] == 2
+
     def test_as_of_time_travel(self) -> None:
         self.engine.ingest(CAMPAIGN)
         day = parse_day("2026-08-20")

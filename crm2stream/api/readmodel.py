@@ -38,6 +38,8 @@ class ReadModel:
         #: person id -> its identifiers, from the identity topic (the one place that
         #: names them)
         self.members: dict[str, set[str]] = {}
+        #: person id -> the relationships from it, by target person id
+        self.ties: dict[str, dict[str, Row]] = {}
         self.events: dict[str, deque[Row]] = {}
         self.dead_letters = 0
         #: per topic (and "events", the input log): the next offset to apply
@@ -57,6 +59,8 @@ class ReadModel:
                 key, value = record["key"], record["value"]
                 if topic == "identity":
                     self._move(key, table.get(key), value)
+                elif topic == "relationships":
+                    self._tie(key, value)
                 if value is None:
                     table.pop(key, None)
                 else:
@@ -102,6 +106,18 @@ class ReadModel:
         if after is not None:
             self.members.setdefault(after["person_id"], set()).add(identifier)
 
+    def _tie(self, pair: str, row: Row | None) -> None:
+        """A relationships record, keyed ``from>to``."""
+        source, _, target = pair.partition(">")
+        if row is not None:
+            self.ties.setdefault(source, {})[target] = row
+            return
+        held = self.ties.get(source)
+        if held is not None:
+            held.pop(target, None)
+            if not held:
+                del self.ties[source]
+
     # -- answering ---------------------------------------------------------------------
     def person(self, person_id: str) -> Row | None:
         """The single customer view: identifiers, interactions, value, consent, recent
@@ -113,7 +129,7 @@ class ReadModel:
         identity = [self.tables["identity"][m] for m in members]
         events = [e for m in members for e in self.events.get(m, ())]
         unique = {e["event_id"]: e for e in events}.values()
-        relationships = self.tables["relationships"].get(person_id) or []
+        relationships = self.ties.get(person_id, {}).values()
         return {
             "person_id": person_id,
             "label": person["label"],

@@ -158,6 +158,11 @@ class Facts:
     regrouped: set[str] = field(default_factory=set)
     #: the anchors of the persons the table topics hold: None until derived after a load
     published_anchors: set[str] | None = field(default_factory=set)
+    #: ties (source, target identifier) changed since the last publication, and per
+    #: person id the persons its relationship records in the table topic reach (derived
+    #: after a load with the anchors); see ``publication``
+    changed_ties: set[tuple[str, str]] = field(default_factory=set)
+    published_ties: dict[str, set[str]] = field(default_factory=dict)
 
     def reindex(self) -> None:
         """Rebuild the derived indexes from the stored facts."""
@@ -184,6 +189,7 @@ class Facts:
         scales = self.scales
         receiver.sums[S_POPULARITY] += scales.received[kind - R_SHARE] * scales.weight(day)
         self.touched.add(target)
+        self.changed_ties.add((actor, target))
         ties = named[actor].out.get(target)
         field = 1 + EDGE_OF_RECEIVED[kind]
         if ties is None:

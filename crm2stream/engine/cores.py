@@ -204,7 +204,7 @@ class PythonCore:
         return self.facts.max_ts
 
     def process(self, chunk: bytes, start: int, arrival: int | None = None) -> Processed:
-        publication.derive_published_anchors(self.facts, self.cfg.id_key)
+        publication.derive_published(self.facts, self.cfg)
         lines = chunk.split(b"\n") if chunk else []
         # The facts are millions of long-lived, acyclic containers: a cyclic collection
         # pass in the middle of a batch costs more than the batch. Collect between batches.

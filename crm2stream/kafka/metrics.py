@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import faust
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -59,6 +59,23 @@ class WorkerMetrics(EngineMetrics):
         #: the consumers whose partitions have a lag: faust's, and the worker adds the
         #: intake's; each as it is now (None: closed)
         self.consumers: list[Callable[[], Any]] = [lambda: self.app.consumer]
+        self.failures = Counter(
+            "crm2stream_stage_failures",
+            "Table-stage writes the broker did not take: a batch's outputs or a commit",
+            ["write", "error"],
+            registry=self.registry,
+        )
+        #: why the table stage cannot get its writes through, until one goes through
+        self.problem: str | None = None
+
+    def failed(self, write: str, exc: BaseException) -> None:
+        """A batch's outputs or a commit failed: counted, and the worker is unhealthy."""
+        self.failures.labels(write, type(exc).__name__).inc()
+        self.problem = f"the {write} was not written: {type(exc).__name__}: {exc}"
+
+    def written(self) -> None:
+        """A commit went through: whatever failed before is behind."""
+        self.problem = None
 
     def seen(self, tp: Any, offset: int) -> None:
         self.next_offsets[(tp.topic, tp.partition)] = offset + 1
@@ -96,6 +113,8 @@ class WorkerMetrics(EngineMetrics):
     def health(self) -> dict[str, Any]:
         last = self.last_processed
         return {
+            "healthy": self.problem is None,
+            "problem": self.problem,
             "app": self.names.app_id,
             "partitions": sorted(f"{t}:{p}" for t, p in self.lag()),
             "last_event_age_seconds": None if last is None else round(time.time() - last, 3),

@@ -46,7 +46,7 @@ import asyncio
 import logging
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, cast
@@ -124,6 +124,13 @@ class StageHost:
         self._last_commit = time.monotonic()
         #: the last commit's writes
         self._writing: asyncio.Task[None] | None = None
+        #: one past the last accepted-topic offset handed to the stage
+        self._taken = 0
+        #: whether this worker holds the accepted topic's partition (the app says)
+        self.owns: Callable[[], bool] = lambda: True
+        #: how much longer than ``publish_seconds`` the next commit waits: it grows while
+        #: commits fail (each failure loads the tables again), and is 0 once one is written
+        self._backoff = 0.0
 
     # -- on the stage's thread -------------------------------------------------------
     def _changelog_consumer(self) -> KafkaConsumer:
@@ -190,8 +197,9 @@ class StageHost:
         the records of both, to send."""
         stage = self._sync()
         done: list[Applied] = []
-        if records and records[0][0] > stage.position.next_offset:
-            again = stage.apply(self._gap(stage.position.next_offset, records[0][0]))
+        upto = records[0][0] if records else self._taken
+        if upto > stage.position.next_offset:
+            again = stage.apply(self._gap(stage.position.next_offset, upto))
             done += [again] if again is not None else []
         applied = stage.apply(records)
         done += [applied] if applied is not None else []
@@ -245,6 +253,8 @@ class StageHost:
         """Hand a batch of accepted-topic records to the stage and return: an agent that
         waits for the broker holds up faust's consumer, and the event loop it shares with
         the intake. Waits only when ``QUEUED_BATCHES`` are queued."""
+        if records:
+            self._taken = max(self._taken, records[-1][0] + 1)
         if self._serving is None or self._serving.done():
             self._serving = asyncio.create_task(self._serve())
             self._serving.add_done_callback(self._served)
@@ -259,14 +269,19 @@ class StageHost:
     async def _serve(self) -> None:
         """Apply what is queued (every queued batch at once), commit when due."""
         while not self._stopping:
-            due = self._last_commit + self.settings.publish_seconds - time.monotonic()
+            interval = self.settings.publish_seconds + self._backoff
+            due = self._last_commit + interval - time.monotonic()
             # not asyncio.wait_for: on Python 3.11 it can swallow a cancellation (see
             # crm2stream.api.wake)
             uncommitted = self.stage is not None and self.stage.uncommitted
             try:
-                async with asyncio.timeout(max(0.0, due) if uncommitted else None):
+                async with asyncio.timeout(max(0.0, due) if uncommitted or self._discard else None):
                     records = await self.queue.get()
             except TimeoutError:
+                if self._discard and self.owns():
+                    # a failure dropped the tables: load them again and apply what was
+                    # taken since the last commit now, not when more input comes
+                    await self.handle([])
                 await self.commit()
                 continue
             while not self.queue.empty():
@@ -274,7 +289,7 @@ class StageHost:
             self._busy = True
             try:
                 await self.handle(records)
-                if time.monotonic() - self._last_commit >= self.settings.publish_seconds:
+                if time.monotonic() - self._last_commit >= interval:
                     await self.commit()
             finally:
                 self._busy = False
@@ -287,8 +302,9 @@ class StageHost:
             try:
                 await self._handle(records)
                 return
-            except Exception:
+            except Exception as exc:
                 log.exception("a table batch failed; trying again in %.1f s", pause)
+                self.metrics.failed("batch's outputs", exc)
                 self._discard = True
                 await asyncio.sleep(pause)
                 pause = min(RETRY_MAX, pause * 2)
@@ -337,11 +353,29 @@ class StageHost:
                 f"{written[0].offset}, not {self.changelog_end}): loading it again"
             )
         self.changelog_end = written[-1].offset + 1
+        self._backoff = 0.0
+        self.metrics.written()
 
     def _written_or_failed(self, task: asyncio.Task[None]) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            log.error("a commit was not written (%s): loading the tables again", task.exception())
-            self._discard = True
+        exc = task.exception() if not task.cancelled() else None
+        if exc is not None:
+            self._commit_failed(exc)
+
+    def _commit_failed(self, exc: BaseException) -> None:
+        """A commit the broker did not take (a record over its size limit, a broker gone)
+        is never retried silently: it is counted, logged, and the worker is unhealthy until
+        a commit goes through. The tables load again from the changelog, and the next
+        commit waits longer each time."""
+        self._backoff = min(RETRY_MAX, max(RETRY_FIRST, 2 * self._backoff))
+        self.metrics.failed("commit", exc)
+        log.error(
+            "a commit was not written (%s: %s): the worker is unhealthy; loading the tables "
+            "again, next commit in %.1f s",
+            type(exc).__name__,
+            exc,
+            self.settings.publish_seconds + self._backoff,
+        )
+        self._discard = True
 
     async def written(self) -> None:
         """Until the last commit is written (or failed: then the tables load again)."""
@@ -354,9 +388,8 @@ class StageHost:
         try:
             if self.stage is not None and self.stage.uncommitted:
                 await self._commit_now()
-        except Exception:
-            log.exception("a commit failed: the next batch loads the tables again")
-            self._discard = True
+        except Exception as exc:
+            self._commit_failed(exc)
 
     def rebalanced(self, partitions: Iterable[TP]) -> None:
         """The accepted partition moved: check the changelog before trusting the tables,
@@ -469,8 +502,10 @@ def make_app(
     @app.page("/healthz")
     class HealthView(View):
         async def get(self, request: Request) -> Response:
-            return self.json(metrics.health())
+            health = metrics.health()
+            return self.json(health, status=200 if health["healthy"] else 503)
 
+    host.owns = lambda: any(tp.topic == names.accepted for tp in app.consumer.assignment())
     app.crm2stream_host = host  # type: ignore[attr-defined]
     return app
 

@@ -214,6 +214,11 @@ pub struct Facts {
     /// per identifier id, whether it anchors a person the table topics hold: None until
     /// derived after a load
     pub published_anchors: Option<Vec<bool>>,
+    /// ties (source, target) changed since the last publication, and per person id the
+    /// target person ids of its relationship records in the table topic, sorted (derived
+    /// after a load with the anchors; see `publication`)
+    pub changed_ties: HashSet<(Id, Id)>,
+    pub published_ties: HashMap<String, Vec<String>>,
 }
 
 fn insort<T: Ord>(list: &mut Vec<T>, item: T) {
@@ -243,6 +248,8 @@ impl Facts {
             unpublished: IdSet::default(),
             regrouped: IdSet::default(),
             published_anchors: Some(Vec::new()),
+            changed_ties: HashSet::default(),
+            published_ties: HashMap::default(),
             person_cache: Vec::new(),
         }
     }
@@ -382,6 +389,7 @@ impl Facts {
         let popularity = u128::from(self.received[kind - R_SHARE]);
         self.scales.add_weighted(&mut receiver.sums[S_POPULARITY], popularity, day);
         self.touched.insert(target);
+        self.changed_ties.insert((actor, target));
         let field = match kind {
             R_REPLY => 0,
             R_COMMENT => 1,

@@ -236,7 +236,7 @@ impl Core {
         fallback: Bound<'py, PyAny>,
         arrival: Option<i64>,
     ) -> PyResult<(Vec<(usize, String, String)>, Vec<(usize, String)>, usize, usize, Bound<'py, PyBytes>)> {
-        publication::derive_published_anchors(&mut self.facts, &self.cfg);
+        publication::derive_published(&mut self.facts, &self.cfg);
         let mut rejected = Vec::new();
         let mut duplicates = Vec::new();
         let mut accepted = 0;

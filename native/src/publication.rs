@@ -26,6 +26,10 @@ pub struct Publication {
     day: i64,
     /// (person id, what it carries, the person), sorted by person id
     items: Vec<(String, Role, Option<Rc<Person>>)>,
+    /// per person id, the target identifiers of its ties changed since the last one
+    changed: HashMap<String, Vec<Id>>,
+    /// the members of the regrouped persons
+    moved: IdSet,
     done: usize,
 }
 
@@ -38,29 +42,43 @@ impl Publication {
     }
 }
 
-/// After a load: the anchors the table topics hold are those of the current persons.
-pub fn derive_published_anchors(facts: &mut Facts, cfg: &Config) {
+/// After a load: the table topics hold the anchors of the current persons and their
+/// current pairs (the engine publishes at every checkpoint).
+pub fn derive_published(facts: &mut Facts, cfg: &Config) {
     if facts.published_anchors.is_some() {
         return;
     }
     let mut anchors = vec![false; facts.idents.len()];
-    for person in Partition::new(facts, i64::MAX, &cfg.id_key).persons {
+    let partition = Partition::new(facts, i64::MAX, &cfg.id_key);
+    let day = facts.max_ts.unwrap_or(0).div_euclid(DAY_US);
+    let mut published = HashMap::default();
+    for (index, person) in partition.persons.iter().enumerate() {
         anchors[person.anchor as usize] = true;
+        let reached = tie_sums(facts, cfg, &person.members, day, |id| partition.person_of(id), index);
+        let mut targets: Vec<String> =
+            reached.into_iter().map(|(to, _, _)| partition.persons[to].person_id.clone()).collect();
+        if !targets.is_empty() {
+            targets.sort_unstable();
+            published.insert(person.person_id.clone(), targets);
+        }
     }
     facts.published_anchors = Some(anchors);
+    facts.published_ties = published;
 }
 
 /// Decide what the next publication carries, and consider it published.
 pub fn begin(facts: &mut Facts, cfg: &Config) -> Option<Publication> {
     let mut unpublished = facts.unpublished.drain();
     let regrouped = std::mem::take(&mut facts.regrouped);
+    let changed_ties = std::mem::take(&mut facts.changed_ties);
     let moment = facts.max_ts.filter(|_| !unpublished.is_empty())?;
     unpublished.sort_unstable_by(|a, b| facts.key(*a).cmp(facts.key(*b)));
-    let mut anchors = facts.published_anchors.take().expect("derive_published_anchors first");
+    let mut anchors = facts.published_anchors.take().expect("derive_published first");
     anchors.resize(facts.idents.len(), false);
     let mut covered = IdSet::default();
     let mut moved = IdSet::default();
     let mut items: Vec<(String, Role, Option<Rc<Person>>)> = Vec::new();
+    let mut person_of_member = HashMap::<Id, usize>::default();
     for id in unpublished {
         if covered.contains(id) {
             continue;
@@ -78,7 +96,16 @@ pub fn begin(facts: &mut Facts, cfg: &Config) -> Option<Publication> {
             }
         }
         anchors[person.anchor as usize] = true;
+        for &member in &person.members {
+            person_of_member.insert(member, items.len());
+        }
         items.push((person.person_id.clone(), Role::Full, Some(person)));
+    }
+    let mut changed: HashMap<String, Vec<Id>> = HashMap::default();
+    for (source, target) in changed_ties {
+        // every source was named, so its person is in the scope
+        let person = &items[person_of_member[&source]].0;
+        changed.entry(person.clone()).or_default().push(target);
     }
     facts.published_anchors = Some(anchors);
     if !moved.is_empty() {
@@ -93,7 +120,7 @@ pub fn begin(facts: &mut Facts, cfg: &Config) -> Option<Publication> {
         }
     }
     items.sort_unstable_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
-    Some(Publication { at: format_micros(moment), day: moment.div_euclid(DAY_US), items, done: 0 })
+    Some(Publication { at: format_micros(moment), day: moment.div_euclid(DAY_US), items, changed, moved, done: 0 })
 }
 
 /// The records of one table topic as NDJSON in canonical JSON, numbered from a base.
@@ -157,10 +184,15 @@ pub fn render(
     let (day, cutoff) = (publication.day, end_of_day(publication.day));
     let end = (publication.done + limit).min(publication.items.len());
     let at = publication.at.as_str();
+    // the pairs each person's records now hold, kept once the loop lets go of the facts
+    let mut published: Vec<(String, Vec<String>)> = Vec::new();
     for (person_id, role, person) in &publication.items[publication.done..end] {
         let Some(person) = person else {
-            for t in [persons, interactions, relationships, rfm, scores, permissions] {
+            for t in [persons, interactions, rfm, scores, permissions] {
                 out[t].push(at, person_id, None);
+            }
+            for target in facts.published_ties.remove(person_id).unwrap_or_default() {
+                out[relationships].push(at, &format!("{person_id}>{target}"), None);
             }
             continue;
         };
@@ -179,29 +211,53 @@ pub fn render(
                 slot_of.insert(target, slot);
             }
         }
+        let old = facts.published_ties.remove(person_id).unwrap_or_default();
         let facts: &Facts = facts;
         let own = targets.iter().position(|p| p.person_id == *person_id).unwrap_or(usize::MAX);
         let mut reached = tie_sums(facts, cfg, &person.members, day, |id| slot_of.get(&id).copied(), own);
         reached.sort_unstable_by(|a, b| targets[a.0].person_id.cmp(&targets[b.0].person_id));
-        if reached.is_empty() {
-            out[relationships].push(at, person_id, None);
-        } else {
-            // written straight from the figures: most of a publication's bytes
-            let (mut from_label, mut from_id) = (Vec::new(), Vec::new());
-            write_str(&mut from_label, &label_of(facts, cfg, person));
-            write_str(&mut from_id, person_id);
-            let mut list = Vec::with_capacity(reached.len() * 256);
-            let (mut to_label, mut to_id) = (Vec::new(), Vec::new());
-            for (i, (to, counts, strength)) in reached.into_iter().enumerate() {
-                list.push(if i == 0 { b'[' } else { b',' });
-                to_label.clear();
-                to_id.clear();
-                write_str(&mut to_label, &label_of(facts, cfg, &targets[to]));
-                write_str(&mut to_id, &targets[to].person_id);
-                write_relationship(&mut list, counts, strength, (&from_label, &from_id), (&to_label, &to_id));
+        // the pairs to write (see the reference): all when the person was regrouped, else
+        // those whose ties changed or that reach a regrouped person, and the new ones
+        let moved = &publication.moved;
+        let regrouped = person.members.iter().any(|&m| moved.contains(m));
+        let mut touched = vec![false; targets.len()];
+        for target in publication.changed.get(person_id).into_iter().flatten() {
+            touched[slot_of[target]] = true;
+        }
+        if !regrouped {
+            for &member in &person.members {
+                for tie in facts.idents[member as usize].out.iter().filter(|t| moved.contains(t.target)) {
+                    touched[slot_of[&tie.target]] = true;
+                }
             }
-            list.push(b']');
-            out[relationships].push_raw(at, person_id, &list);
+        }
+        let (mut from_label, mut from_id) = (Vec::new(), Vec::new());
+        write_str(&mut from_label, &label_of(facts, cfg, person));
+        write_str(&mut from_id, person_id);
+        let (mut to_label, mut to_id, mut row) = (Vec::new(), Vec::new(), Vec::new());
+        let mut now = Vec::with_capacity(reached.len());
+        let mut gone = old.iter().peekable();
+        for (to, counts, strength) in reached {
+            let target = &targets[to].person_id;
+            while let Some(stale) = gone.next_if(|stale| *stale < target) {
+                out[relationships].push(at, &format!("{person_id}>{stale}"), None);
+            }
+            let known = gone.next_if(|stale| *stale == target).is_some();
+            if regrouped || touched[to] || !known {
+                // written straight from the figures: most of a publication's bytes
+                (to_label.clear(), to_id.clear(), row.clear());
+                write_str(&mut to_label, &label_of(facts, cfg, &targets[to]));
+                write_str(&mut to_id, target);
+                write_relationship(&mut row, counts, strength, (&from_label, &from_id), (&to_label, &to_id));
+                out[relationships].push_raw(at, &format!("{person_id}>{target}"), &row);
+            }
+            now.push(target.clone());
+        }
+        for stale in gone {
+            out[relationships].push(at, &format!("{person_id}>{stale}"), None);
+        }
+        if !now.is_empty() {
+            published.push((person_id.clone(), now));
         }
         if *role == Role::Links {
             continue;
@@ -217,6 +273,7 @@ pub fn render(
         out[scores].push(at, person_id, Some(&scores_row(facts, cfg, person, day)));
         out[permissions].push(at, person_id, list_or_null(permission_rows(facts, cfg, person, cutoff)).as_ref());
     }
+    facts.published_ties.extend(published);
     publication.done = end;
     out
 }

@@ -7,13 +7,20 @@ from __future__ import annotations
 import subprocess
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
+from typing import Any
 
+import orjson
 import pytest
+from kafka.admin import ConfigResource, ConfigResourceType
 
+from crm2stream.kafka.admin import admin_client
 from crm2stream.synth import Campaign, lines
+from tests.api.conftest import eventually
 from tests.core import harness
 from tests.kafka.broker import Broker, running
 from tests.kafka.cluster import Cluster, KafkaEngine
@@ -92,3 +99,45 @@ def test_broker_restart(tmp_path: Path) -> None:
             check_clean(cluster)
         finally:
             cluster.close()
+
+
+def health(port: int) -> tuple[int, dict[str, Any]]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as answer:
+            return answer.status, orjson.loads(answer.read())
+    except urllib.error.HTTPError as refused:
+        return refused.code, orjson.loads(refused.read())
+    except OSError:
+        return 0, {}  # not listening yet
+
+
+def test_a_commit_the_broker_refuses_is_an_error_never_a_silent_loop(cluster: Cluster) -> None:
+    """A table record over the topic's size limit (an influencer's relationships, once)
+    made the worker load its tables and fail again forever, without a word. Now the
+    failure is counted, logged and makes the worker unhealthy; once the broker takes the
+    records again, the worker recovers with nothing lost."""
+    topic = cluster.names.tables["relationships"]
+
+    def limit(size: str) -> None:
+        with admin_client(cluster.broker.url) as client:
+            resource = ConfigResource(ConfigResourceType.TOPIC, topic, {"max.message.bytes": size})
+            client.alter_configs([resource])
+
+    limit("200")  # no relationships record fits
+    cluster.start_worker()
+    port = cluster.ports[0]
+    cluster.produce(EVENTS[:THIRD])
+    _, seen = eventually(lambda: ((s := health(port))[0] == 503 and s) or None, timeout=120)
+    assert seen["healthy"] is False and "commit" in seen["problem"], seen
+    assert "MessageSizeTooLarge" in seen["problem"], seen
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+        metrics = answer.read().decode()
+    assert 'crm2stream_stage_failures_total{error="MessageSizeTooLargeError",write="commit"}' in (
+        metrics
+    ), metrics
+    assert "a commit was not written (MessageSizeTooLargeError" in cluster.logs()
+    limit("1048588")  # the broker's default again
+    position = cluster.wait_caught_up()
+    assert position.totals == {"accepted": THIRD, "rejected": 0, "duplicates": 0}
+    assert KafkaEngine(cluster).digest() == harness.view(harness.run(EVENTS[:THIRD])).digest()
+    eventually(lambda: health(port)[0] == 200 or None, timeout=60)
