@@ -20,6 +20,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -58,13 +59,20 @@ class Result:
         return self.events / self.seconds
 
 
+#: the campaign's days: it ends the day before the bench runs, so that every event is
+#: dated before it arrives (an event dated more than a day later is rejected)
+DAYS = 180
+
+
 def dataset(events: int, identifiers: int) -> Path:
-    path = WORK / f"events-{events}-{identifiers}.ndjson"
+    start = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    start -= timedelta(days=DAYS + 1)
+    path = WORK / f"events-{events}-{identifiers}-{start:%Y%m%d}.ndjson"
     if not path.exists():
         WORK.mkdir(exist_ok=True)
         started = time.monotonic()
         partial = path.with_suffix(".partial")
-        campaign = Campaign(identifiers=identifiers, events=events, days=180, seed=1)
+        campaign = Campaign(identifiers=identifiers, events=events, days=DAYS, seed=1, start=start)
         with partial.open("wb") as out:
             for raw in lines(campaign):
                 out.write(raw + b"\n")
