@@ -18,6 +18,7 @@ from crm2stream.core.flat import decode_flat
 from crm2stream.synth import BAD_LINES, Campaign, lines
 from tests.conformance import BAD_INPUT
 from tests.core.strategies import event_sets
+from tests.events import comment, purchase
 
 CURRENCY = "CNY"
 CAMPAIGN = list(lines(Campaign(identifiers=200, events=2000, days=30, seed=5)))
@@ -206,22 +207,8 @@ def test_raw_json_edges_are_judged_alike_by_both_paths(
             assert len(decode_flat(line, CURRENCY)) == 2, "a repeated key is rejected"
 
 
-GOOD_COMMENT = {
-    "event_id": "c1",
-    "type": "comment",
-    "occurred_at": "2026-11-01T00:00:00Z",
-    "actor": {"kind": "qq", "value": "1"},
-    "content_id": "note",
-}
-GOOD_PURCHASE = {
-    "event_id": "p1",
-    "type": "purchase",
-    "occurred_at": "2026-11-01T00:00:00Z",
-    "actor": {"kind": "qq", "value": "1"},
-    "order_id": "o1",
-    "amount": "1.00",
-    "currency": "CNY",
-}
+GOOD_COMMENT = comment("c1", "2026-11-01T00:00:00Z", "qq:1")
+GOOD_PURCHASE = purchase("p1", "2026-11-01T00:00:00Z", "qq:1", "1.00")
 
 
 @pytest.mark.parametrize(
