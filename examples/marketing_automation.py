@@ -39,7 +39,11 @@ import httpx
 log = logging.getLogger("marketing-automation")
 TOPIC = "marketing-triggers"
 #: the identifier kinds a granted channel reaches
-CHANNEL_KINDS = {"sms": ("phone",), "email": ("email",), "wechat": ("wechat",)}
+CHANNEL_KINDS: dict[str, tuple[str, ...]] = {
+    "sms": ("phone",),
+    "email": ("email",),
+    "wechat": ("wechat",),
+}
 CHANNEL_KINDS["*"] = tuple(kind for kinds in CHANNEL_KINDS.values() for kind in kinds)
 
 

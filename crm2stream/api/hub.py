@@ -50,6 +50,7 @@ ACCEPTED = Outcome("accepted")
 @dataclass(slots=True)
 class _Submission:
     lines: list[bytes]
+    originals: dict[int, bytes]
     future: asyncio.Future[list[Outcome]]
 
 
@@ -194,8 +195,11 @@ class EngineHost:
     def running(self) -> bool:
         return self._thread.is_alive() and self.failure is None
 
-    async def submit(self, lines: list[bytes]) -> list[Outcome]:
-        """Ingest non-empty lines; each one's outcome, in order."""
+    async def submit(
+        self, lines: list[bytes], originals: dict[int, bytes] | None = None
+    ) -> list[Outcome]:
+        """Ingest non-empty lines; each one's outcome, in order (``originals``: see
+        ``api.app.Host``)."""
         if not lines:
             return []
         if not self.running:
@@ -205,7 +209,7 @@ class EngineHost:
                 raise Overloaded(f"{self._queued_lines} lines are waiting for the engine")
             self._queued_lines += len(lines)
         future: asyncio.Future[list[Outcome]] = asyncio.get_running_loop().create_future()
-        self._queue.put(_Submission(lines, future))
+        self._queue.put(_Submission(lines, originals or {}, future))
         return await future
 
     def _taken(self, submission: _Submission) -> _Submission:
@@ -274,9 +278,14 @@ class EngineHost:
 
     def _process(self, engine: EmbeddedEngine, group: list[_Submission]) -> None:
         lines = [line for submission in group for line in submission.lines]
+        originals: dict[int, bytes] = {}
+        at = 0
+        for submission in group:
+            originals |= {at + i: raw for i, raw in submission.originals.items()}
+            at += len(submission.lines)
         started = time.perf_counter()
         try:
-            out = engine.submit(b"\n".join(lines))
+            out = engine.submit(b"\n".join(lines), originals=originals)
         except BaseException as exc:
             # Bad input never gets here (it is data, for the dead letters): this is the
             # store or the engine failing, and the engine stops rather than guess.

@@ -8,13 +8,15 @@ the body limit) and checked to be one array before any of it is taken; then its 
 go the same way, each judged from its own bytes exactly as the same element sent as an
 NDJSON line would be. The answer counts every outcome and lists only the events that were
 not accepted, the first ``MAX_LISTED`` of them: every one is in the dead letters anyway,
-with its reason and original bytes.
+with its reason and original bytes (an array element that spans lines is logged on one,
+its line breaks as white space, and keeps its bytes for the dead letters).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import NamedTuple
 
 from fastapi import HTTPException, Request
 from pydantic import BaseModel
@@ -64,6 +66,18 @@ def media_type(header: str | None) -> str | None:
     if header is None or not header.strip():
         return None
     return header.split(";", 1)[0].strip().lower()
+
+
+class Batch(NamedTuple):
+    """A batch of a body's events: log lines, and the original bytes of those a log line
+    could not hold as they were, by index."""
+
+    lines: list[bytes]
+    originals: dict[int, bytes]
+
+
+#: How a request hands a batch to the engine (``Host.submit``).
+Submit = Callable[[list[bytes], dict[int, bytes]], Awaitable[list[Outcome]]]
 
 
 class Tally:
@@ -140,7 +154,7 @@ class LineBatches:
         return full
 
 
-async def ndjson_batches(request: Request, limit: int, size: int) -> AsyncIterator[list[bytes]]:
+async def ndjson_batches(request: Request, limit: int, size: int) -> AsyncIterator[Batch]:
     """The non-blank lines of an NDJSON body in batches of ``size``, as they arrive."""
     _declared_within(request, limit)
     received = 0
@@ -150,12 +164,12 @@ async def ndjson_batches(request: Request, limit: int, size: int) -> AsyncIterat
         if received > limit:
             raise too_large(limit)
         for batch in lines.feed(part):
-            yield batch
+            yield Batch(batch, {})
     for batch in lines.feed(b"", last=True):
-        yield batch
+        yield Batch(batch, {})
 
 
-async def array_batches(request: Request, limit: int, size: int) -> AsyncIterator[list[bytes]]:
+async def array_batches(request: Request, limit: int, size: int) -> AsyncIterator[Batch]:
     """The elements of a JSON array body, as log lines, in batches of ``size``; a 400
     before any is taken when the body is not one JSON array."""
     _declared_within(request, limit)
@@ -170,13 +184,13 @@ async def array_batches(request: Request, limit: int, size: int) -> AsyncIterato
         raise HTTPException(400, f"the body is not one JSON array: {exc}") from None
     del body
     while True:
-        chunk, count = elements.take(size)
+        chunk, count, originals = elements.take(size)
         if not count:
             return
-        yield chunk.split(b"\n")
+        yield Batch(chunk.split(b"\n"), dict(originals))
 
 
-def batches(request: Request, limit: int, size: int) -> AsyncIterator[list[bytes]]:
+def batches(request: Request, limit: int, size: int) -> AsyncIterator[Batch]:
     """A body's events in batches, as its media type says (a 415 for one not taken)."""
     media = media_type(request.headers.get("content-type"))
     if media == JSON:
@@ -188,17 +202,12 @@ def batches(request: Request, limit: int, size: int) -> AsyncIterator[list[bytes
     )
 
 
-async def take(
-    request: Request,
-    submit: Callable[[list[bytes]], Awaitable[list[Outcome]]],
-    limit: int,
-    size: int,
-) -> IngestAnswer:
+async def take(request: Request, submit: Submit, limit: int, size: int) -> IngestAnswer:
     """Every event of a request's body, a batch at a time, and the answer."""
     tally = Tally()
     try:
-        async for lines in batches(request, limit, size):
-            tally.add(await _submit(submit, lines, first=tally.taken == 0))
+        async for batch in batches(request, limit, size):
+            tally.add(await _submit(submit, batch, first=tally.taken == 0))
     except EngineUnavailable as exc:
         raise HTTPException(503, f"{exc}{_progress(tally)}") from exc
     except HTTPException as exc:
@@ -210,14 +219,12 @@ async def take(
     return tally.answer()
 
 
-async def _submit(
-    submit: Callable[[list[bytes]], Awaitable[list[Outcome]]], lines: list[bytes], first: bool
-) -> list[Outcome]:
+async def _submit(submit: Submit, batch: Batch, first: bool) -> list[Outcome]:
     """A batch's outcomes. Too much queued: the first batch of a request is refused (503,
     nothing taken: try later); a later one waits for room, the rest of its body held."""
     while True:
         try:
-            return await submit(lines)
+            return await submit(*batch)
         except Overloaded as exc:
             if first:
                 raise HTTPException(503, f"overloaded: {exc}", {"Retry-After": "1"}) from exc

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Literal
 
 from crm2stream.core.config import CoreConfig
 from crm2stream.core.decay import Scales
@@ -188,7 +188,7 @@ class EmbeddedEngine:
         for start, chunk in self.store.chunks(self.applied):
             if start >= self.log_end:
                 break
-            self._process(start, chunk, self.store.arrival(start))
+            self._process(start, chunk, self.store.arrival(start), self.store.originals(start))
         self.checkpoint()
         if self.replay_end > self.log_end:
             self._replay_log()
@@ -220,7 +220,8 @@ class EmbeddedEngine:
             for start, chunk in self.store.chunks(self.log_end):
                 if start >= self.replay_end:
                     break
-                self.process_batch(chunk, in_log=True, arrival=self.store.arrival(start))
+                arrival, originals = self.store.arrival(start), self.store.originals(start)
+                self.process_batch(chunk, in_log=True, arrival=arrival, originals=originals)
             self.replay_end = 0
             self.checkpoint()
         finally:
@@ -235,18 +236,21 @@ class EmbeddedEngine:
         for start, chunk in self.store.chunks(0):
             if start >= end:
                 break
-            target.process_batch(chunk, arrival=self.store.arrival(start))
+            arrival, originals = self.store.arrival(start), self.store.originals(start)
+            target.process_batch(chunk, arrival=arrival, originals=originals)  # as recorded
         target.checkpoint()
 
     # -- processing ---------------------------------------------------------------------
-    def _process(self, start: int, chunk: bytes, arrival: int | None) -> BatchOutput:
+    def _process(
+        self, start: int, chunk: bytes, arrival: int | None, originals: dict[int, bytes]
+    ) -> BatchOutput:
         done = self.core.process(chunk, start, arrival)
         counts = Counts(done.accepted, len(done.rejected), len(done.duplicates))
         dead = [(i, Rejection(reason, error)) for i, reason, error in done.rejected]
         dead += [(i, duplicate(event_id)) for i, event_id in done.duplicates]
         dead.sort(key=lambda item: item[0])
         lines = chunk.split(b"\n") if dead else []
-        dlq = ndjson(dead_letter(start + i, lines[i], r) for i, r in dead)
+        dlq = ndjson(dead_letter(start + i, originals.get(i, lines[i]), r) for i, r in dead)
         bases = [self.output_ends.get(topic, 0) for topic in self.streams]
         changes, triggers = self.core.score_changes(*bases)
         records = dict(zip(self.streams, (changes, triggers), strict=True))
@@ -259,10 +263,12 @@ class EmbeddedEngine:
         ingest: tuple[str, int] | None = None,
         *,
         in_log: bool = False,
-        arrival: int | None = None,
+        arrival: int | Literal["now"] | None = "now",
+        originals: dict[int, bytes] | None = None,
     ) -> Counts:
         """``submit`` without the dead letters, then a checkpoint if one is due."""
-        counts = self.submit(chunk, ingest, in_log=in_log, arrival=arrival).counts
+        out = self.submit(chunk, ingest, in_log=in_log, arrival=arrival, originals=originals)
+        counts = out.counts
         if self.checkpoint_due():
             self.checkpoint()
         return counts
@@ -273,7 +279,8 @@ class EmbeddedEngine:
         ingest: tuple[str, int] | None = None,
         *,
         in_log: bool = False,
-        arrival: int | None = None,
+        arrival: int | Literal["now"] | None = "now",
+        originals: dict[int, bytes] | None = None,
     ) -> BatchOutput:
         """Append one batch of raw lines (non-empty, joined by newlines) to the log, apply
         it and write it atomically. Its outcomes are on disk when it returns: a checkpoint
@@ -284,20 +291,22 @@ class EmbeddedEngine:
         through an input file in the same write, so an interrupted ingest can resume.
         ``in_log``: the lines are the log's own chunk at this position (an in-place replay).
         ``arrival``: when the lines arrived (microseconds since the epoch), recorded with
-        them and judged against; new lines arrive now (``clock``), lines of a log keep the
+        them and judged against: ``now`` (``clock``) for new lines; lines of a log keep the
         time it recorded (None: it recorded none, and no event is judged too far ahead).
+        ``originals``: the bytes received of lines the log holds otherwise (by index), kept
+        with them for their dead letters.
         """
         if not in_log and self.replay_end > self.log_end:
             raise EngineError(
                 "a replay of this data directory is unfinished: open it again to finish it"
             )
         start = self.log_end
-        if not in_log and arrival is None:
+        if arrival == "now":
             arrival = self.clock()
-        out = self._process(start, chunk, arrival)
+        out = self._process(start, chunk, arrival, originals or {})
         batch = self.store.batch()
         if not in_log:
-            batch.log_chunk(start, chunk, arrival)
+            batch.log_chunk(start, chunk, arrival, originals or {})
         batch.accepted(start, out.accepted_ids)
         outputs = dict(self.output_ends)
         for topic, (count, records) in out.records.items():

@@ -4,6 +4,9 @@ of them atomically.
 
 Key space (raw bytes):
   ``l/<start>``      a log chunk: the raw input lines of one batch, joined by newlines
+  ``r/<start>``      the bytes received of that chunk's lines a log line could not hold
+                     as they were (an array element spanning lines), for their dead
+                     letters: a JSON object, index -> base64
   ``a/<start>``      when that chunk's lines arrived (microseconds since the epoch): what
                      ``future_timestamp`` is judged against, at ingest and at every replay
                      (chunks written before it was kept have none)
@@ -19,6 +22,7 @@ Key space (raw bytes):
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -153,6 +157,14 @@ class Store:
         raw = cast(bytes | None, self.db.get(b"a/" + _position(start)))
         return None if raw is None else int(raw)
 
+    def originals(self, start: int) -> dict[int, bytes]:
+        """The bytes received of the lines of the chunk at ``start`` the log holds
+        otherwise, by index in the chunk."""
+        raw = cast(bytes | None, self.db.get(b"r/" + _position(start)))
+        if raw is None:
+            return {}
+        return {int(i): base64.b64decode(data) for i, data in orjson.loads(raw).items()}
+
     def chunk_at(self, position: int) -> tuple[int, list[bytes]] | None:
         """The log chunk holding ``position``."""
         it = self.db.iter()
@@ -210,10 +222,15 @@ class Batch:
         for prefix in (b"c/", b"k/", b"o/", LEGACY_RECORDS, b"m/"):
             self.wb.delete_range(prefix, prefix[:-1] + b"0")
 
-    def log_chunk(self, start: int, chunk: bytes, arrival: int | None) -> None:
-        """Raw input lines (non-empty, joined by newlines), the first at ``start``, and
-        when they arrived."""
+    def log_chunk(
+        self, start: int, chunk: bytes, arrival: int | None, originals: dict[int, bytes]
+    ) -> None:
+        """Raw input lines (non-empty, joined by newlines), the first at ``start``, when
+        they arrived, and the bytes received of those the log holds otherwise."""
         self.wb.put(b"l/" + _position(start), chunk)
+        if originals:
+            kept = {str(i): base64.b64encode(raw).decode() for i, raw in originals.items()}
+            self.wb.put(b"r/" + _position(start), orjson.dumps(kept))
         if arrival is not None:
             self.wb.put(b"a/" + _position(start), b"%d" % arrival)
 

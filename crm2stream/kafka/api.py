@@ -212,7 +212,9 @@ class KafkaHost:
         following = self._following is not None and not self._following.done()
         return self._producer is not None and following and self.failure is None
 
-    async def submit(self, lines: list[bytes]) -> list[Outcome]:
+    async def submit(
+        self, lines: list[bytes], originals: dict[int, bytes] | None = None
+    ) -> list[Outcome]:
         """Produce events to the input topic (keyed by actor) and wait for the broker;
         each one's verdict from the intake's validation."""
         if self._producer is None or not self.running:
@@ -223,7 +225,7 @@ class KafkaHost:
             # the intake judges each event's time against the broker's append time; now is
             # what that will be, give or take the broker's clock
             arrival = time.time_ns() // 1000
-            for line in lines:
+            for index, line in enumerate(lines):
                 verdict = decode(line, self.cfg.currency)
                 if not isinstance(verdict, Rejection):
                     occurred = timestamp_micros(verdict.occurred_at)
@@ -234,7 +236,10 @@ class KafkaHost:
                 else:
                     outcomes.append(ACCEPTED)
                 delivered.append(
-                    await self._producer.send(self.names.input, line, key=actor_key(line))
+                    # a record may span lines: the intake takes the bytes as they were sent
+                    await self._producer.send(
+                        self.names.input, (originals or {}).get(index, line), key=actor_key(line)
+                    )
                 )
             await asyncio.gather(*delivered)
         except KafkaError as exc:

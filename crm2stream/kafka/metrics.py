@@ -73,8 +73,9 @@ class WorkerMetrics(EngineMetrics):
         self.failures.labels(write, type(exc).__name__).inc()
         self.problem = f"the {write} was not written: {type(exc).__name__}: {exc}"
 
-    def written(self) -> None:
-        """A commit went through: whatever failed before is behind."""
+    def cleared(self) -> None:
+        """Nothing of this worker's is failing: a commit went through, or the table stage
+        moved to another worker."""
         self.problem = None
 
     def seen(self, tp: Any, offset: int) -> None:

@@ -274,13 +274,17 @@ class StageHost:
             # not asyncio.wait_for: on Python 3.11 it can swallow a cancellation (see
             # crm2stream.api.wake)
             uncommitted = self.stage is not None and self.stage.uncommitted
+            # a failure dropped the tables: while this worker holds the accepted partition
+            # it loads them again and applies what it took since the last commit, not only
+            # once more input comes; one that lost the partition has no failure of its own
+            recovering = self._discard and self.owns()
+            if self._discard and not recovering:
+                self.metrics.cleared()
             try:
-                async with asyncio.timeout(max(0.0, due) if uncommitted or self._discard else None):
+                async with asyncio.timeout(max(0.0, due) if uncommitted or recovering else None):
                     records = await self.queue.get()
             except TimeoutError:
-                if self._discard and self.owns():
-                    # a failure dropped the tables: load them again and apply what was
-                    # taken since the last commit now, not when more input comes
+                if recovering:
                     await self.handle([])
                 await self.commit()
                 continue
@@ -354,7 +358,7 @@ class StageHost:
             )
         self.changelog_end = written[-1].offset + 1
         self._backoff = 0.0
-        self.metrics.written()
+        self.metrics.cleared()
 
     def _written_or_failed(self, task: asyncio.Task[None]) -> None:
         exc = task.exception() if not task.cancelled() else None

@@ -6,7 +6,9 @@
 //!   first value, another the last, and `"amount":"1.00","amount":"1000.00"` must not
 //!   mean either);
 //! - no lone surrogate in a `\u` escape (it is no character);
-//! - every number within the range of a double (a 5,000-digit number or `1e400` is not);
+//! - every number a double can hold: no overflow (a 5,000-digit number, `1e400`), no
+//!   underflow of a non-zero number to zero (`1e-400`), no exponent beyond four digits
+//!   (`0e99999999999999999999`, which Python's `Decimal` cannot even hold);
 //! - at most `MAX_DEPTH` levels of nesting.
 //!
 //! The reference decoder asks this checker before its JSON parser (jiter, whose limits and
@@ -83,6 +85,19 @@ pub fn check_nested(text: &str, outer: usize) -> Result<(), Fault> {
     }
     parsed.map_err(Fault::Malformed)?;
     checker.out_of_range.map_or(Ok(()), |number| Err(Fault::OutOfRange(number)))
+}
+
+/// Whether a JSON number (valid syntax) is one a double holds: finite, not a non-zero
+/// value rounded to zero, its exponent (if any) within four digits' worth.
+fn fits_a_double(literal: &str) -> bool {
+    let (mantissa, exponent) = literal.split_once(['e', 'E']).unwrap_or((literal, "0"));
+    let exponent = exponent.trim_start_matches(['+', '-']).trim_start_matches('0');
+    if exponent.len() > 4 {
+        return false;
+    }
+    let Ok(value) = literal.parse::<f64>() else { return false };
+    let zero = mantissa.bytes().all(|b| matches!(b, b'0' | b'.' | b'-'));
+    value.is_finite() && (value != 0.0 || zero)
 }
 
 impl Checker<'_> {
@@ -239,8 +254,7 @@ impl Checker<'_> {
             }
         }
         let literal = std::str::from_utf8(&self.text[start..self.at]).expect("ASCII");
-        let finite = literal.parse::<f64>().is_ok_and(f64::is_finite);
-        if !finite && self.out_of_range.is_none() {
+        if !fits_a_double(literal) && self.out_of_range.is_none() {
             let shown: String = literal.chars().take(24).collect();
             let ellipsis = if literal.len() > 24 { "..." } else { "" };
             self.out_of_range = Some(format!("{shown}{ellipsis}"));
@@ -347,7 +361,9 @@ mod tests {
             "[]",
             " {\"a\": [1, -0.5e-3, true, false, null, \"x\\u00e9\\ud83d\\ude00\"], \"b\": {}} ",
             "1.7976931348623157e308",
-            "1e-400",
+            "5e-324",
+            "-0.0e-0009",
+            "0e9999",
             "\"\\\"\\\\\\/\\b\\f\\n\\r\\t\"",
             "{\"a\":1,\"b\":{\"a\":2}}",
         ] {
@@ -403,7 +419,18 @@ mod tests {
     #[test]
     fn numbers_beyond_a_double_are_out_of_range() {
         let long = "9".repeat(5000);
-        for text in ["1e400", "-1e400", "1.7976931348623159e308", long.as_str(), "[1e99999999999999999999]"] {
+        for text in [
+            "1e400",
+            "-1e400",
+            "1.7976931348623159e308",
+            long.as_str(),
+            "[1e99999999999999999999]",
+            "1e-400",
+            "2e-324",
+            "0e10000",
+            "1e-99999999999999999999",
+            "-0e-99999999999999999999",
+        ] {
             assert_eq!(verdict(text), Some("invalid_value"), "{text}");
         }
         assert_eq!(verdict("[1e400, ]"), Some("malformed_json"), "a syntax error outranks it");

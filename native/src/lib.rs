@@ -495,20 +495,32 @@ impl JsonArray {
         Ok(JsonArray { body, at: 0, state: framing::ArrayAt::Start })
     }
 
-    /// The next (up to) `limit` elements as log lines joined by `\n`, and how many.
-    fn take<'py>(&mut self, py: Python<'py>, limit: usize) -> (Bound<'py, PyBytes>, usize) {
+    /// The next (up to) `limit` elements as log lines joined by `\n`, how many, and the
+    /// original bytes of those a log line could not hold as they were (line breaks), by
+    /// index: what their dead letters keep.
+    #[allow(clippy::type_complexity)]
+    fn take<'py>(
+        &mut self,
+        py: Python<'py>,
+        limit: usize,
+    ) -> (Bound<'py, PyBytes>, usize, Vec<(usize, Bound<'py, PyBytes>)>) {
         let data = self.body.as_bytes(py);
         let mut out = Vec::new();
+        let mut originals = Vec::new();
         let mut count = 0;
         while count < limit {
             let Ok((Some((from, to)), next)) = framing::array_element(data, self.at, self.state) else { break };
             if count > 0 {
                 out.push(b'\n');
             }
-            framing::element_line(&data[from..to], &mut out);
+            let element = &data[from..to];
+            framing::element_line(element, &mut out);
+            if element.iter().any(|&b| b == b'\n' || b == b'\r') {
+                originals.push((count, PyBytes::new(py, element)));
+            }
             (self.at, self.state, count) = (next, framing::ArrayAt::Element, count + 1);
         }
-        (PyBytes::new(py, &out), count)
+        (PyBytes::new(py, &out), count, originals)
     }
 }
 

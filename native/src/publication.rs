@@ -245,7 +245,9 @@ pub fn render(
             let known = gone.next_if(|stale| *stale == target).is_some();
             if regrouped || touched[to] || !known {
                 // written straight from the figures: most of a publication's bytes
-                (to_label.clear(), to_id.clear(), row.clear());
+                to_label.clear();
+                to_id.clear();
+                row.clear();
                 write_str(&mut to_label, &label_of(facts, cfg, &targets[to]));
                 write_str(&mut to_id, target);
                 write_relationship(&mut row, counts, strength, (&from_label, &from_id), (&to_label, &to_id));

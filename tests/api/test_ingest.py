@@ -138,12 +138,24 @@ def test_a_body_that_is_not_one_array_is_a_400_and_nothing_is_taken(
     assert log_end(api) == 0
 
 
-def test_an_element_with_a_raw_line_break_in_a_string_stays_invalid(api: Server) -> None:
-    element = line(comment("c1", "2026-11-01T10:00:00Z", "qq:2"))[:-1] + b',"text":"a\nb"}'
-    answer = api.client.post("/events", content=b"[" + element + b"]", headers=JSON).json()
-    assert answer["results"][0]["reason"] == "malformed_json"
-    [(_, stored)] = dead_letters(api, 1)
-    assert stored.encode() == element.replace(b"\n", b"\0")
+def test_an_element_spanning_lines_keeps_its_bytes_in_the_dead_letters(tmp_path: Path) -> None:
+    """A log line holds no line break: an element is logged with its line breaks as white
+    space (or, inside a string, where JSON allows none, as NUL: still no JSON), and its
+    dead letter keeps the bytes received, at ingest and after a replay."""
+    broken = line(comment("c1", "2026-11-01T10:00:00Z", "qq:2"))[:-1] + b',"text":"a\nb"}'
+    pretty = line(purchase("p1", "2026-11-01T10:00:00Z", "qq:2", "-1")).replace(b",", b",\n  ")
+    server, stop = start_server(tmp_path / "data")
+    try:
+        body = b"[\n" + broken + b",\n" + pretty + b"\n]"
+        answer = server.client.post("/events", content=body, headers=JSON).json()
+        reasons = [r["reason"] for r in answer["results"]]
+        assert reasons == ["malformed_json", "invalid_value"]
+        assert [raw.encode() for _, raw in dead_letters(server, 2)] == [broken, pretty]
+    finally:
+        stop()
+    with EmbeddedEngine(tmp_path / "data", CFG) as engine:
+        engine.replay_in_place()
+        assert [d["line"].encode() for d in engine.export("dlq")] == [broken, pretty]
 
 
 def test_line_batches_frame_a_body_whatever_its_pieces() -> None:

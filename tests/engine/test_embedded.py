@@ -37,13 +37,14 @@ def crash_on_batch(engine: EmbeddedEngine, n: int) -> None:
         chunk: bytes,
         ingest: tuple[str, int] | None = None,
         in_log: bool = False,
-        arrival: int | None = None,
+        arrival: int | str | None = "now",
+        originals: dict[int, bytes] | None = None,
     ) -> object:
         nonlocal calls
         calls += 1
         if calls == n:
             raise KeyboardInterrupt
-        return original(chunk, ingest, in_log=in_log, arrival=arrival)
+        return original(chunk, ingest, in_log=in_log, arrival=arrival, originals=originals)
 
     engine.process_batch = process_batch  # type: ignore[assignment, method-assign]
 
@@ -158,7 +159,7 @@ def test_history_shows_a_stored_line_todays_contract_rejects_and_goes_on(
     with open_engine(tmp_path) as engine:
         engine.ingest_lines([good, line(comment("c1", "2026-11-02T10:00:00Z", "qq:1"))])
         batch = engine.store.batch()
-        batch.log_chunk(0, good + b"\n" + lenient, None)  # as the older version logged it
+        batch.log_chunk(0, good + b"\n" + lenient, None, {})  # as the older version logged it
         engine.store.write(batch)
         rows = engine.history({"qq:1"})
     assert [row.get("event_id") for row in rows] == ["p1", None]
@@ -276,11 +277,14 @@ def test_an_event_is_judged_against_its_recorded_arrival_at_every_replay(
 def test_chunks_logged_without_an_arrival_judge_no_event_too_far_ahead(tmp_path: Path) -> None:
     """A log written before arrivals were recorded keeps its tables on replay."""
     far = line(purchase("far", "2999-01-01T00:00:00Z", "qq:1", "10"))
-    with open_engine(tmp_path) as engine:
+    with open_engine(tmp_path / "data") as engine:
         batch = engine.store.batch()
-        batch.log_chunk(0, far, None)
+        batch.log_chunk(0, far, None, {})
         engine.store.write(batch)
         engine.log_end = engine.replay_end = 1
         engine.replay_in_place()
-        assert engine.export("dlq") is not None and not list(engine.export("dlq"))
+        assert not list(engine.export("dlq"))
         assert [row["event_id"] for row in engine.history({"qq:1"})] == ["far"]
+    with open_engine(tmp_path / "data") as source, open_engine(tmp_path / "copy") as copy:
+        source.replay_into(copy)  # a copy keeps what the log recorded: no arrival
+        assert not list(copy.export("dlq")) and copy.store.arrival(0) is None
