@@ -403,10 +403,17 @@ class EmbeddedEngine:
             self.store.flush()
 
     def _compact_due(self) -> None:
-        """Compact the table topics that grew enough since their last compaction."""
+        """Compact the table topics that grew enough since their last compaction. Until a
+        topic's first compaction, the records of its first publication count as what it
+        kept: they are one per key (a bulk ingest's publication of everyone), and
+        compacting them would read them all to drop none."""
         for table in STATE_TABLES:
             end = self.output_ends.get(table, 0)
-            last = self.compacted.get(table, {"end": 0, "live": 0})
+            if table not in self.compacted:
+                if end:
+                    self.compacted = {**self.compacted, table: {"end": end, "live": end}}
+                continue
+            last = self.compacted[table]
             grown = end - last["end"]
             if grown >= COMPACT_AFTER_RECORDS and grown >= last["live"]:
                 self.compact(table)
