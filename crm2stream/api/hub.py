@@ -299,8 +299,7 @@ class EngineHost:
         for submission in group:
             self._settle(submission.future, outcomes[at : at + len(submission.lines)])
             at += len(submission.lines)
-        if engine.checkpoint_due():
-            engine.checkpoint()  # failing, it stops the engine; the batch stands answered
+        engine.checkpoint_if_due()  # failing, it stops the engine; the batch stands answered
 
     def _settle(self, future: asyncio.Future[list[Outcome]], result: Any) -> None:
         def settle() -> None:

@@ -221,7 +221,8 @@ class EmbeddedEngine:
                 if start >= self.replay_end:
                     break
                 arrival, originals = self.store.arrival(start), self.store.originals(start)
-                self.process_batch(chunk, in_log=True, arrival=arrival, originals=originals)
+                self.submit(chunk, in_log=True, arrival=arrival, originals=originals)
+                self.checkpoint_if_due()
             self.replay_end = 0
             self.checkpoint()
         finally:
@@ -237,7 +238,8 @@ class EmbeddedEngine:
             if start >= end:
                 break
             arrival, originals = self.store.arrival(start), self.store.originals(start)
-            target.process_batch(chunk, arrival=arrival, originals=originals)  # as recorded
+            target.submit(chunk, arrival=arrival, originals=originals)  # as recorded
+            target.checkpoint_if_due()
         target.checkpoint()
 
     # -- processing ---------------------------------------------------------------------
@@ -257,21 +259,15 @@ class EmbeddedEngine:
         records[self.topology.dlq] = (len(dead), dlq)
         return BatchOutput(counts, done.lines, done.accepted_ids, records, dead)
 
-    def process_batch(
-        self,
-        chunk: bytes,
-        ingest: tuple[str, int] | None = None,
-        *,
-        in_log: bool = False,
-        arrival: int | Literal["now"] | None = "now",
-        originals: dict[int, bytes] | None = None,
-    ) -> Counts:
-        """``submit`` without the dead letters, then a checkpoint if one is due."""
-        out = self.submit(chunk, ingest, in_log=in_log, arrival=arrival, originals=originals)
-        counts = out.counts
+    def process_batch(self, chunk: bytes, ingest: tuple[str, int] | None = None) -> Counts:
+        """``submit`` of new lines without the dead letters, then a checkpoint if due."""
+        counts = self.submit(chunk, ingest).counts
+        self.checkpoint_if_due()
+        return counts
+
+    def checkpoint_if_due(self) -> None:
         if self.checkpoint_due():
             self.checkpoint()
-        return counts
 
     def submit(
         self,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,23 +31,17 @@ def open_engine(path: Path, **options: int) -> EmbeddedEngine:
 
 def crash_on_batch(engine: EmbeddedEngine, n: int) -> None:
     """Make the engine stop dead (as at a kill) when asked to process its n-th batch."""
-    original = engine.process_batch
+    original = engine.submit
     calls = 0
 
-    def process_batch(
-        chunk: bytes,
-        ingest: tuple[str, int] | None = None,
-        in_log: bool = False,
-        arrival: int | str | None = "now",
-        originals: dict[int, bytes] | None = None,
-    ) -> object:
+    def submit(chunk: bytes, ingest: tuple[str, int] | None = None, **options: Any) -> object:
         nonlocal calls
         calls += 1
         if calls == n:
             raise KeyboardInterrupt
-        return original(chunk, ingest, in_log=in_log, arrival=arrival, originals=originals)
+        return original(chunk, ingest, **options)
 
-    engine.process_batch = process_batch  # type: ignore[assignment, method-assign]
+    engine.submit = submit  # type: ignore[assignment, method-assign]
 
 
 def test_tables_survive_a_restart_without_redoing_work(tmp_path: Path) -> None:
