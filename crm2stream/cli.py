@@ -111,7 +111,6 @@ def _open(settings: Settings, data_dir: Path, *, load: bool = True) -> EmbeddedE
         checkpoint_events=settings.checkpoint_events,
         checkpoint_seconds=settings.checkpoint_seconds,
         load=load,
-        core=settings.core,
     )
 
 

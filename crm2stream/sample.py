@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> None:
     settings = Settings()
     out = sys.stdout
     with EmbeddedEngine(
-        args.data_dir, settings.core_config(), batch_size=settings.batch_size, core=settings.core
+        args.data_dir, settings.core_config(), batch_size=settings.batch_size
     ) as engine:
         counts = engine.ingest_file(args.sample)
         out.write(f"ingested {args.sample.name} into {args.data_dir}: {counts.as_dict()}\n")

@@ -9,7 +9,6 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from crm2stream.core.config import CoreConfig
-from crm2stream.engine.cores import CoreName
 from crm2stream.engine.results import EngineError
 
 
@@ -34,8 +33,9 @@ class Settings(BaseSettings):
     #: write the in-memory facts after this many events, or this many seconds
     checkpoint_events: int = Field(1_000_000, ge=1)
     checkpoint_seconds: float = Field(60.0, gt=0)
-    #: ``native``: the compiled core; ``python``: the reference core (same tables, slower)
-    core: CoreName = "native"
+    #: there is one core, the compiled one: the Python one was retired (a data directory
+    #: it wrote is rebuilt from its log at the first start)
+    core: str = "native"
     #: the Kafka cluster of ``topology``: ``kafka://host:port`` (several: comma-separated)
     broker: str = "kafka://127.0.0.1:9092"
     #: prefixes every Kafka topic and consumer group: installations sharing a cluster
@@ -59,6 +59,16 @@ class Settings(BaseSettings):
             raise ValueError(
                 "the token must be visible ASCII characters (no spaces): HTTP headers "
                 "arrive as Latin-1, so a request could never present any other token"
+            )
+        return value
+
+    @field_validator("core")
+    @classmethod
+    def _one_core(cls, value: str) -> str:
+        if value != "native":
+            raise ValueError(
+                "the Python core was retired and the compiled one is the only core: "
+                "unset CRM2STREAM_CORE"
             )
         return value
 

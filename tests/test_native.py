@@ -17,8 +17,8 @@ from crm2stream import _native
 from crm2stream.core.flat import decode_flat
 from crm2stream.synth import BAD_LINES, Campaign, lines
 from tests.conformance import BAD_INPUT
-from tests.core.strategies import event_sets
 from tests.events import comment, purchase
+from tests.strategies import event_sets
 
 CURRENCY = "CNY"
 CAMPAIGN = list(lines(Campaign(identifiers=200, events=2000, days=30, seed=5)))

@@ -7,10 +7,9 @@ from typing import Any
 
 import orjson
 
-from crm2stream.core.events import format_micros
-from crm2stream.core.layout import DAY_US
+from crm2stream.core.events import DAY_US, format_micros
 from crm2stream.core.tables import STATE_TABLES
-from crm2stream.engine.cores import Core
+from crm2stream.engine.core import Core
 from crm2stream.topology import load_topology
 
 #: what each table topic's records are keyed by, as ``topology.yaml`` says: the

@@ -14,10 +14,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from crm2stream.core.events import format_micros, timestamp_micros
-from crm2stream.core.publication import PERSON_TABLES
+from crm2stream.core.tables import PERSON_TABLES, Row
 from crm2stream.core.validation import Rejection, decode
-
-Row = dict[str, Any]
 
 #: The topics the read model follows, in the order it applies a round of them: tables
 #: before the change streams that name their persons.

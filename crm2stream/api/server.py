@@ -27,7 +27,6 @@ def open_engine(settings: Settings, data_dir: Path) -> EmbeddedEngine:
         batch_size=settings.batch_size,
         checkpoint_events=settings.checkpoint_events,
         checkpoint_seconds=min(settings.checkpoint_seconds, settings.publish_seconds),
-        core=settings.core,
     )
 
 

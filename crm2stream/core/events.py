@@ -32,6 +32,8 @@ SCHEMA_VERSION = 1
 
 #: Purchase amounts are kept as integers in units of 10**-8 of the currency: exact and
 #: order-independent to sum, unlike floats.
+#: microseconds in a UTC day: event time is kept in microseconds since the epoch
+DAY_US = 86_400_000_000
 AMOUNT_DECIMALS = 8
 AMOUNT_SCALE = 10**AMOUNT_DECIMALS
 MAX_AMOUNT = Decimal(10) ** 18
@@ -389,6 +391,6 @@ def parse_day(text: str) -> int:
     except ValueError:
         moment = None
     if moment is not None:
-        return timestamp_micros(_parse_timestamp(text)) // 86_400_000_000
+        return timestamp_micros(_parse_timestamp(text)) // DAY_US
     day = date.fromisoformat(text)
     return (day - _EPOCH.date()).days

@@ -19,7 +19,6 @@ from pydantic import TypeAdapter, ValidationError
 
 from crm2stream._native import json_fault
 from crm2stream.core.events import EVENT_MODELS, AnyEvent, Event, PurchaseEvent, format_micros
-from crm2stream.core.layout import DONE
 
 #: Rejection reason codes, most fundamental first: when a line has several faults the
 #: first code of this tuple that applies is the one reported.
@@ -142,4 +141,4 @@ def declared_type(line: bytes) -> str:
     except ValueError:
         return "unknown"
     kind = body.get("type") if isinstance(body, dict) else None
-    return kind if isinstance(kind, str) and kind in DONE else "unknown"
+    return kind if isinstance(kind, str) and kind in EVENT_MODELS else "unknown"

@@ -26,11 +26,11 @@ from typing import Any, BinaryIO, Literal
 
 from crm2stream.core.config import CoreConfig
 from crm2stream.core.decay import Scales
-from crm2stream.core.layout import DAY_US
-from crm2stream.core.tables import STATE_TABLES
+from crm2stream.core.events import DAY_US
+from crm2stream.core.tables import STATE_TABLES, Row
 from crm2stream.core.validation import Rejection
 from crm2stream.engine import compaction
-from crm2stream.engine.cores import CoreName, make_core
+from crm2stream.engine.core import Core
 from crm2stream.engine.history import events_naming
 from crm2stream.engine.lines import (
     batched,
@@ -60,8 +60,6 @@ PUBLISH_ITEMS = 5_000
 #: its last compaction, and at least twice as many.
 COMPACT_AFTER_RECORDS = 100_000
 
-Row = dict[str, Any]
-
 
 def _key_check(id_key: bytes) -> str:
     """What a data directory remembers of the key its person ids were made with: an HMAC
@@ -90,11 +88,9 @@ class EmbeddedEngine:
         checkpoint_seconds: float = 60.0,
         topology: Topology | None = None,
         load: bool = True,
-        core: CoreName = "native",
     ) -> None:
         """Open (or create) a data directory. ``load=False`` skips loading the facts and
-        recovering the log tail: for a replay, which rebuilds them anyway. ``core`` picks
-        the compiled core or the reference one (see ``cores``)."""
+        recovering the log tail: for a replay, which rebuilds them anyway."""
         self.cfg = cfg
         self.batch_size = batch_size
         self.checkpoint_events = checkpoint_events
@@ -103,8 +99,7 @@ class EmbeddedEngine:
         self.streams = tuple(self.topology.streams)
         self.store = Store(data_dir)
         self.scales = Scales.of(cfg)
-        self.core_name: CoreName = core
-        self.core = make_core(core, cfg)
+        self.core = Core(cfg)
         log_meta = self.store.meta("log")
         self.log_end: int = log_meta.get("log_end", 0)
         self.output_ends: dict[str, int] = log_meta.get("outputs", {})
@@ -163,8 +158,8 @@ class EmbeddedEngine:
 
     def _load(self) -> None:
         state = self.store.meta("state")
-        if self.applied and state.get("core", "python") != self.core_name:
-            # Each core checkpoints in its own format: rebuild this one's from the log.
+        if self.applied and state.get("core", "python") != "native":
+            # The retired Python core checkpointed in a format of its own: rebuild.
             log.warning(
                 "the checkpoint was written by the %s core: rebuilding it from the log",
                 state.get("core", "python"),
@@ -199,7 +194,7 @@ class EmbeddedEngine:
         Interrupted, it carries on at the next open: the log end to reach is persisted.
         """
         self.replay_end = max(self.log_end, self.replay_end)
-        self.core = make_core(self.core_name, self.cfg)
+        self.core = Core(self.cfg)
         self.output_ends, self.in_progress, self.compacted = {}, {}, {}
         self.applied = self.log_end = 0
         self.segments = Segments()
@@ -361,7 +356,7 @@ class EmbeddedEngine:
                 "applied": self.log_end,
                 "max_ts": self.core.max_ts,
                 "scales": self.scales.fingerprint,
-                "core": self.core_name,
+                "core": "native",
                 "segments": asdict(segments),
             },
         )

@@ -4,14 +4,12 @@ by the positions the core kept, in event-time order."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 from crm2stream.core.events import AnyEvent, format_micros, timestamp_micros
+from crm2stream.core.tables import Row
 from crm2stream.core.validation import Rejection, decode
 from crm2stream.engine.results import EngineError, dead_letter
 from crm2stream.engine.store import Store
-
-Row = dict[str, Any]
 
 
 def events_naming(store: Store, positions: Iterable[int], currency: str) -> list[Row]:

@@ -10,9 +10,8 @@ from typing import Any
 
 import orjson
 
+from crm2stream.core.tables import Row
 from crm2stream.core.validation import Rejection
-
-Row = dict[str, Any]
 
 
 class EngineError(Exception):

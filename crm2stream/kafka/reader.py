@@ -12,21 +12,19 @@ import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
 
 import orjson
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
-from crm2stream.core.layout import DAY_US
+from crm2stream.core.events import DAY_US
+from crm2stream.core.tables import Row
 from crm2stream.engine.results import EngineError
 from crm2stream.kafka import changelog
 from crm2stream.kafka.admin import bootstrap
 from crm2stream.kafka.names import Names
 from crm2stream.kafka.stage import TableStage
 from crm2stream.settings import Settings
-
-Row = dict[str, Any]
 
 
 def read_changelog(consumer: KafkaConsumer, names: Names) -> tuple[list[changelog.Batch], int]:
@@ -98,7 +96,7 @@ def load_stage(settings: Settings, names: Names) -> TableStage:
         if partitions is None:
             raise EngineError(f"no changelog {names.changelog}: no worker of this version ran")
         batches, _ = read_changelog(client, names)
-    stage = TableStage(settings.core_config(), names, settings.core)
+    stage = TableStage(settings.core_config(), names)
     stage.restore(batches)
     return stage
 

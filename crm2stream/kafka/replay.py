@@ -17,7 +17,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from crm2stream.core.config import CoreConfig
-from crm2stream.core.layout import DAY_US
+from crm2stream.core.events import DAY_US
 from crm2stream.engine.results import EngineError
 from crm2stream.kafka import changelog, chunks
 from crm2stream.kafka.admin import admin_client, apply, bootstrap, desired, plan
@@ -57,7 +57,7 @@ def replay(settings: Settings, names: Names, version: int, from_ms: int | None) 
                 f"application version {version} exists ({target.changelog}): pick another"
             )
         apply(admin, [c for c in plan(admin, desired(target)) if c.action == "create"])
-    stage = TableStage(settings.core_config(), target, settings.core)
+    stage = TableStage(settings.core_config(), target)
     producer = KafkaProducer(bootstrap_servers=bootstrap(settings.broker), acks="all", linger_ms=5)
     events = 0
     with consumer(settings.broker) as client:

@@ -35,7 +35,7 @@ import orjson
 from crm2stream.core.config import CoreConfig
 from crm2stream.core.tables import STATE_TABLES
 from crm2stream.core.validation import Rejection, declared_type
-from crm2stream.engine.cores import CoreName, Processed, make_core
+from crm2stream.engine.core import Core, Processed
 from crm2stream.engine.embedded import PUBLISH_ITEMS
 from crm2stream.engine.results import Counts, compact_json, dead_letter, duplicate
 from crm2stream.kafka import changelog
@@ -78,11 +78,10 @@ def _outcomes(
 
 
 class TableStage:
-    def __init__(self, cfg: CoreConfig, names: Names, core: CoreName = "native") -> None:
+    def __init__(self, cfg: CoreConfig, names: Names) -> None:
         self.cfg = cfg
         self.names = names
-        self.core_name: CoreName = core
-        self.core = make_core(core, cfg)
+        self.core = Core(cfg)
         self.position = changelog.Position()
         #: where the last commit left the stage (a changelog batch starts there)
         self.committed = changelog.Position()

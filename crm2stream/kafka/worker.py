@@ -160,7 +160,7 @@ class StageHost:
             return self.stage
         started = time.monotonic()
         self.stage = None
-        stage = TableStage(self.settings.core_config(), self.names, self.settings.core)
+        stage = TableStage(self.settings.core_config(), self.names)
         batches, end = read_changelog(self._changelog_consumer(), self.names)
         stage.restore(batches)
         self.stage, self.changelog_end = stage, end

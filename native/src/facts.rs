@@ -1,5 +1,5 @@
-//! The facts every table is derived from, and what one event does to them (the reference
-//! is `crm2stream/core/facts.py`; both must give the same tables for the same events).
+//! The facts every table is derived from, and what one event does to them (what the tables
+//! mean is `crm2stream/spec/`; the tests hold these facts' tables to it).
 //!
 //! Facts are per identifier and UTC day (exact counters), per identifier pair (the history
 //! of identify/unlink) and per share. Persons are never stored: they are connected

@@ -83,7 +83,7 @@ pub fn round4(value: f64) -> f64 {
 }
 
 /// The canonical JSON text the digest hashes: keys sorted at every level, numbers written
-/// as the reference core's serialiser writes them, so both cores hash the same bytes.
+/// as Python's `orjson` writes them, so a digest can be recomputed from exported rows.
 pub fn write_canonical(out: &mut Vec<u8>, value: &J) {
     match value {
         J::Null => out.extend_from_slice(b"null"),

@@ -410,7 +410,7 @@ impl Core {
         to_py_list(py, &rows)
     }
 
-    /// SHA-256 of every state table as of a UTC day: the reference core's digest.
+    /// SHA-256 of every state table's canonical rows as of a UTC day.
     fn digest(&self, as_of_day: i64) -> String {
         tables::View::new(&self.facts, &self.cfg, as_of_day).digest()
     }

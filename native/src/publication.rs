@@ -1,5 +1,4 @@
-//! Table topics (reference: `crm2stream/core/publication.py`, which explains why the scope
-//! is exact): per person whose rows changed since the last publication, its current record
+//! Table topics (`docs/architecture.md` explains why the scope is exact): per person whose rows changed since the last publication, its current record
 //! in every table topic; tombstones for person ids that no longer exist; the relationships
 //! of persons whose ties reach a regrouped person.
 

@@ -1,4 +1,4 @@
-//! The live tables as of any UTC day (reference: `crm2stream/core/tables.py`): rows are
+//! The live tables as of any UTC day (what they mean: `crm2stream/spec/`): rows are
 //! projections of the facts through the partition of identifiers into persons.
 
 use crate::facts::{Facts, Id, Person};

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from crm2stream.core.identity import person_id_of
+from crm2stream.spec.persons import person_id_of
 from crm2stream.synth import Campaign, lines
 from tests.api.conftest import CONSENTING_BUYERS, DAY2, Server, eventually, start_server
 from tests.api.sse import read_events

@@ -12,7 +12,7 @@ import pytest
 from crm2stream.api.hub import EngineHost, Overloaded
 from crm2stream.engine.embedded import EmbeddedEngine
 from tests.conformance import CAMPAIGN
-from tests.core.harness import CFG
+from tests.harness import CFG
 
 
 def test_requests_queue_up_to_a_bound_then_are_refused(tmp_path: Path) -> None:

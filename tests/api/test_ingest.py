@@ -18,8 +18,8 @@ from crm2stream.api.ingest import MAX_LISTED, LineBatches
 from crm2stream.engine.embedded import EmbeddedEngine
 from tests.api.conftest import Server, eventually, start, start_server
 from tests.conformance import BAD_INPUT, CAMPAIGN
-from tests.core.harness import CFG
 from tests.events import comment, line, purchase
+from tests.harness import CFG
 
 JSON = {"content-type": "application/json"}
 

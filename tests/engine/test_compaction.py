@@ -16,7 +16,7 @@ from crm2stream.core.tables import STATE_TABLES
 from crm2stream.engine import compaction
 from crm2stream.engine.embedded import EmbeddedEngine
 from tests.conformance import CAMPAIGN
-from tests.core.harness import CFG
+from tests.harness import CFG
 from tests.topics import check_compaction
 
 

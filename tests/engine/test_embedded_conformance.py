@@ -1,5 +1,5 @@
-"""The conformance suite against the embedded engine (rocksdict state, local log), with
-the compiled core and with the reference core."""
+"""The conformance suite against the embedded engine (rocksdict state, local log), from
+one event per batch to every event in one."""
 
 from __future__ import annotations
 
@@ -8,23 +8,19 @@ from typing import Any
 
 import pytest
 
-from crm2stream.engine.cores import CoreName
 from crm2stream.engine.embedded import EmbeddedEngine
 from tests.conformance import ConformanceSuite
-from tests.core.harness import CFG
+from tests.harness import CFG
 
 
 class Embedded:
-    def __init__(self, path: Path, batch_size: int, core: CoreName) -> None:
+    def __init__(self, path: Path, batch_size: int) -> None:
         self.path = path
         self.batch_size = batch_size
-        self.core: CoreName = core
         self.engine = self._open()
 
     def _open(self) -> EmbeddedEngine:
-        return EmbeddedEngine(
-            self.path, CFG, batch_size=self.batch_size, checkpoint_events=700, core=self.core
-        )
+        return EmbeddedEngine(self.path, CFG, batch_size=self.batch_size, checkpoint_events=700)
 
     def ingest(self, lines: list[bytes]) -> dict[str, int]:
         return self.engine.ingest_lines(lines).as_dict()
@@ -47,13 +43,9 @@ class Embedded:
         self.engine = self._open()
 
 
-@pytest.fixture(
-    params=[(1, "native"), (97, "native"), (10_000, "native"), (97, "python")],
-    ids=["batch1", "batch97", "batch10k", "python-core-batch97"],
-)
+@pytest.fixture(params=[1, 97, 10_000], ids=["batch1", "batch97", "batch10k"])
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
-    batch_size, core = request.param
-    embedded = Embedded(tmp_path / "data", batch_size, core)
+    embedded = Embedded(tmp_path / "data", request.param)
     yield embedded
     embedded.engine.close()
 

@@ -10,8 +10,8 @@ import pytest
 from crm2stream.kafka import changelog, chunks
 from crm2stream.kafka.changelog import Batch, ChangelogError, Position, Reader
 from tests.conformance import BAD_INPUT, CAMPAIGN
-from tests.core.harness import CFG
 from tests.events import line, purchase
+from tests.harness import CFG
 
 #: the broker's append time of the records (milliseconds)
 NOW = time.time_ns() // 1_000_000

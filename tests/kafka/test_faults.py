@@ -20,8 +20,8 @@ from kafka.admin import ConfigResource, ConfigResourceType
 
 from crm2stream.kafka.admin import admin_client
 from crm2stream.synth import Campaign, lines
+from tests import harness
 from tests.api.conftest import eventually
-from tests.core import harness
 from tests.kafka.broker import Broker, running
 from tests.kafka.cluster import Cluster, KafkaEngine
 
@@ -31,7 +31,7 @@ THIRD = len(EVENTS) // 3
 
 @cache
 def clean() -> str:
-    return harness.view(harness.run(EVENTS)).digest()
+    return harness.digest(harness.run(EVENTS))
 
 
 def wait_for_progress(cluster: Cluster, timeout: float = 120.0) -> None:
@@ -139,5 +139,5 @@ def test_a_commit_the_broker_refuses_is_an_error_never_a_silent_loop(cluster: Cl
     limit("1048588")  # the broker's default again
     position = cluster.wait_caught_up()
     assert position.totals == {"accepted": THIRD, "rejected": 0, "duplicates": 0}
-    assert KafkaEngine(cluster).digest() == harness.view(harness.run(EVENTS[:THIRD])).digest()
+    assert KafkaEngine(cluster).digest() == harness.digest(harness.run(EVENTS[:THIRD]))
     eventually(lambda: health(port)[0] == 200 or None, timeout=60)

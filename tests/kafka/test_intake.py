@@ -130,7 +130,7 @@ def test_the_stage_counts_every_input_record_once_whatever_the_topic_loses(
     script: list[Outcome], per_fetch: int
 ) -> None:
     consumer, producer = run_intake(script, per_fetch)
-    stage = TableStage(CFG, NAMES, "native")
+    stage = TableStage(CFG, NAMES)
     stage.apply(list(enumerate(producer.log)))
     assert stage.position.totals == CLEAN.position.totals
     assert digest(stage) == digest(CLEAN)

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from crm2stream.core.config import CoreConfig
-from crm2stream.core.layout import DAY_US
+from crm2stream.core.events import DAY_US
 from crm2stream.kafka import changelog, chunks
 from crm2stream.kafka.names import Names
 from crm2stream.kafka.stage import TableStage
@@ -49,7 +49,7 @@ def run(
 ) -> tuple[TableStage, list[changelog.Batch]]:
     """Apply the records in batches ending at ``cuts``, committing after the batches whose
     number is in ``commits``."""
-    stage = TableStage(CFG, NAMES, "native")
+    stage = TableStage(CFG, NAMES)
     batches = []
     bounds = [0, *sorted(set(cuts)), len(records)]
     for number, (start, end) in enumerate(itertools.pairwise(bounds)):
@@ -66,7 +66,7 @@ CLEAN_TOTALS = CLEAN.position.totals
 
 
 def test_a_batch_gives_dead_letters_and_score_changes_at_once() -> None:
-    stage = TableStage(CFG, NAMES, "native")
+    stage = TableStage(CFG, NAMES)
     applied = stage.apply(RECORDS)
     assert applied is not None
     assert {lines.topic for lines in applied.lines} <= set(NAMES.streams.values())
@@ -78,7 +78,7 @@ def test_a_batch_gives_dead_letters_and_score_changes_at_once() -> None:
 
 
 def test_a_commit_publishes_what_changed_once_and_ends_in_a_changelog_batch() -> None:
-    stage = TableStage(CFG, NAMES, "native")
+    stage = TableStage(CFG, NAMES)
     stage.apply(RECORDS[:10])
     stage.apply(RECORDS[10:])
     committed = stage.commit()
@@ -87,14 +87,14 @@ def test_a_commit_publishes_what_changed_once_and_ends_in_a_changelog_batch() ->
     assert batch.start == 0 and batch.position.next_offset == len(RECORDS)
     assert batch.position == stage.position and not stage.uncommitted
     assert stage.commit().lines == []  # nothing changed since
-    restored = TableStage(CFG, NAMES, "native")
+    restored = TableStage(CFG, NAMES)
     restored.restore([batch])
     assert digest(restored) == digest(CLEAN)
     assert restored.position.totals == CLEAN_TOTALS
 
 
 def test_a_replay_commit_publishes_nothing() -> None:
-    stage = TableStage(CFG, NAMES, "native")
+    stage = TableStage(CFG, NAMES)
     stage.apply(RECORDS)
     assert stage.commit(publish=False).lines == []
 
@@ -111,7 +111,7 @@ def test_taking_over_from_the_last_commit_ends_with_the_clean_tables(
     """A worker dies after any batch; the next loads the commits so far and applies the
     accepted topic from the last commit's offset (as ``worker`` reads the gap)."""
     _, batches = run(RECORDS, cuts, commits)
-    heir = TableStage(CFG, NAMES, "native")
+    heir = TableStage(CFG, NAMES)
     heir.restore(batches)
     start = heir.position.next_offset
     # faust may hand the heir any later offset first; the gap before it is read again
@@ -125,6 +125,6 @@ def test_taking_over_from_the_last_commit_ends_with_the_clean_tables(
     history = [*batches, last]
     frames = [f for b in history for f in changelog.encode(b)]
     assert [b.start for b in changelog.Reader().feed(frames)] == [b.start for b in history]
-    fresh = TableStage(CFG, NAMES, "native")
+    fresh = TableStage(CFG, NAMES)
     fresh.restore(history)
     assert digest(fresh) == digest(CLEAN)

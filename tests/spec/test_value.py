@@ -6,15 +6,15 @@ import pytest
 
 from crm2stream.core.decay import Scales
 from crm2stream.core.events import parse_day
-from tests.core import harness
+from tests import harness
 from tests.events import comment, identify, lines, purchase, share
 
 D0 = "2026-11-01"
 
 
 def rfm_row(events: list[dict[str, object]], as_of: str | None = None) -> dict[str, object]:
-    facts = harness.run(lines(events))
-    rows = harness.table(facts, "rfm", None if as_of is None else parse_day(as_of))
+    ran = harness.run(lines(events))
+    rows = harness.table(ran, "rfm", None if as_of is None else parse_day(as_of))
     assert len(rows) == 1, rows
     row = rows[0]
     return {k: row[k] for k in ("frequency", "recency", "T", "monetary_value")}
@@ -58,8 +58,8 @@ def test_purchases_after_as_of_do_not_count() -> None:
         "T": 1,
         "monetary_value": 0.0,
     }
-    facts = harness.run(lines(events))
-    assert harness.table(facts, "rfm", parse_day("2026-10-31")) == []
+    ran = harness.run(lines(events))
+    assert harness.table(ran, "rfm", parse_day("2026-10-31")) == []
 
 
 def test_monetary_value_is_rounded_to_four_places_half_even() -> None:
@@ -82,8 +82,8 @@ def test_rfm_follows_identity_merges() -> None:
 
 
 def scores(events: list[dict[str, object]]) -> dict[str, dict[str, object]]:
-    facts = harness.run(lines(events))
-    return harness.by_anchor(facts, "scores")
+    ran = harness.run(lines(events))
+    return harness.by_anchor(ran, "scores")
 
 
 def test_reshare_credits_the_nearest_ancestor_each_sharer_authored() -> None:

@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crm2stream.core.events import parse_day
-from tests.core import harness
-from tests.core.strategies import DAYS, event_sets
+from tests import harness
 from tests.events import identify, lines, purchase, share, unlink
+from tests.strategies import DAYS, event_sets
 
 NAMED = ("actor", "link", "content_owner", "reply_to")
 
@@ -62,18 +62,18 @@ def from_scratch(events: list[dict[str, Any]], cutoff: str) -> dict[frozenset[st
 @settings(max_examples=200, deadline=None)
 @given(events=event_sets(), data=st.data())
 def test_persons_are_connected_components_of_current_links(events, data) -> None:  # type: ignore[no-untyped-def]
-    facts = harness.run(lines(data.draw(st.permutations(events))))
+    ran = harness.run(lines(data.draw(st.permutations(events))))
     for day in DAYS:
         expected = from_scratch(events, f"{day}T23:59:59.999999Z")
-        members = harness.members(facts, parse_day(day))
+        members = harness.members(ran, parse_day(day))
         got = {frozenset(keys): anchor for anchor, keys in members.items()}
         assert got == expected
-        assert len(harness.table(facts, "persons", parse_day(day))) == len(expected)
+        assert len(harness.table(ran, "persons", parse_day(day))) == len(expected)
 
 
 def test_person_id_is_a_keyed_hash_of_the_anchor() -> None:
-    facts = harness.run(lines([purchase("p", "2026-11-01T00:00:00Z", "phone:138", "1")]))
-    [row] = harness.table(facts, "persons")
+    ran = harness.run(lines([purchase("p", "2026-11-01T00:00:00Z", "phone:138", "1")]))
+    [row] = harness.table(ran, "persons")
     mac = hmac.new(b"test-key", b"phone:138", hashlib.sha256).hexdigest()
     assert row["person_id"] == "p_" + mac[:20]
 
@@ -86,17 +86,17 @@ def test_merge_then_split_by_a_reassigned_number() -> None:
         unlink("u1", "2026-11-10T00:00:00Z", "member_card:m1", "phone:138"),
         identify("i2", "2026-11-11T00:00:00Z", "phone:138", "wechat:new_owner"),
     ]
-    facts = harness.run(lines(events))
-    on = harness.members(facts, parse_day("2026-11-05"))
+    ran = harness.run(lines(events))
+    on = harness.members(ran, parse_day("2026-11-05"))
     assert list(on.values()) == [["member_card:m1", "phone:138"]]
-    assert [p["members"] for p in harness.table(facts, "persons", parse_day("2026-11-05"))] == [2]
-    after = harness.members(facts)
+    assert [p["members"] for p in harness.table(ran, "persons", parse_day("2026-11-05"))] == [2]
+    after = harness.members(ran)
     assert after == {
         "member_card:m1": ["member_card:m1"],
         "phone:138": ["phone:138", "wechat:new_owner"],
     }
     # the member keeps both purchases' history only while the phone was theirs
-    rfm = harness.by_anchor(facts, "rfm")
+    rfm = harness.by_anchor(ran, "rfm")
     assert rfm["member_card:m1"]["frequency"] == 0
     assert rfm["phone:138"]["frequency"] == 0
 
@@ -106,9 +106,9 @@ def test_an_unlink_arriving_before_its_identify_still_wins_by_event_time() -> No
         unlink("u1", "2026-11-05T00:00:00Z", "qq:1", "phone:2"),
         identify("i1", "2026-11-01T00:00:00Z", "qq:1", "phone:2"),
     ]
-    facts = harness.run(lines(events))
-    assert len(harness.table(facts, "persons")) == 2
-    assert len(harness.table(facts, "persons", parse_day("2026-11-02"))) == 1
+    ran = harness.run(lines(events))
+    assert len(harness.table(ran, "persons")) == 2
+    assert len(harness.table(ran, "persons", parse_day("2026-11-02"))) == 1
 
 
 def test_equal_timestamps_are_ordered_by_event_id() -> None:
@@ -121,5 +121,5 @@ def test_equal_timestamps_are_ordered_by_event_id() -> None:
 
 def test_every_named_identifier_is_a_node() -> None:
     at = "2026-11-01T00:00:00Z"
-    facts = harness.run(lines([share("s", at, "qq:1", content_owner="qq:2", recipients=["qq:3"])]))
-    assert [r["identifier"] for r in harness.table(facts, "identity")] == ["qq:1", "qq:2", "qq:3"]
+    ran = harness.run(lines([share("s", at, "qq:1", content_owner="qq:2", recipients=["qq:3"])]))
+    assert [r["identifier"] for r in harness.table(ran, "identity")] == ["qq:1", "qq:2", "qq:3"]

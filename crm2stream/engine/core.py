@@ -1,0 +1,128 @@
+"""The compiled core behind the interface the engines call.
+
+The incremental core is compiled (``native/``): the lines it can vouch for are decoded,
+applied and valued without the interpreter, and it asks the reference decoder (the
+pydantic models, ``core.validation``) about every other line. What every table it keeps
+means is ``crm2stream.spec``, which the tests hold it to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from crm2stream import _native
+from crm2stream.core.config import CoreConfig
+from crm2stream.core.decay import Scales
+from crm2stream.core.flat import decode_flat
+from crm2stream.core.tables import Row
+
+
+@dataclass(slots=True)
+class Processed:
+    """What one batch did: rejections (index, reason, error), duplicates (index, event_id),
+    how many lines it held, how many events it accepted and their ids as a JSON array, in
+    input order."""
+
+    rejected: list[tuple[int, str, str]] = field(default_factory=list)
+    duplicates: list[tuple[int, str]] = field(default_factory=list)
+    lines: int = 0
+    accepted: int = 0
+    accepted_ids: bytes = b"[]"
+
+
+class Core:
+    """One incremental core: every fact of the events applied so far, and the tables."""
+
+    def __init__(self, cfg: CoreConfig) -> None:
+        scales = Scales.of(cfg)
+        self.cfg = cfg
+        self._core = _native.Core(
+            currency=cfg.currency,
+            id_key=cfg.id_key,
+            half_life=cfg.half_life_days,
+            received=scales.received,
+            ties=scales.ties,
+            credit=list(scales.credit),
+            cascade_depth=cfg.cascade_depth,
+            consumption_scale=cfg.consumption_scale,
+            popularity_scale=cfg.popularity_scale,
+            social_scale=cfg.social_scale,
+            reach_weight=cfg.reach_weight,
+            referred_revenue_weight=cfg.referred_revenue_weight,
+            weights=cfg.weights,
+            tiers=[(tier.name, tier.min_composite) for tier in cfg.tiers],
+            delta=cfg.score_change_delta,
+            future_tolerance=cfg.future_tolerance_seconds,
+            raw_labels=cfg.raw_labels,
+        )
+        currency = cfg.currency
+        self._fallback = lambda line: decode_flat(line, currency)
+
+    @property
+    def max_ts(self) -> int | None:
+        """The latest event time applied, in microseconds (None before any event)."""
+        value: int | None = self._core.max_ts
+        return value
+
+    def process(self, chunk: bytes, start: int, arrival: int | None = None) -> Processed:
+        """Apply a log chunk: non-empty lines joined by newlines, the first at ``start``;
+        ``arrival`` (microseconds since the epoch), when the log recorded one, is when
+        they arrived: an event dated too far after it is rejected (``too_far_ahead``)."""
+        return Processed(*self._core.process(chunk, start, self._fallback, arrival))
+
+    def score_changes(
+        self, change_base: int, trigger_base: int
+    ) -> tuple[tuple[int, bytes], tuple[int, bytes]]:
+        """(score changes, marketing triggers) since the last call: each as (count, NDJSON),
+        the records numbered with their offsets from the bases given."""
+        return self._core.score_changes(change_base, trigger_base)
+
+    def begin_publication(self) -> int:
+        """Decide what the next table-topic publication carries (``docs/architecture.md``) and
+        consider it published; the number of items it holds (0: nothing changed)."""
+        return self._core.begin_publication()
+
+    def publish(self, bases: list[int], limit: int) -> list[tuple[int, bytes]]:
+        """The next ``limit`` items of the publication begun: per state table (in
+        ``STATE_TABLES`` order) the records as (count, NDJSON), numbered from the bases."""
+        return self._core.publish(bases, limit)
+
+    def checkpoint(self, full: bool) -> list[bytes]:
+        """The records of the facts changed since the last call (of every fact when
+        ``full``) as checkpoint segment parts (see ``segments``)."""
+        return self._core.checkpoint(full)
+
+    def reserve(self, events: int) -> None:
+        """A hint: this many more events are coming (a replay knows)."""
+        self._core.reserve(events)
+
+    def load(self, parts: list[bytes], seen: Iterable[str], max_ts: int | None) -> None:
+        """Load checkpoint segment parts (oldest first), the accepted event ids and the
+        latest event time."""
+        self._core.load(parts)
+        self._core.finish_load(list(seen), max_ts)
+
+    def rebuild_sums(self) -> None:
+        """Recompute every decayed sum from the facts (the value settings changed)."""
+        self._core.rebuild_sums()
+
+    def rows(self, table: str, as_of_day: int) -> Iterator[Row]:
+        return iter(self._core.rows(table, as_of_day))
+
+    def digest(self, as_of_day: int) -> str:
+        """SHA-256 over every state table's rows as of a day, in canonical JSON: equal for
+        equal event sets (``docs/tables.md``)."""
+        return self._core.digest(as_of_day)
+
+    def mentions(self, keys: Iterable[str]) -> list[int]:
+        positions: list[int] = self._core.mentions(list(keys))
+        return positions
+
+    def component(self, key: str) -> set[str] | None:
+        members = self._core.component(key)
+        return None if members is None else set(members)
+
+    def person_members(self, person_id: str, as_of_day: int) -> set[str] | None:
+        members = self._core.person_members(person_id, as_of_day)
+        return None if members is None else set(members)
