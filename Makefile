@@ -14,7 +14,7 @@ NATIVE := native/Cargo.toml native/Cargo.lock $(wildcard native/src/*.rs)
 CHROMIUM ?= /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: venv run sample test lint unit bench schemas browser clean
+.PHONY: venv run sample test check lint bench schemas browser clean
 
 venv: $(DEV_STAMP)
 
@@ -49,6 +49,17 @@ sample: $(STAMP)
 test: $(DEV_STAMP) lint browser
 	cargo test --quiet --release --lib --manifest-path native/Cargo.toml
 	CRM2STREAM_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest
+
+## check: lint, type-check and the unit tests, Rust and Python (no broker, browser or
+## server: the quick loop while working; `make test` runs everything)
+check: $(DEV_STAMP) lint
+	cargo test --quiet --release --lib --manifest-path native/Cargo.toml
+	$(BIN)/python -m pytest -q $(UNIT_TESTS)
+
+# the tests that start nothing: the contract, the spec against the core, the core's parts
+UNIT_TESTS = tests/core tests/spec tests/test_native.py tests/test_schemas.py \
+  tests/test_topology.py tests/engine/test_publication.py tests/engine/test_segments.py \
+  tests/engine/test_lines.py tests/engine/test_compaction.py tests/kafka/test_chunks.py
 
 browser:
 	@test -x $(CHROMIUM) || { echo "installing Debian's chromium for the browser tests"; \

@@ -8,13 +8,17 @@ a subscriber that is behind must still learn that a key is gone.
 
 Records are canonical JSON, ``{"at":...,"key":<JSON string>,"offset":N,"value":...}``, so
 the key and the offset are found without parsing the value: a JSON string cannot hold an
-unescaped ``"``, so the first ``,"offset":`` is the field.
+unescaped ``"``, so the first ``,"offset":`` is the field. A compaction reads the whole
+topic twice (each key's latest offset, then every part rewritten), so that byte work is
+compiled (``native/src/compaction.rs``); reading a topic back uses ``records`` here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
+
+from crm2stream._native import TopicLatest
 
 if TYPE_CHECKING:
     from crm2stream.engine.store import Batch, Store
@@ -48,40 +52,16 @@ def records(first: int, part: bytes) -> Iterator[tuple[int, bytes]]:
         yield from enumerate(part.split(b"\n"), first)
 
 
-def latest(parts: Iterable[tuple[int, bytes]]) -> dict[bytes, int]:
-    """Each key's latest offset over a topic's parts (given in offset order)."""
-    newest: dict[bytes, int] = {}
-    for first, part in parts:
-        for _, record in records(first, part):
-            key, offset = key_and_offset(record)
-            newest[key] = offset
-    return newest
-
-
-def compact(first: int, part: bytes, newest: dict[bytes, int]) -> bytes | None:
-    """A part without the records a later one supersedes: unchanged (the same object) when
-    none is, None when none is left."""
-    kept: list[bytes] = []
-    dropped = False
-    for _, record in records(first, part):
-        key, offset = key_and_offset(record)
-        if newest.get(key, offset) > offset:
-            dropped = True
-        else:
-            kept.append(record)
-    if not dropped:
-        return part
-    return COMPACTED + b"\n".join(kept) if kept else None
-
-
 def compact_topic(store: Store, topic: str, *, logged: bool) -> tuple[int, Batch]:
     """Rewrite a topic's parts without superseded records, a few parts per write, each
     write whole, so a crash leaves the topic partly compacted and still right. Returns
     the live keys and the last write, not yet made: the caller adds its positions."""
-    newest = latest(store.output_parts(topic))
+    newest = TopicLatest()
+    for first, part in store.output_parts(topic):
+        newest.add(first, part)
     batch, pending = store.batch(), 0
     for first, part in store.output_parts(topic):
-        kept = compact(first, part, newest)
+        kept = newest.compact(first, part)
         if kept is part:
             continue
         batch.replace_part(topic, first, kept)

@@ -12,6 +12,8 @@ use num_bigint::BigUint;
 use std::collections::BTreeMap;
 
 pub type Id = u32;
+/// `Facts::published_anchor` of an identifier not yet published
+pub const UNPUBLISHED: Id = Id::MAX;
 pub const R_SHARE: usize = 6;
 pub const R_COMMENT: usize = 7;
 pub const R_REPLY: usize = 8;
@@ -202,18 +204,19 @@ pub struct Facts {
     pub max_ts: Option<i64>,
     pub last_emitted: HashMap<String, (f64, String)>,
     pub adjacency: HashMap<Id, HashSet<Id>>,
+    /// per identifier id, the identifiers with ties to it (each once): who must republish
+    /// a relationship when it changes person (see `publication`)
+    pub incoming: Vec<Vec<Id>>,
     pub children: HashMap<String, Vec<String>>,
     pub dirty: Dirty,
     pub touched: IdSet,
     /// identifier id -> its current person, while no link or anchor changed
     pub person_cache: Vec<Option<std::rc::Rc<Person>>>,
-    /// identifiers whose person's table rows changed since the last publication, and
-    /// those among them whose person may have been regrouped (see `publication`)
+    /// identifiers whose person's table rows changed since the last publication
     pub unpublished: IdSet,
-    pub regrouped: IdSet,
-    /// per identifier id, whether it anchors a person the table topics hold: None until
-    /// derived after a load
-    pub published_anchors: Option<Vec<bool>>,
+    /// per identifier id, the anchor of the person it was last published in (`UNPUBLISHED`
+    /// if never): None until derived after a load
+    pub published_anchor: Option<Vec<Id>>,
     /// ties (source, target) changed since the last publication, and per person id the
     /// target person ids of its relationship records in the table topic, sorted (derived
     /// after a load with the anchors; see `publication`)
@@ -242,12 +245,12 @@ impl Facts {
             max_ts: None,
             last_emitted: HashMap::new(),
             adjacency: HashMap::new(),
+            incoming: Vec::new(),
             children: HashMap::new(),
             dirty: Dirty::default(),
             touched: IdSet::default(),
             unpublished: IdSet::default(),
-            regrouped: IdSet::default(),
-            published_anchors: Some(Vec::new()),
+            published_anchor: Some(Vec::new()),
             changed_ties: HashSet::default(),
             published_ties: HashMap::default(),
             person_cache: Vec::new(),
@@ -279,8 +282,19 @@ impl Facts {
         }
     }
 
-    /// Rebuild the derived indexes (adjacency, share children) from the stored facts.
+    /// Rebuild the derived indexes (adjacency, incoming ties, share children) from the
+    /// stored facts.
     pub fn reindex(&mut self) {
+        self.incoming = vec![Vec::new(); self.idents.len()];
+        for (source, ident) in self.idents.iter().enumerate() {
+            let mut last = None;
+            for tie in &ident.out {
+                if last != Some(tie.target) {
+                    self.incoming[tie.target as usize].push(source as Id);
+                    last = Some(tie.target);
+                }
+            }
+        }
         self.adjacency.clear();
         for (&(a, b), history) in &self.pairs {
             if history.last().is_some_and(|e| e.2) {
@@ -321,7 +335,6 @@ impl Facts {
                     self.idents[id as usize].first = (ts, event_id.to_string());
                     self.forget_person(id);
                     self.touched.insert(id);
-                    self.regrouped.insert(id);
                 }
             }
             self.dirty.idents.insert(id);
@@ -340,8 +353,6 @@ impl Facts {
                 self.forget_person(link);
                 self.touched.insert(actor);
                 self.touched.insert(link);
-                self.regrouped.insert(actor);
-                self.regrouped.insert(link);
             }
             Kind::Share => self.share(event, actor, day),
             Kind::Comment => {
@@ -401,9 +412,18 @@ impl Facts {
         match ties.binary_search_by(|t| (t.target, t.day).cmp(&(target, day))) {
             Ok(at) => ties[at].counts[field] = ties[at].counts[field].saturating_add(1),
             Err(at) => {
+                let known =
+                    (at > 0 && ties[at - 1].target == target) || ties.get(at).is_some_and(|t| t.target == target);
                 let mut tie = Tie { target, day, counts: [0; 4] };
                 tie.counts[field] = 1;
                 ties.insert(at, tie);
+                if !known {
+                    let index = target as usize;
+                    if index >= self.incoming.len() {
+                        self.incoming.resize(self.idents.len().max(index + 1), Vec::new());
+                    }
+                    self.incoming[index].push(actor);
+                }
             }
         }
     }

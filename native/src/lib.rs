@@ -8,6 +8,7 @@ mod allocator;
 mod changes;
 mod checkpoint;
 mod codec;
+mod compaction;
 mod decode;
 mod facts;
 mod framing;
@@ -382,7 +383,7 @@ impl Core {
         }
         self.facts.max_ts = max_ts;
         self.facts.reindex();
-        self.facts.published_anchors = None; // derived before the next event is applied
+        self.facts.published_anchor = None; // derived before the next event is applied
     }
 
     /// Recompute every identifier's decayed sums from the facts (after a settings change).
@@ -582,11 +583,50 @@ fn kafka_partition(key: &[u8], partitions: u32) -> PyResult<u32> {
     Ok(keyed::partition(key, partitions))
 }
 
+/// Each key's latest offset over a table topic's parts (see `compaction`): `add` the parts
+/// in offset order, then `compact` each.
+#[pyclass(unsendable)]
+struct TopicLatest {
+    latest: compaction::Latest,
+}
+
+#[pymethods]
+impl TopicLatest {
+    #[new]
+    fn new() -> Self {
+        TopicLatest { latest: compaction::Latest::new() }
+    }
+
+    fn add(&mut self, first: i64, part: &[u8]) -> PyResult<()> {
+        self.latest.add(first, part).map_err(PyValueError::new_err)
+    }
+
+    fn __len__(&self) -> usize {
+        self.latest.len()
+    }
+
+    /// The part without the records a later one supersedes: the same object when none
+    /// is, None when none is left.
+    fn compact<'py>(
+        &self,
+        py: Python<'py>,
+        first: i64,
+        part: Bound<'py, PyBytes>,
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        match self.latest.compact(first, part.as_bytes()).map_err(PyValueError::new_err)? {
+            None => Ok(Some(part)),
+            Some(None) => Ok(None),
+            Some(Some(kept)) => Ok(Some(PyBytes::new(py, &kept))),
+        }
+    }
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     allocator::configure();
     m.add_class::<Core>()?;
     m.add_class::<JsonArray>()?;
+    m.add_class::<TopicLatest>()?;
     m.add_function(wrap_pyfunction!(json_fault, m)?)?;
     m.add_function(wrap_pyfunction!(fast_decode, m)?)?;
     m.add_function(wrap_pyfunction!(frame, m)?)?;

@@ -1,8 +1,10 @@
-//! Table topics (`docs/architecture.md` explains why the scope is exact): per person whose rows changed since the last publication, its current record
-//! in every table topic; tombstones for person ids that no longer exist; the relationships
-//! of persons whose ties reach a regrouped person.
+//! Table topics (`docs/architecture.md` explains why the scope is exact): per person whose
+//! rows changed since the last publication, its current record in every table topic;
+//! tombstones for person ids that no longer exist; and of the relationships, only the
+//! pairs whose value changed: those with a changed tie, or with a tie from or to an
+//! identifier that changed person (then under its old person id and its new one).
 
-use crate::facts::{Facts, Id, IdSet, Person};
+use crate::facts::{Facts, Id, IdSet, Person, UNPUBLISHED};
 use crate::identity::{current_person, person_id_of, Partition};
 use crate::json::{format_micros, write_canonical, write_int, write_str, J};
 use crate::scales::Config;
@@ -10,7 +12,7 @@ use crate::tables::{
     end_of_day, identity_row, interactions_row, label_of, permission_rows, person_row, rfm_row, scores_row, tie_sums,
     write_relationship, DAY_US, STATE_TABLES,
 };
-use foldhash::HashMap;
+use foldhash::{HashMap, HashSet};
 use std::rc::Rc;
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -25,10 +27,8 @@ pub struct Publication {
     day: i64,
     /// (person id, what it carries, the person), sorted by person id
     items: Vec<(String, Role, Option<Rc<Person>>)>,
-    /// per person id, the target identifiers of its ties changed since the last one
-    changed: HashMap<String, Vec<Id>>,
-    /// the members of the regrouped persons
-    moved: IdSet,
+    /// the (from, to) persons, by anchor, of the relationships whose value may have changed
+    rewrite: HashSet<(Id, Id)>,
     done: usize,
 }
 
@@ -44,15 +44,17 @@ impl Publication {
 /// After a load: the table topics hold the anchors of the current persons and their
 /// current pairs (the engine publishes at every checkpoint).
 pub fn derive_published(facts: &mut Facts, cfg: &Config) {
-    if facts.published_anchors.is_some() {
+    if facts.published_anchor.is_some() {
         return;
     }
-    let mut anchors = vec![false; facts.idents.len()];
+    let mut anchors = vec![UNPUBLISHED; facts.idents.len()];
     let partition = Partition::new(facts, i64::MAX, &cfg.id_key);
     let day = facts.max_ts.unwrap_or(0).div_euclid(DAY_US);
     let mut published = HashMap::default();
     for (index, person) in partition.persons.iter().enumerate() {
-        anchors[person.anchor as usize] = true;
+        for &member in &person.members {
+            anchors[member as usize] = person.anchor;
+        }
         let reached = tie_sums(facts, cfg, &person.members, day, |id| partition.person_of(id), index);
         let mut targets: Vec<String> =
             reached.into_iter().map(|(to, _, _)| partition.persons[to].person_id.clone()).collect();
@@ -61,65 +63,80 @@ pub fn derive_published(facts: &mut Facts, cfg: &Config) {
             published.insert(person.person_id.clone(), targets);
         }
     }
-    facts.published_anchors = Some(anchors);
+    facts.published_anchor = Some(anchors);
     facts.published_ties = published;
 }
 
 /// Decide what the next publication carries, and consider it published.
 pub fn begin(facts: &mut Facts, cfg: &Config) -> Option<Publication> {
     let mut unpublished = facts.unpublished.drain();
-    let regrouped = std::mem::take(&mut facts.regrouped);
     let changed_ties = std::mem::take(&mut facts.changed_ties);
     let moment = facts.max_ts.filter(|_| !unpublished.is_empty())?;
     unpublished.sort_unstable_by(|a, b| facts.key(*a).cmp(facts.key(*b)));
-    let mut anchors = facts.published_anchors.take().expect("derive_published first");
-    anchors.resize(facts.idents.len(), false);
+    let mut was = facts.published_anchor.take().expect("derive_published first");
+    was.resize(facts.idents.len(), UNPUBLISHED);
+    let mut now = was.clone();
     let mut covered = IdSet::default();
-    let mut moved = IdSet::default();
+    let mut moved: Vec<Id> = Vec::new();
     let mut items: Vec<(String, Role, Option<Rc<Person>>)> = Vec::new();
-    let mut person_of_member = HashMap::<Id, usize>::default();
     for id in unpublished {
         if covered.contains(id) {
             continue;
         }
         let person = current_person(facts, id, &cfg.id_key);
-        let regroups = person.members.iter().any(|&m| regrouped.contains(m));
         for &member in &person.members {
             covered.insert(member);
-            if regroups {
-                moved.insert(member);
+            let before = was[member as usize];
+            if before != person.anchor {
+                moved.push(member);
+                now[member as usize] = person.anchor;
             }
-            if anchors[member as usize] && member != person.anchor {
-                anchors[member as usize] = false;
+            // an anchor that no longer anchors its person retires its person id
+            if before == member && member != person.anchor {
                 items.push((person_id_of(facts.key(member), &cfg.id_key), Role::Retired, None));
             }
         }
-        anchors[person.anchor as usize] = true;
-        for &member in &person.members {
-            person_of_member.insert(member, items.len());
-        }
         items.push((person.person_id.clone(), Role::Full, Some(person)));
     }
-    let mut changed: HashMap<String, Vec<Id>> = HashMap::default();
+    // Relationships: the pairs a changed tie or a moved identifier affects, under the
+    // persons before and after (named by their anchors); and the persons with ties into a
+    // moved identifier.
+    let mut rewrite: HashSet<(Id, Id)> = HashSet::default();
     for (source, target) in changed_ties {
-        // every source was named, so its person is in the scope
-        let person = &items[person_of_member[&source]].0;
-        changed.entry(person.clone()).or_default().push(target);
+        let pair =
+            (current_person(facts, source, &cfg.id_key).anchor, current_person(facts, target, &cfg.id_key).anchor);
+        rewrite.insert(pair);
     }
-    facts.published_anchors = Some(anchors);
-    if !moved.is_empty() {
-        for source in 0..facts.idents.len() as Id {
-            if !covered.contains(source) && facts.idents[source as usize].out.iter().any(|t| moved.contains(t.target)) {
+    for &member in &moved {
+        let targets: Vec<Id> = facts.idents[member as usize].out.iter().map(|t| t.target).collect();
+        let sources = facts.incoming.get(member as usize).cloned().unwrap_or_default();
+        let ties = targets.into_iter().map(|t| (member, t)).chain(sources.into_iter().map(|s| (s, member)));
+        for (source, target) in ties {
+            for from in anchors_of(facts, cfg, &was, source) {
+                for to in anchors_of(facts, cfg, &was, target) {
+                    rewrite.insert((from, to));
+                }
+            }
+            if !covered.contains(source) {
                 let person = current_person(facts, source, &cfg.id_key);
-                for &member in &person.members {
-                    covered.insert(member);
+                for &other in &person.members {
+                    covered.insert(other);
                 }
                 items.push((person.person_id.clone(), Role::Links, Some(person)));
             }
         }
     }
+    facts.published_anchor = Some(now);
     items.sort_unstable_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
-    Some(Publication { at: format_micros(moment), day: moment.div_euclid(DAY_US), items, changed, moved, done: 0 })
+    Some(Publication { at: format_micros(moment), day: moment.div_euclid(DAY_US), items, rewrite, done: 0 })
+}
+
+/// The anchor of an identifier's person now, and the one it was last published under if
+/// that was another.
+fn anchors_of(facts: &mut Facts, cfg: &Config, was: &[Id], id: Id) -> [Id; 2] {
+    let now = current_person(facts, id, &cfg.id_key).anchor;
+    let before = was.get(id as usize).copied().unwrap_or(UNPUBLISHED);
+    [now, if before == UNPUBLISHED { now } else { before }]
 }
 
 /// The records of one table topic as NDJSON in canonical JSON, numbered from a base.
@@ -215,21 +232,9 @@ pub fn render(
         let own = targets.iter().position(|p| p.person_id == *person_id).unwrap_or(usize::MAX);
         let mut reached = tie_sums(facts, cfg, &person.members, day, |id| slot_of.get(&id).copied(), own);
         reached.sort_unstable_by(|a, b| targets[a.0].person_id.cmp(&targets[b.0].person_id));
-        // the pairs to write (see the reference): all when the person was regrouped, else
-        // those whose ties changed or that reach a regrouped person, and the new ones
-        let moved = &publication.moved;
-        let regrouped = person.members.iter().any(|&m| moved.contains(m));
-        let mut touched = vec![false; targets.len()];
-        for target in publication.changed.get(person_id).into_iter().flatten() {
-            touched[slot_of[target]] = true;
-        }
-        if !regrouped {
-            for &member in &person.members {
-                for tie in facts.idents[member as usize].out.iter().filter(|t| moved.contains(t.target)) {
-                    touched[slot_of[&tie.target]] = true;
-                }
-            }
-        }
+        // the pairs to write: those whose value may have changed, and the new ones
+        let touched: Vec<bool> =
+            targets.iter().map(|target| publication.rewrite.contains(&(person.anchor, target.anchor))).collect();
         let (mut from_label, mut from_id) = (Vec::new(), Vec::new());
         write_str(&mut from_label, &label_of(facts, cfg, person));
         write_str(&mut from_id, person_id);
@@ -242,7 +247,7 @@ pub fn render(
                 out[relationships].push(at, &format!("{person_id}>{stale}"), None);
             }
             let known = gone.next_if(|stale| *stale == target).is_some();
-            if regrouped || touched[to] || !known {
+            if touched[to] || !known {
                 // written straight from the figures: most of a publication's bytes
                 to_label.clear();
                 to_id.clear();

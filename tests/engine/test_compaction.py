@@ -4,6 +4,7 @@ record of the same key supersedes."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from crm2stream._native import TopicLatest
 from crm2stream.core.tables import STATE_TABLES
 from crm2stream.engine import compaction
 from crm2stream.engine.embedded import EmbeddedEngine
@@ -31,6 +33,39 @@ def test_key_and_offset_are_found_whatever_the_key(key: str, offset: int, value:
         option=orjson.OPT_SORT_KEYS,
     )
     assert compaction.key_and_offset(record) == (orjson.dumps(key), offset)
+
+
+@given(
+    keys=st.lists(st.text(max_size=6) | st.sampled_from(['"', ',"offset":1', "\\"]), min_size=1),
+    cuts=st.lists(st.integers(0, 200), max_size=5),
+)
+def test_the_compiled_compaction_keeps_the_latest_record_of_each_key(
+    keys: list[str], cuts: list[int]
+) -> None:
+    """Whatever the keys hold and however the records fall into parts, and whether a part
+    was compacted before: a record stays iff no later one has its key."""
+    records = [
+        orjson.dumps(
+            {"at": "2026-11-01T00:00:00Z", "key": key, "offset": offset, "value": None},
+            option=orjson.OPT_SORT_KEYS,
+        )
+        for offset, key in enumerate(keys)
+    ]
+    bounds = sorted({0, len(records), *(c for c in cuts if c < len(records))})
+    parts = [(a, b"\n".join(records[a:b])) for a, b in itertools.pairwise(bounds)]
+    latest = TopicLatest()
+    for first, part in parts:
+        latest.add(first, part)
+    assert len(latest) == len(set(keys))
+    kept = []
+    for first, part in parts:
+        compacted = latest.compact(first, part)
+        if compacted is not None:
+            again = latest.compact(first, compacted)  # compacting twice changes nothing
+            assert again is compacted
+            kept.extend(r for _, r in compaction.records(first, compacted))
+    last = {key: offset for offset, key in enumerate(keys)}
+    assert kept == [records[offset] for offset in sorted(last.values())]
 
 
 def ingest_in_many_publications(path: Path) -> EmbeddedEngine:
