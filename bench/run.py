@@ -64,15 +64,17 @@ class Result:
 DAYS = 180
 
 
-def dataset(events: int, identifiers: int) -> Path:
+def dataset(events: int, identifiers: int, days: int = DAYS) -> Path:
+    """The campaign's file, generated once per size and start day and cached."""
     start = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    start -= timedelta(days=DAYS + 1)
-    path = WORK / f"events-{events}-{identifiers}-{start:%Y%m%d}.ndjson"
+    start -= timedelta(days=days + 1)
+    name = f"events-{events}-{identifiers}" + (f"-{days}d" if days != DAYS else "")
+    path = WORK / f"{name}-{start:%Y%m%d}.ndjson"
     if not path.exists():
         WORK.mkdir(exist_ok=True)
         started = time.monotonic()
         partial = path.with_suffix(".partial")
-        campaign = Campaign(identifiers=identifiers, events=events, days=DAYS, seed=1, start=start)
+        campaign = Campaign(identifiers=identifiers, events=events, days=days, seed=1, start=start)
         with partial.open("wb") as out:
             for raw in lines(campaign):
                 out.write(raw + b"\n")
@@ -126,6 +128,13 @@ def main() -> None:
     )
     parser.add_argument("--rate", type=float, default=1000.0, help="Kafka latency step events/s")
     parser.add_argument("--latency-seconds", type=float, default=30.0)
+    parser.add_argument(
+        "--scale-events",
+        default="1000000,10000000",
+        help="the scale step's sizes, comma-separated ('' skips the step)",
+    )
+    parser.add_argument("--scale-identifiers", type=int, default=1_000_000)
+    parser.add_argument("--scale-days", type=int, default=730)
     args = parser.parse_args()
     source = dataset(args.events, args.identifiers)
     data = WORK / "data"
@@ -168,6 +177,11 @@ def main() -> None:
         for r in results
     ]
     report.append(_kafka(source, args))
+    sizes = [int(size) for size in args.scale_events.split(",") if size]
+    if sizes:
+        from bench import scale
+
+        report.append(scale.run(sizes, args.scale_identifiers, args.scale_days, env))
     (WORK / "results.json").write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
     print(f"\nwritten to {WORK / 'results.json'}")
 

@@ -212,9 +212,9 @@ def run(argv: Sequence[str] | None = None) -> int:
     if args.command == "demo":
         return _demo(args, settings)
     if args.command in ("topology", "produce", "worker") or getattr(args, "broker", None):
-        from crm2stream.kafka import commands  # Kafka's clients only when asked for
+        from crm2stream import kafka_cli  # Kafka's clients only when asked for
 
-        return commands.run(args, settings)
+        return kafka_cli.run(args, settings)
     into = args.into if args.command == "replay" else None
     if into is not None and into.exists() and any(into.iterdir()):
         raise UsageError(f"--into {into} exists and is not empty")

@@ -23,13 +23,13 @@ from pydantic import BaseModel, ValidationError
 from sse_starlette import EventSourceResponse
 
 from crm2stream.api import ingest
-from crm2stream.api.hub import EngineUnavailable, Outcome
 from crm2stream.api.ingest import NDJSON, IngestAnswer
 from crm2stream.api.metrics import Metrics, Positions
 from crm2stream.api.readmodel import FOLLOWED, ReadModel
-from crm2stream.api.wake import woken
 from crm2stream.core.config import CoreConfig
 from crm2stream.core.events import parse_identifier_key
+from crm2stream.engine.host import EngineUnavailable, Outcome
+from crm2stream.engine.wake import woken
 from crm2stream.topology import Topology
 
 #: Records read from the store per round, by a stream or by the read model.

@@ -25,26 +25,11 @@ from typing import Any
 import orjson
 
 from crm2stream.engine.embedded import EmbeddedEngine
+from crm2stream.engine.host import ACCEPTED, EngineUnavailable, Outcome, Overloaded
 from crm2stream.engine.results import BatchOutput
 from crm2stream.engine.store import StorageError
 
 log = logging.getLogger("crm2stream.api")
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    status: str  # accepted, rejected or duplicate
-    reason: str | None = None
-    error: str | None = None
-
-    def as_dict(self, index: int) -> dict[str, Any]:
-        out: dict[str, Any] = {"index": index, "status": self.status}
-        if self.reason is not None:
-            out |= {"reason": self.reason, "error": self.error}
-        return out
-
-
-ACCEPTED = Outcome("accepted")
 
 
 @dataclass(slots=True)
@@ -128,14 +113,6 @@ class TopicFeed:
             return first, lines
 
         return await asyncio.to_thread(read)
-
-
-class EngineUnavailable(Exception):
-    """The engine is not running: not started yet, stopped, or failed."""
-
-
-class Overloaded(Exception):
-    """More lines are waiting for the engine than it is allowed to queue: try later."""
 
 
 class EngineHost:

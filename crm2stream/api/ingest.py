@@ -22,7 +22,7 @@ from fastapi import HTTPException, Request
 from pydantic import BaseModel
 
 from crm2stream._native import JsonArray, frame
-from crm2stream.api.hub import EngineUnavailable, Outcome, Overloaded
+from crm2stream.engine.host import EngineUnavailable, Outcome, Overloaded
 
 #: Media types taken as NDJSON (and a body without any); ``application/json`` is an array.
 NDJSON_TYPES = frozenset(

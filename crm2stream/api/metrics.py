@@ -11,8 +11,8 @@ from collections.abc import Callable, Iterator
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from crm2stream.api.hub import Outcome
 from crm2stream.core.validation import declared_type
+from crm2stream.engine.host import Outcome
 from crm2stream.engine.metrics import EngineMetrics
 
 

@@ -17,6 +17,10 @@ from crm2stream.core.decay import Scales
 from crm2stream.core.flat import decode_flat
 from crm2stream.core.tables import Row
 
+#: Persons per write when publishing the table topics: bounds the memory a publication
+#: of every person (the end of a bulk ingest) takes.
+PUBLISH_ITEMS = 5_000
+
 
 @dataclass(slots=True)
 class Processed:

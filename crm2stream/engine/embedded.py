@@ -4,7 +4,7 @@ Each batch of input lines is validated and applied by the core in memory, then w
 one WriteBatch: the raw lines (the log), the event ids they accepted, their output records
 (dead letters, score changes, marketing triggers) and the new positions. Every
 ``checkpoint_events`` events or ``checkpoint_seconds`` (and at the end of every ingest)
-the table topics get the rows that changed (see ``core.publication``), then the facts the
+the table topics get the rows that changed (``docs/architecture.md``), then the facts the
 core marked dirty are written with the log position they stand at, in one WriteBatch.
 
 On open, the checkpointed facts are loaded and the log chunks after their position are
@@ -30,7 +30,7 @@ from crm2stream.core.events import DAY_US
 from crm2stream.core.tables import STATE_TABLES, Row
 from crm2stream.core.validation import Rejection
 from crm2stream.engine import compaction
-from crm2stream.engine.core import Core
+from crm2stream.engine.core import PUBLISH_ITEMS, Core
 from crm2stream.engine.history import events_naming
 from crm2stream.engine.lines import (
     batched,
@@ -53,9 +53,6 @@ from crm2stream.topology import Topology, load_topology
 
 log = logging.getLogger("crm2stream.embedded")
 
-#: Persons per write when publishing the table topics: bounds the memory a publication
-#: of every person (the end of a bulk ingest) takes.
-PUBLISH_ITEMS = 5_000
 #: A table topic is compacted once it holds this many records more than it kept live at
 #: its last compaction, and at least twice as many.
 COMPACT_AFTER_RECORDS = 100_000
@@ -366,7 +363,7 @@ class EmbeddedEngine:
 
     def _publish(self) -> None:
         """Write the table topics' records of what changed since the last publication, in
-        writes of at most ``PUBLISH_ITEMS`` persons each (see ``core.publication``).
+        writes of at most ``PUBLISH_ITEMS`` persons each (``docs/architecture.md``).
 
         With nobody listening (a command-line ingest), a publication of more than one
         write (the end of a bulk ingest: hundreds of MB) skips the write-ahead log and is

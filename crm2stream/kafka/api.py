@@ -33,10 +33,10 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from crm2stream.api.hub import ACCEPTED, EngineUnavailable, Outcome
 from crm2stream.core.config import CoreConfig
 from crm2stream.core.events import timestamp_micros
 from crm2stream.core.validation import Rejection, decode, too_far_ahead
+from crm2stream.engine.host import ACCEPTED, EngineUnavailable, Outcome
 from crm2stream.kafka.admin import MAX_CHUNK_MESSAGE, bootstrap
 from crm2stream.kafka.names import Names
 from crm2stream.kafka.produce import actor_key

@@ -32,8 +32,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.structs import TopicPartition
 
-from crm2stream.api.wake import woken
 from crm2stream.core.config import CoreConfig
+from crm2stream.engine.wake import woken
 from crm2stream.kafka import chunks
 from crm2stream.kafka.admin import MAX_CHUNK_MESSAGE, bootstrap
 from crm2stream.kafka.names import Names

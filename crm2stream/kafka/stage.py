@@ -35,8 +35,7 @@ import orjson
 from crm2stream.core.config import CoreConfig
 from crm2stream.core.tables import STATE_TABLES
 from crm2stream.core.validation import Rejection, declared_type
-from crm2stream.engine.core import Core, Processed
-from crm2stream.engine.embedded import PUBLISH_ITEMS
+from crm2stream.engine.core import PUBLISH_ITEMS, Core, Processed
 from crm2stream.engine.results import Counts, compact_json, dead_letter, duplicate
 from crm2stream.kafka import changelog
 from crm2stream.kafka.chunks import Chunk, after, decode_chunk

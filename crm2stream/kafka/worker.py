@@ -272,7 +272,7 @@ class StageHost:
             interval = self.settings.publish_seconds + self._backoff
             due = self._last_commit + interval - time.monotonic()
             # not asyncio.wait_for: on Python 3.11 it can swallow a cancellation (see
-            # crm2stream.api.wake)
+            # crm2stream.engine.wake)
             uncommitted = self.stage is not None and self.stage.uncommitted
             # a failure dropped the tables: while this worker holds the accepted partition
             # it loads them again and applies what it took since the last commit, not only

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from crm2stream.api.hub import EngineHost, Overloaded
+from crm2stream.api.hub import EngineHost
 from crm2stream.engine.embedded import EmbeddedEngine
+from crm2stream.engine.host import Overloaded
 from tests.conformance import CAMPAIGN
 from tests.harness import CFG
 

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from crm2stream.api.wake import woken
+from crm2stream.engine.wake import woken
 
 Wait = Callable[[asyncio.Event, float], Awaitable[object]]
 

@@ -1,0 +1,160 @@
+"""``make bench``, scale step: how ingest and point reads change as the history grows.
+
+The same generator at each size (by default 1,000,000 and 10,000,000 events over
+1,000,000 identifiers and two years; each file generated once and cached under
+``.bench/``), each ingested once into a fresh data directory by a process pinned to one
+core. On the largest directory: one person's ``history`` (a command: its wall time and
+peak RSS), and ``GET /persons/{id}`` against ``serve`` (the request's latency, the time from the
+start until it first answers it, and the server's peak RSS). What the step reports is measured
+here; the targets it is read against are in ``docs/performance.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from bench.run import WORK, dataset, run_once
+
+TOKEN = "bench-token"
+
+
+def run(sizes: list[int], identifiers: int, days: int, env: dict[str, str]) -> dict[str, Any]:
+    steps: list[dict[str, Any]] = []
+    for events in sizes:
+        source = dataset(events, identifiers, days)
+        data = WORK / f"scale-{events}"
+        shutil.rmtree(data, ignore_errors=True)
+        cli = [sys.executable, "-m", "crm2stream.cli", "--data-dir", str(data)]
+        seconds, rss = run_once(f"ingest {events:,}", [*cli, "ingest", str(source)], env)
+        steps.append(
+            {
+                "events": events,
+                "seconds": round(seconds, 2),
+                "events_per_second": round(events / seconds),
+                "peak_rss_mib": round(rss),
+            }
+        )
+        print(
+            f"scale: {events:>11,} events  {events / seconds:9,.0f} events/s  "
+            f"{seconds:7.1f} s  peak RSS {rss:6.0f} MiB",
+            flush=True,
+        )
+    largest = WORK / f"scale-{max(sizes)}"
+    reads = _point_reads(largest, env)
+    first, last = steps[0], steps[-1]
+    summary = {
+        "step": "scale",
+        "identifiers": identifiers,
+        "days": days,
+        "ingest": steps,
+        "rate_ratio": round(last["events_per_second"] / first["events_per_second"], 3),
+        "rss_ratio": round(last["peak_rss_mib"] / first["peak_rss_mib"], 3),
+        **reads,
+    }
+    print(
+        f"scale: events/s at {last['events']:,} vs {first['events']:,}: "
+        f"{summary['rate_ratio']:.2f}x; peak RSS {summary['rss_ratio']:.2f}x"
+    )
+    return summary
+
+
+def _busiest_person(data: Path, env: dict[str, str]) -> tuple[str, str]:
+    """An identifier and the id of the person with the most members."""
+    out = subprocess.run(
+        [sys.executable, "-m", "crm2stream.cli", "--data-dir", str(data), "export", "identity"],
+        capture_output=True,
+        check=True,
+        env=env,
+    ).stdout
+    counts: dict[str, int] = {}
+    first: dict[str, str] = {}
+    for line in out.splitlines():
+        row = orjson.loads(line)
+        counts[row["person_id"]] = counts.get(row["person_id"], 0) + 1
+        first.setdefault(row["person_id"], row["identifier"])
+    person = max(counts, key=lambda p: (counts[p], p))
+    return first[person], person
+
+
+def _point_reads(data: Path, env: dict[str, str]) -> dict[str, Any]:
+    who, person = _busiest_person(data, env)
+    cli = [sys.executable, "-m", "crm2stream.cli", "--data-dir", str(data)]
+    seconds, rss = run_once("history", [*cli, "history", who], env)
+    print(f"scale: history of {who}: {seconds * 1000:,.0f} ms, peak RSS {rss:,.0f} MiB")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    serve_env = {**env, "CRM2STREAM_API_TOKEN": TOKEN}
+    started = time.perf_counter()
+    server = subprocess.Popen(
+        [*cli, "serve", "--port", str(port)],
+        env=serve_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=lambda: os.sched_setaffinity(0, {0}),
+    )
+    headers = {"authorization": f"Bearer {TOKEN}"}
+    base = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(base_url=base, headers=headers, timeout=600) as client:
+            while True:  # until the read model knows the person
+                try:
+                    if client.get(f"/persons/{person}").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if server.poll() is not None:
+                    raise SystemExit("serve exited before answering")
+                time.sleep(0.2)
+            ready = time.perf_counter() - started
+            timings = []
+            for _ in range(5):
+                begun = time.perf_counter()
+                assert client.get(f"/persons/{person}").status_code == 200
+                timings.append(time.perf_counter() - begun)
+        with open(f"/proc/{server.pid}/status") as status:
+            hwm = next(int(line.split()[1]) for line in status if line.startswith("VmHWM"))
+    finally:
+        server.terminate()
+        server.wait()
+    latency = sorted(timings)[len(timings) // 2]
+    print(
+        f"scale: GET /persons/{person}: {latency * 1000:,.1f} ms (median of 5); "
+        f"serve answered {ready:.1f} s after its start, peak RSS {hwm / 1024:,.0f} MiB"
+    )
+    return {
+        "history_seconds": round(seconds, 3),
+        "history_peak_rss_mib": round(rss),
+        "get_person_ms": round(latency * 1000, 1),
+        "serve_ready_seconds": round(ready, 1),
+        "serve_peak_rss_mib": round(hwm / 1024),
+    }
+
+
+def main() -> None:
+    """The scale step alone: ``python -m bench.scale``."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", default="1000000,10000000")
+    parser.add_argument("--identifiers", type=int, default=1_000_000)
+    parser.add_argument("--days", type=int, default=730)
+    args = parser.parse_args()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRM2STREAM_")}
+    env["CRM2STREAM_ID_KEY"] = "bench"
+    sizes = [int(size) for size in args.events.split(",") if size]
+    report = run(sizes, args.identifiers, args.days, env)
+    (WORK / "scale.json").write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+
+
+if __name__ == "__main__":
+    main()
