@@ -68,7 +68,7 @@ def media_type(header: str | None) -> str | None:
     return header.split(";", 1)[0].strip().lower()
 
 
-class Batch(NamedTuple):
+class BatchLines(NamedTuple):
     """A batch of a body's events: log lines, and the original bytes of those a log line
     could not hold as they were, by index."""
 
@@ -154,7 +154,7 @@ class LineBatches:
         return full
 
 
-async def ndjson_batches(request: Request, limit: int, size: int) -> AsyncIterator[Batch]:
+async def ndjson_batches(request: Request, limit: int, size: int) -> AsyncIterator[BatchLines]:
     """The non-blank lines of an NDJSON body in batches of ``size``, as they arrive."""
     _declared_within(request, limit)
     received = 0
@@ -164,12 +164,12 @@ async def ndjson_batches(request: Request, limit: int, size: int) -> AsyncIterat
         if received > limit:
             raise too_large(limit)
         for batch in lines.feed(part):
-            yield Batch(batch, {})
+            yield BatchLines(batch, {})
     for batch in lines.feed(b"", last=True):
-        yield Batch(batch, {})
+        yield BatchLines(batch, {})
 
 
-async def array_batches(request: Request, limit: int, size: int) -> AsyncIterator[Batch]:
+async def array_batches(request: Request, limit: int, size: int) -> AsyncIterator[BatchLines]:
     """The elements of a JSON array body, as log lines, in batches of ``size``; a 400
     before any is taken when the body is not one JSON array."""
     _declared_within(request, limit)
@@ -187,10 +187,10 @@ async def array_batches(request: Request, limit: int, size: int) -> AsyncIterato
         chunk, count, originals = elements.take(size)
         if not count:
             return
-        yield Batch(chunk.split(b"\n"), dict(originals))
+        yield BatchLines(chunk.split(b"\n"), dict(originals))
 
 
-def batches(request: Request, limit: int, size: int) -> AsyncIterator[Batch]:
+def batches(request: Request, limit: int, size: int) -> AsyncIterator[BatchLines]:
     """A body's events in batches, as its media type says (a 415 for one not taken)."""
     media = media_type(request.headers.get("content-type"))
     if media == JSON:
@@ -219,7 +219,7 @@ async def take(request: Request, submit: Submit, limit: int, size: int) -> Inges
     return tally.answer()
 
 
-async def _submit(submit: Submit, batch: Batch, first: bool) -> list[Outcome]:
+async def _submit(submit: Submit, batch: BatchLines, first: bool) -> list[Outcome]:
     """A batch's outcomes. Too much queued: the first batch of a request is refused (503,
     nothing taken: try later); a later one waits for room, the rest of its body held."""
     while True:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from crm2stream._native import TopicLatest
 
 if TYPE_CHECKING:
-    from crm2stream.engine.store import Batch, Store
+    from crm2stream.engine.store import Store, Write
 
 #: Bytes of compacted parts per write during a compaction.
 WRITE_BYTES = 32 << 20
@@ -52,7 +52,7 @@ def records(first: int, part: bytes) -> Iterator[tuple[int, bytes]]:
         yield from enumerate(part.split(b"\n"), first)
 
 
-def compact_topic(store: Store, topic: str, *, logged: bool) -> tuple[int, Batch]:
+def compact_topic(store: Store, topic: str, *, logged: bool) -> tuple[int, Write]:
     """Rewrite a topic's parts without superseded records, a few parts per write, each
     write whole, so a crash leaves the topic partly compacted and still right. Returns
     the live keys and the last write, not yet made: the caller adds its positions."""

@@ -48,7 +48,7 @@ from crm2stream.engine.results import (
     ndjson,
 )
 from crm2stream.engine.segments import Segments
-from crm2stream.engine.store import Batch, Store
+from crm2stream.engine.store import Store, Write
 from crm2stream.topology import Topology, load_topology
 
 log = logging.getLogger("crm2stream.embedded")
@@ -315,7 +315,7 @@ class EmbeddedEngine:
             and time.monotonic() - self._last_checkpoint >= self.checkpoint_seconds
         )
 
-    def _write(self, batch: Batch, *, logged: bool | None = None, **positions: Any) -> None:
+    def _write(self, batch: Write, *, logged: bool | None = None, **positions: Any) -> None:
         """Write a batch with the log's positions as they stand after it (``positions``:
         those it changes, by attribute name), then take them and tell the listeners
         (subscribers waiting for new records). A write that fails changes no position:

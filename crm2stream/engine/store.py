@@ -121,10 +121,10 @@ class Store:
         return {} if raw is None else dict(orjson.loads(raw))
 
     # -- batches ------------------------------------------------------------------------
-    def batch(self) -> Batch:
-        return Batch()
+    def batch(self) -> Write:
+        return Write()
 
-    def write(self, batch: Batch, *, logged: bool = True) -> None:
+    def write(self, batch: Write, *, logged: bool = True) -> None:
         """Apply a batch atomically. ``logged=False`` skips the write-ahead log: until the
         next flush such a write lives only in memory, and a crash loses it (with every
         write after it: batches reach the disk whole and in order)."""
@@ -211,7 +211,7 @@ class Store:
             yield int(key, 16), value
 
 
-class Batch:
+class Write:
     """One atomic write: a log chunk, its outputs, positions and checkpointed records."""
 
     def __init__(self) -> None:

@@ -62,7 +62,7 @@ class Position:
 
 
 @dataclass(slots=True)
-class Batch:
+class BatchRecord:
     """One batch's record: where it started, where it leaves the stage, what it changed."""
 
     start: int
@@ -71,7 +71,7 @@ class Batch:
     parts: list[bytes]
 
 
-def encode(batch: Batch) -> list[bytes]:
+def encode(batch: BatchRecord) -> list[bytes]:
     """The frames of a batch's record."""
     head = orjson.dumps({"position": batch.position.as_json(), "parts": len(batch.parts)})
     body = b"".join(
@@ -87,7 +87,7 @@ def encode(batch: Batch) -> list[bytes]:
     ]
 
 
-def _decode(start: int, body: bytes) -> Batch:
+def _decode(start: int, body: bytes) -> BatchRecord:
     pieces: list[bytes] = []
     at = 0
     while at < len(body):
@@ -95,7 +95,7 @@ def _decode(start: int, body: bytes) -> Batch:
         pieces.append(body[at + 4 : at + 4 + size])
         at += 4 + size
     head = orjson.loads(pieces[0])
-    return Batch(start, Position.of(head["position"]), pieces[1], pieces[2:])
+    return BatchRecord(start, Position.of(head["position"]), pieces[1], pieces[2:])
 
 
 def frame_header(value: bytes) -> dict[str, int]:
@@ -129,7 +129,7 @@ class Reader:
         self._pending: list[bytes] = []
         self._header: dict[str, int] | None = None
 
-    def feed(self, frames: Iterable[bytes]) -> Iterator[Batch]:
+    def feed(self, frames: Iterable[bytes]) -> Iterator[BatchRecord]:
         for value in frames:
             head, _, piece = value.partition(b"\n")
             header = orjson.loads(head)

@@ -63,7 +63,7 @@ class Progress(Protocol):
 
 
 @dataclass(slots=True)
-class Batch:
+class ChunkBatch:
     """One batch's chunks, encoded, and the input offsets they cover per partition."""
 
     values: list[bytes] = field(default_factory=list)
@@ -73,9 +73,9 @@ class Batch:
     ends: dict[TopicPartition, int] = field(default_factory=dict)
 
 
-def make_batch(fetched: Fetched, cfg: CoreConfig) -> Batch:
+def make_batch(fetched: Fetched, cfg: CoreConfig) -> ChunkBatch:
     """Validate what was fetched, partition by partition, in offset order."""
-    batch = Batch()
+    batch = ChunkBatch()
     records: dict[int, list[chunks.Record]] = {}
     for tp, fetched_records in fetched.items():
         if fetched_records:
@@ -90,7 +90,7 @@ def make_batch(fetched: Fetched, cfg: CoreConfig) -> Batch:
 
 @dataclass(slots=True)
 class _Sent:
-    batch: Batch
+    batch: ChunkBatch
     delivered: list[asyncio.Future[Any]]
 
 
@@ -238,7 +238,7 @@ class Intake:
             self._confirmed.update(sent.batch.ends)
             return True
 
-    def _seek_back(self, consumer: AIOKafkaConsumer, batch: Batch) -> None:
+    def _seek_back(self, consumer: AIOKafkaConsumer, batch: ChunkBatch) -> None:
         """Read the unconfirmed batch's partitions (and the batch at hand's) again."""
         assigned = consumer.assignment()
         for tp, offset in {**batch.starts, **self._rewind}.items():

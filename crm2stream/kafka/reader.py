@@ -27,14 +27,16 @@ from crm2stream.kafka.stage import TableStage
 from crm2stream.settings import Settings
 
 
-def read_changelog(consumer: KafkaConsumer, names: Names) -> tuple[list[changelog.Batch], int]:
+def read_changelog(
+    consumer: KafkaConsumer, names: Names
+) -> tuple[list[changelog.BatchRecord], int]:
     """Every whole batch of the changelog, and the offset it ends at."""
     tp = TopicPartition(names.changelog, 0)
     consumer.assign([tp])
     end: int = consumer.end_offsets([tp])[tp]
     consumer.seek_to_beginning(tp)
     reader = changelog.Reader()
-    batches: list[changelog.Batch] = []
+    batches: list[changelog.BatchRecord] = []
     while consumer.position(tp) < end:
         for records in consumer.poll(timeout_ms=1000, max_records=500).values():
             batches.extend(reader.feed(r.value for r in records if r.offset < end))

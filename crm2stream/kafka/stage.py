@@ -60,7 +60,7 @@ class Committed:
     batch."""
 
     lines: list[Lines]
-    batch: changelog.Batch
+    batch: changelog.BatchRecord
 
 
 def _outcomes(
@@ -92,7 +92,7 @@ class TableStage:
         """Whether anything was applied since the last commit."""
         return bool(self._accepted) or self.position != self.committed
 
-    def restore(self, batches: list[changelog.Batch]) -> None:
+    def restore(self, batches: list[changelog.BatchRecord]) -> None:
         """Load the state the changelog's batches add up to (on a fresh stage)."""
         if not batches:
             return
@@ -155,7 +155,7 @@ class TableStage:
         lines = self._publication(position) if publish else self._skip_publication()
         parts = self.core.checkpoint(False)
         ids = b"[" + b",".join(a[1:-1] for a in self._accepted) + b"]"
-        batch = changelog.Batch(self.committed.next_offset, position, ids, parts)
+        batch = changelog.BatchRecord(self.committed.next_offset, position, ids, parts)
         self._accepted = []
         self.committed = copy.deepcopy(position)
         return Committed(lines, batch)

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from crm2stream.kafka import changelog, chunks
-from crm2stream.kafka.changelog import Batch, ChangelogError, Position, Reader
+from crm2stream.kafka.changelog import BatchRecord, ChangelogError, Position, Reader
 from tests.conformance import BAD_INPUT, CAMPAIGN
 from tests.events import line, purchase
 from tests.harness import CFG
@@ -75,9 +75,9 @@ def test_partitions_are_validated_in_order_and_cut_into_runs() -> None:
     assert all(c.partition == 1 for c in taken[1:])
 
 
-def batch(start: int, end: int, size: int = 10) -> Batch:
+def batch(start: int, end: int, size: int = 10) -> BatchRecord:
     parts = [bytes([start % 251]) * size]
-    return Batch(start, Position(next_offset=end, lines=end), b'["e%d"]' % start, parts)
+    return BatchRecord(start, Position(next_offset=end, lines=end), b'["e%d"]' % start, parts)
 
 
 def test_frames_make_whole_batches_and_partial_or_repeated_ones_are_ignored() -> None:

@@ -46,7 +46,7 @@ def digest(stage: TableStage) -> str:
 
 def run(
     records: list[tuple[int, bytes]], cuts: list[int], commits: set[int]
-) -> tuple[TableStage, list[changelog.Batch]]:
+) -> tuple[TableStage, list[changelog.BatchRecord]]:
     """Apply the records in batches ending at ``cuts``, committing after the batches whose
     number is in ``commits``."""
     stage = TableStage(CFG, NAMES)
