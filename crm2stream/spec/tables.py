@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from typing import Any
 
 from crm2stream.core.config import CoreConfig
 from crm2stream.core.decay import WEIGHT_FX, Scales
@@ -20,6 +19,7 @@ from crm2stream.spec.history import (
     DONE,
     RECEIVED,
     TIE_KINDS,
+    Grant,
     History,
     accepted,
     end_of_day,
@@ -134,10 +134,10 @@ def relationships(
     ]
 
 
-def permissions(history: History, person: Person, cutoff: int) -> list[Row]:
-    """Per (grantee, purpose, channel), the latest permission event of any member decides;
-    a grant is active at the cutoff unless it expired by then."""
-    deciding: dict[tuple[str, str, str], Any] = {}
+def deciding_grants(history: History, person: Person) -> list[Grant]:
+    """Per (grantee, purpose, channel), the latest permission event of any member, in
+    scope order."""
+    deciding: dict[tuple[str, str, str], Grant] = {}
     for member in person.members:
         for scope, grant in history.grants.get(member, {}).items():
             held = deciding.get(scope)
@@ -146,16 +146,26 @@ def permissions(history: History, person: Person, cutoff: int) -> list[Row]:
                 held.event_id,
             ):
                 deciding[scope] = grant
+    return [grant for _, grant in sorted(deciding.items())]
+
+
+def active(grant: Grant, moment: int) -> bool:
+    """A grant holds at a moment unless it was a refusal or expired by then."""
+    return grant.granted and (grant.expires_at is None or grant.expires_at > moment)
+
+
+def permissions(history: History, person: Person, cutoff: int) -> list[Row]:
+    """What the person allows, per (grantee, purpose, channel), as of the cutoff."""
     return [
         {
             "grantee": grant.grantee,
             "purpose": grant.purpose,
             "channel": grant.channel,
             "granted": grant.granted,
-            "active": grant.granted and (grant.expires_at is None or grant.expires_at > cutoff),
+            "active": active(grant, cutoff),
             "expires_at": None if grant.expires_at is None else format_micros(grant.expires_at),
             "occurred_at": format_micros(grant.occurred_at),
             "event_id": grant.event_id,
         }
-        for _, grant in sorted(deciding.items())
+        for grant in deciding_grants(history, person)
     ]

@@ -1,6 +1,7 @@
-//! Score changes and marketing triggers (reference: `crm2stream/core/changes.py`).
+//! Score changes and marketing triggers (what they mean: `crm2stream/spec/changes.py`).
 //!
-//! After each batch, every person the batch touched is valued as of the latest event time;
+//! After each batch, every person the batch touched (an identifier its events name, or a
+//! sharer its shares and referred purchases credit) is valued as of the latest event time;
 //! a record is emitted when the tier moves or the composite moves by at least the delta
 //! since the last record for that person. It is a marketing trigger when, and only when,
 //! the person holds an unexpired `marketing` permission at that moment.

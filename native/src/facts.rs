@@ -334,9 +334,11 @@ impl Facts {
                 if (ts, event_id) < (first.0, first.1.as_str()) {
                     self.idents[id as usize].first = (ts, event_id.to_string());
                     self.forget_person(id);
-                    self.touched.insert(id);
                 }
             }
+            // every identifier an event names is touched: its person is valued after the
+            // batch (see `changes`), with the sharers its credit reaches
+            self.touched.insert(id);
             self.dirty.idents.insert(id);
             self.unpublished.insert(id);
             self.idents[id as usize].mentions.push(position);
@@ -351,8 +353,6 @@ impl Facts {
                 self.link(actor, link, (ts, event_id.to_string(), kind == Kind::Identify));
                 self.forget_person(actor);
                 self.forget_person(link);
-                self.touched.insert(actor);
-                self.touched.insert(link);
             }
             Kind::Share => self.share(event, actor, day),
             Kind::Comment => {
@@ -370,7 +370,6 @@ impl Facts {
                 bucket.bump(PURCHASES);
                 bucket.amount += units;
                 self.scales.add_weighted(&mut ident.sums[S_CONSUMPTION], units, day);
-                self.touched.insert(actor);
                 if let Some(sid) = event.referral.as_deref() {
                     insort(self.referrals.entry(sid.to_string()).or_default(), (ts, units));
                     self.dirty.referrals.insert(sid.to_string());
@@ -399,7 +398,6 @@ impl Facts {
         receiver.bucket(day).bump(kind);
         let popularity = u128::from(self.received[kind - R_SHARE]);
         self.scales.add_weighted(&mut receiver.sums[S_POPULARITY], popularity, day);
-        self.touched.insert(target);
         self.changed_ties.insert((actor, target));
         let field = match kind {
             R_REPLY => 0,
@@ -512,8 +510,8 @@ impl Facts {
                 let credit = amount * u128::from(self.credit[depth]);
                 self.scales.add_weighted(&mut self.idents[actor as usize].sums[which], credit, day);
                 self.dirty.idents.insert(actor);
-                self.touched.insert(actor);
             }
+            self.touched.insert(actor);
         }
     }
 
