@@ -1,0 +1,68 @@
+"""The embedded engine stopped dead at any batch or checkpoint, reopened and offered the
+same lines again, ends with the spec's tables as of every day."""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from crm2stream.core.events import parse_day
+from crm2stream.core.tables import STATE_TABLES
+from crm2stream.core.validation import Rejection, decode
+from crm2stream.engine.embedded import EmbeddedEngine
+from crm2stream.spec import state_tables
+from tests.events import lines
+from tests.harness import CFG
+from tests.strategies import DAYS, event_sets
+
+
+def stop_dead_at(engine: EmbeddedEngine, method: str, n: int) -> None:
+    """Make the engine's n-th call of ``method`` stop it dead, as a kill would."""
+    original = getattr(engine, method)
+    calls = 0
+
+    def stop(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == n:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    setattr(engine, method, stop)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    events=event_sets(),
+    batch=st.integers(1, 12),
+    every=st.integers(1, 30),
+    where=st.sampled_from(["submit", "checkpoint"]),
+    n=st.integers(1, 8),
+)
+def test_a_dead_stop_anywhere_resumes_to_the_spec_s_tables(  # type: ignore[no-untyped-def]
+    events, batch, every, where, n
+) -> None:
+    raw = lines(events)
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp)
+        engine = EmbeddedEngine(data, CFG, batch_size=batch, checkpoint_events=every)
+        stop_dead_at(engine, where, n)
+        with contextlib.suppress(KeyboardInterrupt):  # stopped dead, or it never came
+            engine.ingest_lines(raw)
+        engine.store.close()
+        with EmbeddedEngine(data, CFG, batch_size=batch, checkpoint_events=every) as reopened:
+            reopened.ingest_lines(raw)  # what the stop lost; the rest are duplicates
+            valid = [
+                e
+                for e in (decode(line, CFG.currency) for line in raw)
+                if not isinstance(e, Rejection)
+            ]
+            for day in [parse_day(d) for d in DAYS]:
+                expected = state_tables(valid, day, CFG)
+                for table in STATE_TABLES:
+                    assert list(reopened.export(table, day)) == expected[table], (table, day)
