@@ -73,11 +73,11 @@ pub fn begin(facts: &mut Facts, cfg: &Config) -> Option<Publication> {
     let changed_ties = std::mem::take(&mut facts.changed_ties);
     let moment = facts.max_ts.filter(|_| !unpublished.is_empty())?;
     unpublished.sort_unstable_by(|a, b| facts.key(*a).cmp(facts.key(*b)));
-    let mut was = facts.published_anchor.take().expect("derive_published first");
-    was.resize(facts.idents.len(), UNPUBLISHED);
-    let mut now = was.clone();
+    let mut anchors = facts.published_anchor.take().expect("derive_published first");
+    anchors.resize(facts.idents.len(), UNPUBLISHED);
+    // the identifiers whose person changed, with the anchor they were published under
+    let mut moved_from: HashMap<Id, Id> = HashMap::default();
     let mut covered = IdSet::default();
-    let mut moved: Vec<Id> = Vec::new();
     let mut items: Vec<(String, Role, Option<Rc<Person>>)> = Vec::new();
     for id in unpublished {
         if covered.contains(id) {
@@ -86,10 +86,10 @@ pub fn begin(facts: &mut Facts, cfg: &Config) -> Option<Publication> {
         let person = current_person(facts, id, &cfg.id_key);
         for &member in &person.members {
             covered.insert(member);
-            let before = was[member as usize];
+            let before = anchors[member as usize];
             if before != person.anchor {
-                moved.push(member);
-                now[member as usize] = person.anchor;
+                moved_from.insert(member, before);
+                anchors[member as usize] = person.anchor;
             }
             // an anchor that no longer anchors its person retires its person id
             if before == member && member != person.anchor {
@@ -107,13 +107,15 @@ pub fn begin(facts: &mut Facts, cfg: &Config) -> Option<Publication> {
             (current_person(facts, source, &cfg.id_key).anchor, current_person(facts, target, &cfg.id_key).anchor);
         rewrite.insert(pair);
     }
+    let mut moved: Vec<Id> = moved_from.keys().copied().collect();
+    moved.sort_unstable(); // the scope's order does not depend on hashing
     for &member in &moved {
         let targets: Vec<Id> = facts.idents[member as usize].out.iter().map(|t| t.target).collect();
         let sources = facts.incoming.get(member as usize).cloned().unwrap_or_default();
         let ties = targets.into_iter().map(|t| (member, t)).chain(sources.into_iter().map(|s| (s, member)));
         for (source, target) in ties {
-            for from in anchors_of(facts, cfg, &was, source) {
-                for to in anchors_of(facts, cfg, &was, target) {
+            for from in anchors_of(facts, cfg, &moved_from, source) {
+                for to in anchors_of(facts, cfg, &moved_from, target) {
                     rewrite.insert((from, to));
                 }
             }
@@ -126,16 +128,17 @@ pub fn begin(facts: &mut Facts, cfg: &Config) -> Option<Publication> {
             }
         }
     }
-    facts.published_anchor = Some(now);
+    facts.published_anchor = Some(anchors);
     items.sort_unstable_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
     Some(Publication { at: format_micros(moment), day: moment.div_euclid(DAY_US), items, rewrite, done: 0 })
 }
 
 /// The anchor of an identifier's person now, and the one it was last published under if
 /// that was another.
-fn anchors_of(facts: &mut Facts, cfg: &Config, was: &[Id], id: Id) -> [Id; 2] {
+/// (Identifiers outside the scope did not change person: see `docs/architecture.md`.)
+fn anchors_of(facts: &mut Facts, cfg: &Config, moved_from: &HashMap<Id, Id>, id: Id) -> [Id; 2] {
     let now = current_person(facts, id, &cfg.id_key).anchor;
-    let before = was.get(id as usize).copied().unwrap_or(UNPUBLISHED);
+    let before = moved_from.get(&id).copied().unwrap_or(UNPUBLISHED);
     [now, if before == UNPUBLISHED { now } else { before }]
 }
 
