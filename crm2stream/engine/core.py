@@ -92,20 +92,33 @@ class Core:
         ``STATE_TABLES`` order) the records as (count, NDJSON), numbered from the bases."""
         return self._core.publish(bases, limit)
 
+    def checkpoint_parts(self, full: bool) -> Iterator[bytes]:
+        """The records of the facts changed since the last checkpoint (of every fact when
+        ``full``) as checkpoint segment parts (see ``segments``), rendered one at a time:
+        a checkpoint of everything holds one part in memory. The facts are the ones at the
+        call; applying a batch before the last part abandons the checkpoint, and the next
+        one writes every fact."""
+        self._core.begin_checkpoint(full)
+        while (part := self._core.checkpoint_part()) is not None:
+            yield part
+
     def checkpoint(self, full: bool) -> list[bytes]:
-        """The records of the facts changed since the last call (of every fact when
-        ``full``) as checkpoint segment parts (see ``segments``)."""
-        return self._core.checkpoint(full)
+        """``checkpoint_parts``, all at once (a changelog record holds them together)."""
+        return list(self.checkpoint_parts(full))
 
     def reserve(self, events: int) -> None:
         """A hint: this many more events are coming (a replay knows)."""
         self._core.reserve(events)
 
-    def load(self, parts: list[bytes], seen: Iterable[str], max_ts: int | None) -> None:
-        """Load checkpoint segment parts (oldest first), the accepted event ids and the
-        latest event time."""
-        self._core.load(parts)
-        self._core.finish_load(list(seen), max_ts)
+    def load(self, parts: Iterable[bytes], seen: Iterable[list[str]], max_ts: int | None) -> None:
+        """Load checkpoint segment parts (oldest first), the accepted event ids (a list
+        per batch) and the latest event time. Parts and ids are taken one at a time, so
+        loading holds the facts and one part, not every stored segment besides."""
+        for part in parts:
+            self._core.load_part(part)
+        for ids in seen:
+            self._core.add_seen(ids)
+        self._core.finish_load(max_ts)
 
     def rebuild_sums(self) -> None:
         """Recompute every decayed sum from the facts (the value settings changed)."""

@@ -56,6 +56,10 @@ log = logging.getLogger("crm2stream.embedded")
 #: A table topic is compacted once it holds this many records more than it kept live at
 #: its last compaction, and at least twice as many.
 COMPACT_AFTER_RECORDS = 100_000
+#: A checkpoint's parts are written in writes of about this many bytes: a checkpoint of
+#: every fact never sits in memory whole (in the core, the interpreter and RocksDB's
+#: memtable at once, as one write would).
+CHECKPOINT_WRITE_BYTES = 64 << 20
 
 
 def _key_check(id_key: bytes) -> str:
@@ -167,10 +171,10 @@ class EmbeddedEngine:
             log.warning("the checkpoint is in an older layout: rebuilding it from the log")
             self._rebuild()
             return
-        parts = self.store.segments()
+        parts = self.store.segments(0, self.segments.seq)
         seen = self.store.accepted_ids(below=self.applied)
         self.core.load(parts, seen, state.get("max_ts"))
-        if parts and state.get("scales") != self.scales.fingerprint:
+        if self.segments.seq and state.get("scales") != self.scales.fingerprint:
             log.warning("value settings changed since the last run: recomputing decayed sums")
             self.core.rebuild_sums()
 
@@ -341,12 +345,25 @@ class EmbeddedEngine:
         keeps the latest record per key)."""
         self._publish()
         self._compact_due()
-        batch = self.store.batch()
         full = self.segments.next_is_full()
-        parts = self.core.checkpoint(full)
         segments = replace(self.segments)
-        seq = segments.written(sum(map(len, parts)), full)
-        batch.segment(seq, parts, replaces_all=full)
+        seq, size, spilled = segments.seq + 1, 0, False
+        batch = self.store.batch()
+        batch.drop_segments(above=segments.seq)  # what a crash left of an unfinished one
+        pending = 0
+        for n, part in enumerate(self.core.checkpoint_parts(full)):
+            batch.segment_part(seq, n, part)
+            size, pending = size + len(part), pending + len(part)
+            if pending >= CHECKPOINT_WRITE_BYTES:
+                # a segment of everything is written in pieces, outside the write-ahead
+                # log, and flushed before the write that makes it the checkpoint
+                self.store.write(batch, logged=False)
+                batch, pending, spilled = self.store.batch(), 0, True
+        if spilled and self._logged:
+            self.store.flush()
+        segments.written(size, full)
+        if full:
+            batch.drop_segments(below=seq)
         batch.meta(
             "state",
             {

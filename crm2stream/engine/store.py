@@ -175,16 +175,21 @@ class Store:
         lines = it.value().split(b"\n")
         return (start, lines) if position < start + len(lines) else None
 
-    def segments(self) -> list[bytes]:
-        """Every checkpoint segment part, oldest first."""
-        return [part for _, part in self.scan(SEGMENTS)]
+    def segments(self, first: int, last: int) -> Iterator[bytes]:
+        """The parts of checkpoint segments ``first``..``last``, oldest first, one at a
+        time (a segment above ``last`` is one a crash left unfinished: not part of the
+        checkpoint)."""
+        for key, part in _items(self.db, SEGMENTS + _position(first)):
+            if not key.startswith(SEGMENTS) or int(key[2:18], 16) > last:
+                break
+            yield part
 
-    def accepted_ids(self, below: int) -> Iterator[str]:
-        """Event ids accepted by the chunks that start below ``below``."""
+    def accepted_ids(self, below: int) -> Iterator[list[str]]:
+        """Per chunk that starts below ``below``, the event ids it accepted."""
         for key, value in self.scan(b"k/"):
             if int(key, 16) >= below:
                 break
-            yield from orjson.loads(value)
+            yield orjson.loads(value)
 
     def outputs(self, topic: str, start: int = 0) -> Iterator[dict[str, Any]]:
         """The records of an output topic from offset ``start`` on."""
@@ -251,14 +256,19 @@ class Write:
         else:
             self.wb.put(key, part)
 
-    def segment(self, seq: int, parts: list[bytes], *, replaces_all: bool) -> None:
-        """Checkpoint segment number ``seq``; ``replaces_all``: it holds every record, so
-        the earlier segments (and any per-key records of old) go."""
-        if replaces_all:  # the writes of a batch apply in order: these before the puts
-            for prefix in (SEGMENTS, LEGACY_RECORDS):
-                self.wb.delete_range(prefix, prefix[:-1] + b"0")
-        for n, part in enumerate(parts):
-            self.wb.put(SEGMENTS + _position(seq) + b"/" + b"%08x" % n, part)
+    def segment_part(self, seq: int, n: int, part: bytes) -> None:
+        """Part ``n`` of checkpoint segment number ``seq``."""
+        self.wb.put(SEGMENTS + _position(seq) + b"/" + b"%08x" % n, part)
+
+    def drop_segments(self, below: int | None = None, above: int | None = None) -> None:
+        """Forget the segments numbered below ``below`` (a full one replaced them, and any
+        per-key records of old with them) or above ``above`` (a crash left them
+        unfinished). The writes of a batch apply in order: call it before the puts."""
+        if below is not None:
+            self.wb.delete_range(SEGMENTS, SEGMENTS + _position(below))
+            self.wb.delete_range(LEGACY_RECORDS, LEGACY_RECORDS[:-1] + b"0")
+        if above is not None:
+            self.wb.delete_range(SEGMENTS + _position(above + 1), SEGMENTS[:-1] + b"0")
 
     def meta(self, name: str, value: dict[str, Any]) -> None:
         self.wb.put(b"m/" + name.encode(), orjson.dumps(value))

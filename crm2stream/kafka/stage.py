@@ -96,8 +96,8 @@ class TableStage:
         """Load the state the changelog's batches add up to (on a fresh stage)."""
         if not batches:
             return
-        parts = [part for batch in batches for part in batch.parts]
-        seen = [i for batch in batches for i in orjson.loads(batch.accepted_ids)]
+        parts = (part for batch in batches for part in batch.parts)
+        seen = (orjson.loads(batch.accepted_ids) for batch in batches)
         self.position = batches[-1].position
         self.committed = copy.deepcopy(self.position)
         self.core.load(parts, seen, self.position.max_ts)

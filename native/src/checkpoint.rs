@@ -8,8 +8,7 @@
 //! earlier one's: loading keeps the latest record of each key.
 
 use crate::codec;
-use crate::facts::{Facts, Id};
-use foldhash::HashMap;
+use crate::facts::{self, Facts, Id};
 
 /// The tables, in the order they load (pairs and referrals name identifiers).
 pub const TABLES: [u8; 4] = [b'i', b'p', b'r', b'e'];
@@ -54,61 +53,143 @@ impl Parts {
     }
 }
 
-/// The records of the dirty facts or, when `full`, of every fact, as segment parts.
-pub fn write(facts: &Facts, full: bool) -> Vec<Vec<u8>> {
-    let mut parts = Parts::default();
-    let mut record = Vec::with_capacity(4096);
-    let dirty = &facts.dirty;
-    let idents: Box<dyn Iterator<Item = Id>> =
-        if full { Box::new(0..facts.idents.len() as Id) } else { Box::new(dirty.idents.iter().copied()) };
-    for id in idents {
-        record = codec::encode_ident(facts, id, record);
-        parts.push(b'i', facts.key(id).as_bytes(), &record);
-    }
-    let pairs: Vec<(Id, Id)> =
-        if full { facts.pairs.keys().copied().collect() } else { dirty.pairs.iter().copied().collect() };
-    for pair in pairs {
-        let key;
-        (key, record) = codec::encode_pair(facts, pair, record);
-        parts.push(b'p', key.as_bytes(), &record);
-    }
-    let shares: Vec<&String> = if full { facts.referrals.keys().collect() } else { dirty.referrals.iter().collect() };
-    for sid in shares {
-        record = codec::encode_referrals(facts, sid, record);
-        parts.push(b'r', sid.as_bytes(), &record);
-    }
-    let persons: Vec<&String> = if full { facts.last_emitted.keys().collect() } else { dirty.emitted.iter().collect() };
-    for pid in persons {
-        record = codec::encode_emitted(facts, pid, record);
-        parts.push(b'e', pid.as_bytes(), &record);
-    }
-    parts.finish()
+/// The keys one checkpoint writes, taken when it begins: the dirty ones or, when `full`,
+/// every one. Parts are rendered one at a time (`next_part`), so a checkpoint of every
+/// fact holds one part in memory, not the state's whole size again.
+pub struct Segment {
+    idents: Vec<Id>,
+    pairs: Vec<(Id, Id)>,
+    referrals: Vec<String>,
+    emitted: Vec<String>,
+    /// the table being written (index into `TABLES`) and the next key in it
+    table: usize,
+    at: usize,
+    record: Vec<u8>,
 }
 
-/// Per table (in `TABLES` order), the latest record of each key across the parts given
-/// oldest first, in the order keys were first written.
-pub type Latest<'a> = [Vec<(&'a [u8], &'a [u8])>; 4];
+impl Segment {
+    /// Begin a checkpoint: the facts changed since the last one (every fact when `full`)
+    /// are what it writes, and from now on nothing is dirty.
+    pub fn begin(facts: &mut Facts, full: bool) -> Self {
+        let dirty = std::mem::take(&mut facts.dirty);
+        let (idents, pairs, referrals, emitted) = if full {
+            (
+                (0..facts.idents.len() as Id).collect(),
+                facts.pairs.keys().copied().collect(),
+                facts.referrals.keys().cloned().collect(),
+                facts.last_emitted.keys().cloned().collect(),
+            )
+        } else {
+            (
+                dirty.idents.iter().copied().collect(),
+                dirty.pairs.into_iter().collect(),
+                dirty.referrals.into_iter().collect(),
+                dirty.emitted.into_iter().collect(),
+            )
+        };
+        Segment { idents, pairs, referrals, emitted, table: 0, at: 0, record: Vec::with_capacity(4096) }
+    }
 
-pub fn read<'a>(parts: &[&'a [u8]]) -> Result<Latest<'a>, String> {
-    let mut latest: Latest<'a> = Default::default();
-    let mut index: [HashMap<&'a [u8], usize>; 4] = Default::default();
-    for part in parts {
-        let mut at = 0;
-        while at < part.len() {
-            let table = TABLES.iter().position(|&t| t == part[at]).ok_or("unknown checkpoint table")?;
-            at += 1;
-            let key = field(part, &mut at)?;
-            let record = field(part, &mut at)?;
-            match index[table].get(key) {
-                Some(&i) => latest[table][i].1 = record,
-                None => {
-                    index[table].insert(key, latest[table].len());
-                    latest[table].push((key, record));
+    /// The next part (about `PART_BYTES`), or None once every record is written. The facts
+    /// must not change between `begin` and the last part.
+    pub fn next_part(&mut self, facts: &Facts) -> Option<Vec<u8>> {
+        let mut parts = Parts::default();
+        while parts.done.is_empty() && self.table < TABLES.len() {
+            let at = self.at;
+            self.at += 1;
+            match self.table {
+                0 if at < self.idents.len() => {
+                    let id = self.idents[at];
+                    self.record = codec::encode_ident(facts, id, std::mem::take(&mut self.record));
+                    parts.push(b'i', facts.key(id).as_bytes(), &self.record);
+                }
+                1 if at < self.pairs.len() => {
+                    let key;
+                    (key, self.record) = codec::encode_pair(facts, self.pairs[at], std::mem::take(&mut self.record));
+                    parts.push(b'p', key.as_bytes(), &self.record);
+                }
+                2 if at < self.referrals.len() => {
+                    let sid = &self.referrals[at];
+                    self.record = codec::encode_referrals(facts, sid, std::mem::take(&mut self.record));
+                    parts.push(b'r', sid.as_bytes(), &self.record);
+                }
+                3 if at < self.emitted.len() => {
+                    let pid = &self.emitted[at];
+                    self.record = codec::encode_emitted(facts, pid, std::mem::take(&mut self.record));
+                    parts.push(b'e', pid.as_bytes(), &self.record);
+                }
+                _ => {
+                    self.table += 1;
+                    self.at = 0;
                 }
             }
         }
+        parts.finish().pop()
     }
-    Ok(latest)
+}
+
+/// Loads segment parts one at a time, oldest first, each record replacing what an
+/// earlier one of its key left: memory holds one part, not every segment at once.
+/// Within a segment identifiers come first, and an identifier is written in the segment
+/// that creates it, so a pair's identifiers are known when the pair arrives; a tie may
+/// name an identifier of a later record, so ties are resolved at `finish`.
+#[derive(Default)]
+pub struct Loader {
+    ties: Vec<(Id, Vec<codec::StoredTie>)>,
+}
+
+impl Loader {
+    pub fn part(&mut self, facts: &mut Facts, part: &[u8]) -> Result<(), String> {
+        for frame in frames(part) {
+            let (table, key, record) = frame?;
+            let key = std::str::from_utf8(key).map_err(|e| e.to_string())?;
+            match table {
+                b'i' => {
+                    let ties = codec::decode_ident(facts, key, record)?;
+                    self.ties.push((facts.ids[key], ties));
+                }
+                b'p' => codec::decode_pair(facts, key, record)?,
+                b'r' => codec::decode_referrals(facts, key, record)?,
+                b'e' => codec::decode_emitted(facts, key, record)?,
+                _ => return Err("unknown checkpoint table".into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Resolve the ties (the latest record of an identifier wins: it is applied last).
+    pub fn finish(self, facts: &mut Facts) -> Result<(), String> {
+        for (id, ties) in self.ties {
+            let mut out = Vec::with_capacity(ties.len());
+            for (target, day, counts) in ties {
+                let target = *facts.ids.get(&target).ok_or_else(|| format!("tie to unknown {target}"))?;
+                out.push(facts::Tie { target, day, counts });
+            }
+            out.sort_by_key(|t| (t.target, t.day));
+            facts.idents[id as usize].out = out;
+        }
+        Ok(())
+    }
+}
+
+/// A frame: (table, key, record).
+type Frame<'a> = (u8, &'a [u8], &'a [u8]);
+
+/// The frames of a part, in order.
+fn frames(part: &[u8]) -> impl Iterator<Item = Result<Frame<'_>, String>> {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        if at >= part.len() {
+            return None;
+        }
+        let table = part[at];
+        at += 1;
+        let frame = field(part, &mut at).and_then(|key| Ok((table, key, field(part, &mut at)?)));
+        if frame.is_err() {
+            at = part.len();
+        }
+        Some(frame)
+    })
 }
 
 fn field<'a>(part: &'a [u8], at: &mut usize) -> Result<&'a [u8], String> {
@@ -130,20 +211,19 @@ fn field<'a>(part: &'a [u8], at: &mut usize) -> Result<&'a [u8], String> {
 mod tests {
     use super::*;
 
+    fn all(part: &[u8]) -> Result<Vec<Frame<'_>>, String> {
+        frames(part).collect()
+    }
+
     #[test]
-    fn later_records_replace_earlier_ones_in_first_written_order() {
-        let mut first = Parts::default();
-        first.push(b'i', b"qq:1", b"old");
-        first.push(b'i', b"qq:2", b"two");
-        first.push(b'e', b"p_1", &[7; 300]);
-        let mut second = Parts::default();
-        second.push(b'i', b"qq:1", b"new");
-        let (first, second) = (first.finish(), second.finish());
-        let parts: Vec<&[u8]> = first.iter().chain(&second).map(Vec::as_slice).collect();
-        let latest = read(&parts).unwrap();
-        assert_eq!(latest[0], vec![(&b"qq:1"[..], &b"new"[..]), (&b"qq:2"[..], &b"two"[..])]);
-        assert_eq!(latest[3], vec![(&b"p_1"[..], &[7u8; 300][..])]);
-        assert!(latest[1].is_empty() && latest[2].is_empty());
+    fn frames_come_back_in_order_across_part_boundaries() {
+        let mut parts = Parts::default();
+        parts.push(b'i', b"qq:1", b"old");
+        parts.push(b'e', b"p_1", &[7; 300]);
+        parts.push(b'i', b"qq:1", b"new");
+        let [part] = &parts.finish()[..] else { panic!("one part") };
+        let got = all(part).unwrap();
+        assert_eq!(got, vec![(b'i', &b"qq:1"[..], &b"old"[..]), (b'e', b"p_1", &[7; 300]), (b'i', b"qq:1", b"new")]);
     }
 
     #[test]
@@ -152,8 +232,10 @@ mod tests {
         parts.push(b'p', b"a\x1fb", b"record");
         let whole = parts.finish().remove(0);
         for end in 1..whole.len() {
-            assert!(read(&[&whole[..end]]).is_err(), "cut at {end}");
+            assert!(all(&whole[..end]).is_err(), "cut at {end}");
         }
-        assert!(read(&[b"x\x01k\x01v"]).is_err());
+        let mut loader = Loader::default();
+        let mut facts = Facts::new(crate::scales::Scales::new(30.0), [1; 4], vec![1], 0);
+        assert!(loader.part(&mut facts, b"x\x01k\x01v").is_err());
     }
 }

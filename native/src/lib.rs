@@ -171,6 +171,15 @@ struct Core {
     facts: Facts,
     cfg: Config,
     publication: Option<publication::Publication>,
+    /// the checkpoint being written, and the load under way
+    segment: Option<checkpoint::Segment>,
+    loader: Option<checkpoint::Loader>,
+    /// a checkpoint was left unfinished: the next one writes every fact
+    unfinished: bool,
+}
+
+fn corrupt(error: String) -> PyErr {
+    PyValueError::new_err(format!("corrupt checkpoint record: {error}"))
 }
 
 #[pymethods]
@@ -218,7 +227,7 @@ impl Core {
             future_tolerance,
             raw_labels,
         };
-        Ok(Core { facts, cfg, publication: None })
+        Ok(Core { facts, cfg, publication: None, segment: None, loader: None, unfinished: false })
     }
 
     /// Decode and apply a log chunk (lines joined by `\n`) at log positions `start`...;
@@ -237,6 +246,8 @@ impl Core {
         fallback: Bound<'py, PyAny>,
         arrival: Option<i64>,
     ) -> PyResult<(Vec<(usize, String, String)>, Vec<(usize, String)>, usize, usize, Bound<'py, PyBytes>)> {
+        // a checkpoint is rendered from facts that do not change until its last part
+        self.unfinished |= self.segment.take().is_some();
         publication::derive_published(&mut self.facts, &self.cfg);
         let mut rejected = Vec::new();
         let mut duplicates = Vec::new();
@@ -329,12 +340,22 @@ impl Core {
         Ok(out.into_iter().map(|records| (records.count, PyBytes::new(py, &records.ndjson))).collect())
     }
 
-    /// The records of the dirty facts (of every fact when `full`) as checkpoint segment
-    /// parts (see `checkpoint`), and forget that they were dirty.
-    fn checkpoint<'py>(&mut self, py: Python<'py>, full: bool) -> Vec<Bound<'py, PyBytes>> {
-        let parts = detached(py, &self.facts, |facts| checkpoint::write(facts, full));
-        self.facts.dirty = facts::Dirty::default();
-        parts.iter().map(|part| PyBytes::new(py, part)).collect()
+    /// Begin a checkpoint: the facts changed since the last one (every fact when `full`)
+    /// are what `checkpoint_part` renders, and from now on nothing is dirty. A checkpoint
+    /// left unfinished took the dirty keys with it, so the next one writes every fact.
+    fn begin_checkpoint(&mut self, full: bool) {
+        let full = full || self.segment.is_some() || std::mem::take(&mut self.unfinished);
+        self.segment = Some(checkpoint::Segment::begin(&mut self.facts, full));
+    }
+
+    /// The next part of the checkpoint begun (see `checkpoint`), None once it is written.
+    fn checkpoint_part<'py>(&mut self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
+        let segment = self.segment.as_mut()?;
+        let part = detached(py, (&self.facts, &mut *segment), |(facts, segment)| segment.next_part(facts));
+        if part.is_none() {
+            self.segment = None;
+        }
+        part.map(|part| PyBytes::new(py, &part))
     }
 
     /// Make room for this many more event ids (a replay knows how many are coming).
@@ -342,48 +363,28 @@ impl Core {
         self.facts.seen.reserve(events);
     }
 
-    /// Load checkpoint segment parts, oldest first.
-    fn load(&mut self, parts: Vec<Bound<'_, PyBytes>>) -> PyResult<()> {
-        let bad = |e: String| PyValueError::new_err(format!("corrupt checkpoint record: {e}"));
-        let text = |k: &[u8]| std::str::from_utf8(k).map(str::to_string).map_err(|e| bad(e.to_string()));
-        let parts: Vec<&[u8]> = parts.iter().map(|part| part.as_bytes()).collect();
-        let [idents, pairs, referrals, emitted] = checkpoint::read(&parts).map_err(bad)?;
-        let mut pending = Vec::with_capacity(idents.len());
-        for (key, data) in idents {
-            let key = text(key)?;
-            let ties = codec::decode_ident(&mut self.facts, &key, data).map_err(bad)?;
-            pending.push((self.facts.ids[&key], ties));
-        }
-        for (id, ties) in pending {
-            let mut out = Vec::with_capacity(ties.len());
-            for (target, day, counts) in ties {
-                let target = *self.facts.ids.get(&target).ok_or_else(|| bad(format!("tie to unknown {target}")))?;
-                out.push(facts::Tie { target, day, counts });
-            }
-            out.sort_by_key(|t| (t.target, t.day));
-            self.facts.idents[id as usize].out = out;
-        }
-        for (key, data) in pairs {
-            codec::decode_pair(&mut self.facts, &text(key)?, data).map_err(bad)?;
-        }
-        for (key, data) in referrals {
-            codec::decode_referrals(&mut self.facts, &text(key)?, data).map_err(bad)?;
-        }
-        for (key, data) in emitted {
-            codec::decode_emitted(&mut self.facts, &text(key)?, data).map_err(bad)?;
-        }
-        Ok(())
+    /// Load a checkpoint segment part; parts come oldest first, then `finish_load`.
+    fn load_part(&mut self, part: &[u8]) -> PyResult<()> {
+        let loader = self.loader.get_or_insert_with(checkpoint::Loader::default);
+        loader.part(&mut self.facts, part).map_err(corrupt)
     }
 
-    /// After loading: the seen event ids, the latest event time; rebuild the indexes.
-    fn finish_load(&mut self, seen: Vec<String>, max_ts: Option<i64>) {
-        self.facts.seen.reserve(seen.len());
-        for id in &seen {
+    /// Accepted event ids, as the log recorded them (a list per batch).
+    fn add_seen(&mut self, ids: Vec<String>) {
+        for id in &ids {
             self.facts.seen.insert(id);
+        }
+    }
+
+    /// After the parts and the seen ids: the latest event time; rebuild the indexes.
+    fn finish_load(&mut self, max_ts: Option<i64>) -> PyResult<()> {
+        if let Some(loader) = self.loader.take() {
+            loader.finish(&mut self.facts).map_err(corrupt)?;
         }
         self.facts.max_ts = max_ts;
         self.facts.reindex();
         self.facts.published_anchor = None; // derived before the next event is applied
+        Ok(())
     }
 
     /// Recompute every identifier's decayed sums from the facts (after a settings change).

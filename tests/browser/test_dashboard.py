@@ -41,9 +41,7 @@ def test_the_dashboard_follows_the_demo_live(
     # the feed keeps its newest 50 items, so a new one shows as a new first item, not as
     # a longer list
     page.evaluate("window.seen = document.querySelector('#changes li')")
-    page.wait_for_function(
-        "document.querySelector('#changes li') !== window.seen", timeout=30_000
-    )
+    page.wait_for_function("document.querySelector('#changes li') !== window.seen", timeout=30_000)
     page.wait_for_function("Number(document.querySelector('#rate').innerText) > 0", timeout=30_000)
     assert "bronze" in (page.locator("#tiers").text_content() or "")
     assert page.locator("#status").inner_text() == "live"

@@ -1,5 +1,6 @@
-"""The embedded engine stopped dead at any batch or checkpoint, reopened and offered the
-same lines again, ends with the spec's tables as of every day."""
+"""The embedded engine stopped dead at any batch, checkpoint or store write (inside a
+checkpoint written in pieces too), reopened and offered the same lines again, ends with
+the spec's tables as of every day."""
 
 from __future__ import annotations
 
@@ -8,12 +9,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crm2stream.core.events import parse_day
 from crm2stream.core.tables import STATE_TABLES
 from crm2stream.core.validation import Rejection, decode
+from crm2stream.engine import embedded
 from crm2stream.engine.embedded import EmbeddedEngine
 from crm2stream.spec import state_tables
 from tests.events import lines
@@ -21,9 +24,9 @@ from tests.harness import CFG
 from tests.strategies import DAYS, event_sets
 
 
-def stop_dead_at(engine: EmbeddedEngine, method: str, n: int) -> None:
-    """Make the engine's n-th call of ``method`` stop it dead, as a kill would."""
-    original = getattr(engine, method)
+def stop_dead_at(target: object, method: str, n: int) -> None:
+    """Make the n-th call of ``target.method`` stop the engine dead, as a kill would."""
+    original = getattr(target, method)
     calls = 0
 
     def stop(*args: Any, **kwargs: Any) -> Any:
@@ -33,7 +36,7 @@ def stop_dead_at(engine: EmbeddedEngine, method: str, n: int) -> None:
             raise KeyboardInterrupt
         return original(*args, **kwargs)
 
-    setattr(engine, method, stop)
+    setattr(target, method, stop)
 
 
 @settings(max_examples=100, deadline=None)
@@ -41,17 +44,19 @@ def stop_dead_at(engine: EmbeddedEngine, method: str, n: int) -> None:
     events=event_sets(),
     batch=st.integers(1, 12),
     every=st.integers(1, 30),
-    where=st.sampled_from(["submit", "checkpoint"]),
-    n=st.integers(1, 8),
+    where=st.sampled_from(["submit", "checkpoint", "write"]),
+    n=st.integers(1, 12),
 )
 def test_a_dead_stop_anywhere_resumes_to_the_spec_s_tables(  # type: ignore[no-untyped-def]
     events, batch, every, where, n
 ) -> None:
     raw = lines(events)
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as patch:
+        # every checkpoint is written in pieces: its parts, then the write that commits them
+        patch.setattr(embedded, "CHECKPOINT_WRITE_BYTES", 1)
         data = Path(tmp)
         engine = EmbeddedEngine(data, CFG, batch_size=batch, checkpoint_events=every)
-        stop_dead_at(engine, where, n)
+        stop_dead_at(engine.store if where == "write" else engine, where, n)
         with contextlib.suppress(KeyboardInterrupt):  # stopped dead, or it never came
             engine.ingest_lines(raw)
         engine.store.close()

@@ -61,3 +61,18 @@ def test_increments_are_folded_once_they_outweigh_the_full_segment() -> None:
         state.written(size, full)
     assert fulls == [True, False, False, False, False, True, False, False]
     assert state.seq == 8 and state.full_bytes == 30 and state.bytes == 90
+
+
+def test_a_batch_applied_before_a_checkpoint_s_last_part_makes_the_next_one_full() -> None:
+    half = len(CAMPAIGN) // 2
+    core, fresh = Core(CFG), Core(CFG)
+    core.process(b"\n".join(CAMPAIGN[:half]), 0)
+    core.checkpoint(full=True)
+    core.process(b"\n".join(CAMPAIGN[half:-1]), half)
+    parts = core.checkpoint_parts(full=False)
+    next(parts)  # begun, and its last part not yet asked for
+    core.process(CAMPAIGN[-1], len(CAMPAIGN) - 1)
+    fresh.process(b"\n".join(CAMPAIGN), 0)
+    got = segments.read(core.checkpoint(full=False))
+    full = segments.read(fresh.checkpoint(full=True))
+    assert {t: dict(got[t]) for t in got} == {t: dict(full[t]) for t in full}
