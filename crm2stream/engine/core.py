@@ -8,7 +8,7 @@ means is ``crm2stream.spec``, which the tests hold it to.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from crm2stream import _native
@@ -69,11 +69,20 @@ class Core:
         value: int | None = self._core.max_ts
         return value
 
-    def process(self, chunk: bytes, start: int, arrival: int | None = None) -> Processed:
+    def process(
+        self,
+        chunk: bytes,
+        start: int,
+        arrival: int | None = None,
+        known: Callable[[list[str]], list[bool]] | None = None,
+    ) -> Processed:
         """Apply a log chunk: non-empty lines joined by newlines, the first at ``start``;
         ``arrival`` (microseconds since the epoch), when the log recorded one, is when
-        they arrived: an event dated too far after it is rejected (``too_far_ahead``)."""
-        return Processed(*self._core.process(chunk, start, self._fallback, arrival))
+        they arrived: an event dated too far after it is rejected (``too_far_ahead``).
+        ``known``, when given, says which of the chunk's event ids were accepted before
+        (asked once per chunk; the core then keeps no ids of its own); without it the core
+        remembers every id it accepts."""
+        return Processed(*self._core.process(chunk, start, self._fallback, arrival, known))
 
     def score_changes(
         self, change_base: int, trigger_base: int
@@ -106,14 +115,13 @@ class Core:
         """``checkpoint_parts``, all at once (a changelog record holds them together)."""
         return list(self.checkpoint_parts(full))
 
-    def reserve(self, events: int) -> None:
-        """A hint: this many more events are coming (a replay knows)."""
-        self._core.reserve(events)
-
-    def load(self, parts: Iterable[bytes], seen: Iterable[list[str]], max_ts: int | None) -> None:
-        """Load checkpoint segment parts (oldest first), the accepted event ids (a list
-        per batch) and the latest event time. Parts and ids are taken one at a time, so
-        loading holds the facts and one part, not every stored segment besides."""
+    def load(
+        self, parts: Iterable[bytes], seen: Iterable[list[str]] = (), max_ts: int | None = None
+    ) -> None:
+        """Load checkpoint segment parts (oldest first), the accepted event ids the core
+        keeps (a list per batch; none when the engine keeps its own index) and the latest
+        event time. Parts and ids are taken one at a time, so loading holds the facts and
+        one part, not every stored segment besides."""
         for part in parts:
             self._core.load_part(part)
         for ids in seen:

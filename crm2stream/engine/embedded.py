@@ -158,6 +158,9 @@ class EmbeddedEngine:
         self.close()
 
     def _load(self) -> None:
+        moved = self.store.index_accepted_ids()
+        if moved:
+            log.warning("moved the accepted event ids of %d log chunks into their index", moved)
         state = self.store.meta("state")
         if self.applied and state.get("core", "python") != "native":
             # The retired Python core checkpointed in a format of its own: rebuild.
@@ -171,9 +174,7 @@ class EmbeddedEngine:
             log.warning("the checkpoint is in an older layout: rebuilding it from the log")
             self._rebuild()
             return
-        parts = self.store.segments(0, self.segments.seq)
-        seen = self.store.accepted_ids(below=self.applied)
-        self.core.load(parts, seen, state.get("max_ts"))
+        self.core.load(self.store.segments(0, self.segments.seq), max_ts=state.get("max_ts"))
         if self.segments.seq and state.get("scales") != self.scales.fingerprint:
             log.warning("value settings changed since the last run: recomputing decayed sums")
             self.core.rebuild_sums()
@@ -210,7 +211,6 @@ class EmbeddedEngine:
         keeps the batches flushed so far (whole batches, in order) and the next open
         carries on from them. The flush comes before any logged write, even after an
         error: a logged write must never land on top of unlogged ones a crash could lose."""
-        self.core.reserve(self.replay_end - self.log_end)
         self._logged = False
         try:
             for start, chunk in self.store.chunks(self.log_end):
@@ -242,7 +242,9 @@ class EmbeddedEngine:
     def _process(
         self, start: int, chunk: bytes, arrival: int | None, originals: dict[int, bytes]
     ) -> BatchOutput:
-        done = self.core.process(chunk, start, arrival)
+        done = self.core.process(
+            chunk, start, arrival, lambda ids: self.store.accepted_before(ids, start)
+        )
         counts = Counts(done.accepted, len(done.rejected), len(done.duplicates))
         dead = [(i, Rejection(reason, error)) for i, reason, error in done.rejected]
         dead += [(i, duplicate(event_id)) for i, event_id in done.duplicates]

@@ -10,7 +10,12 @@ Key space (raw bytes):
   ``a/<start>``      when that chunk's lines arrived (microseconds since the epoch): what
                      ``future_timestamp`` is judged against, at ingest and at every replay
                      (chunks written before it was kept have none)
-  ``k/<start>``      the event_ids that chunk accepted (rebuilds the seen-ids index)
+  ``e/<event_id>``   the start of the chunk that accepted the event: the all-time index
+                     of accepted ids, read a chunk's ids at a time (an id is a duplicate
+                     of a chunk when an earlier chunk accepted it; a chunk applied again
+                     after a crash finds its own ids, not earlier ones)
+  ``k/<start>``      the event_ids that chunk accepted, as directories written before the
+                     index kept them (moved into ``e/`` on open)
   ``o/<topic>/<n>``  output records as NDJSON, n the offset of the first in the topic: a
                      batch's dead letters, score changes and triggers, or a part of a
                      publication of the table topics
@@ -78,6 +83,9 @@ BLOB_MIN_BYTES = 64 << 10
 
 #: The key prefix of checkpoint segment parts.
 SEGMENTS = b"c/"
+#: The index of accepted event ids, and where a chunk's ids were kept before it.
+ACCEPTED = b"e/"
+LEGACY_ACCEPTED = b"k/"
 #: Where checkpoint records were kept one per key before segments: cleared on rebuild.
 LEGACY_RECORDS = b"s/"
 
@@ -184,12 +192,29 @@ class Store:
                 break
             yield part
 
-    def accepted_ids(self, below: int) -> Iterator[list[str]]:
-        """Per chunk that starts below ``below``, the event ids it accepted."""
-        for key, value in self.scan(b"k/"):
-            if int(key, 16) >= below:
-                break
-            yield orjson.loads(value)
+    def accepted_before(self, event_ids: list[str], start: int) -> list[bool]:
+        """Per id, whether a chunk before the one at ``start`` accepted it."""
+        found = cast(
+            list[bytes | None],
+            self.db.get([ACCEPTED + event_id.encode() for event_id in event_ids]),
+        )
+        below = _position(start)
+        return [at is not None and at < below for at in found]
+
+    def index_accepted_ids(self) -> int:
+        """Move the accepted ids of a directory written before ``e/`` into it; how many
+        chunks' ids moved. Done again after a crash, it writes the same keys again."""
+        chunks = 0
+        batch = self.batch()
+        for key, value in self.scan(LEGACY_ACCEPTED):
+            batch.accepted(int(key, 16), value)
+            chunks += 1
+            if chunks % 1_000 == 0:
+                self.write(batch)
+                batch = self.batch()
+        batch.wb.delete_range(LEGACY_ACCEPTED, LEGACY_ACCEPTED[:-1] + b"0")
+        self.write(batch)
+        return chunks
 
     def outputs(self, topic: str, start: int = 0) -> Iterator[dict[str, Any]]:
         """The records of an output topic from offset ``start`` on."""
@@ -224,7 +249,7 @@ class Write:
 
     def clear_derived(self) -> None:
         """Forget everything but the log: the start of an in-place replay."""
-        for prefix in (b"c/", b"k/", b"o/", LEGACY_RECORDS, b"m/"):
+        for prefix in (b"c/", ACCEPTED, LEGACY_ACCEPTED, b"o/", LEGACY_RECORDS, b"m/"):
             self.wb.delete_range(prefix, prefix[:-1] + b"0")
 
     def log_chunk(
@@ -240,9 +265,10 @@ class Write:
             self.wb.put(b"a/" + _position(start), b"%d" % arrival)
 
     def accepted(self, start: int, event_ids: bytes) -> None:
-        """The event ids the chunk at ``start`` accepted (a JSON array): the seen-ids index,
-        rebuilt on open."""
-        self.wb.put(b"k/" + _position(start), event_ids)
+        """The event ids the chunk at ``start`` accepted (a JSON array), into the index."""
+        at = _position(start)
+        for event_id in orjson.loads(event_ids):
+            self.wb.put(ACCEPTED + event_id.encode(), at)
 
     def outputs(self, topic: str, first: int, records: bytes) -> None:
         """Output records of a topic as NDJSON, the first of them at offset ``first``."""

@@ -130,9 +130,6 @@ impl SeenIds {
             }
         }
     }
-    pub fn reserve(&mut self, more: usize) {
-        self.table.reserve(more, |(h, _)| *h);
-    }
 }
 
 /// A set of identifier ids: a flag per id and the list of members, so the inserts made
@@ -312,12 +309,10 @@ impl Facts {
         }
     }
 
-    /// Apply one valid event; false (and no change) when its event_id was seen before.
-    pub fn apply(&mut self, event: &Event<'_>, position: i64) -> bool {
+    /// Apply one valid event whose event_id was not accepted before (the caller knows:
+    /// `seen`, or a keyed index of its own).
+    pub fn apply(&mut self, event: &Event<'_>, position: i64) {
         let event_id: &str = &event.id;
-        if !self.seen.insert(event_id) {
-            return false;
-        }
         let ts = event.ts;
         let day = ts.div_euclid(DAY_US);
         if self.max_ts.is_none_or(|m| ts > m) {
@@ -385,7 +380,6 @@ impl Facts {
                 insort(history, entry);
             }
         }
-        true
     }
 
     /// `actor` did something to `target` (`kind`: an R_* counter): popularity for the

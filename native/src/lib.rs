@@ -234,10 +234,14 @@ impl Core {
     /// lines the fast path cannot vouch for go to `fallback(line)`, which answers (reason,
     /// error) for a rejection or the flat event. With `arrival` (microseconds: when the
     /// chunk's lines arrived, as the log recorded it), an event dated more than the
-    /// configured tolerance after it is rejected (`future_timestamp`). Returns (rejections
-    /// as (index, reason, error), duplicates as (index, event_id), the number of lines, the
-    /// number accepted, their ids as a JSON array).
+    /// configured tolerance after it is rejected (`future_timestamp`). With `known`, the
+    /// event ids accepted before are the caller's (a keyed index on disk): it is asked
+    /// once per chunk, `known(ids) -> [bool]`, and the core keeps no id beyond the chunk;
+    /// without it the core keeps every accepted id. Returns (rejections as (index, reason,
+    /// error), duplicates as (index, event_id), the number of lines, the number accepted,
+    /// their ids as a JSON array).
     #[allow(clippy::type_complexity)]
+    #[pyo3(signature = (chunk, start, fallback, arrival=None, known=None))]
     fn process<'py>(
         &mut self,
         py: Python<'py>,
@@ -245,16 +249,14 @@ impl Core {
         start: i64,
         fallback: Bound<'py, PyAny>,
         arrival: Option<i64>,
+        known: Option<Bound<'py, PyAny>>,
     ) -> PyResult<(Vec<(usize, String, String)>, Vec<(usize, String)>, usize, usize, Bound<'py, PyBytes>)> {
         // a checkpoint is rendered from facts that do not change until its last part
         self.unfinished |= self.segment.take().is_some();
         publication::derive_published(&mut self.facts, &self.cfg);
         let mut rejected = Vec::new();
-        let mut duplicates = Vec::new();
-        let mut accepted = 0;
+        let mut valid = Vec::new();
         let mut count = 0;
-        let mut ids = Vec::with_capacity(chunk.len() / 8);
-        ids.push(b'[');
         let latest = arrival.map(|at| at.saturating_add(self.cfg.future_tolerance.saturating_mul(1_000_000)));
         // an empty chunk holds no line (not one empty line)
         let lines = (!chunk.is_empty()).then(|| chunk.split(|&b| b == b'\n')).into_iter().flatten();
@@ -284,15 +286,39 @@ impl Core {
                     continue;
                 }
             }
-            if self.facts.apply(&event, start + index as i64) {
-                if accepted > 0 {
-                    ids.push(b',');
+            valid.push((index, event));
+        }
+        let before: Option<Vec<bool>> = match &known {
+            Some(known) => {
+                let ids: Vec<&str> = valid.iter().map(|(_, event)| &*event.id).collect();
+                let answer: Vec<bool> = known.call1((ids,))?.extract()?;
+                if answer.len() != valid.len() {
+                    return Err(PyValueError::new_err("known(ids) must answer once per id"));
                 }
-                json::write_str(&mut ids, &event.id);
-                accepted += 1;
-            } else {
-                duplicates.push((index, event.id.into_owned()));
+                Some(answer)
             }
+            None => None,
+        };
+        let mut in_chunk = foldhash::HashSet::default();
+        let mut duplicates = Vec::new();
+        let mut accepted = 0;
+        let mut ids = Vec::with_capacity(chunk.len() / 8);
+        ids.push(b'[');
+        for (n, (index, event)) in valid.iter().enumerate() {
+            let first = match &before {
+                Some(before) => !before[n] && in_chunk.insert(&*event.id),
+                None => self.facts.seen.insert(&event.id),
+            };
+            if !first {
+                duplicates.push((*index, event.id.to_string()));
+                continue;
+            }
+            self.facts.apply(event, start + *index as i64);
+            if accepted > 0 {
+                ids.push(b',');
+            }
+            json::write_str(&mut ids, &event.id);
+            accepted += 1;
         }
         ids.push(b']');
         Ok((rejected, duplicates, count, accepted, PyBytes::new(py, &ids)))
@@ -356,11 +382,6 @@ impl Core {
             self.segment = None;
         }
         part.map(|part| PyBytes::new(py, &part))
-    }
-
-    /// Make room for this many more event ids (a replay knows how many are coming).
-    fn reserve(&mut self, events: usize) {
-        self.facts.seen.reserve(events);
     }
 
     /// Load a checkpoint segment part; parts come oldest first, then `finish_load`.

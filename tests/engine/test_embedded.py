@@ -6,6 +6,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from crm2stream.core.config import CoreConfig
@@ -220,6 +221,36 @@ def test_an_older_checkpoint_layout_is_rebuilt_from_the_log(
         assert reopened.digest() == CLEAN
         assert list(reopened.store.scan(b"s/")) == []
         assert checkpoint_segments(reopened) and "segments" in reopened.store.meta("state")
+
+
+def test_accepted_ids_kept_per_chunk_move_into_their_index(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Directories written before the index kept each chunk's accepted ids as one list
+    (``k/<start>``): the first open moves them into the index, and the chunks after the
+    last checkpoint are applied again as they were."""
+    engine = open_engine(tmp_path, checkpoint_events=1100)
+    for start in range(0, len(CAMPAIGN), 250):
+        engine.process_batch(b"\n".join(CAMPAIGN[start : start + 250]))  # a crash: no checkpoint
+    assert 0 < engine.applied < engine.log_end
+    accepted = sum(1 for _ in engine.store.scan(b"e/"))
+    chunks: dict[bytes, list[str]] = {}
+    for key, at in engine.store.scan(b"e/"):
+        chunks.setdefault(at, []).append(key.decode())
+    batch = engine.store.batch()
+    batch.wb.delete_range(b"e/", b"e0")
+    for at, ids in chunks.items():
+        batch.wb.put(b"k/" + at, orjson.dumps(ids))
+    engine.store.write(batch)
+    engine.store.close()
+    with open_engine(tmp_path) as reopened:
+        assert "moved the accepted event ids of" in caplog.text
+        assert list(reopened.store.scan(b"k/")) == []
+        assert sum(1 for _ in reopened.store.scan(b"e/")) == accepted
+        assert reopened.digest() == CLEAN
+        again = reopened.ingest_lines(CAMPAIGN)
+        assert again.accepted == 0 and again.duplicates == accepted
+        assert reopened.digest() == CLEAN
 
 
 def test_a_publication_in_several_writes_skips_the_wal_and_is_flushed(
