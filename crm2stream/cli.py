@@ -218,7 +218,11 @@ def run(argv: Sequence[str] | None = None) -> int:
     into = args.into if args.command == "replay" else None
     if into is not None and into.exists() and any(into.iterdir()):
         raise UsageError(f"--into {into} exists and is not empty")
-    with _open(settings, data_dir, load=args.command != "replay") as engine:
+    # one person's history, asked by an identifier, reads only that person's keys
+    point_read = args.command == "history" and not args.who.startswith("p_")
+    with _open(settings, data_dir, load=args.command != "replay" and not point_read) as engine:
+        if point_read and not engine.indexed:
+            engine.load()  # a directory of an older version: its indexes are built first
         if args.command == "ingest":
             _ingest(engine, args.files)
         elif args.command == "export":

@@ -38,7 +38,9 @@ class Processed:
 class Core:
     """One incremental core: every fact of the events applied so far, and the tables."""
 
-    def __init__(self, cfg: CoreConfig) -> None:
+    def __init__(self, cfg: CoreConfig, *, indexes: bool = False) -> None:
+        """``indexes``: collect what ``take_indexes`` hands out (an engine with a store
+        that keeps them)."""
         scales = Scales.of(cfg)
         self.cfg = cfg
         self._core = _native.Core(
@@ -59,6 +61,7 @@ class Core:
             delta=cfg.score_change_delta,
             future_tolerance=cfg.future_tolerance_seconds,
             raw_labels=cfg.raw_labels,
+            indexes=indexes,
         )
         currency = cfg.currency
         self._fallback = lambda line: decode_flat(line, currency)
@@ -83,6 +86,13 @@ class Core:
         (asked once per chunk; the core then keeps no ids of its own); without it the core
         remembers every id it accepts."""
         return Processed(*self._core.process(chunk, start, self._fallback, arrival, known))
+
+    def take_indexes(self) -> tuple[list[bytes], list[tuple[bytes, bool]]]:
+        """The keyed indexes of the events applied since the last call, as store keys
+        (``engine.store``): a key per identifier an accepted event names and its log
+        position, and both directions of every link whose history changed, with whether
+        it stands now."""
+        return self._core.take_indexes()
 
     def score_changes(
         self, change_base: int, trigger_base: int
@@ -139,10 +149,6 @@ class Core:
         """SHA-256 over every state table's rows as of a day, in canonical JSON: equal for
         equal event sets (``docs/tables.md``)."""
         return self._core.digest(as_of_day)
-
-    def mentions(self, keys: Iterable[str]) -> list[int]:
-        positions: list[int] = self._core.mentions(list(keys))
-        return positions
 
     def component(self, key: str) -> set[str] | None:
         members = self._core.component(key)

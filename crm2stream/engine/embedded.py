@@ -100,7 +100,7 @@ class EmbeddedEngine:
         self.streams = tuple(self.topology.streams)
         self.store = Store(data_dir)
         self.scales = Scales.of(cfg)
-        self.core = Core(cfg)
+        self.core = Core(cfg, indexes=True)
         log_meta = self.store.meta("log")
         self.log_end: int = log_meta.get("log_end", 0)
         self.output_ends: dict[str, int] = log_meta.get("outputs", {})
@@ -136,9 +136,19 @@ class EmbeddedEngine:
         #: the time new lines arrive at, in microseconds since the epoch
         self.clock: Callable[[], int] = lambda: time.time_ns() // 1000
         if load:
-            self._load()
-            if self.applied < self.log_end or self.replay_end > self.log_end:
-                self._recover()
+            self.load()
+
+    def load(self) -> None:
+        """Load the facts and apply the log after them (what opening does by default)."""
+        self._load()
+        if self.applied < self.log_end or self.replay_end > self.log_end:
+            self._recover()
+
+    @property
+    def indexed(self) -> bool:
+        """Whether the store indexes one person's history (``members``, ``history`` of an
+        identifier) without the facts loaded: every directory this version checkpointed."""
+        return self.log_end == 0 or bool(self.store.meta("state").get("indexes"))
 
     # -- lifecycle ----------------------------------------------------------------------
     def close(self, *, release: bool = False) -> None:
@@ -170,7 +180,7 @@ class EmbeddedEngine:
             )
             self._rebuild()
             return
-        if self.applied and "segments" not in state:
+        if self.applied and ("segments" not in state or not state.get("indexes")):
             log.warning("the checkpoint is in an older layout: rebuilding it from the log")
             self._rebuild()
             return
@@ -185,7 +195,12 @@ class EmbeddedEngine:
         for start, chunk in self.store.chunks(self.applied):
             if start >= self.log_end:
                 break
-            self._process(start, chunk, self.store.arrival(start), self.store.originals(start))
+            out = self._process(
+                start, chunk, self.store.arrival(start), self.store.originals(start)
+            )
+            batch = self.store.batch()  # the same keys again, or the first (a rebuild)
+            batch.indexes(*out.indexes)
+            self.store.write(batch, logged=self._logged)
         self.checkpoint()
         if self.replay_end > self.log_end:
             self._replay_log()
@@ -196,7 +211,7 @@ class EmbeddedEngine:
         Interrupted, it carries on at the next open: the log end to reach is persisted.
         """
         self.replay_end = max(self.log_end, self.replay_end)
-        self.core = Core(self.cfg)
+        self.core = Core(self.cfg, indexes=True)
         self.output_ends, self.in_progress, self.compacted = {}, {}, {}
         self.applied = self.log_end = 0
         self.segments = Segments()
@@ -255,7 +270,8 @@ class EmbeddedEngine:
         changes, triggers = self.core.score_changes(*bases)
         records = dict(zip(self.streams, (changes, triggers), strict=True))
         records[self.topology.dlq] = (len(dead), dlq)
-        return BatchOutput(counts, done.lines, done.accepted_ids, records, dead)
+        indexes = self.core.take_indexes()
+        return BatchOutput(counts, done.lines, done.accepted_ids, records, dead, indexes)
 
     def process_batch(self, chunk: bytes, ingest: tuple[str, int] | None = None) -> Counts:
         """``submit`` of new lines without the dead letters, then a checkpoint if due."""
@@ -302,6 +318,7 @@ class EmbeddedEngine:
         if not in_log:
             batch.log_chunk(start, chunk, arrival, originals or {})
         batch.accepted(start, out.accepted_ids)
+        batch.indexes(*out.indexes)
         outputs = dict(self.output_ends)
         for topic, (count, records) in out.records.items():
             if count:
@@ -374,6 +391,7 @@ class EmbeddedEngine:
                 "scales": self.scales.fingerprint,
                 "core": "native",
                 "segments": asdict(segments),
+                "indexes": True,
             },
         )
         self._write(batch, applied=self.log_end, segments=segments)
@@ -483,12 +501,22 @@ class EmbeddedEngine:
 
     def members(self, who: str) -> set[str] | None:
         """The identifiers of a person id (as of the latest day) or, for an identifier
-        key, of the person it belongs to now; None when unknown."""
+        key, of the person it belongs to now; None when unknown. For an identifier the
+        store's indexes answer (``indexed``), reading only that person's keys."""
         if who.startswith("p_"):
             day = self.default_day()
             return None if day is None else self.core.person_members(who, day)
-        return self.core.component(who)
+        if not self.store.known(who):
+            return None
+        members, todo = {who}, [who]
+        while todo:
+            for other in self.store.linked(todo.pop()):
+                if other not in members:
+                    members.add(other)
+                    todo.append(other)
+        return members
 
     def history(self, members: Iterable[str]) -> list[Row]:
         """The events naming any of ``members``, in event-time order."""
-        return events_naming(self.store, self.core.mentions(members), self.cfg.currency)
+        positions = sorted({at for member in members for at in self.store.mentions(member)})
+        return events_naming(self.store, positions, self.cfg.currency)

@@ -44,6 +44,8 @@ class BatchOutput:
     records: dict[str, tuple[int, bytes]]
     #: the lines rejected or found duplicate: (index in the batch, why), in index order
     dead: list[tuple[int, Rejection]]
+    #: the store keys of the mentions and links it indexes (``Core.take_indexes``)
+    indexes: tuple[list[bytes], list[tuple[bytes, bool]]]
 
 
 def duplicate(event_id: str) -> Rejection:

@@ -16,6 +16,11 @@ Key space (raw bytes):
                      after a crash finds its own ids, not earlier ones)
   ``k/<start>``      the event_ids that chunk accepted, as directories written before the
                      index kept them (moved into ``e/`` on open)
+  ``x/<identifier>\x1f<position>``
+                     the log position of an accepted event naming the identifier
+  ``g/<identifier>\x1f<identifier>``
+                     a link between two identifiers that stands now, in both directions:
+                     with ``x/``, what one person's history reads, and nothing else
   ``o/<topic>/<n>``  output records as NDJSON, n the offset of the first in the topic: a
                      batch's dead letters, score changes and triggers, or a part of a
                      publication of the table topics
@@ -86,6 +91,9 @@ SEGMENTS = b"c/"
 #: The index of accepted event ids, and where a chunk's ids were kept before it.
 ACCEPTED = b"e/"
 LEGACY_ACCEPTED = b"k/"
+#: The indexes of one person's history: mentions of identifiers, links standing now.
+MENTIONS = b"x/"
+LINKS = b"g/"
 #: Where checkpoint records were kept one per key before segments: cleared on rebuild.
 LEGACY_RECORDS = b"s/"
 
@@ -201,6 +209,18 @@ class Store:
         below = _position(start)
         return [at is not None and at < below for at in found]
 
+    def mentions(self, identifier: str) -> list[int]:
+        """The log positions of the accepted events naming an identifier, in order."""
+        return [int(at, 16) for at, _ in self.scan(MENTIONS + identifier.encode() + b"\x1f")]
+
+    def known(self, identifier: str) -> bool:
+        """Whether an accepted event named this identifier."""
+        return next(self.scan(MENTIONS + identifier.encode() + b"\x1f"), None) is not None
+
+    def linked(self, identifier: str) -> list[str]:
+        """The identifiers linked to this one now."""
+        return [other.decode() for other, _ in self.scan(LINKS + identifier.encode() + b"\x1f")]
+
     def index_accepted_ids(self) -> int:
         """Move the accepted ids of a directory written before ``e/`` into it; how many
         chunks' ids moved. Done again after a crash, it writes the same keys again."""
@@ -249,7 +269,8 @@ class Write:
 
     def clear_derived(self) -> None:
         """Forget everything but the log: the start of an in-place replay."""
-        for prefix in (b"c/", ACCEPTED, LEGACY_ACCEPTED, b"o/", LEGACY_RECORDS, b"m/"):
+        derived = (b"c/", ACCEPTED, LEGACY_ACCEPTED, MENTIONS, LINKS, b"o/", LEGACY_RECORDS, b"m/")
+        for prefix in derived:
             self.wb.delete_range(prefix, prefix[:-1] + b"0")
 
     def log_chunk(
@@ -269,6 +290,18 @@ class Write:
         at = _position(start)
         for event_id in orjson.loads(event_ids):
             self.wb.put(ACCEPTED + event_id.encode(), at)
+
+    def indexes(self, mentions: list[bytes], links: list[tuple[bytes, bool]]) -> None:
+        """The mention and link keys a batch indexes (``Core.take_indexes``): a link that
+        no longer stands is deleted."""
+        put, delete = self.wb.put, self.wb.delete
+        for key in mentions:
+            put(key, b"")
+        for key, stands in links:
+            if stands:
+                put(key, b"")
+            else:
+                delete(key)
 
     def outputs(self, topic: str, first: int, records: bytes) -> None:
         """Output records of a topic as NDJSON, the first of them at offset ``first``."""

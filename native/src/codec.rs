@@ -167,10 +167,7 @@ pub fn encode_ident(facts: &Facts, id: Id, buffer: Vec<u8>) -> Vec<u8> {
             w.opt_int(*expires);
         }
     }
-    w.uint(ident.mentions.len() as u128);
-    for &m in &ident.mentions {
-        w.int(m);
-    }
+    w.uint(0); // mentions, kept here before the store indexed them (`Facts::take_indexes`)
     for sum in &ident.sums {
         w.bytes(&sum.to_bytes_le());
     }
@@ -224,10 +221,8 @@ pub fn decode_ident(facts: &mut Facts, key: &str, data: &[u8]) -> Result<Vec<Sto
         }
         consent.insert(scope, history);
     }
-    let n = r.len()?;
-    let mut mentions = Vec::with_capacity(r.bounded(n));
-    for _ in 0..n {
-        mentions.push(r.int()?);
+    for _ in 0..r.len()? {
+        r.int()?; // a mention of an older checkpoint: the store indexes them now
     }
     let mut sums: [BigUint; 4] = Default::default();
     for sum in &mut sums {
@@ -238,7 +233,6 @@ pub fn decode_ident(facts: &mut Facts, key: &str, data: &[u8]) -> Result<Vec<Sto
     ident.days = days;
     ident.shares = shares;
     ident.consent = consent;
-    ident.mentions = mentions;
     ident.sums = sums;
     Ok(ties)
 }

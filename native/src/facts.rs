@@ -66,7 +66,6 @@ pub struct Ident {
     pub out: Vec<Tie>,
     pub shares: Vec<String>,
     pub consent: BTreeMap<Scope, Vec<ConsentEntry>>,
-    pub mentions: Vec<i64>,
     pub sums: [BigUint; 4],
 }
 
@@ -134,6 +133,10 @@ impl SeenIds {
 
 /// A set of identifier ids: a flag per id and the list of members, so the inserts made
 /// for every event are an index and a compare, not a hash.
+/// Store keys of what a batch indexes: mention keys, and link keys with whether each
+/// link stands (see `Facts::take_indexes`).
+pub type Indexes = (Vec<Vec<u8>>, Vec<(Vec<u8>, bool)>);
+
 #[derive(Debug, Default)]
 pub struct IdSet {
     flags: Vec<bool>,
@@ -206,6 +209,13 @@ pub struct Facts {
     pub incoming: Vec<Vec<Id>>,
     pub children: HashMap<String, Vec<String>>,
     pub dirty: Dirty,
+    /// since the shell last took them (see `take_indexes`): the (identifier, log position)
+    /// of every identifier each accepted event names, and the links whose history changed.
+    /// The shell keeps them keyed on disk, for reads of one person that load nothing else.
+    /// (only when `indexes`: an engine without a store of its own leaves them off).
+    pub indexes: bool,
+    pub mentioned: Vec<(Id, i64)>,
+    pub relinked: HashSet<(Id, Id)>,
     pub touched: IdSet,
     /// identifier id -> its current person, while no link or anchor changed
     pub person_cache: Vec<Option<std::rc::Rc<Person>>>,
@@ -245,6 +255,9 @@ impl Facts {
             incoming: Vec::new(),
             children: HashMap::new(),
             dirty: Dirty::default(),
+            indexes: false,
+            mentioned: Vec::new(),
+            relinked: HashSet::default(),
             touched: IdSet::default(),
             unpublished: IdSet::default(),
             published_anchor: Some(Vec::new()),
@@ -336,7 +349,9 @@ impl Facts {
             self.touched.insert(id);
             self.dirty.idents.insert(id);
             self.unpublished.insert(id);
-            self.idents[id as usize].mentions.push(position);
+            if self.indexes {
+                self.mentioned.push((id, position));
+            }
             named.push(id);
         }
         let actor = named[0];
@@ -420,12 +435,35 @@ impl Facts {
         }
     }
 
+    /// The keyed indexes of what was applied since the last call, as store keys: one per
+    /// (identifier, log position) mentioned, `x/<identifier>\x1f<position>`; and per
+    /// link whose history changed, both directions `g/<a>\x1f<b>` with whether it stands
+    /// now (its latest entry in event time).
+    pub fn take_indexes(&mut self) -> Indexes {
+        let key = |prefix: &[u8], a: &str, b: &[u8]| [prefix, a.as_bytes(), &[0x1f], b].concat();
+        let mentions = std::mem::take(&mut self.mentioned)
+            .into_iter()
+            .map(|(id, position)| key(b"x/", self.key(id), format!("{position:016x}").as_bytes()))
+            .collect();
+        let mut links = Vec::with_capacity(self.relinked.len() * 2);
+        for (a, b) in std::mem::take(&mut self.relinked) {
+            let linked = self.pairs[&(a, b)].last().is_some_and(|e| e.2);
+            links.push((key(b"g/", self.key(a), self.key(b).as_bytes()), linked));
+            links.push((key(b"g/", self.key(b), self.key(a).as_bytes()), linked));
+        }
+        links.sort();
+        (mentions, links)
+    }
+
     fn link(&mut self, a: Id, b: Id, entry: LinkEntry) {
         let pair = if self.key(a) < self.key(b) { (a, b) } else { (b, a) };
         let history = self.pairs.entry(pair).or_default();
         insort(history, entry);
         let linked = history.last().is_some_and(|e| e.2);
         self.dirty.pairs.insert(pair);
+        if self.indexes {
+            self.relinked.insert(pair);
+        }
         if linked {
             self.adjacency.entry(pair.0).or_default().insert(pair.1);
             self.adjacency.entry(pair.1).or_default().insert(pair.0);

@@ -188,7 +188,7 @@ impl Core {
     #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (*, currency, id_key, half_life, received, ties, credit, cascade_depth,
         consumption_scale, popularity_scale, social_scale, reach_weight, referred_revenue_weight,
-        weights, tiers, delta, future_tolerance, raw_labels))]
+        weights, tiers, delta, future_tolerance, raw_labels, indexes=false))]
     fn new(
         currency: String,
         id_key: Vec<u8>,
@@ -207,11 +207,13 @@ impl Core {
         delta: f64,
         future_tolerance: i64,
         raw_labels: bool,
+        indexes: bool,
     ) -> PyResult<Self> {
         if credit.len() != cascade_depth + 1 || tiers.is_empty() || half_life <= 0.0 {
             return Err(PyValueError::new_err("inconsistent core configuration"));
         }
-        let facts = Facts::new(Scales::new(half_life), received, credit, cascade_depth);
+        let mut facts = Facts::new(Scales::new(half_life), received, credit, cascade_depth);
+        facts.indexes = indexes;
         let cfg = Config {
             currency,
             id_key,
@@ -322,6 +324,17 @@ impl Core {
         }
         ids.push(b']');
         Ok((rejected, duplicates, count, accepted, PyBytes::new(py, &ids)))
+    }
+
+    /// The keyed indexes of what was applied since the last call (`Facts::take_indexes`):
+    /// (mention keys, link keys with whether each stands).
+    #[allow(clippy::type_complexity)]
+    fn take_indexes<'py>(&mut self, py: Python<'py>) -> (Vec<Bound<'py, PyBytes>>, Vec<(Bound<'py, PyBytes>, bool)>) {
+        let (mentions, links) = self.facts.take_indexes();
+        (
+            mentions.iter().map(|k| PyBytes::new(py, k)).collect(),
+            links.iter().map(|(k, linked)| (PyBytes::new(py, k), *linked)).collect(),
+        )
     }
 
     /// (score changes, marketing triggers) for the persons touched since the last call,
@@ -436,18 +449,6 @@ impl Core {
     /// SHA-256 of every state table's canonical rows as of a UTC day.
     fn digest(&self, as_of_day: i64) -> String {
         tables::View::new(&self.facts, &self.cfg, as_of_day).digest()
-    }
-
-    /// Log positions of the events naming any of these identifiers, in position order.
-    fn mentions(&self, keys: Vec<String>) -> Vec<i64> {
-        let mut positions: Vec<i64> = keys
-            .iter()
-            .filter_map(|k| self.facts.ids.get(k))
-            .flat_map(|&id| self.facts.idents[id as usize].mentions.iter().copied())
-            .collect();
-        positions.sort_unstable();
-        positions.dedup();
-        positions
     }
 
     /// The identifiers linked to `key` now, or None for an unknown identifier.
