@@ -112,6 +112,7 @@ class Store:
         options.set_max_write_buffer_number(2)
         table = BlockBasedOptions()
         table.set_block_cache(Cache(32 << 20))
+        table.set_bloom_filter(10, False)
         options.set_block_based_table_factory(table)
         options.set_compression_type(DBCompressionType.lz4())
         # Log chunks and output batches are megabytes each and never change: kept in blob
