@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -59,7 +60,20 @@ def build(
     app = create_app(host, settings.core_config(), load_topology(), options, background)
     # Live streams never end by themselves: on shutdown they get a moment, then are closed.
     config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=2)
-    return host, uvicorn.Server(config)
+    return host, _Server(config)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, remembering the signal that stopped it. uvicorn raises that
+    signal again once it has shut down, but a Ctrl-C raised again inside ``asyncio.run``
+    only cancels the main task, which a shutdown still awaiting can absorb: then ``serve``
+    raises the KeyboardInterrupt itself, so Ctrl-C always ends the command as Ctrl-C."""
+
+    stopped_by: int | None = None
+
+    def handle_exit(self, sig: int, frame: object) -> None:
+        self.stopped_by = self.stopped_by or sig
+        super().handle_exit(sig, frame)  # type: ignore[arg-type]
 
 
 def serve(
@@ -80,6 +94,8 @@ def serve(
     server.run()
     if engine_host.failure is not None:
         raise engine_host.failure
+    if isinstance(server, _Server) and server.stopped_by == signal.SIGINT:
+        raise KeyboardInterrupt
 
 
 def bound_url(server: uvicorn.Server, timeout: float = 30.0) -> str | None:

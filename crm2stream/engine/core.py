@@ -150,10 +150,6 @@ class Core:
         equal event sets (``docs/tables.md``)."""
         return self._core.digest(as_of_day)
 
-    def component(self, key: str) -> set[str] | None:
-        members = self._core.component(key)
-        return None if members is None else set(members)
-
     def person_members(self, person_id: str, as_of_day: int) -> set[str] | None:
         members = self._core.person_members(person_id, as_of_day)
         return None if members is None else set(members)

@@ -31,7 +31,7 @@ from crm2stream.core.tables import STATE_TABLES, Row
 from crm2stream.core.validation import Rejection
 from crm2stream.engine import compaction
 from crm2stream.engine.core import PUBLISH_ITEMS, Core
-from crm2stream.engine.history import events_naming
+from crm2stream.engine.history import events_of, members_of
 from crm2stream.engine.lines import (
     batched,
     file_fingerprint,
@@ -506,17 +506,8 @@ class EmbeddedEngine:
         if who.startswith("p_"):
             day = self.default_day()
             return None if day is None else self.core.person_members(who, day)
-        if not self.store.known(who):
-            return None
-        members, todo = {who}, [who]
-        while todo:
-            for other in self.store.linked(todo.pop()):
-                if other not in members:
-                    members.add(other)
-                    todo.append(other)
-        return members
+        return members_of(self.store, who)
 
     def history(self, members: Iterable[str]) -> list[Row]:
         """The events naming any of ``members``, in event-time order."""
-        positions = sorted({at for member in members for at in self.store.mentions(member)})
-        return events_naming(self.store, positions, self.cfg.currency)
+        return events_of(self.store, members, self.cfg.currency)

@@ -1,5 +1,6 @@
 """A person's history: the events naming any of their identifiers, read back from the log
-by the positions the core kept, in event-time order."""
+by the positions the store indexes (``x/``), in event-time order; the person of an
+identifier from the links that stand now (``g/``). Both read only that person's keys."""
 
 from __future__ import annotations
 
@@ -10,6 +11,26 @@ from crm2stream.core.tables import Row
 from crm2stream.core.validation import Rejection, decode
 from crm2stream.engine.results import EngineError, dead_letter
 from crm2stream.engine.store import Store
+
+
+def members_of(store: Store, identifier: str) -> set[str] | None:
+    """The identifiers linked to ``identifier`` now, through any chain of links (itself
+    included); None when no accepted event named it."""
+    if not store.known(identifier):
+        return None
+    members, todo = {identifier}, [identifier]
+    while todo:
+        for other in store.linked(todo.pop()):
+            if other not in members:
+                members.add(other)
+                todo.append(other)
+    return members
+
+
+def events_of(store: Store, members: Iterable[str], currency: str) -> list[Row]:
+    """The accepted events naming any of ``members``, in event-time order."""
+    positions = sorted({at for member in members for at in store.mentions(member)})
+    return events_naming(store, positions, currency)
 
 
 def events_naming(store: Store, positions: Iterable[int], currency: str) -> list[Row]:

@@ -3,7 +3,12 @@ topics, the checkpointed facts and the positions, so that one WriteBatch can cha
 of them atomically.
 
 Key space (raw bytes):
-  ``l/<start>``      a log chunk: the raw input lines of one batch, joined by newlines
+  ``l/<first>``      a page of the log: up to ``PAGE_LINES`` raw input lines of one batch,
+                     the first at log position ``first``, joined by newlines (so that
+                     reading one line reads one page, not its whole batch)
+  ``b/<start>``      how many lines the batch at ``start`` holds, when it takes more than
+                     one page (a batch without it is one page: every batch written before
+                     pages was)
   ``r/<start>``      the bytes received of that chunk's lines a log line could not hold
                      as they were (an array element spanning lines), for their dead
                      letters: a JSON object, index -> base64
@@ -88,6 +93,11 @@ BLOB_MIN_BYTES = 64 << 10
 
 #: The key prefix of checkpoint segment parts.
 SEGMENTS = b"c/"
+#: The log: its pages, and the sizes of batches of more than one page.
+LOG = b"l/"
+BATCHES = b"b/"
+#: Lines per page of the log: one line read reads about this many.
+PAGE_LINES = 512
 #: The index of accepted event ids, and where a chunk's ids were kept before it.
 ACCEPTED = b"e/"
 LEGACY_ACCEPTED = b"k/"
@@ -162,12 +172,23 @@ class Store:
             yield key[len(prefix) :], value
 
     def chunks(self, start: int = 0) -> Iterator[tuple[int, bytes]]:
-        """Log chunks from the one starting at ``start`` on, as (first position, chunk):
-        the chunk's lines are joined by newlines."""
-        for key, value in _items(self.db, b"l/" + _position(start)):
-            if not key.startswith(b"l/"):
+        """Log chunks (the lines of one batch, joined by newlines) from the one starting
+        at ``start`` on, as (first position, chunk). From a ``start`` inside a batch (a
+        page's first line), the rest of that batch comes a page at a time."""
+        pages = _items(self.db, LOG + _position(start))
+        for key, page in pages:
+            if not key.startswith(LOG):
                 break
-            yield int(key[2:], 16), value
+            size = cast(bytes | None, self.db.get(BATCHES + key[len(LOG) :]))
+            if size is None:
+                yield int(key[len(LOG) :], 16), page
+                continue
+            parts, lines = [page], page.count(b"\n") + 1
+            while lines < int(size):
+                _, page = next(pages)
+                parts.append(page)
+                lines += page.count(b"\n") + 1
+            yield int(key[len(LOG) :], 16), b"\n".join(parts)
 
     def arrival(self, start: int) -> int | None:
         """When the lines of the chunk at ``start`` arrived, if the log recorded it."""
@@ -183,10 +204,10 @@ class Store:
         return {int(i): base64.b64decode(data) for i, data in orjson.loads(raw).items()}
 
     def chunk_at(self, position: int) -> tuple[int, list[bytes]] | None:
-        """The log chunk holding ``position``."""
+        """The log page holding ``position``: (its first position, its lines)."""
         it = self.db.iter()
-        it.seek_for_prev(b"l/" + _position(position))
-        if not it.valid() or not it.key().startswith(b"l/"):
+        it.seek_for_prev(LOG + _position(position))
+        if not it.valid() or not it.key().startswith(LOG):
             return None
         start = int(it.key()[2:], 16)
         lines = it.value().split(b"\n")
@@ -279,7 +300,14 @@ class Write:
     ) -> None:
         """Raw input lines (non-empty, joined by newlines), the first at ``start``, when
         they arrived, and the bytes received of those the log holds otherwise."""
-        self.wb.put(b"l/" + _position(start), chunk)
+        lines = chunk.split(b"\n")
+        if len(lines) <= PAGE_LINES:
+            self.wb.put(LOG + _position(start), chunk)
+        else:
+            for first in range(0, len(lines), PAGE_LINES):
+                page = b"\n".join(lines[first : first + PAGE_LINES])
+                self.wb.put(LOG + _position(start + first), page)
+            self.wb.put(BATCHES + _position(start), b"%d" % len(lines))
         if originals:
             kept = {str(i): base64.b64encode(raw).decode() for i, raw in originals.items()}
             self.wb.put(b"r/" + _position(start), orjson.dumps(kept))

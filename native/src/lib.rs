@@ -451,13 +451,6 @@ impl Core {
         tables::View::new(&self.facts, &self.cfg, as_of_day).digest()
     }
 
-    /// The identifiers linked to `key` now, or None for an unknown identifier.
-    fn component(&mut self, key: &str) -> Option<Vec<String>> {
-        let id = *self.facts.ids.get(key)?;
-        let person = identity::current_person(&mut self.facts, id, &self.cfg.id_key);
-        Some(person.members.iter().map(|m| self.facts.key(*m).to_string()).collect())
-    }
-
     /// The members of a person as of a day, or None.
     fn person_members(&self, person_id: &str, as_of_day: i64) -> Option<Vec<String>> {
         let partition = identity::Partition::new(&self.facts, tables::end_of_day(as_of_day), &self.cfg.id_key);

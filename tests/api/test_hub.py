@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from crm2stream.api.hub import EngineHost
+from crm2stream.api.hub import EngineHost, TopicFeed
+from crm2stream.engine import store
 from crm2stream.engine.embedded import EmbeddedEngine
 from crm2stream.engine.host import Overloaded
 from tests.conformance import CAMPAIGN
@@ -63,3 +64,18 @@ def test_a_failed_open_is_raised_to_the_caller(tmp_path: Path) -> None:
     with pytest.raises(OSError, match="disk on fire"):
         host.open()
     assert not host.running
+
+
+@pytest.mark.parametrize("start", [0, 3, 7, 249, 250, 1000, len(CAMPAIGN) - 1])
+def test_the_log_reads_back_from_any_position_across_batches_and_pages(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, start: int
+) -> None:
+    monkeypatch.setattr(store, "PAGE_LINES", 7)
+    with EmbeddedEngine(tmp_path, CFG, batch_size=250) as engine:
+        engine.ingest_lines(CAMPAIGN)
+        feed = TopicFeed()
+        feed.attach(engine, asyncio.new_event_loop())
+        for limit in (1, 10, 300, 5000):
+            first, lines = asyncio.run(feed.read_log(start, limit))
+            assert first == start and lines == CAMPAIGN[start : start + len(lines)]
+            assert len(lines) >= min(limit, len(CAMPAIGN) - start)

@@ -12,6 +12,7 @@ import pytest
 from crm2stream.core.config import CoreConfig
 from crm2stream.core.events import timestamp_micros
 from crm2stream.core.tables import STATE_TABLES
+from crm2stream.engine import store
 from crm2stream.engine.embedded import EmbeddedEngine
 from crm2stream.engine.results import EngineError
 from tests import harness
@@ -251,6 +252,29 @@ def test_accepted_ids_kept_per_chunk_move_into_their_index(
         again = reopened.ingest_lines(CAMPAIGN)
         assert again.accepted == 0 and again.duplicates == accepted
         assert reopened.digest() == CLEAN
+
+
+def test_a_log_of_whole_batches_and_paged_ones_replays_as_it_was_batched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batches written before log pages are one page each; later ones span pages. Both
+    read back whole, in order, with their boundaries: a replay ends at the clean digest,
+    and a line is found in its page."""
+    half = len(CAMPAIGN) // 2
+    with open_engine(tmp_path) as engine:
+        engine.ingest_lines(CAMPAIGN[:half])
+    monkeypatch.setattr(store, "PAGE_LINES", 7)
+    with open_engine(tmp_path) as engine:
+        engine.ingest_lines(CAMPAIGN[half:])
+        batches = [(start, chunk.count(b"\n") + 1) for start, chunk in engine.store.chunks()]
+        assert [start for start, _ in batches] == list(range(0, len(CAMPAIGN), 250))
+        assert sum(size for _, size in batches) == len(CAMPAIGN)
+        assert {size for _, size in batches} == {250}
+        assert len(list(engine.store.scan(b"b/"))) == len(range(half, len(CAMPAIGN), 250))
+        page = engine.store.chunk_at(len(CAMPAIGN) - 1)
+        assert page is not None and page[1][-1] == CAMPAIGN[-1] and len(page[1]) <= 7
+        engine.replay_in_place()
+        assert engine.digest() == CLEAN
 
 
 def test_a_publication_in_several_writes_skips_the_wal_and_is_flushed(

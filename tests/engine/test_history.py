@@ -7,11 +7,13 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crm2stream.core.events import timestamp_micros
 from crm2stream.core.validation import Rejection, decode
+from crm2stream.engine import store
 from crm2stream.engine.embedded import EmbeddedEngine
 from crm2stream.spec.history import accepted, fold
 from crm2stream.spec.persons import persons
@@ -28,6 +30,8 @@ def test_an_identifier_s_person_and_history_are_the_spec_s_without_loading(  # t
     events, batch, every
 ) -> None:
     raw = lines(events)
+    patch = pytest.MonkeyPatch()
+    patch.setattr(store, "PAGE_LINES", 3)  # a line read reads its page of the log
     valid = accepted(
         e for e in (decode(line, CFG.currency) for line in raw) if not isinstance(e, Rejection)
     )
@@ -49,3 +53,4 @@ def test_an_identifier_s_person_and_history_are_the_spec_s_without_loading(  # t
                 naming.sort(key=lambda e: (timestamp_micros(e.occurred_at), e.event_id))
                 rows = engine.history(members)
                 assert [row["event_id"] for row in rows] == [e.event_id for e in naming]
+    patch.undo()

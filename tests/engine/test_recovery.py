@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from crm2stream.core.events import parse_day
 from crm2stream.core.tables import STATE_TABLES
 from crm2stream.core.validation import Rejection, decode
-from crm2stream.engine import embedded
+from crm2stream.engine import embedded, store
 from crm2stream.engine.embedded import EmbeddedEngine
 from crm2stream.spec import state_tables
 from tests.events import lines
@@ -54,6 +54,7 @@ def test_a_dead_stop_anywhere_resumes_to_the_spec_s_tables(  # type: ignore[no-u
     with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as patch:
         # every checkpoint is written in pieces: its parts, then the write that commits them
         patch.setattr(embedded, "CHECKPOINT_WRITE_BYTES", 1)
+        patch.setattr(store, "PAGE_LINES", 2)  # and batches span log pages
         data = Path(tmp)
         engine = EmbeddedEngine(data, CFG, batch_size=batch, checkpoint_events=every)
         stop_dead_at(engine.store if where == "write" else engine, where, n)
