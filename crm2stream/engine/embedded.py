@@ -184,7 +184,7 @@ class EmbeddedEngine:
             log.warning("the checkpoint is in an older layout: rebuilding it from the log")
             self._rebuild()
             return
-        self.core.load(self.store.segments(0, self.segments.seq), max_ts=state.get("max_ts"))
+        self.core.load(self.store.segments(self.segments.seq), max_ts=state.get("max_ts"))
         if self.segments.seq and state.get("scales") != self.scales.fingerprint:
             log.warning("value settings changed since the last run: recomputing decayed sums")
             self.core.rebuild_sums()

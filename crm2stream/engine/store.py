@@ -213,12 +213,12 @@ class Store:
         lines = it.value().split(b"\n")
         return (start, lines) if position < start + len(lines) else None
 
-    def segments(self, first: int, last: int) -> Iterator[bytes]:
-        """The parts of checkpoint segments ``first``..``last``, oldest first, one at a
-        time (a segment above ``last`` is one a crash left unfinished: not part of the
-        checkpoint)."""
-        for key, part in _items(self.db, SEGMENTS + _position(first)):
-            if not key.startswith(SEGMENTS) or int(key[2:18], 16) > last:
+    def segments(self, last: int) -> Iterator[bytes]:
+        """The parts of the checkpoint segments numbered up to ``last`` (those a full one
+        did not replace), oldest first, one at a time; a segment above ``last`` is one a
+        crash left unfinished: not part of the checkpoint."""
+        for key, part in self.scan(SEGMENTS):
+            if int(key[:16], 16) > last:
                 break
             yield part
 

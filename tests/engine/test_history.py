@@ -30,27 +30,28 @@ def test_an_identifier_s_person_and_history_are_the_spec_s_without_loading(  # t
     events, batch, every
 ) -> None:
     raw = lines(events)
-    patch = pytest.MonkeyPatch()
-    patch.setattr(store, "PAGE_LINES", 3)  # a line read reads its page of the log
-    valid = accepted(
-        e for e in (decode(line, CFG.currency) for line in raw) if not isinstance(e, Rejection)
-    )
-    people = persons(fold(valid, ALL_TIME), CFG.id_key)
-    with tempfile.TemporaryDirectory() as tmp:
-        with EmbeddedEngine(Path(tmp), CFG, batch_size=batch, checkpoint_events=every) as engine:
-            engine.ingest_lines(raw)
-            engine.ingest_lines(raw[: len(raw) // 2])  # duplicates name nobody again
-        with EmbeddedEngine(Path(tmp), CFG, load=False) as engine:
-            assert engine.indexed and engine.core.max_ts is None  # nothing loaded
-            for identifier in IDENTIFIERS:
-                person = next((p for p in people if identifier in p.members), None)
-                members = engine.members(identifier)
-                if person is None:
-                    assert members is None
-                    continue
-                assert members == set(person.members)
-                naming = [e for e in valid if {i.key for i in e.identifiers()} & members]
-                naming.sort(key=lambda e: (timestamp_micros(e.occurred_at), e.event_id))
-                rows = engine.history(members)
-                assert [row["event_id"] for row in rows] == [e.event_id for e in naming]
-    patch.undo()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(store, "PAGE_LINES", 3)  # a line read reads its page of the log
+        valid = accepted(
+            e for e in (decode(line, CFG.currency) for line in raw) if not isinstance(e, Rejection)
+        )
+        people = persons(fold(valid, ALL_TIME), CFG.id_key)
+        with tempfile.TemporaryDirectory() as tmp:
+            with EmbeddedEngine(
+                Path(tmp), CFG, batch_size=batch, checkpoint_events=every
+            ) as engine:
+                engine.ingest_lines(raw)
+                engine.ingest_lines(raw[: len(raw) // 2])  # duplicates name nobody again
+            with EmbeddedEngine(Path(tmp), CFG, load=False) as engine:
+                assert engine.indexed and engine.core.max_ts is None  # nothing loaded
+                for identifier in IDENTIFIERS:
+                    person = next((p for p in people if identifier in p.members), None)
+                    members = engine.members(identifier)
+                    if person is None:
+                        assert members is None
+                        continue
+                    assert members == set(person.members)
+                    naming = [e for e in valid if {i.key for i in e.identifiers()} & members]
+                    naming.sort(key=lambda e: (timestamp_micros(e.occurred_at), e.event_id))
+                    rows = engine.history(members)
+                    assert [row["event_id"] for row in rows] == [e.event_id for e in naming]
