@@ -109,6 +109,7 @@ def _open(settings: Settings, data_dir: Path, *, load: bool = True) -> EmbeddedE
         settings.core_config(),
         batch_size=settings.batch_size,
         checkpoint_events=settings.checkpoint_events,
+        cache_bytes=settings.cache_mb << 20,
         checkpoint_seconds=settings.checkpoint_seconds,
         load=load,
     )

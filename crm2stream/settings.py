@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     #: write the in-memory facts after this many events, or this many seconds
     checkpoint_events: int = Field(1_000_000, ge=1)
     checkpoint_seconds: float = Field(60.0, gt=0)
+    #: megabytes of identifier bodies (what grows with each identifier's history: day
+    #: buckets, ties, consent, sums) kept in memory; the store keeps them all, and a batch
+    #: reads back the ones it needs
+    cache_mb: int = Field(512, ge=0)
     #: there is one core, the compiled one: the Python one was retired (a data directory
     #: it wrote is rebuilt from its log at the first start)
     core: str = "native"

@@ -27,6 +27,7 @@ def open_engine(settings: Settings, data_dir: Path) -> EmbeddedEngine:
         settings.core_config(),
         batch_size=settings.batch_size,
         checkpoint_events=settings.checkpoint_events,
+        cache_bytes=settings.cache_mb << 20,
         checkpoint_seconds=min(settings.checkpoint_seconds, settings.publish_seconds),
     )
 

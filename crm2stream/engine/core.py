@@ -120,10 +120,63 @@ class Core:
         self._core.begin_checkpoint(full)
         while (part := self._core.checkpoint_part()) is not None:
             yield part
+        self._core.end_checkpoint(True)
 
     def checkpoint(self, full: bool) -> list[bytes]:
         """``checkpoint_parts``, all at once (a changelog record holds them together)."""
         return list(self.checkpoint_parts(full))
+
+    def begin_keyed_checkpoint(self, full: bool, seq: int) -> None:
+        """Begin checkpoint number ``seq`` of a core with a store attached: the dirty
+        bodies are ``checkpoint_bodies``, store writes of their own; then the segment's
+        ``checkpoint_segment``; then ``checkpoint_stale`` and ``end_checkpoint``."""
+        self._core.begin_checkpoint(full, seq)
+
+    def checkpoint_bodies(self) -> Iterator[list[tuple[bytes, bytes]]]:
+        """The dirty bodies of the checkpoint begun, as (store key, record), a few MB at a
+        time."""
+        while (bodies := self._core.checkpoint_bodies()) is not None:
+            yield bodies
+
+    def checkpoint_segment(self) -> Iterator[bytes]:
+        """The segment parts of the checkpoint begun."""
+        while (part := self._core.checkpoint_part()) is not None:
+            yield part
+
+    def checkpoint_stale(self) -> list[bytes]:
+        """The store keys of the bodies the checkpoint begun replaces: delete them in the
+        write that commits it."""
+        return self._core.checkpoint_stale()
+
+    def end_checkpoint(self, committed: bool) -> None:
+        """End the checkpoint begun: ``committed`` once the write that makes it the
+        checkpoint landed; otherwise what it held is dirty again, and the next checkpoint
+        writes every fact."""
+        self._core.end_checkpoint(committed)
+
+    def attach_store(self, fetch: Callable[[list[bytes]], list[bytes | None]], budget: int) -> None:
+        """Keep identifier bodies in a store: the core asks ``fetch(keys)`` for those a
+        call needs and does not hold (once per call), and ``evict`` keeps those in memory
+        to about ``budget`` bytes between calls."""
+        self._core.attach_store(fetch, budget)
+
+    def evict(self, ahead: int) -> list[tuple[bytes, bytes]]:
+        """Keep the cache's budget after a batch or a committed checkpoint: clean bodies
+        beyond it are dropped, and dirty ones returned as (store key, record) under
+        ``ahead``, the number of the next checkpoint, to write with the batch (the core
+        reads them back from there until that checkpoint commits them)."""
+        return self._core.evict(ahead)
+
+    def footprint(self) -> list[tuple[str, int, int]]:
+        """What the core's memory holds: (structure, entries, approximate bytes), largest
+        first; lengths and capacities, not the allocator's view."""
+        return self._core.footprint()
+
+    @property
+    def resident(self) -> int:
+        """How many identifier bodies are in memory."""
+        value: int = self._core.resident
+        return value
 
     def load(
         self, parts: Iterable[bytes], seen: Iterable[list[str]] = (), max_ts: int | None = None

@@ -5,7 +5,10 @@ one WriteBatch: the raw lines (the log), the event ids they accepted, their outp
 (dead letters, score changes, marketing triggers) and the new positions. Every
 ``checkpoint_events`` events or ``checkpoint_seconds`` (and at the end of every ingest)
 the table topics get the rows that changed (``docs/architecture.md``), then the facts the
-core marked dirty are written with the log position they stand at, in one WriteBatch.
+core marked dirty are written with the log position they stand at. Identifier bodies (day
+buckets, ties, consent, sums: what grows with history) are written under their keys, and
+only ``cache_bytes`` of them stay in memory: a dirty one is written ahead of the
+checkpoint that commits it, and the core asks the store for those a batch needs.
 
 On open, the checkpointed facts are loaded and the log chunks after their position are
 applied again, with the same batch boundaries, so the facts and the change streams come
@@ -60,6 +63,8 @@ COMPACT_AFTER_RECORDS = 100_000
 #: every fact never sits in memory whole (in the core, the interpreter and RocksDB's
 #: memtable at once, as one write would).
 CHECKPOINT_WRITE_BYTES = 64 << 20
+#: Bytes of identifier bodies kept in memory (``cache_bytes``).
+CACHE_BYTES = 512 << 20
 
 
 def _key_check(id_key: bytes) -> str:
@@ -89,9 +94,12 @@ class EmbeddedEngine:
         checkpoint_seconds: float = 60.0,
         topology: Topology | None = None,
         load: bool = True,
+        cache_bytes: int = CACHE_BYTES,
     ) -> None:
         """Open (or create) a data directory. ``load=False`` skips loading the facts and
-        recovering the log tail: for a replay, which rebuilds them anyway."""
+        recovering the log tail: for a replay, which rebuilds them anyway.
+        ``cache_bytes``: about how much memory the identifier bodies may hold between
+        batches (the store keeps every body; see ``docs/architecture.md``)."""
         self.cfg = cfg
         self.batch_size = batch_size
         self.checkpoint_events = checkpoint_events
@@ -100,7 +108,8 @@ class EmbeddedEngine:
         self.streams = tuple(self.topology.streams)
         self.store = Store(data_dir)
         self.scales = Scales.of(cfg)
-        self.core = Core(cfg, indexes=True)
+        self.cache_bytes = cache_bytes
+        self.core = self._new_core()
         log_meta = self.store.meta("log")
         self.log_end: int = log_meta.get("log_end", 0)
         self.output_ends: dict[str, int] = log_meta.get("outputs", {})
@@ -167,6 +176,11 @@ class EmbeddedEngine:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _new_core(self) -> Core:
+        core = Core(self.cfg, indexes=True)
+        core.attach_store(self.store.bodies, self.cache_bytes)
+        return core
+
     def _load(self) -> None:
         moved = self.store.index_accepted_ids()
         if moved:
@@ -180,7 +194,8 @@ class EmbeddedEngine:
             )
             self._rebuild()
             return
-        if self.applied and ("segments" not in state or not state.get("indexes")):
+        older = "segments" not in state or not state.get("indexes")
+        if self.applied and (older or state.get("bodies") != "keyed"):
             log.warning("the checkpoint is in an older layout: rebuilding it from the log")
             self._rebuild()
             return
@@ -200,6 +215,7 @@ class EmbeddedEngine:
             )
             batch = self.store.batch()  # the same keys again, or the first (a rebuild)
             batch.indexes(*out.indexes)
+            batch.bodies(out.bodies)
             self.store.write(batch, logged=self._logged)
         self.checkpoint()
         if self.replay_end > self.log_end:
@@ -211,7 +227,7 @@ class EmbeddedEngine:
         Interrupted, it carries on at the next open: the log end to reach is persisted.
         """
         self.replay_end = max(self.log_end, self.replay_end)
-        self.core = Core(self.cfg, indexes=True)
+        self.core = self._new_core()
         self.output_ends, self.in_progress, self.compacted = {}, {}, {}
         self.applied = self.log_end = 0
         self.segments = Segments()
@@ -271,7 +287,8 @@ class EmbeddedEngine:
         records = dict(zip(self.streams, (changes, triggers), strict=True))
         records[self.topology.dlq] = (len(dead), dlq)
         indexes = self.core.take_indexes()
-        return BatchOutput(counts, done.lines, done.accepted_ids, records, dead, indexes)
+        bodies = self.core.evict(self.segments.seq + 1)
+        return BatchOutput(counts, done.lines, done.accepted_ids, records, dead, indexes, bodies)
 
     def process_batch(self, chunk: bytes, ingest: tuple[str, int] | None = None) -> Counts:
         """``submit`` of new lines without the dead letters, then a checkpoint if due."""
@@ -319,6 +336,7 @@ class EmbeddedEngine:
             batch.log_chunk(start, chunk, arrival, originals or {})
         batch.accepted(start, out.accepted_ids)
         batch.indexes(*out.indexes)
+        batch.bodies(out.bodies)
         outputs = dict(self.output_ends)
         for topic, (count, records) in out.records.items():
             if count:
@@ -366,37 +384,71 @@ class EmbeddedEngine:
         self._compact_due()
         full = self.segments.next_is_full()
         segments = replace(self.segments)
-        seq, size, spilled = segments.seq + 1, 0, False
-        batch = self.store.batch()
-        batch.drop_segments(above=segments.seq)  # what a crash left of an unfinished one
-        pending = 0
-        for n, part in enumerate(self.core.checkpoint_parts(full)):
-            batch.segment_part(seq, n, part)
-            size, pending = size + len(part), pending + len(part)
-            if pending >= CHECKPOINT_WRITE_BYTES:
-                # a segment of everything is written in pieces, outside the write-ahead
-                # log, and flushed before the write that makes it the checkpoint
-                self.store.write(batch, logged=False)
-                batch, pending, spilled = self.store.batch(), 0, True
-        if spilled and self._logged:
-            self.store.flush()
-        segments.written(size, full)
-        if full:
-            batch.drop_segments(below=seq)
-        batch.meta(
-            "state",
-            {
-                "applied": self.log_end,
-                "max_ts": self.core.max_ts,
-                "scales": self.scales.fingerprint,
-                "core": "native",
-                "segments": asdict(segments),
-                "indexes": True,
-            },
-        )
-        self._write(batch, applied=self.log_end, segments=segments)
+        seq = segments.seq + 1
+        self.core.begin_keyed_checkpoint(full, seq)
+        try:
+            batch, size = self._write_checkpoint(seq)
+            segments.written(size, full)
+            if full:
+                batch.drop_segments(below=seq)
+            batch.delete(self.core.checkpoint_stale())
+            batch.meta(
+                "state",
+                {
+                    "applied": self.log_end,
+                    "max_ts": self.core.max_ts,
+                    "scales": self.scales.fingerprint,
+                    "core": "native",
+                    "segments": asdict(segments),
+                    "indexes": True,
+                    "bodies": "keyed",
+                },
+            )
+            self._write(batch, applied=self.log_end, segments=segments)
+        except BaseException:
+            self.core.end_checkpoint(committed=False)
+            raise
+        self.core.end_checkpoint(committed=True)
+        self._evict()
+
+    def _evict(self) -> None:
+        """Keep the cache's budget now (after a checkpoint, or a whole-state read)."""
+        written = self.core.evict(self.segments.seq + 1)
+        if written:
+            batch = self.store.batch()
+            batch.bodies(written)
+            self.store.write(batch, logged=self._logged)
         self._since_checkpoint = 0
         self._last_checkpoint = time.monotonic()
+
+    def _write_checkpoint(self, seq: int) -> tuple[Write, int]:
+        """Checkpoint ``seq``, begun in the core, but for its commit: the dirty bodies
+        under their keys, then the segment (what a crash left of an unfinished one
+        dropped first). Beyond ``CHECKPOINT_WRITE_BYTES`` it is written in pieces outside
+        the write-ahead log and flushed, so that the commit never lands on top of pieces a
+        crash could lose; nobody reads them before the commit (their keys name a number
+        above the committed one). Returns the write to commit with, and the segment's size."""
+        batch = self.store.batch()
+        batch.drop_segments(above=seq - 1)
+        pending, size, spilled = 0, 0, False
+
+        def spill_if_due() -> None:
+            nonlocal batch, pending, spilled
+            if pending >= CHECKPOINT_WRITE_BYTES:
+                self.store.write(batch, logged=False)
+                batch, pending, spilled = self.store.batch(), 0, True
+
+        for bodies in self.core.checkpoint_bodies():
+            batch.bodies(bodies)
+            pending += sum(len(key) + len(record) for key, record in bodies)
+            spill_if_due()
+        for n, part in enumerate(self.core.checkpoint_segment()):
+            batch.segment_part(seq, n, part)
+            size, pending = size + len(part), pending + len(part)
+            spill_if_due()
+        if spilled and self._logged:
+            self.store.flush()
+        return batch, size
 
     def _publish(self) -> None:
         """Write the table topics' records of what changed since the last publication, in
@@ -418,6 +470,7 @@ class EmbeddedEngine:
             if not any(count for count, _ in out):
                 break
             batch = self.store.batch()
+            batch.bodies(self.core.evict(self.segments.seq + 1))
             outputs = dict(self.output_ends)
             for table, base, (count, records) in zip(STATE_TABLES, bases, out, strict=True):
                 if count:
@@ -487,7 +540,11 @@ class EmbeddedEngine:
     def export(self, table: str, as_of_day: int | None = None) -> Iterator[Row]:
         if table in self.topology.tables:
             day = self.default_day() if as_of_day is None else as_of_day
-            return iter(()) if day is None else self.core.rows(table, day)
+            if day is None:
+                return iter(())
+            rows = self.core.rows(table, day)  # read whole, from every body
+            self._evict()
+            return rows
         if table in self.topology.streams or table == self.topology.dlq:
             return self.store.outputs(table)
         choices = ", ".join(self.topology.exportable)
@@ -497,7 +554,10 @@ class EmbeddedEngine:
         day = self.default_day() if as_of_day is None else as_of_day
         if day is None:
             return hashlib.sha256(b"").hexdigest()
-        return self.core.digest(day)
+        try:
+            return self.core.digest(day)
+        finally:
+            self._evict()  # the digest read every body
 
     def members(self, who: str) -> set[str] | None:
         """The identifiers of a person id (as of the latest day) or, for an identifier

@@ -46,6 +46,9 @@ class BatchOutput:
     dead: list[tuple[int, Rejection]]
     #: the store keys of the mentions and links it indexes (``Core.take_indexes``)
     indexes: tuple[list[bytes], list[tuple[bytes, bool]]]
+    #: identifier bodies written ahead of the next checkpoint to keep the cache's
+    #: budget (``Core.evict``), as (store key, record)
+    bodies: list[tuple[bytes, bytes]]
 
 
 def duplicate(event_id: str) -> Rejection:

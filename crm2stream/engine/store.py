@@ -104,6 +104,9 @@ LEGACY_ACCEPTED = b"k/"
 #: The indexes of one person's history: mentions of identifiers, links standing now.
 MENTIONS = b"x/"
 LINKS = b"g/"
+#: Identifier bodies, each under its key and the checkpoint that wrote it
+#: (``i/<identifier>\x1f<checkpoint, 8 hex digits>``; the core makes the keys).
+BODIES = b"i/"
 #: Where checkpoint records were kept one per key before segments: cleared on rebuild.
 LEGACY_RECORDS = b"s/"
 
@@ -231,6 +234,11 @@ class Store:
         below = _position(start)
         return [at is not None and at < below for at in found]
 
+    def bodies(self, keys: list[bytes]) -> list[bytes | None]:
+        """The stored identifier bodies of these keys (None: not stored), in one read."""
+        wanted: list[str | int | float | bytes | bool] = list(keys)
+        return cast(list[bytes | None], self.db.get(wanted))
+
     def mentions(self, identifier: str) -> list[int]:
         """The log positions of the accepted events naming an identifier, in order."""
         return [int(at, 16) for at, _ in self.scan(MENTIONS + identifier.encode() + b"\x1f")]
@@ -291,7 +299,17 @@ class Write:
 
     def clear_derived(self) -> None:
         """Forget everything but the log: the start of an in-place replay."""
-        derived = (b"c/", ACCEPTED, LEGACY_ACCEPTED, MENTIONS, LINKS, b"o/", LEGACY_RECORDS, b"m/")
+        derived = (
+            b"c/",
+            ACCEPTED,
+            LEGACY_ACCEPTED,
+            MENTIONS,
+            LINKS,
+            BODIES,
+            b"o/",
+            LEGACY_RECORDS,
+            b"m/",
+        )
         for prefix in derived:
             self.wb.delete_range(prefix, prefix[:-1] + b"0")
 
@@ -347,6 +365,18 @@ class Write:
     def segment_part(self, seq: int, n: int, part: bytes) -> None:
         """Part ``n`` of checkpoint segment number ``seq``."""
         self.wb.put(SEGMENTS + _position(seq) + b"/" + b"%08x" % n, part)
+
+    def bodies(self, bodies: list[tuple[bytes, bytes]]) -> None:
+        """Identifier bodies a checkpoint stores, as (key, record)."""
+        put = self.wb.put
+        for key, record in bodies:
+            put(key, record)
+
+    def delete(self, keys: list[bytes]) -> None:
+        """Delete these keys (the bodies a committed checkpoint replaced)."""
+        delete = self.wb.delete
+        for key in keys:
+            delete(key)
 
     def drop_segments(self, below: int | None = None, above: int | None = None) -> None:
         """Forget the segments numbered below ``below`` (a full one replaced them, and any

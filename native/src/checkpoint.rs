@@ -8,7 +8,7 @@
 //! earlier one's: loading keeps the latest record of each key.
 
 use crate::codec;
-use crate::facts::{self, Facts, Id};
+use crate::facts::{Facts, Id};
 
 /// The tables, in the order they load (pairs and referrals name identifiers).
 pub const TABLES: [u8; 4] = [b'i', b'p', b'r', b'e'];
@@ -56,6 +56,11 @@ impl Parts {
 /// The keys one checkpoint writes, taken when it begins: the dirty ones or, when `full`,
 /// every one. Parts are rendered one at a time (`next_part`), so a checkpoint of every
 /// fact holds one part in memory, not the state's whole size again.
+///
+/// With a checkpoint number (`keyed`), the bodies of the dirty identifiers are not in the
+/// segment: they are store writes of their own, under `body_key` of that number
+/// (`next_bodies`), and the identifier records name the checkpoint that holds each body.
+/// The versions they replace are deleted when the checkpoint is committed (`stale`).
 pub struct Segment {
     idents: Vec<Id>,
     pairs: Vec<(Id, Id)>,
@@ -65,13 +70,34 @@ pub struct Segment {
     table: usize,
     at: usize,
     record: Vec<u8>,
+    /// per dirty identifier: (it, the checkpoint that stored its body before, the one it
+    /// was written ahead for, whether its body is resident and so written here)
+    bodies: Vec<(Id, u32, u32, bool)>,
+    body_at: usize,
+    keyed: Option<u32>,
+}
+
+/// The store key of an identifier's body as checkpoint `seq` wrote it.
+pub fn body_key(key: &str, seq: u32) -> Vec<u8> {
+    format!("i/{key}\x1f{seq:08x}").into_bytes()
 }
 
 impl Segment {
     /// Begin a checkpoint: the facts changed since the last one (every fact when `full`)
-    /// are what it writes, and from now on nothing is dirty.
-    pub fn begin(facts: &mut Facts, full: bool) -> Self {
+    /// are what it writes, and from now on nothing is dirty. `keyed`: the number of this
+    /// checkpoint, when bodies are stored under their keys.
+    pub fn begin(facts: &mut Facts, full: bool, keyed: Option<u32>) -> Self {
         let dirty = std::mem::take(&mut facts.dirty);
+        let mut bodies = Vec::new();
+        if let Some(seq) = keyed {
+            for &id in dirty.idents.iter() {
+                let ident = &mut facts.idents[id as usize];
+                let resident = ident.body.is_some();
+                assert!(resident || ident.spilled == seq, "{} is neither resident nor written ahead", ident.key);
+                let before = std::mem::replace(&mut ident.stored, seq);
+                bodies.push((id, before, std::mem::take(&mut ident.spilled), resident));
+            }
+        }
         let (idents, pairs, referrals, emitted) = if full {
             (
                 (0..facts.idents.len() as Id).collect(),
@@ -87,20 +113,32 @@ impl Segment {
                 dirty.emitted.into_iter().collect(),
             )
         };
-        Segment { idents, pairs, referrals, emitted, table: 0, at: 0, record: Vec::with_capacity(4096) }
+        let record = Vec::with_capacity(4096);
+        Segment { idents, pairs, referrals, emitted, table: 0, at: 0, record, bodies, body_at: 0, keyed }
+    }
+
+    /// Give up on this checkpoint before it is committed: its bodies are dirty again, and
+    /// stored where they were.
+    pub fn abandon(self, facts: &mut Facts) {
+        for (id, before, spilled, _) in self.bodies {
+            let ident = &mut facts.idents[id as usize];
+            (ident.stored, ident.spilled) = (before, spilled);
+            facts.dirty.idents.insert(id);
+        }
     }
 
     /// The next part (about `PART_BYTES`), or None once every record is written. The facts
     /// must not change between `begin` and the last part.
     pub fn next_part(&mut self, facts: &Facts) -> Option<Vec<u8>> {
         let mut parts = Parts::default();
+        let inline = self.keyed.is_none();
         while parts.done.is_empty() && self.table < TABLES.len() {
             let at = self.at;
             self.at += 1;
             match self.table {
                 0 if at < self.idents.len() => {
                     let id = self.idents[at];
-                    self.record = codec::encode_ident(facts, id, std::mem::take(&mut self.record));
+                    self.record = codec::encode_ident(facts, id, inline, std::mem::take(&mut self.record));
                     parts.push(b'i', facts.key(id).as_bytes(), &self.record);
                 }
                 1 if at < self.pairs.len() => {
@@ -126,6 +164,39 @@ impl Segment {
         }
         parts.finish().pop()
     }
+
+    /// The next bodies to store, as (store key, record), about `PART_BYTES` of them; None
+    /// once all are rendered (at once, without a checkpoint number).
+    pub fn next_bodies(&mut self, facts: &Facts) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
+        let seq = self.keyed?;
+        let mut out = Vec::new();
+        let mut size = 0;
+        if self.body_at >= self.bodies.len() {
+            return None;
+        }
+        while size < PART_BYTES && self.body_at < self.bodies.len() {
+            let (id, _, _, resident) = self.bodies[self.body_at];
+            self.body_at += 1;
+            if !resident {
+                continue; // written ahead under this checkpoint's number
+            }
+            let record = codec::encode_body(facts, facts.body(id), Vec::new());
+            size += record.len();
+            out.push((body_key(facts.key(id), seq), record));
+        }
+        Some(out)
+    }
+
+    /// The store keys of the bodies this checkpoint replaces: delete them in the write
+    /// that commits it.
+    pub fn stale(&self, facts: &Facts) -> Vec<Vec<u8>> {
+        let seq = self.keyed.unwrap_or(0);
+        self.bodies
+            .iter()
+            .filter(|&&(_, before, _, _)| before != 0 && before != seq)
+            .map(|&(id, before, _, _)| body_key(facts.key(id), before))
+            .collect()
+    }
 }
 
 /// Loads segment parts one at a time, oldest first, each record replacing what an
@@ -135,7 +206,8 @@ impl Segment {
 /// name an identifier of a later record, so ties are resolved at `finish`.
 #[derive(Default)]
 pub struct Loader {
-    ties: Vec<(Id, Vec<codec::StoredTie>)>,
+    /// per identifier, what its latest record names by key (resolved at `finish`)
+    named: Vec<(Id, codec::Named)>,
 }
 
 impl Loader {
@@ -145,8 +217,8 @@ impl Loader {
             let key = std::str::from_utf8(key).map_err(|e| e.to_string())?;
             match table {
                 b'i' => {
-                    let ties = codec::decode_ident(facts, key, record)?;
-                    self.ties.push((facts.ids[key], ties));
+                    let named = codec::decode_ident(facts, key, record)?;
+                    self.named.push((facts.ids[key], named));
                 }
                 b'p' => codec::decode_pair(facts, key, record)?,
                 b'r' => codec::decode_referrals(facts, key, record)?,
@@ -157,16 +229,22 @@ impl Loader {
         Ok(())
     }
 
-    /// Resolve the ties (the latest record of an identifier wins: it is applied last).
+    /// Resolve what the records name (the latest record of an identifier wins: it is
+    /// applied last).
     pub fn finish(self, facts: &mut Facts) -> Result<(), String> {
-        for (id, ties) in self.ties {
-            let mut out = Vec::with_capacity(ties.len());
-            for (target, day, counts) in ties {
-                let target = *facts.ids.get(&target).ok_or_else(|| format!("tie to unknown {target}"))?;
-                out.push(facts::Tie { target, day, counts });
+        facts.incoming.resize(facts.idents.len(), Vec::new());
+        for (id, named) in self.named {
+            let mut incoming = Vec::with_capacity(named.incoming.len());
+            for source in named.incoming {
+                incoming.push(*facts.ids.get(&source).ok_or_else(|| format!("tie from unknown {source}"))?);
             }
-            out.sort_by_key(|t| (t.target, t.day));
-            facts.idents[id as usize].out = out;
+            facts.incoming[id as usize] = incoming;
+            if let Some(ties) = named.ties {
+                let out = codec::resolve_ties(facts, ties)?;
+                if let Some(body) = facts.idents[id as usize].body.as_deref_mut() {
+                    body.out = out;
+                }
+            }
         }
         Ok(())
     }

@@ -3,10 +3,13 @@
 //! Records start with a format byte; identifiers inside records are written as their keys,
 //! since ids are only positions in this process's tables.
 
-use crate::facts::{DayBucket, Facts, Id, Share, COUNTERS};
+use crate::facts::{Body, DayBucket, Facts, Id, Share, Tie, COUNTERS};
 use num_bigint::BigUint;
 
 const FORMAT: u8 = 1;
+/// Identifier records since bodies are kept apart from them (a record of format 1 held
+/// both, and mentions: directories that have them are rebuilt from the log).
+const IDENT_FORMAT: u8 = 2;
 pub const SEP: char = '\x1f';
 
 #[derive(Default)]
@@ -14,9 +17,9 @@ struct Writer(Vec<u8>);
 
 impl Writer {
     /// A record written into `buffer` (emptied first): one buffer serves many records.
-    fn into(mut buffer: Vec<u8>) -> Self {
+    fn into(mut buffer: Vec<u8>, format: u8) -> Self {
         buffer.clear();
-        buffer.push(FORMAT);
+        buffer.push(format);
         Writer(buffer)
     }
     fn uint(&mut self, mut v: u128) {
@@ -68,10 +71,10 @@ pub struct Reader<'a> {
 pub type Result<T> = std::result::Result<T, String>;
 
 impl<'a> Reader<'a> {
-    fn new(data: &'a [u8]) -> Result<Self> {
+    fn new(data: &'a [u8], format: u8) -> Result<Self> {
         match data.first() {
-            Some(&FORMAT) => Ok(Reader { data, at: 1 }),
-            _ => Err("record is not in the native checkpoint format".into()),
+            Some(&f) if f == format => Ok(Reader { data, at: 1 }),
+            _ => Err("record is not in this version's checkpoint format".into()),
         }
     }
     fn byte(&mut self) -> Result<u8> {
@@ -125,27 +128,14 @@ impl<'a> Reader<'a> {
     }
 }
 
-pub fn encode_ident(facts: &Facts, id: Id, buffer: Vec<u8>) -> Vec<u8> {
+/// An identifier's record in a checkpoint segment: what is always in memory (first seen,
+/// shares, the identifiers with ties to it, the checkpoint that stored its body) and,
+/// when no store keeps bodies under their keys, the body itself.
+pub fn encode_ident(facts: &Facts, id: Id, inline: bool, buffer: Vec<u8>) -> Vec<u8> {
     let ident = &facts.idents[id as usize];
-    let mut w = Writer::into(buffer);
+    let mut w = Writer::into(buffer, IDENT_FORMAT);
     w.int(ident.first.0);
     w.text(&ident.first.1);
-    w.uint(ident.days.len() as u128);
-    for b in &ident.days {
-        w.int(b.day());
-        for &c in &b.counts {
-            w.uint(c.into());
-        }
-        w.uint(b.amount);
-    }
-    w.uint(ident.out.len() as u128);
-    for tie in &ident.out {
-        w.text(facts.key(tie.target));
-        w.int(tie.day.into());
-        for &c in &tie.counts {
-            w.uint(c.into());
-        }
-    }
     w.uint(ident.shares.len() as u128);
     for sid in &ident.shares {
         let share = &facts.shares[sid];
@@ -154,8 +144,46 @@ pub fn encode_ident(facts: &Facts, id: Id, buffer: Vec<u8>) -> Vec<u8> {
         w.opt_text(share.parent.as_deref());
         w.uint(share.recipients.into());
     }
-    w.uint(ident.consent.len() as u128);
-    for ((grantee, purpose, channel), history) in &ident.consent {
+    let incoming = facts.incoming.get(id as usize).map_or(&[][..], Vec::as_slice);
+    w.uint(incoming.len() as u128);
+    for &source in incoming {
+        w.text(facts.key(source));
+    }
+    if inline {
+        w.uint(0);
+        write_body(&mut w, facts, facts.body(id));
+    } else {
+        w.uint(ident.stored.into());
+    }
+    w.0
+}
+
+/// An identifier's body as the store keeps it under its key.
+pub fn encode_body(facts: &Facts, body: &Body, buffer: Vec<u8>) -> Vec<u8> {
+    let mut w = Writer::into(buffer, FORMAT);
+    write_body(&mut w, facts, body);
+    w.0
+}
+
+fn write_body(w: &mut Writer, facts: &Facts, body: &Body) {
+    w.uint(body.days.len() as u128);
+    for b in &body.days {
+        w.int(b.day());
+        for &c in &b.counts {
+            w.uint(c.into());
+        }
+        w.uint(b.amount);
+    }
+    w.uint(body.out.len() as u128);
+    for tie in &body.out {
+        w.text(facts.key(tie.target));
+        w.int(tie.day.into());
+        for &c in &tie.counts {
+            w.uint(c.into());
+        }
+    }
+    w.uint(body.consent.len() as u128);
+    for ((grantee, purpose, channel), history) in &body.consent {
         w.text(grantee);
         w.text(purpose);
         w.text(channel);
@@ -167,21 +195,75 @@ pub fn encode_ident(facts: &Facts, id: Id, buffer: Vec<u8>) -> Vec<u8> {
             w.opt_int(*expires);
         }
     }
-    w.uint(0); // mentions, kept here before the store indexed them (`Facts::take_indexes`)
-    for sum in &ident.sums {
+    for sum in &body.sums {
         w.bytes(&sum.to_bytes_le());
     }
-    w.0
 }
 
 /// A tie as stored: its target is named by key, resolved once every identifier is loaded.
 pub type StoredTie = (String, i32, [u32; 4]);
 
-/// Load one identifier record; returns its ties, for the caller to resolve.
-pub fn decode_ident(facts: &mut Facts, key: &str, data: &[u8]) -> Result<Vec<StoredTie>> {
-    let mut r = Reader::new(data)?;
+/// What an identifier record names by key, for the caller to resolve once every
+/// identifier is loaded: the sources of its incoming ties, and its body's ties when the
+/// body came with it.
+pub struct Named {
+    pub incoming: Vec<String>,
+    pub ties: Option<Vec<StoredTie>>,
+}
+
+/// Load one identifier record (see `encode_ident`).
+pub fn decode_ident(facts: &mut Facts, key: &str, data: &[u8]) -> Result<Named> {
+    let mut r = Reader::new(data, IDENT_FORMAT)?;
     let first = (r.int()?, r.text()?);
     let (id, _) = facts.intern(key, (first.0, &first.1));
+    let n = r.len()?;
+    let mut shares = Vec::with_capacity(r.bounded(n));
+    for _ in 0..n {
+        let sid = r.text()?;
+        let share = Share { actor: id, ts: r.int()?, parent: r.opt_text()?, recipients: r.uint()? as u64 };
+        facts.shares.insert(sid.clone(), share);
+        shares.push(sid);
+    }
+    let n = r.len()?;
+    let mut incoming = Vec::with_capacity(r.bounded(n));
+    for _ in 0..n {
+        incoming.push(r.text()?);
+    }
+    let stored = u32::try_from(r.uint()?).map_err(|e| e.to_string())?;
+    let (body, ties) = if stored == 0 {
+        let (body, ties) = read_body(&mut r)?;
+        (Some(Box::new(body)), Some(ties))
+    } else {
+        (None, None)
+    };
+    let ident = &mut facts.idents[id as usize];
+    ident.first = first;
+    ident.shares = shares;
+    ident.stored = stored;
+    ident.body = body;
+    Ok(Named { incoming, ties })
+}
+
+/// An identifier's body as `encode_body` stored it, its ties resolved.
+pub fn decode_body(facts: &Facts, data: &[u8]) -> Result<Body> {
+    let mut r = Reader::new(data, FORMAT)?;
+    let (mut body, ties) = read_body(&mut r)?;
+    body.out = resolve_ties(facts, ties)?;
+    Ok(body)
+}
+
+/// Ties named by key as the identifiers they name, in (target, day) order.
+pub fn resolve_ties(facts: &Facts, ties: Vec<StoredTie>) -> Result<Vec<Tie>> {
+    let mut out = Vec::with_capacity(ties.len());
+    for (target, day, counts) in ties {
+        let target = *facts.ids.get(&target).ok_or_else(|| format!("tie to unknown {target}"))?;
+        out.push(Tie { target, day, counts });
+    }
+    out.sort_by_key(|t| (t.target, t.day));
+    Ok(out)
+}
+
+fn read_body(r: &mut Reader<'_>) -> Result<(Body, Vec<StoredTie>)> {
     let n = r.len()?;
     let mut days = Vec::with_capacity(r.bounded(n));
     for _ in 0..n {
@@ -203,14 +285,6 @@ pub fn decode_ident(facts: &mut Facts, key: &str, data: &[u8]) -> Result<Vec<Sto
         }
         ties.push((target, day, counts));
     }
-    let n = r.len()?;
-    let mut shares = Vec::with_capacity(r.bounded(n));
-    for _ in 0..n {
-        let sid = r.text()?;
-        let share = Share { actor: id, ts: r.int()?, parent: r.opt_text()?, recipients: r.uint()? as u64 };
-        facts.shares.insert(sid.clone(), share);
-        shares.push(sid);
-    }
     let mut consent = std::collections::BTreeMap::new();
     for _ in 0..r.len()? {
         let scope = (r.text()?, r.text()?, r.text()?);
@@ -221,25 +295,16 @@ pub fn decode_ident(facts: &mut Facts, key: &str, data: &[u8]) -> Result<Vec<Sto
         }
         consent.insert(scope, history);
     }
-    for _ in 0..r.len()? {
-        r.int()?; // a mention of an older checkpoint: the store indexes them now
-    }
     let mut sums: [BigUint; 4] = Default::default();
     for sum in &mut sums {
         *sum = BigUint::from_bytes_le(r.bytes()?);
     }
-    let ident = &mut facts.idents[id as usize];
-    ident.first = first;
-    ident.days = days;
-    ident.shares = shares;
-    ident.consent = consent;
-    ident.sums = sums;
-    Ok(ties)
+    Ok((Body { days, out: Vec::new(), consent, sums }, ties))
 }
 
 pub fn encode_pair(facts: &Facts, pair: (Id, Id), buffer: Vec<u8>) -> (String, Vec<u8>) {
     let key = format!("{}{SEP}{}", facts.key(pair.0), facts.key(pair.1));
-    let mut w = Writer::into(buffer);
+    let mut w = Writer::into(buffer, FORMAT);
     let history = &facts.pairs[&pair];
     w.uint(history.len() as u128);
     for (ts, eid, linked) in history {
@@ -256,7 +321,7 @@ pub fn decode_pair(facts: &mut Facts, key: &str, data: &[u8]) -> Result<()> {
         *facts.ids.get(a).ok_or_else(|| format!("pair names unknown identifier {a}"))?,
         *facts.ids.get(b).ok_or_else(|| format!("pair names unknown identifier {b}"))?,
     );
-    let mut r = Reader::new(data)?;
+    let mut r = Reader::new(data, FORMAT)?;
     let n = r.len()?;
     let mut history = Vec::with_capacity(r.bounded(n));
     for _ in 0..n {
@@ -267,7 +332,7 @@ pub fn decode_pair(facts: &mut Facts, key: &str, data: &[u8]) -> Result<()> {
 }
 
 pub fn encode_referrals(facts: &Facts, share_id: &str, buffer: Vec<u8>) -> Vec<u8> {
-    let mut w = Writer::into(buffer);
+    let mut w = Writer::into(buffer, FORMAT);
     let list = &facts.referrals[share_id];
     w.uint(list.len() as u128);
     for &(ts, units) in list {
@@ -278,7 +343,7 @@ pub fn encode_referrals(facts: &Facts, share_id: &str, buffer: Vec<u8>) -> Vec<u
 }
 
 pub fn decode_referrals(facts: &mut Facts, share_id: &str, data: &[u8]) -> Result<()> {
-    let mut r = Reader::new(data)?;
+    let mut r = Reader::new(data, FORMAT)?;
     let n = r.len()?;
     let mut list = Vec::with_capacity(r.bounded(n));
     for _ in 0..n {
@@ -290,14 +355,14 @@ pub fn decode_referrals(facts: &mut Facts, share_id: &str, data: &[u8]) -> Resul
 
 pub fn encode_emitted(facts: &Facts, person_id: &str, buffer: Vec<u8>) -> Vec<u8> {
     let (composite, tier) = &facts.last_emitted[person_id];
-    let mut w = Writer::into(buffer);
+    let mut w = Writer::into(buffer, FORMAT);
     w.0.extend_from_slice(&composite.to_le_bytes());
     w.text(tier);
     w.0
 }
 
 pub fn decode_emitted(facts: &mut Facts, person_id: &str, data: &[u8]) -> Result<()> {
-    let mut r = Reader::new(data)?;
+    let mut r = Reader::new(data, FORMAT)?;
     let raw: [u8; 8] = r.data.get(1..9).ok_or("record ends early")?.try_into().map_err(|_| "bad float")?;
     r.at = 9;
     let tier = r.text()?;

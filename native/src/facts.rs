@@ -58,18 +58,18 @@ pub type ConsentEntry = (i64, String, bool, Option<i64>);
 pub type Scope = (String, String, String);
 pub type LinkEntry = (i64, String, bool);
 
-#[derive(Debug, Clone, Default)]
-pub struct Ident {
-    pub key: String,
-    pub first: (i64, String),
+/// What an identifier's events added up to: its day buckets, ties, consent and decayed
+/// sums. It grows with the identifier's history, so an engine with a store keeps it under
+/// the identifier's key and holds only the bodies a batch needs (see `Facts::evict`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Body {
     pub days: Vec<DayBucket>,
     pub out: Vec<Tie>,
-    pub shares: Vec<String>,
     pub consent: BTreeMap<Scope, Vec<ConsentEntry>>,
     pub sums: [BigUint; 4],
 }
 
-impl Ident {
+impl Body {
     /// The bucket of a day, added in day order if new (in a time-ordered stream: the last).
     pub fn bucket(&mut self, day: i64) -> &mut DayBucket {
         let day = i32::try_from(day).expect("days since 1970 before year 10000 fit 32 bits");
@@ -92,6 +92,24 @@ impl Ident {
         self.days.push(DayBucket { day, ..DayBucket::default() });
         self.days.len() - 1
     }
+}
+
+/// An identifier: what every person computation needs of it (its key, when it was first
+/// seen, its shares) and its body, when resident.
+#[derive(Debug, Clone, Default)]
+pub struct Ident {
+    pub key: String,
+    pub first: (i64, String),
+    pub shares: Vec<String>,
+    /// the committed checkpoint whose store write holds its body (0: none)
+    pub stored: u32,
+    /// the checkpoint number under which its dirty body was written ahead of that
+    /// checkpoint to make room (0: it was not); it is read back from there
+    pub spilled: u32,
+    /// None while only the store holds it (see `stored` and `spilled`)
+    pub body: Option<Box<Body>>,
+    /// asked for since the eviction sweep last passed it (a second chance)
+    pub recent: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -214,6 +232,10 @@ pub struct Facts {
     /// The shell keeps them keyed on disk, for reads of one person that load nothing else.
     /// (only when `indexes`: an engine without a store of its own leaves them off).
     pub indexes: bool,
+    /// whether the shell keeps bodies under their keys, so that clean ones may leave
+    /// memory (`evict`); the position of the eviction sweep
+    pub keyed: bool,
+    pub hand: usize,
     pub mentioned: Vec<(Id, i64)>,
     pub relinked: HashSet<(Id, Id)>,
     pub touched: IdSet,
@@ -256,6 +278,8 @@ impl Facts {
             children: HashMap::new(),
             dirty: Dirty::default(),
             indexes: false,
+            keyed: false,
+            hand: 0,
             mentioned: Vec::new(),
             relinked: HashSet::default(),
             touched: IdSet::default(),
@@ -271,13 +295,36 @@ impl Facts {
         &self.idents[id as usize].key
     }
 
+    /// The body of a resident identifier. The shell fetches the bodies a call needs
+    /// before making it (`needs`), so a missing one is a bug, not a state.
+    pub fn body(&self, id: Id) -> &Body {
+        let ident = &self.idents[id as usize];
+        ident.body.as_deref().unwrap_or_else(|| panic!("the body of {} is not resident", ident.key))
+    }
+
+    pub fn body_mut(&mut self, id: Id) -> &mut Body {
+        Self::resident(&mut self.idents[id as usize])
+    }
+
+    fn resident(ident: &mut Ident) -> &mut Body {
+        match ident.body.as_deref_mut() {
+            Some(body) => body,
+            None => panic!("the body of {} is not resident", ident.key),
+        }
+    }
+
     /// The id of a key, adding an identifier first seen at `first` if new.
     pub fn intern(&mut self, key: &str, first: (i64, &str)) -> (Id, bool) {
         if let Some(&id) = self.ids.get(key) {
             return (id, false);
         }
         let id = self.idents.len() as Id;
-        self.idents.push(Ident { key: key.to_string(), first: (first.0, first.1.to_string()), ..Ident::default() });
+        self.idents.push(Ident {
+            key: key.to_string(),
+            first: (first.0, first.1.to_string()),
+            body: Some(Box::default()),
+            ..Ident::default()
+        });
         self.ids.insert(key.to_string(), id);
         (id, true)
     }
@@ -292,19 +339,9 @@ impl Facts {
         }
     }
 
-    /// Rebuild the derived indexes (adjacency, incoming ties, share children) from the
-    /// stored facts.
+    /// Rebuild the derived indexes (adjacency, share children) from the stored facts.
     pub fn reindex(&mut self) {
-        self.incoming = vec![Vec::new(); self.idents.len()];
-        for (source, ident) in self.idents.iter().enumerate() {
-            let mut last = None;
-            for tie in &ident.out {
-                if last != Some(tie.target) {
-                    self.incoming[tie.target as usize].push(source as Id);
-                    last = Some(tie.target);
-                }
-            }
-        }
+        self.incoming.resize(self.idents.len(), Vec::new());
         self.adjacency.clear();
         for (&(a, b), history) in &self.pairs {
             if history.last().is_some_and(|e| e.2) {
@@ -356,7 +393,7 @@ impl Facts {
         }
         let actor = named[0];
         let kind = event.kind;
-        self.idents[actor as usize].bucket(day).bump(kind.done());
+        self.body_mut(actor).bucket(day).bump(kind.done());
         match kind {
             Kind::Identify | Kind::Unlink => {
                 let link = self.ids[event.link.as_deref().unwrap_or_default()];
@@ -375,11 +412,11 @@ impl Facts {
             }
             Kind::Purchase => {
                 let units = event.units;
-                let ident = &mut self.idents[actor as usize];
-                let bucket = ident.bucket(day);
+                let body = Self::resident(&mut self.idents[actor as usize]);
+                let bucket = body.bucket(day);
                 bucket.bump(PURCHASES);
                 bucket.amount += units;
-                self.scales.add_weighted(&mut ident.sums[S_CONSUMPTION], units, day);
+                self.scales.add_weighted(&mut body.sums[S_CONSUMPTION], units, day);
                 if let Some(sid) = event.referral.as_deref() {
                     insort(self.referrals.entry(sid.to_string()).or_default(), (ts, units));
                     self.dirty.referrals.insert(sid.to_string());
@@ -391,7 +428,7 @@ impl Facts {
             Kind::Permission => {
                 let scope = (event.grantee.to_string(), event.purpose.clone(), event.channel.clone());
                 let entry = (ts, event_id.to_string(), event.granted, event.expires);
-                let history = self.idents[actor as usize].consent.entry(scope).or_default();
+                let history = self.body_mut(actor).consent.entry(scope).or_default();
                 insort(history, entry);
             }
         }
@@ -403,7 +440,7 @@ impl Facts {
         if target == actor {
             return;
         }
-        let receiver = &mut self.idents[target as usize];
+        let receiver = Self::resident(&mut self.idents[target as usize]);
         receiver.bucket(day).bump(kind);
         let popularity = u128::from(self.received[kind - R_SHARE]);
         self.scales.add_weighted(&mut receiver.sums[S_POPULARITY], popularity, day);
@@ -415,7 +452,7 @@ impl Facts {
             _ => 3,
         };
         let day = day as i32; // checked by `bucket` above
-        let ties = &mut self.idents[actor as usize].out;
+        let ties = &mut Self::resident(&mut self.idents[actor as usize]).out;
         match ties.binary_search_by(|t| (t.target, t.day).cmp(&(target, day))) {
             Ok(at) => ties[at].counts[field] = ties[at].counts[field].saturating_add(1),
             Err(at) => {
@@ -540,7 +577,11 @@ impl Facts {
             let amount = if depth == 0 { own } else { above };
             if amount != 0 {
                 let credit = amount * u128::from(self.credit[depth]);
-                self.scales.add_weighted(&mut self.idents[actor as usize].sums[which], credit, day);
+                self.scales.add_weighted(
+                    &mut Self::resident(&mut self.idents[actor as usize]).sums[which],
+                    credit,
+                    day,
+                );
                 self.dirty.idents.insert(actor);
             }
             self.touched.insert(actor);
@@ -550,9 +591,9 @@ impl Facts {
     fn recompute_chain(&mut self, share_id: &str) {
         for (actor, _) in self.ancestors(share_id) {
             let (reach, revenue) = self.social_sums(actor, i64::MAX);
-            let ident = &mut self.idents[actor as usize];
-            ident.sums[S_REACH] = reach;
-            ident.sums[S_REVENUE] = revenue;
+            let body = self.body_mut(actor);
+            body.sums[S_REACH] = reach;
+            body.sums[S_REVENUE] = revenue;
             self.dirty.idents.insert(actor);
             self.touched.insert(actor);
         }

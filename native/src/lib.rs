@@ -11,6 +11,7 @@ mod codec;
 mod compaction;
 mod decode;
 mod facts;
+mod footprint;
 mod framing;
 mod identity;
 mod ijson;
@@ -18,6 +19,7 @@ mod json;
 mod keyed;
 mod labels;
 mod publication;
+mod resident;
 mod scales;
 mod tables;
 mod value;
@@ -176,6 +178,49 @@ struct Core {
     loader: Option<checkpoint::Loader>,
     /// a checkpoint was left unfinished: the next one writes every fact
     unfinished: bool,
+    /// with a store that keeps bodies under their keys: `fetch(keys) -> [bytes | None]`,
+    /// and the bytes of bodies kept in memory between calls
+    fetch: Option<Py<PyAny>>,
+    budget: usize,
+}
+
+impl Core {
+    /// Make the bodies of `ids` resident, fetching those that are not in one read.
+    fn ensure(&mut self, py: Python<'_>, ids: &[Id]) -> PyResult<()> {
+        let missing = self.facts.missing(ids);
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let Some(fetch) = &self.fetch else {
+            return Err(PyValueError::new_err("a body is not resident and no store is attached"));
+        };
+        let keys: Vec<Bound<'_, PyBytes>> =
+            missing.iter().map(|&id| PyBytes::new(py, &self.facts.body_key(id))).collect();
+        let found: Vec<Option<Vec<u8>>> = fetch.bind(py).call1((keys,))?.extract()?;
+        if found.len() != missing.len() {
+            return Err(PyValueError::new_err("fetch(keys) must answer once per key"));
+        }
+        for (id, record) in missing.into_iter().zip(found) {
+            let record = record.ok_or_else(|| {
+                let ident = &self.facts.idents[id as usize];
+                corrupt(format!("the body of {} stored by checkpoint {} is missing", ident.key, ident.stored))
+            })?;
+            self.facts.install(id, &record).map_err(corrupt)?;
+        }
+        Ok(())
+    }
+
+    /// Make every body resident (what the whole-state reads need).
+    fn ensure_all(&mut self, py: Python<'_>) -> PyResult<()> {
+        let all: Vec<Id> = (0..self.facts.idents.len() as Id).collect();
+        self.ensure(py, &all)
+    }
+
+    /// Make the bodies of the current persons of `ids` resident.
+    fn ensure_persons(&mut self, py: Python<'_>, ids: &[Id]) -> PyResult<()> {
+        let members = self.facts.members_of(ids, &self.cfg.id_key);
+        self.ensure(py, &members)
+    }
 }
 
 fn corrupt(error: String) -> PyErr {
@@ -229,7 +274,16 @@ impl Core {
             future_tolerance,
             raw_labels,
         };
-        Ok(Core { facts, cfg, publication: None, segment: None, loader: None, unfinished: false })
+        Ok(Core {
+            facts,
+            cfg,
+            publication: None,
+            segment: None,
+            loader: None,
+            unfinished: false,
+            fetch: None,
+            budget: 0,
+        })
     }
 
     /// Decode and apply a log chunk (lines joined by `\n`) at log positions `start`...;
@@ -254,8 +308,14 @@ impl Core {
         known: Option<Bound<'py, PyAny>>,
     ) -> PyResult<(Vec<(usize, String, String)>, Vec<(usize, String)>, usize, usize, Bound<'py, PyBytes>)> {
         // a checkpoint is rendered from facts that do not change until its last part
-        self.unfinished |= self.segment.take().is_some();
-        publication::derive_published(&mut self.facts, &self.cfg);
+        if let Some(segment) = self.segment.take() {
+            segment.abandon(&mut self.facts);
+            self.unfinished = true;
+        }
+        if self.facts.published_anchor.is_none() {
+            self.ensure_all(py)?;
+            publication::derive_published(&mut self.facts, &self.cfg);
+        }
         let mut rejected = Vec::new();
         let mut valid = Vec::new();
         let mut count = 0;
@@ -301,6 +361,11 @@ impl Core {
             }
             None => None,
         };
+        let mut wanted = Vec::new();
+        for (_, event) in &valid {
+            self.facts.wants(event, &mut wanted);
+        }
+        self.ensure(py, &wanted)?;
         let mut in_chunk = foldhash::HashSet::default();
         let mut duplicates = Vec::new();
         let mut accepted = 0;
@@ -314,6 +379,12 @@ impl Core {
             if !first {
                 duplicates.push((*index, event.id.to_string()));
                 continue;
+            }
+            // what an earlier event of the chunk made this one reach (a new share's chain)
+            wanted.clear();
+            self.facts.wants(event, &mut wanted);
+            if wanted.iter().any(|&id| self.facts.idents[id as usize].body.is_none()) {
+                self.ensure(py, &wanted)?;
             }
             self.facts.apply(event, start + *index as i64);
             if accepted > 0 {
@@ -339,21 +410,29 @@ impl Core {
 
     /// (score changes, marketing triggers) for the persons touched since the last call,
     /// each as (count, NDJSON), records numbered from the offsets given.
+    #[allow(clippy::type_complexity)]
     fn score_changes<'py>(
         &mut self,
         py: Python<'py>,
         change_base: i64,
         trigger_base: i64,
-    ) -> ((usize, Bound<'py, PyBytes>), (usize, Bound<'py, PyBytes>)) {
+    ) -> PyResult<((usize, Bound<'py, PyBytes>), (usize, Bound<'py, PyBytes>))> {
+        let touched: Vec<Id> = self.facts.touched.iter().copied().collect();
+        self.ensure_persons(py, &touched)?;
         let (changes, triggers) = changes::score_changes(&mut self.facts, &self.cfg, change_base, trigger_base);
-        ((changes.count, PyBytes::new(py, &changes.ndjson)), (triggers.count, PyBytes::new(py, &triggers.ndjson)))
+        Ok(((changes.count, PyBytes::new(py, &changes.ndjson)), (triggers.count, PyBytes::new(py, &triggers.ndjson))))
     }
 
     /// Decide what the next table-topic publication carries (see `publication`) and
     /// consider it published; the number of items it holds.
-    fn begin_publication(&mut self) -> usize {
+    fn begin_publication(&mut self, py: Python<'_>) -> PyResult<usize> {
         self.publication = publication::begin(&mut self.facts, &self.cfg);
-        self.publication.as_ref().map_or(0, publication::Publication::len)
+        let Some(mut begun) = self.publication.take() else { return Ok(0) };
+        self.ensure(py, &begun.moved())?;
+        publication::resolve(&mut self.facts, &self.cfg, &mut begun);
+        let items = begun.len();
+        self.publication = Some(begun);
+        Ok(items)
     }
 
     /// The next `limit` items of the publication begun: per state table the records as
@@ -367,9 +446,11 @@ impl Core {
         if bases.len() != tables::STATE_TABLES.len() {
             return Err(PyValueError::new_err("one base per state table"));
         }
-        let Some(publication) = self.publication.as_mut() else {
+        let Some(ahead) = self.publication.as_ref().map(|p| p.members_ahead(limit)) else {
             return Ok(bases.iter().map(|_| (0, PyBytes::new(py, b""))).collect());
         };
+        self.ensure(py, &ahead)?;
+        let Some(publication) = self.publication.as_mut() else { unreachable!("checked above") };
         let out = detached(py, (&mut self.facts, &self.cfg, &mut *publication), |(facts, cfg, publication)| {
             publication::render(facts, cfg, publication, &bases, limit)
         });
@@ -382,18 +463,81 @@ impl Core {
     /// Begin a checkpoint: the facts changed since the last one (every fact when `full`)
     /// are what `checkpoint_part` renders, and from now on nothing is dirty. A checkpoint
     /// left unfinished took the dirty keys with it, so the next one writes every fact.
-    fn begin_checkpoint(&mut self, full: bool) {
-        let full = full || self.segment.is_some() || std::mem::take(&mut self.unfinished);
-        self.segment = Some(checkpoint::Segment::begin(&mut self.facts, full));
+    ///
+    /// `seq`, the number of this checkpoint, when the caller stores bodies under their
+    /// keys: then `checkpoint_bodies` hands them out, and the segment holds none.
+    #[pyo3(signature = (full, seq=None))]
+    fn begin_checkpoint(&mut self, full: bool, seq: Option<u32>) {
+        let mut full = full || std::mem::take(&mut self.unfinished);
+        if let Some(segment) = self.segment.take() {
+            segment.abandon(&mut self.facts);
+            full = true;
+        }
+        self.segment = Some(checkpoint::Segment::begin(&mut self.facts, full, seq));
+    }
+
+    /// The next bodies of the checkpoint begun, as (store key, record), None once all are.
+    #[allow(clippy::type_complexity)]
+    fn checkpoint_bodies<'py>(&mut self, py: Python<'py>) -> Option<Vec<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)>> {
+        let segment = self.segment.as_mut()?;
+        let bodies = detached(py, (&self.facts, &mut *segment), |(facts, segment)| segment.next_bodies(facts))?;
+        Some(bodies.iter().map(|(k, v)| (PyBytes::new(py, k), PyBytes::new(py, v))).collect())
+    }
+
+    /// The store keys of the bodies the checkpoint begun replaces: to delete in the write
+    /// that commits it.
+    fn checkpoint_stale<'py>(&self, py: Python<'py>) -> Vec<Bound<'py, PyBytes>> {
+        let stale = self.segment.as_ref().map(|segment| segment.stale(&self.facts)).unwrap_or_default();
+        stale.iter().map(|k| PyBytes::new(py, k)).collect()
+    }
+
+    /// End the checkpoint begun: `committed` once the write that makes it the checkpoint
+    /// landed; otherwise its keys are dirty again and the next checkpoint writes every fact.
+    fn end_checkpoint(&mut self, committed: bool) {
+        if let Some(segment) = self.segment.take() {
+            if !committed {
+                segment.abandon(&mut self.facts);
+                self.unfinished = true;
+            }
+        }
+    }
+
+    /// Keep bodies in the store: `fetch(keys) -> [bytes | None]` reads them back, and
+    /// `evict` keeps those in memory to about `budget` bytes.
+    fn attach_store(&mut self, fetch: Py<PyAny>, budget: usize) {
+        self.fetch = Some(fetch);
+        self.budget = budget;
+        self.facts.keyed = true;
+    }
+
+    /// Keep the budget (see `Facts::evict`), after a batch or a committed checkpoint:
+    /// the dirty bodies written ahead under checkpoint number `ahead`, as (store key,
+    /// record), for the caller to write with its batch before the next call.
+    #[allow(clippy::type_complexity)]
+    fn evict<'py>(&mut self, py: Python<'py>, ahead: u32) -> PyResult<Vec<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)>> {
+        if self.fetch.is_none() || self.segment.is_some() {
+            return Err(PyValueError::new_err("evict needs an attached store and no checkpoint under way"));
+        }
+        let written = self.facts.evict(self.budget, Some(ahead));
+        Ok(written.iter().map(|(k, v)| (PyBytes::new(py, k), PyBytes::new(py, v))).collect())
+    }
+
+    /// What the core's memory holds: (structure, entries, approximate bytes), largest
+    /// first (see `footprint`).
+    fn footprint(&self) -> Vec<(&'static str, usize, usize)> {
+        footprint::footprint(&self.facts)
+    }
+
+    /// How many bodies are in memory.
+    #[getter]
+    fn resident(&self) -> usize {
+        self.facts.idents.iter().filter(|i| i.body.is_some()).count()
     }
 
     /// The next part of the checkpoint begun (see `checkpoint`), None once it is written.
     fn checkpoint_part<'py>(&mut self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
         let segment = self.segment.as_mut()?;
         let part = detached(py, (&self.facts, &mut *segment), |(facts, segment)| segment.next_part(facts));
-        if part.is_none() {
-            self.segment = None;
-        }
         part.map(|part| PyBytes::new(py, &part))
     }
 
@@ -422,12 +566,14 @@ impl Core {
     }
 
     /// Recompute every identifier's decayed sums from the facts (after a settings change).
-    fn rebuild_sums(&mut self) {
+    fn rebuild_sums(&mut self, py: Python<'_>) -> PyResult<()> {
+        self.ensure_all(py)?;
         for id in 0..self.facts.idents.len() as Id {
             let sums = value::ident_sums(&self.facts, id, i64::MAX / 2, i64::MAX);
-            self.facts.idents[id as usize].sums = sums;
+            self.facts.body_mut(id).sums = sums;
             self.facts.dirty.idents.insert(id);
         }
+        Ok(())
     }
 
     #[getter]
@@ -440,15 +586,17 @@ impl Core {
     }
 
     /// The rows of a state table as of a UTC day (days since the epoch), sorted by key.
-    fn rows<'py>(&self, py: Python<'py>, table: &str, as_of_day: i64) -> PyResult<Bound<'py, PyList>> {
+    fn rows<'py>(&mut self, py: Python<'py>, table: &str, as_of_day: i64) -> PyResult<Bound<'py, PyList>> {
+        self.ensure_all(py)?;
         let view = tables::View::new(&self.facts, &self.cfg, as_of_day);
         let rows = view.rows(table).ok_or_else(|| PyKeyError::new_err(format!("unknown state table {table:?}")))?;
         to_py_list(py, &rows)
     }
 
     /// SHA-256 of every state table's canonical rows as of a UTC day.
-    fn digest(&self, as_of_day: i64) -> String {
-        tables::View::new(&self.facts, &self.cfg, as_of_day).digest()
+    fn digest(&mut self, py: Python<'_>, as_of_day: i64) -> PyResult<String> {
+        self.ensure_all(py)?;
+        Ok(tables::View::new(&self.facts, &self.cfg, as_of_day).digest())
     }
 
     /// The members of a person as of a day, or None.

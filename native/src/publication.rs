@@ -30,6 +30,10 @@ pub struct Publication {
     /// the (from, to) persons, by anchor, of the relationships whose value may have changed
     rewrite: HashSet<(Id, Id)>,
     done: usize,
+    /// until `resolve`: the identifiers whose person changed, with the anchor they were
+    /// published under, and the identifiers the items cover
+    moved_from: HashMap<Id, Id>,
+    covered: IdSet,
 }
 
 impl Publication {
@@ -38,6 +42,24 @@ impl Publication {
     }
     pub fn finished(&self) -> bool {
         self.done >= self.items.len()
+    }
+    /// The identifiers published before whose person changed, in order: `resolve` reads
+    /// their bodies. (One never published appeared since the last publication: each of
+    /// its ties is a changed tie, and each identifier with a tie into it is in the scope.)
+    pub fn moved(&self) -> Vec<Id> {
+        let mut moved: Vec<Id> =
+            self.moved_from.iter().filter(|(_, &before)| before != UNPUBLISHED).map(|(&id, _)| id).collect();
+        moved.sort_unstable(); // the scope's order does not depend on hashing
+        moved
+    }
+
+    /// The members of the persons the next `limit` items render (whose bodies it reads).
+    pub fn members_ahead(&self, limit: usize) -> Vec<Id> {
+        let end = (self.done + limit).min(self.items.len());
+        self.items[self.done..end]
+            .iter()
+            .flat_map(|(_, _, person)| person.iter().flat_map(|p| p.members.iter().copied()))
+            .collect()
     }
 }
 
@@ -67,7 +89,8 @@ pub fn derive_published(facts: &mut Facts, cfg: &Config) {
     facts.published_ties = published;
 }
 
-/// Decide what the next publication carries, and consider it published.
+/// Decide what the next publication carries, and consider it published; `resolve` it
+/// (with the bodies of its `moved` identifiers resident) before rendering.
 pub fn begin(facts: &mut Facts, cfg: &Config) -> Option<Publication> {
     let mut unpublished = facts.unpublished.drain();
     let changed_ties = std::mem::take(&mut facts.changed_ties);
@@ -107,10 +130,21 @@ pub fn begin(facts: &mut Facts, cfg: &Config) -> Option<Publication> {
             (current_person(facts, source, &cfg.id_key).anchor, current_person(facts, target, &cfg.id_key).anchor);
         rewrite.insert(pair);
     }
-    let mut moved: Vec<Id> = moved_from.keys().copied().collect();
-    moved.sort_unstable(); // the scope's order does not depend on hashing
+    facts.published_anchor = Some(anchors);
+    let at = format_micros(moment);
+    let day = moment.div_euclid(DAY_US);
+    Some(Publication { at, day, items, rewrite, done: 0, moved_from, covered })
+}
+
+/// The relationships of the identifiers whose person changed: their ties' pairs under the
+/// persons before and after, and the persons with ties into them.
+pub fn resolve(facts: &mut Facts, cfg: &Config, publication: &mut Publication) {
+    let moved = publication.moved();
+    let moved_from = std::mem::take(&mut publication.moved_from);
+    let mut covered = std::mem::take(&mut publication.covered);
+    let (items, rewrite) = (&mut publication.items, &mut publication.rewrite);
     for &member in &moved {
-        let targets: Vec<Id> = facts.idents[member as usize].out.iter().map(|t| t.target).collect();
+        let targets: Vec<Id> = facts.body(member).out.iter().map(|t| t.target).collect();
         let sources = facts.incoming.get(member as usize).cloned().unwrap_or_default();
         let ties = targets.into_iter().map(|t| (member, t)).chain(sources.into_iter().map(|s| (s, member)));
         for (source, target) in ties {
@@ -128,9 +162,7 @@ pub fn begin(facts: &mut Facts, cfg: &Config) -> Option<Publication> {
             }
         }
     }
-    facts.published_anchor = Some(anchors);
     items.sort_unstable_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
-    Some(Publication { at: format_micros(moment), day: moment.div_euclid(DAY_US), items, rewrite, done: 0 })
 }
 
 /// The anchor of an identifier's person now, and the one it was last published under if
@@ -220,7 +252,7 @@ pub fn render(
         let mut slot_of = HashMap::<Id, usize>::default();
         let mut slot_of_person = HashMap::<*const Person, usize>::default();
         for &member in &person.members {
-            let ties: Vec<Id> = facts.idents[member as usize].out.iter().map(|t| t.target).collect();
+            let ties: Vec<Id> = facts.body(member).out.iter().map(|t| t.target).collect();
             for target in ties {
                 let reached = current_person(facts, target, &cfg.id_key);
                 let slot = *slot_of_person.entry(Rc::as_ptr(&reached)).or_insert_with(|| {

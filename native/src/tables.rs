@@ -330,7 +330,7 @@ pub fn tie_sums<K: Copy + Ord + std::hash::Hash>(
     let weights = cfg.ties;
     let mut reached: HashMap<K, ([u64; 4], BigUint)> = HashMap::new();
     for &member in members {
-        for tie in &facts.idents[member as usize].out {
+        for tie in &facts.body(member).out {
             let Some(to) = target_of(tie.target) else { continue };
             let day = i64::from(tie.day);
             if to == source || day > as_of_day {

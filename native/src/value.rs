@@ -17,13 +17,13 @@ const AMOUNT_SCALE: f64 = 100_000_000.0;
 /// member's own buckets, borrowed).
 pub fn merged_days<'a>(facts: &'a Facts, members: &[Id], last_day: i64) -> Cow<'a, [DayBucket]> {
     if let [only] = members {
-        let days = &facts.idents[*only as usize].days;
+        let days = &facts.body(*only).days;
         let end = days.partition_point(|b| b.day() <= last_day);
         return Cow::Borrowed(&days[..end]);
     }
     let mut all: Vec<&DayBucket> = Vec::new();
     for &id in members {
-        let days = &facts.idents[id as usize].days;
+        let days = &facts.body(id).days;
         all.extend(&days[..days.partition_point(|b| b.day() <= last_day)]);
     }
     all.sort_unstable_by_key(|b| b.day);
@@ -74,7 +74,7 @@ pub fn ident_sums(facts: &Facts, id: Id, as_of_day: i64, cutoff: i64) -> [BigUin
     let r = facts.received;
     let mut consumption = BigUint::default();
     let mut popularity = BigUint::default();
-    for b in &facts.idents[id as usize].days {
+    for b in &facts.body(id).days {
         if b.day() > as_of_day {
             continue;
         }
@@ -128,11 +128,11 @@ pub fn value_of<'c>(facts: &Facts, members: &[Id], as_of_day: i64, cutoff: i64, 
     let latest = facts.max_ts.is_none_or(|m| cutoff >= m);
     let mut owned: [BigUint; 4] = Default::default();
     let totals: &[BigUint; 4] = match members {
-        [only] if latest => &facts.idents[*only as usize].sums,
+        [only] if latest => &facts.body(*only).sums,
         _ => {
             for &id in members {
                 if latest {
-                    for (total, sum) in owned.iter_mut().zip(&facts.idents[id as usize].sums) {
+                    for (total, sum) in owned.iter_mut().zip(&facts.body(id).sums) {
                         *total += sum;
                     }
                 } else {
@@ -193,7 +193,7 @@ pub fn interaction_counts(days: &[DayBucket], as_of_day: i64) -> Vec<(&'static s
 pub fn consent_of<'a>(facts: &'a Facts, members: &[Id], cutoff: i64) -> Vec<(&'a Scope, &'a ConsentEntry)> {
     let mut latest: BTreeMap<&Scope, &ConsentEntry> = BTreeMap::new();
     for &id in members {
-        for (scope, history) in &facts.idents[id as usize].consent {
+        for (scope, history) in &facts.body(id).consent {
             let index = history.partition_point(|e| e.0 <= cutoff);
             if index == 0 {
                 continue;

@@ -1,5 +1,6 @@
 """The conformance suite against the embedded engine (rocksdict state, local log), from
-one event per batch to every event in one."""
+one event per batch to every event in one, and from no identifier body kept in memory
+after a checkpoint to all of them."""
 
 from __future__ import annotations
 
@@ -14,13 +15,20 @@ from tests.harness import CFG
 
 
 class Embedded:
-    def __init__(self, path: Path, batch_size: int) -> None:
+    def __init__(self, path: Path, batch_size: int, cache: int) -> None:
         self.path = path
         self.batch_size = batch_size
+        self.cache = cache
         self.engine = self._open()
 
     def _open(self) -> EmbeddedEngine:
-        return EmbeddedEngine(self.path, CFG, batch_size=self.batch_size, checkpoint_events=700)
+        return EmbeddedEngine(
+            self.path,
+            CFG,
+            batch_size=self.batch_size,
+            checkpoint_events=700,
+            cache_bytes=self.cache,
+        )
 
     def ingest(self, lines: list[bytes]) -> dict[str, int]:
         return self.engine.ingest_lines(lines).as_dict()
@@ -43,9 +51,12 @@ class Embedded:
         self.engine = self._open()
 
 
-@pytest.fixture(params=[1, 97, 10_000], ids=["batch1", "batch97", "batch10k"])
+@pytest.fixture(
+    params=[(1, 1 << 30), (97, 0), (10_000, 1 << 30), (500, 2_000)],
+    ids=["batch1", "batch97-cache0", "batch10k", "batch500-cache2k"],
+)
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
-    embedded = Embedded(tmp_path / "data", request.param)
+    embedded = Embedded(tmp_path / "data", *request.param)
     yield embedded
     embedded.engine.close()
 

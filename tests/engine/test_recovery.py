@@ -1,6 +1,7 @@
 """The embedded engine stopped dead at any batch, checkpoint or store write (inside a
 checkpoint written in pieces too), reopened and offered the same lines again, ends with
-the spec's tables as of every day."""
+the spec's tables as of every day: with every identifier body in memory, or with as few
+as the cache allows (none but the dirty ones, after every checkpoint)."""
 
 from __future__ import annotations
 
@@ -46,9 +47,10 @@ def stop_dead_at(target: object, method: str, n: int) -> None:
     every=st.integers(1, 30),
     where=st.sampled_from(["submit", "checkpoint", "write"]),
     n=st.integers(1, 12),
+    cache=st.sampled_from([0, 2_000, 1 << 30]),
 )
 def test_a_dead_stop_anywhere_resumes_to_the_spec_s_tables(  # type: ignore[no-untyped-def]
-    events, batch, every, where, n
+    events, batch, every, where, n, cache
 ) -> None:
     raw = lines(events)
     with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as patch:
@@ -56,12 +58,17 @@ def test_a_dead_stop_anywhere_resumes_to_the_spec_s_tables(  # type: ignore[no-u
         patch.setattr(embedded, "CHECKPOINT_WRITE_BYTES", 1)
         patch.setattr(store, "PAGE_LINES", 2)  # and batches span log pages
         data = Path(tmp)
-        engine = EmbeddedEngine(data, CFG, batch_size=batch, checkpoint_events=every)
+        options: dict[str, Any] = {
+            "batch_size": batch,
+            "checkpoint_events": every,
+            "cache_bytes": cache,
+        }
+        engine = EmbeddedEngine(data, CFG, **options)
         stop_dead_at(engine.store if where == "write" else engine, where, n)
         with contextlib.suppress(KeyboardInterrupt):  # stopped dead, or it never came
             engine.ingest_lines(raw)
         engine.store.close()
-        with EmbeddedEngine(data, CFG, batch_size=batch, checkpoint_events=every) as reopened:
+        with EmbeddedEngine(data, CFG, **options) as reopened:
             reopened.ingest_lines(raw)  # what the stop lost; the rest are duplicates
             valid = [
                 e

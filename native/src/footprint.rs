@@ -1,0 +1,98 @@
+//! What the core's memory holds, structure by structure: approximate heap bytes from
+//! lengths and capacities (not the allocator's view), so the bench can say what grows.
+
+use crate::facts::{Body, Facts, Ident, LinkEntry, Share};
+use std::mem::size_of;
+
+fn text(s: &str) -> usize {
+    s.len()
+}
+
+/// (structure, entries, approximate bytes), largest first.
+pub fn footprint(facts: &Facts) -> Vec<(&'static str, usize, usize)> {
+    let idents = &facts.idents;
+    let resident: Vec<&Body> = idents.iter().filter_map(|i| i.body.as_deref()).collect();
+    let mut out = vec![
+        (
+            "identifiers",
+            idents.len(),
+            idents.capacity() * size_of::<Ident>()
+                + idents.iter().map(|i| text(&i.key) + text(&i.first.1) + i.shares.capacity() * 24).sum::<usize>()
+                + idents.iter().flat_map(|i| i.shares.iter()).map(|s| text(s)).sum::<usize>(),
+        ),
+        ("resident bodies", resident.len(), resident.iter().map(|b| b.bytes()).sum()),
+        (
+            "identifier ids",
+            facts.ids.len(),
+            facts.ids.capacity() * 40 + facts.ids.keys().map(|k| text(k)).sum::<usize>(),
+        ),
+        (
+            "links",
+            facts.pairs.len(),
+            facts.pairs.capacity() * 40
+                + facts
+                    .pairs
+                    .values()
+                    .map(|v| v.capacity() * size_of::<LinkEntry>() + v.iter().map(|e| text(&e.1)).sum::<usize>())
+                    .sum::<usize>()
+                + facts.adjacency.capacity() * 40
+                + facts.adjacency.values().map(|s| s.capacity() * 5).sum::<usize>(),
+        ),
+        (
+            "shares",
+            facts.shares.len(),
+            facts.shares.capacity() * (32 + size_of::<Share>())
+                + facts.shares.iter().map(|(k, s)| text(k) + s.parent.as_deref().map_or(0, text)).sum::<usize>()
+                + facts.children.capacity() * 56
+                + facts
+                    .children
+                    .iter()
+                    .map(|(k, v)| text(k) + v.capacity() * 24 + v.iter().map(|s| text(s)).sum::<usize>())
+                    .sum::<usize>()
+                + facts.referrals.capacity() * 56
+                + facts.referrals.iter().map(|(k, v)| text(k) + v.capacity() * 32).sum::<usize>(),
+        ),
+        (
+            "incoming ties",
+            facts.incoming.len(),
+            facts.incoming.capacity() * 24 + facts.incoming.iter().map(|v| v.capacity() * 4).sum::<usize>(),
+        ),
+        (
+            "last emitted",
+            facts.last_emitted.len(),
+            facts.last_emitted.capacity() * 64
+                + facts.last_emitted.iter().map(|(k, v)| text(k) + text(&v.1)).sum::<usize>(),
+        ),
+        (
+            "person cache",
+            facts.person_cache.iter().filter(|p| p.is_some()).count(),
+            facts.person_cache.capacity() * 8
+                + facts
+                    .person_cache
+                    .iter()
+                    .flatten()
+                    .filter(|p| {
+                        facts
+                            .person_cache
+                            .get(p.anchor as usize)
+                            .is_some_and(|a| a.as_ref().is_some_and(|a| std::rc::Rc::ptr_eq(a, p)))
+                    })
+                    .map(|p| 72 + text(&p.person_id) + p.members.capacity() * 4)
+                    .sum::<usize>(),
+        ),
+        (
+            "published",
+            facts.published_ties.len(),
+            facts.published_anchor.as_ref().map_or(0, |v| v.capacity() * 4)
+                + facts.published_ties.capacity() * 56
+                + facts
+                    .published_ties
+                    .iter()
+                    .map(|(k, v)| text(k) + v.capacity() * 24 + v.iter().map(|s| text(s)).sum::<usize>())
+                    .sum::<usize>()
+                + facts.changed_ties.capacity() * 9,
+        ),
+    ];
+    out.sort_by_key(|b| std::cmp::Reverse(b.2));
+    out
+}

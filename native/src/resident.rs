@@ -1,0 +1,131 @@
+//! Which identifier bodies are in memory (see `facts::Body`).
+//!
+//! With a store that keeps bodies under their keys (`Facts::keyed`), a call that reads
+//! bodies is preceded by `wants`: the shell fetches those not resident, in one read, and
+//! `install`s them. After each batch and each checkpoint, `evict` keeps the cache's
+//! budget: clean bodies are dropped and dirty ones written ahead of the checkpoint that
+//! will commit them, least recently asked for first. The bodies' memory follows the
+//! budget, not the history.
+
+use crate::codec;
+use crate::decode::{Event, Kind};
+use crate::facts::{Body, ConsentEntry, DayBucket, Facts, Id, IdSet, Tie};
+use crate::identity::current_person;
+use std::mem::size_of;
+
+impl Body {
+    /// About how many bytes of memory it holds (lengths and capacities).
+    pub fn bytes(&self) -> usize {
+        let consent: usize = self
+            .consent
+            .iter()
+            .map(|(scope, history)| {
+                96 + scope.0.capacity()
+                    + scope.1.capacity()
+                    + scope.2.capacity()
+                    + history.capacity() * size_of::<ConsentEntry>()
+                    + history.iter().map(|e| e.1.capacity()).sum::<usize>()
+            })
+            .sum();
+        let sums: usize = self.sums.iter().map(|s| s.bits().div_ceil(64) as usize * 8).sum();
+        size_of::<Body>()
+            + self.days.capacity() * size_of::<DayBucket>()
+            + self.out.capacity() * size_of::<Tie>()
+            + consent
+            + sums
+    }
+}
+
+impl Facts {
+    /// Add to `out` the identifiers whose bodies applying `event` reads: those it names
+    /// and the sharers its share or referred purchase credits. Asked just before the event
+    /// is applied, this is exact; asked of a whole chunk first, it is most of it.
+    pub fn wants(&self, event: &Event<'_>, out: &mut Vec<Id>) {
+        for key in event.identifiers() {
+            if let Some(&id) = self.ids.get(key) {
+                out.push(id);
+            }
+        }
+        let chain = match event.kind {
+            Kind::Share => event.parent.as_deref(),
+            Kind::Purchase => event.referral.as_deref(),
+            _ => None,
+        };
+        if let Some(sid) = chain {
+            out.extend(self.ancestors(sid).into_iter().map(|(actor, _)| actor));
+        }
+    }
+
+    /// The members of the current persons of `ids` (whose bodies valuing them reads).
+    pub fn members_of(&mut self, ids: &[Id], id_key: &[u8]) -> Vec<Id> {
+        let mut seen = IdSet::default();
+        for &id in ids {
+            if !seen.contains(id) {
+                for &member in &current_person(self, id, id_key).members {
+                    seen.insert(member);
+                }
+            }
+        }
+        seen.drain()
+    }
+
+    /// Mark `ids` as asked for; those whose bodies are not resident, each once.
+    pub fn missing(&mut self, ids: &[Id]) -> Vec<Id> {
+        let mut out = IdSet::default();
+        for &id in ids {
+            let ident = &mut self.idents[id as usize];
+            ident.recent = true;
+            if ident.body.is_none() {
+                out.insert(id);
+            }
+        }
+        out.drain()
+    }
+
+    /// The store key of a non-resident identifier's body.
+    pub fn body_key(&self, id: Id) -> Vec<u8> {
+        let ident = &self.idents[id as usize];
+        let seq = if ident.spilled != 0 { ident.spilled } else { ident.stored };
+        crate::checkpoint::body_key(&ident.key, seq)
+    }
+
+    /// Make a fetched body resident.
+    pub fn install(&mut self, id: Id, record: &[u8]) -> Result<(), String> {
+        let body = codec::decode_body(self, record).map_err(|e| format!("body of {}: {e}", self.key(id)))?;
+        self.idents[id as usize].body = Some(Box::new(body));
+        Ok(())
+    }
+
+    /// While the resident bodies hold more than `budget` bytes, drop those the sweep finds
+    /// not asked for since it last passed them (CLOCK). A clean stored body is only
+    /// dropped; a dirty one, with `ahead` (the number of the next checkpoint), is returned
+    /// as (store key, record) under that number, for the caller to write with its batch,
+    /// and read back from there (without `ahead` dirty bodies stay).
+    pub fn evict(&mut self, budget: usize, ahead: Option<u32>) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut held: usize = self.idents.iter().filter_map(|i| i.body.as_deref()).map(Body::bytes).sum();
+        let n = self.idents.len();
+        let mut written = Vec::new();
+        let mut passed = 0;
+        while held > budget && passed < 2 * n {
+            let at = self.hand % n;
+            self.hand = at + 1;
+            passed += 1;
+            let ident = &mut self.idents[at];
+            if ident.body.is_none() || std::mem::take(&mut ident.recent) {
+                continue;
+            }
+            let dirty = ident.stored == 0 || self.dirty.idents.contains(at as Id);
+            if dirty && ahead.is_none() {
+                continue;
+            }
+            let body = self.idents[at].body.take().expect("resident, checked above");
+            held -= body.bytes();
+            if let (true, Some(seq)) = (dirty, ahead) {
+                let key = crate::checkpoint::body_key(&self.idents[at].key, seq);
+                written.push((key, codec::encode_body(self, &body, Vec::new())));
+                self.idents[at].spilled = seq;
+            }
+        }
+        written
+    }
+}

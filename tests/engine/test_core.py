@@ -1,0 +1,117 @@
+"""Identifier bodies kept in a store: they leave the core's memory after a batch or a
+checkpoint, come back when a batch needs them, and the tables come out as if they never
+left. The store here is a dict (the engine's is RocksDB: ``test_recovery`` and the
+conformance suite run it with the same budgets)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from crm2stream.core.events import DAY_US
+from crm2stream.engine.core import Core
+from tests.conformance import CAMPAIGN
+from tests.harness import CFG
+
+
+class DictStore:
+    """Keeps what the core writes, the way the embedded engine writes it."""
+
+    def __init__(self) -> None:
+        self.data: dict[bytes, bytes] = {}
+        self.fetched = 0
+
+    def fetch(self, keys: list[bytes]) -> list[bytes | None]:
+        self.fetched += len(keys)
+        return [self.data.get(key) for key in keys]
+
+    def bodies(self) -> dict[str, list[int]]:
+        """Per identifier, the checkpoint numbers its stored bodies are under."""
+        stored: dict[str, list[int]] = {}
+        for key in self.data:
+            identifier, seq = key[2:].decode().split("\x1f")
+            stored.setdefault(identifier, []).append(int(seq, 16))
+        return stored
+
+
+def checkpoint(core: Core, store: DictStore, seq: int, full: bool = False) -> None:
+    core.begin_keyed_checkpoint(full, seq)
+    for bodies in core.checkpoint_bodies():
+        store.data.update(bodies)
+    list(core.checkpoint_segment())
+    for key in core.checkpoint_stale():
+        del store.data[key]
+    core.end_checkpoint(committed=True)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    batch=st.integers(1, 400),
+    every=st.integers(1, 5),
+    budget=st.sampled_from([0, 3_000, 1 << 30]),
+)
+def test_bodies_in_a_store_give_the_tables_of_bodies_in_memory(
+    batch: int, every: int, budget: int
+) -> None:
+    store, core, whole = DictStore(), Core(CFG), Core(CFG)
+    core.attach_store(store.fetch, budget)
+    seq = 1
+    for n, start in enumerate(range(0, len(CAMPAIGN), batch)):
+        chunk = b"\n".join(CAMPAIGN[start : start + batch])
+        for each in (core, whole):
+            each.process(chunk, start)
+        assert core.score_changes(0, 0) == whole.score_changes(0, 0)
+        store.data.update(core.evict(seq))  # written ahead of checkpoint `seq`
+        held = dict((name, size) for name, _, size in core.footprint())["resident bodies"]
+        assert held <= budget
+        if n % every == every - 1:
+            checkpoint(core, store, seq)
+            seq += 1
+            store.data.update(core.evict(seq))
+    checkpoint(core, store, seq)
+    assert core.evict(seq + 1) == []  # nothing is dirty after a checkpoint
+    if budget == 0:
+        assert core.resident == 0
+        assert store.fetched > 0
+    # each identifier's body is stored once: the versions a checkpoint replaced are gone
+    stored = store.bodies()
+    assert len(stored) == len(core._core) and all(len(s) == 1 for s in stored.values())
+    day = core.max_ts
+    assert day is not None
+    assert core.digest(day // DAY_US) == whole.digest(day // DAY_US)
+
+
+def test_a_body_the_store_lost_is_a_clear_error() -> None:
+    store, core = DictStore(), Core(CFG)
+    core.attach_store(store.fetch, 0)
+    core.process(b"\n".join(CAMPAIGN[:300]), 0)
+    core.score_changes(0, 0)
+    checkpoint(core, store, 1)
+    core.evict(2)
+    store.data.clear()
+    with pytest.raises(ValueError, match="stored by checkpoint 1 is missing"):
+        core.process(b"\n".join(CAMPAIGN[300:600]), 300)
+
+
+def test_a_checkpoint_that_did_not_commit_leaves_every_body_where_it_was() -> None:
+    store, core, whole = DictStore(), Core(CFG), Core(CFG)
+    core.attach_store(store.fetch, 0)
+    half = len(CAMPAIGN) // 2
+    for each in (core, whole):
+        each.process(b"\n".join(CAMPAIGN[:half]), 0)
+        each.score_changes(0, 0)
+    checkpoint(core, store, 1)
+    core.evict(2)
+    core.process(b"\n".join(CAMPAIGN[half:]), half)
+    whole.process(b"\n".join(CAMPAIGN[half:]), half)
+    store.data.update(core.evict(2))  # dirty bodies written ahead of checkpoint 2
+    core.begin_keyed_checkpoint(False, 2)
+    for bodies in core.checkpoint_bodies():
+        store.data.update(bodies)
+    core.end_checkpoint(committed=False)  # its commit failed: checkpoint 1 stands
+    checkpoint(core, store, 2)
+    store.data.update(core.evict(3))
+    day = core.max_ts
+    assert day is not None
+    assert core.digest(day // DAY_US) == whole.digest(day // DAY_US)
