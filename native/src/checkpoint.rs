@@ -233,18 +233,38 @@ impl Loader {
     /// applied last).
     pub fn finish(self, facts: &mut Facts) -> Result<(), String> {
         facts.incoming.resize(facts.idents.len(), Vec::new());
+        let mut derive = false;
         for (id, named) in self.named {
-            let mut incoming = Vec::with_capacity(named.incoming.len());
-            for source in named.incoming {
-                incoming.push(*facts.ids.get(&source).ok_or_else(|| format!("tie from unknown {source}"))?);
+            match named.incoming {
+                Some(sources) => {
+                    let mut incoming = Vec::with_capacity(sources.len());
+                    for source in sources {
+                        incoming.push(*facts.ids.get(&source).ok_or_else(|| format!("tie from unknown {source}"))?);
+                    }
+                    facts.incoming[id as usize] = incoming;
+                }
+                None => derive = true,
             }
-            facts.incoming[id as usize] = incoming;
             if let Some(ties) = named.ties {
                 let out = codec::resolve_ties(facts, ties)?;
                 if let Some(body) = facts.idents[id as usize].body.as_deref_mut() {
                     body.out = out;
                 }
             }
+        }
+        if derive {
+            // records of format 1 kept no incoming ties, and every body came with them
+            let mut incoming = vec![Vec::new(); facts.idents.len()];
+            for source in 0..facts.idents.len() as Id {
+                let mut last = None;
+                for tie in &facts.body(source).out {
+                    if last != Some(tie.target) {
+                        incoming[tie.target as usize].push(source);
+                        last = Some(tie.target);
+                    }
+                }
+            }
+            facts.incoming = incoming;
         }
         Ok(())
     }

@@ -3,8 +3,9 @@
 //! Records start with a format byte; identifiers inside records are written as their keys,
 //! since ids are only positions in this process's tables.
 
-use crate::facts::{Body, DayBucket, Facts, Id, Share, Tie, COUNTERS};
+use crate::facts::{Body, ConsentEntry, DayBucket, Facts, Id, Scope, Share, Tie, COUNTERS};
 use num_bigint::BigUint;
+use std::collections::BTreeMap;
 
 const FORMAT: u8 = 1;
 /// Identifier records since bodies are kept apart from them (a record of format 1 held
@@ -207,23 +208,21 @@ pub type StoredTie = (String, i32, [u32; 4]);
 /// identifier is loaded: the sources of its incoming ties, and its body's ties when the
 /// body came with it.
 pub struct Named {
-    pub incoming: Vec<String>,
+    /// None for a record of format 1, which kept none: derived from the ties at the end
+    pub incoming: Option<Vec<String>>,
     pub ties: Option<Vec<StoredTie>>,
 }
 
-/// Load one identifier record (see `encode_ident`).
+/// Load one identifier record (see `encode_ident`). A record of format 1 (before bodies
+/// were kept apart: a Kafka worker's changelog of an earlier version) loads too.
 pub fn decode_ident(facts: &mut Facts, key: &str, data: &[u8]) -> Result<Named> {
+    if data.first() == Some(&FORMAT) {
+        return decode_ident_v1(facts, key, data);
+    }
     let mut r = Reader::new(data, IDENT_FORMAT)?;
     let first = (r.int()?, r.text()?);
     let (id, _) = facts.intern(key, (first.0, &first.1));
-    let n = r.len()?;
-    let mut shares = Vec::with_capacity(r.bounded(n));
-    for _ in 0..n {
-        let sid = r.text()?;
-        let share = Share { actor: id, ts: r.int()?, parent: r.opt_text()?, recipients: r.uint()? as u64 };
-        facts.shares.insert(sid.clone(), share);
-        shares.push(sid);
-    }
+    let shares = read_shares(&mut r, facts, id)?;
     let n = r.len()?;
     let mut incoming = Vec::with_capacity(r.bounded(n));
     for _ in 0..n {
@@ -241,7 +240,39 @@ pub fn decode_ident(facts: &mut Facts, key: &str, data: &[u8]) -> Result<Named> 
     ident.shares = shares;
     ident.stored = stored;
     ident.body = body;
-    Ok(Named { incoming, ties })
+    Ok(Named { incoming: Some(incoming), ties })
+}
+
+fn read_shares(r: &mut Reader<'_>, facts: &mut Facts, id: Id) -> Result<Vec<String>> {
+    let n = r.len()?;
+    let mut shares = Vec::with_capacity(r.bounded(n));
+    for _ in 0..n {
+        let sid = r.text()?;
+        let share = Share { actor: id, ts: r.int()?, parent: r.opt_text()?, recipients: r.uint()? as u64 };
+        facts.shares.insert(sid.clone(), share);
+        shares.push(sid);
+    }
+    Ok(shares)
+}
+
+/// Format 1: first seen, days, ties, shares, consent, mentions (no longer kept), sums.
+fn decode_ident_v1(facts: &mut Facts, key: &str, data: &[u8]) -> Result<Named> {
+    let mut r = Reader::new(data, FORMAT)?;
+    let first = (r.int()?, r.text()?);
+    let (id, _) = facts.intern(key, (first.0, &first.1));
+    let (days, ties) = read_days_and_ties(&mut r)?;
+    let shares = read_shares(&mut r, facts, id)?;
+    let consent = read_consent(&mut r)?;
+    for _ in 0..r.len()? {
+        r.int()?;
+    }
+    let sums = read_sums(&mut r)?;
+    let ident = &mut facts.idents[id as usize];
+    ident.first = first;
+    ident.shares = shares;
+    ident.stored = 0;
+    ident.body = Some(Box::new(Body { days, out: Vec::new(), consent, sums }));
+    Ok(Named { incoming: None, ties: Some(ties) })
 }
 
 /// An identifier's body as `encode_body` stored it, its ties resolved.
@@ -264,6 +295,13 @@ pub fn resolve_ties(facts: &Facts, ties: Vec<StoredTie>) -> Result<Vec<Tie>> {
 }
 
 fn read_body(r: &mut Reader<'_>) -> Result<(Body, Vec<StoredTie>)> {
+    let (days, ties) = read_days_and_ties(r)?;
+    let consent = read_consent(r)?;
+    let sums = read_sums(r)?;
+    Ok((Body { days, out: Vec::new(), consent, sums }, ties))
+}
+
+fn read_days_and_ties(r: &mut Reader<'_>) -> Result<(Vec<DayBucket>, Vec<StoredTie>)> {
     let n = r.len()?;
     let mut days = Vec::with_capacity(r.bounded(n));
     for _ in 0..n {
@@ -285,7 +323,11 @@ fn read_body(r: &mut Reader<'_>) -> Result<(Body, Vec<StoredTie>)> {
         }
         ties.push((target, day, counts));
     }
-    let mut consent = std::collections::BTreeMap::new();
+    Ok((days, ties))
+}
+
+fn read_consent(r: &mut Reader<'_>) -> Result<BTreeMap<Scope, Vec<ConsentEntry>>> {
+    let mut consent = BTreeMap::new();
     for _ in 0..r.len()? {
         let scope = (r.text()?, r.text()?, r.text()?);
         let n = r.len()?;
@@ -295,11 +337,15 @@ fn read_body(r: &mut Reader<'_>) -> Result<(Body, Vec<StoredTie>)> {
         }
         consent.insert(scope, history);
     }
+    Ok(consent)
+}
+
+fn read_sums(r: &mut Reader<'_>) -> Result<[BigUint; 4]> {
     let mut sums: [BigUint; 4] = Default::default();
     for sum in &mut sums {
         *sum = BigUint::from_bytes_le(r.bytes()?);
     }
-    Ok((Body { days, out: Vec::new(), consent, sums }, ties))
+    Ok(sums)
 }
 
 pub fn encode_pair(facts: &Facts, pair: (Id, Id), buffer: Vec<u8>) -> (String, Vec<u8>) {
@@ -368,4 +414,69 @@ pub fn decode_emitted(facts: &mut Facts, person_id: &str, data: &[u8]) -> Result
     let tier = r.text()?;
     facts.last_emitted.insert(person_id.to_string(), (f64::from_le_bytes(raw), tier));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpoint::Loader;
+    use crate::scales::Scales;
+
+    /// A format-1 record as the previous version wrote it (a worker's changelog).
+    fn v1_record(tie_to: &str) -> Vec<u8> {
+        let mut w = Writer::into(Vec::new(), FORMAT);
+        w.int(5);
+        w.text("e1");
+        w.uint(1); // days
+        w.int(3);
+        for c in 0..COUNTERS {
+            w.uint(c as u128);
+        }
+        w.uint(250);
+        w.uint(1); // ties
+        w.text(tie_to);
+        w.int(3);
+        for c in [1, 0, 2, 0] {
+            w.uint(c);
+        }
+        w.uint(1); // shares
+        w.text("s1");
+        w.int(5);
+        w.opt_text(None);
+        w.uint(2);
+        w.uint(0); // consent
+        w.uint(2); // mentions, skipped
+        w.int(10);
+        w.int(11);
+        for sum in [7u32, 0, 9, 0] {
+            w.bytes(&BigUint::from(sum).to_bytes_le());
+        }
+        w.0
+    }
+
+    #[test]
+    fn a_format_1_identifier_record_loads_with_its_incoming_ties_derived() {
+        let mut facts = Facts::new(Scales::new(30.0), [1; 4], vec![1], 0);
+        let mut part = Vec::new();
+        for (key, record) in [("qq:a", v1_record("qq:b")), ("qq:b", v1_record("qq:a"))] {
+            part.push(b'i');
+            part.push(key.len() as u8);
+            part.extend_from_slice(key.as_bytes());
+            let mut len = Writer::default();
+            len.uint(record.len() as u128);
+            part.extend_from_slice(&len.0);
+            part.extend_from_slice(&record);
+        }
+        let mut loader = Loader::default();
+        loader.part(&mut facts, &part).unwrap();
+        loader.finish(&mut facts).unwrap();
+        let (a, b) = (facts.ids["qq:a"], facts.ids["qq:b"]);
+        let body = facts.body(a);
+        assert_eq!(body.days[0].amount, 250);
+        assert_eq!(body.out, vec![Tie { target: b, day: 3, counts: [1, 0, 2, 0] }]);
+        assert_eq!(body.sums[2], BigUint::from(9u32));
+        assert_eq!(facts.incoming[a as usize], vec![b]);
+        assert_eq!(facts.incoming[b as usize], vec![a]);
+        assert!(facts.shares.contains_key("s1"));
+    }
 }
