@@ -116,7 +116,9 @@ class Core:
         ``full``) as checkpoint segment parts (see ``segments``), rendered one at a time:
         a checkpoint of everything holds one part in memory. The facts are the ones at the
         call; applying a batch before the last part abandons the checkpoint, and the next
-        one writes every fact."""
+        one writes every fact. Once the last part is taken, nothing is dirty: writing
+        the parts is the caller's (a core with a store attached checkpoints by number,
+        ``begin_keyed_checkpoint``)."""
         self._core.begin_checkpoint(full)
         while (part := self._core.checkpoint_part()) is not None:
             yield part

@@ -361,10 +361,18 @@ class EmbeddedEngine:
         those it changes, by attribute name), then take them and tell the listeners
         (subscribers waiting for new records). A write that fails changes no position:
         what the engine reports (the log end, the topics' ends) is what the disk holds."""
+        self._store_write(batch, logged, positions)
+        self._take(positions)
+
+    def _store_write(self, batch: Write, logged: bool | None, positions: dict[str, Any]) -> None:
+        """``_write`` up to the store's write."""
         now = {name: positions.get(name, getattr(self, name)) for name in _LOG_POSITIONS}
         fixed = {"currency": self.cfg.currency, "id_key_check": _key_check(self.cfg.id_key)}
         batch.meta("log", {_LOG_POSITIONS[name]: value for name, value in now.items()} | fixed)
         self.store.write(batch, logged=self._logged if logged is None else logged)
+
+    def _take(self, positions: dict[str, Any]) -> None:
+        """``_write`` after the store's write: take the positions, tell the listeners."""
         for name, value in positions.items():
             setattr(self, name, value)
         for listener in self.listeners:
@@ -404,11 +412,15 @@ class EmbeddedEngine:
                     "bodies": "keyed",
                 },
             )
-            self._write(batch, applied=self.log_end, segments=segments)
+            positions = {"applied": self.log_end, "segments": segments}
+            self._store_write(batch, None, positions)
         except BaseException:
-            self.core.end_checkpoint(committed=False)
+            self.core.end_checkpoint(committed=False)  # the commit did not land
             raise
         self.core.end_checkpoint(committed=True)
+        self._take(positions)
+        self._since_checkpoint = 0
+        self._last_checkpoint = time.monotonic()
         self._evict()
 
     def _evict(self) -> None:
@@ -418,16 +430,15 @@ class EmbeddedEngine:
             batch = self.store.batch()
             batch.bodies(written)
             self.store.write(batch, logged=self._logged)
-        self._since_checkpoint = 0
-        self._last_checkpoint = time.monotonic()
 
     def _write_checkpoint(self, seq: int) -> tuple[Write, int]:
         """Checkpoint ``seq``, begun in the core, but for its commit: the dirty bodies
         under their keys, then the segment (what a crash left of an unfinished one
         dropped first). Beyond ``CHECKPOINT_WRITE_BYTES`` it is written in pieces outside
         the write-ahead log and flushed, so that the commit never lands on top of pieces a
-        crash could lose; nobody reads them before the commit (their keys name a number
-        above the committed one). Returns the write to commit with, and the segment's size."""
+        crash could lose. Until the commit, only this process reads under this number
+        (bodies it wrote ahead), and a reopened one reads the committed checkpoint's.
+        Returns the write to commit with, and the segment's size."""
         batch = self.store.batch()
         batch.drop_segments(above=seq - 1)
         pending, size, spilled = 0, 0, False
@@ -464,21 +475,23 @@ class EmbeddedEngine:
         if not items:
             return
         bulk = items > PUBLISH_ITEMS and not self.listeners
-        while True:
-            bases = [self.output_ends.get(table, 0) for table in STATE_TABLES]
-            out = self.core.publish(bases, PUBLISH_ITEMS)
-            if not any(count for count, _ in out):
-                break
-            batch = self.store.batch()
-            batch.bodies(self.core.evict(self.segments.seq + 1))
-            outputs = dict(self.output_ends)
-            for table, base, (count, records) in zip(STATE_TABLES, bases, out, strict=True):
-                if count:
-                    batch.outputs(table, base, records)
-                    outputs[table] = base + count
-            self._write(batch, logged=self._logged and not bulk, output_ends=outputs)
-        if bulk and self._logged:
-            self.store.flush()
+        try:
+            while True:
+                bases = [self.output_ends.get(table, 0) for table in STATE_TABLES]
+                out = self.core.publish(bases, PUBLISH_ITEMS)
+                if not any(count for count, _ in out):
+                    break
+                batch = self.store.batch()
+                batch.bodies(self.core.evict(self.segments.seq + 1))
+                outputs = dict(self.output_ends)
+                for table, base, (count, records) in zip(STATE_TABLES, bases, out, strict=True):
+                    if count:
+                        batch.outputs(table, base, records)
+                        outputs[table] = base + count
+                self._write(batch, logged=self._logged and not bulk, output_ends=outputs)
+        finally:
+            if bulk and self._logged:
+                self.store.flush()  # before any logged write lands on top of these
 
     def _compact_due(self) -> None:
         """Compact the table topics that grew enough since their last compaction. Until a

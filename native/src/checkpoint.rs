@@ -166,7 +166,8 @@ impl Segment {
     }
 
     /// The next bodies to store, as (store key, record), about `PART_BYTES` of them; None
-    /// once all are rendered (at once, without a checkpoint number).
+    /// once all are handed out, and from the start when the checkpoint has no number (its
+    /// bodies are in its segment).
     pub fn next_bodies(&mut self, facts: &Facts) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
         let seq = self.keyed?;
         let mut out = Vec::new();

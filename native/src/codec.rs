@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 const FORMAT: u8 = 1;
 /// Identifier records since bodies are kept apart from them (a record of format 1 held
-/// both, and mentions: directories that have them are rebuilt from the log).
+/// both, and mentions; it still loads, see `decode_ident`).
 const IDENT_FORMAT: u8 = 2;
 pub const SEP: char = '\x1f';
 

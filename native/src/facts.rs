@@ -296,7 +296,7 @@ impl Facts {
     }
 
     /// The body of a resident identifier. The shell fetches the bodies a call needs
-    /// before making it (`needs`), so a missing one is a bug, not a state.
+    /// before making it (`wants`), so a missing one is a bug, not a state.
     pub fn body(&self, id: Id) -> &Body {
         let ident = &self.idents[id as usize];
         ident.body.as_deref().unwrap_or_else(|| panic!("the body of {} is not resident", ident.key))
@@ -323,6 +323,7 @@ impl Facts {
             key: key.to_string(),
             first: (first.0, first.1.to_string()),
             body: Some(Box::default()),
+            recent: true,
             ..Ident::default()
         });
         self.ids.insert(key.to_string(), id);

@@ -204,10 +204,27 @@ impl Core {
         for (id, record) in missing.into_iter().zip(found) {
             let record = record.ok_or_else(|| {
                 let ident = &self.facts.idents[id as usize];
-                corrupt(format!("the body of {} stored by checkpoint {} is missing", ident.key, ident.stored))
+                let seq = if ident.spilled != 0 { ident.spilled } else { ident.stored };
+                corrupt(format!("the body of {} under checkpoint {seq} is missing from the store", ident.key))
             })?;
             self.facts.install(id, &record).map_err(corrupt)?;
         }
+        Ok(())
+    }
+
+    /// After a load: what the table topics were published with, a page of persons at a
+    /// time, dropping clean bodies beyond the budget between pages.
+    fn derive_published(&mut self, py: Python<'_>) -> PyResult<()> {
+        const PAGE: usize = 20_000;
+        let mut derivation = publication::Derivation::new(&self.facts, &self.cfg);
+        while !derivation.finished() {
+            self.ensure(py, &derivation.members_ahead(PAGE))?;
+            derivation.step(&self.facts, &self.cfg, PAGE);
+            if self.facts.keyed {
+                self.facts.evict(self.budget, None);
+            }
+        }
+        derivation.finish(&mut self.facts);
         Ok(())
     }
 
@@ -314,8 +331,7 @@ impl Core {
             self.unfinished = true;
         }
         if self.facts.published_anchor.is_none() {
-            self.ensure_all(py)?;
-            publication::derive_published(&mut self.facts, &self.cfg);
+            self.derive_published(py)?;
         }
         let mut rejected = Vec::new();
         let mut valid = Vec::new();
@@ -468,13 +484,17 @@ impl Core {
     /// `seq`, the number of this checkpoint, when the caller stores bodies under their
     /// keys: then `checkpoint_bodies` hands them out, and the segment holds none.
     #[pyo3(signature = (full, seq=None))]
-    fn begin_checkpoint(&mut self, full: bool, seq: Option<u32>) {
+    fn begin_checkpoint(&mut self, full: bool, seq: Option<u32>) -> PyResult<()> {
+        if self.facts.keyed && seq.is_none() {
+            return Err(PyValueError::new_err("a core with a store attached checkpoints by number (seq)"));
+        }
         let mut full = full || std::mem::take(&mut self.unfinished);
         if let Some(segment) = self.segment.take() {
             segment.abandon(&mut self.facts);
             full = true;
         }
         self.segment = Some(checkpoint::Segment::begin(&mut self.facts, full, seq));
+        Ok(())
     }
 
     /// The next bodies of the checkpoint begun, as (store key, record), None once all are.

@@ -64,29 +64,61 @@ impl Publication {
 }
 
 /// After a load: the table topics hold the anchors of the current persons and their
-/// current pairs (the engine publishes at every checkpoint).
-pub fn derive_published(facts: &mut Facts, cfg: &Config) {
-    if facts.published_anchor.is_some() {
-        return;
-    }
-    let mut anchors = vec![UNPUBLISHED; facts.idents.len()];
-    let partition = Partition::new(facts, i64::MAX, &cfg.id_key);
-    let day = facts.max_ts.unwrap_or(0).div_euclid(DAY_US);
-    let mut published = HashMap::default();
-    for (index, person) in partition.persons.iter().enumerate() {
-        for &member in &person.members {
-            anchors[member as usize] = person.anchor;
+/// current pairs (the engine publishes at every checkpoint). Derived a page of persons at
+/// a time (`step`), so that only a page's bodies need be resident at once.
+pub struct Derivation {
+    partition: Partition,
+    day: i64,
+    anchors: Vec<Id>,
+    published: HashMap<String, Vec<String>>,
+    next: usize,
+}
+
+impl Derivation {
+    pub fn new(facts: &Facts, cfg: &Config) -> Self {
+        Derivation {
+            partition: Partition::new(facts, i64::MAX, &cfg.id_key),
+            day: facts.max_ts.unwrap_or(0).div_euclid(DAY_US),
+            anchors: vec![UNPUBLISHED; facts.idents.len()],
+            published: HashMap::default(),
+            next: 0,
         }
-        let reached = tie_sums(facts, cfg, &person.members, day, |id| partition.person_of(id), index);
-        let mut targets: Vec<String> =
-            reached.into_iter().map(|(to, _, _)| partition.persons[to].person_id.clone()).collect();
-        if !targets.is_empty() {
-            targets.sort_unstable();
-            published.insert(person.person_id.clone(), targets);
-        }
     }
-    facts.published_anchor = Some(anchors);
-    facts.published_ties = published;
+
+    pub fn finished(&self) -> bool {
+        self.next >= self.partition.persons.len()
+    }
+
+    /// The members of the next `persons` persons (whose bodies `step` reads).
+    pub fn members_ahead(&self, persons: usize) -> Vec<Id> {
+        let end = (self.next + persons).min(self.partition.persons.len());
+        self.partition.persons[self.next..end].iter().flat_map(|p| p.members.iter().copied()).collect()
+    }
+
+    /// Derive what the next `persons` persons were published with.
+    pub fn step(&mut self, facts: &Facts, cfg: &Config, persons: usize) {
+        let end = (self.next + persons).min(self.partition.persons.len());
+        for index in self.next..end {
+            let person = &self.partition.persons[index];
+            for &member in &person.members {
+                self.anchors[member as usize] = person.anchor;
+            }
+            let partition = &self.partition;
+            let reached = tie_sums(facts, cfg, &person.members, self.day, |id| partition.person_of(id), index);
+            let mut targets: Vec<String> =
+                reached.into_iter().map(|(to, _, _)| partition.persons[to].person_id.clone()).collect();
+            if !targets.is_empty() {
+                targets.sort_unstable();
+                self.published.insert(person.person_id.clone(), targets);
+            }
+        }
+        self.next = end;
+    }
+
+    pub fn finish(self, facts: &mut Facts) {
+        facts.published_anchor = Some(self.anchors);
+        facts.published_ties = self.published;
+    }
 }
 
 /// Decide what the next publication carries, and consider it published; `resolve` it

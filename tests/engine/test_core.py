@@ -90,7 +90,7 @@ def test_a_body_the_store_lost_is_a_clear_error() -> None:
     checkpoint(core, store, 1)
     core.evict(2)
     store.data.clear()
-    with pytest.raises(ValueError, match="stored by checkpoint 1 is missing"):
+    with pytest.raises(ValueError, match="under checkpoint 1 is missing from the store"):
         core.process(b"\n".join(CAMPAIGN[300:600]), 300)
 
 
