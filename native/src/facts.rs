@@ -236,6 +236,9 @@ pub struct Facts {
     /// memory (`evict`); the position of the eviction sweep
     pub keyed: bool,
     pub hand: usize,
+    /// the resident bodies' bytes as `evict` last left them, kept while no body changed
+    /// but by being fetched (None: count them again)
+    pub held: Option<usize>,
     pub mentioned: Vec<(Id, i64)>,
     pub relinked: HashSet<(Id, Id)>,
     pub touched: IdSet,
@@ -280,6 +283,7 @@ impl Facts {
             indexes: false,
             keyed: false,
             hand: 0,
+            held: None,
             mentioned: Vec::new(),
             relinked: HashSet::default(),
             touched: IdSet::default(),
@@ -363,6 +367,7 @@ impl Facts {
     /// Apply one valid event whose event_id was not accepted before (the caller knows:
     /// `seen`, or a keyed index of its own).
     pub fn apply(&mut self, event: &Event<'_>, position: i64) {
+        self.held = None; // bodies grow
         let event_id: &str = &event.id;
         let ts = event.ts;
         let day = ts.div_euclid(DAY_US);

@@ -583,6 +583,7 @@ impl Core {
         self.facts.max_ts = max_ts;
         self.facts.reindex();
         self.facts.published_anchor = None; // derived before the next event is applied
+        self.facts.held = None;
         Ok(())
     }
 
@@ -591,6 +592,7 @@ impl Core {
         self.ensure_all(py)?;
         for id in 0..self.facts.idents.len() as Id {
             let sums = value::ident_sums(&self.facts, id, i64::MAX / 2, i64::MAX);
+            self.facts.held = None;
             self.facts.body_mut(id).sums = sums;
             self.facts.dirty.idents.insert(id);
         }

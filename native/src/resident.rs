@@ -92,6 +92,9 @@ impl Facts {
     /// Make a fetched body resident.
     pub fn install(&mut self, id: Id, record: &[u8]) -> Result<(), String> {
         let body = codec::decode_body(self, record).map_err(|e| format!("body of {}: {e}", self.key(id)))?;
+        if let Some(held) = &mut self.held {
+            *held += body.bytes();
+        }
         self.idents[id as usize].body = Some(Box::new(body));
         Ok(())
     }
@@ -102,7 +105,12 @@ impl Facts {
     /// as (store key, record) under that number, for the caller to write with its batch,
     /// and read back from there (without `ahead` dirty bodies stay).
     pub fn evict(&mut self, budget: usize, ahead: Option<u32>) -> Vec<(Vec<u8>, Vec<u8>)> {
-        let mut held: usize = self.idents.iter().filter_map(|i| i.body.as_deref()).map(Body::bytes).sum();
+        // summing every resident body touches each one's memory: done again only after
+        // bodies changed, not after a publication's fetches
+        let mut held = match self.held {
+            Some(held) => held,
+            None => self.idents.iter().filter_map(|i| i.body.as_deref()).map(Body::bytes).sum(),
+        };
         let n = self.idents.len();
         let mut written = Vec::new();
         let mut passed = 0;
@@ -126,6 +134,7 @@ impl Facts {
                 self.idents[at].spilled = seq;
             }
         }
+        self.held = Some(held);
         written
     }
 }
