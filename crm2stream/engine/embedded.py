@@ -179,6 +179,7 @@ class EmbeddedEngine:
     def _new_core(self) -> Core:
         core = Core(self.cfg, indexes=True)
         core.attach_store(self.store.bodies, self.cache_bytes)
+        core.keep_published_ties(self.store.published_ties)
         return core
 
     def _load(self) -> None:
@@ -195,7 +196,8 @@ class EmbeddedEngine:
             self._rebuild()
             return
         older = "segments" not in state or not state.get("indexes")
-        if self.applied and (older or state.get("bodies") != "keyed"):
+        keyed = state.get("bodies") == "keyed" and state.get("published") == "keyed"
+        if self.applied and (older or not keyed):
             log.warning("the checkpoint is in an older layout: rebuilding it from the log")
             self._rebuild()
             return
@@ -410,6 +412,7 @@ class EmbeddedEngine:
                     "segments": asdict(segments),
                     "indexes": True,
                     "bodies": "keyed",
+                    "published": "keyed",
                 },
             )
             positions = {"applied": self.log_end, "segments": segments}
@@ -482,6 +485,7 @@ class EmbeddedEngine:
                 if not any(count for count, _ in out):
                     break
                 batch = self.store.batch()
+                batch.published_ties(self.core.take_published_ties())
                 batch.bodies(self.core.evict(self.segments.seq + 1))
                 outputs = dict(self.output_ends)
                 for table, base, (count, records) in zip(STATE_TABLES, bases, out, strict=True):

@@ -31,6 +31,11 @@ Key space (raw bytes):
                      publication of the table topics
   ``c/<seq>/<part>`` a part of checkpoint segment number seq (see ``segments``): the
                      facts records one checkpoint wrote
+  ``i/<identifier>\x1f<seq>``
+                     an identifier's body as checkpoint seq (or a batch ahead of it) wrote
+                     it: its day buckets, ties, consent and sums
+  ``t/<person id>``  the persons a person's relationship records in the table topic name,
+                     written with them: what the next publication tombstones or keeps
   ``m/log``          log end, output ends, in-progress file ingests
   ``m/state``        the log position the checkpointed facts stand at, and the segments
 """
@@ -107,6 +112,9 @@ LINKS = b"g/"
 #: Identifier bodies, each under its key and the checkpoint that wrote it
 #: (``i/<identifier>\x1f<checkpoint, 8 hex digits>``; the core makes the keys).
 BODIES = b"i/"
+#: Each person's published ties: the persons its relationship records in the table topic
+#: name (``t/<person id>``; the core makes the keys), written with those records.
+PUBLISHED_TIES = b"t/"
 #: Where checkpoint records were kept one per key before segments: cleared on rebuild.
 LEGACY_RECORDS = b"s/"
 
@@ -236,6 +244,13 @@ class Store:
 
     def bodies(self, keys: list[bytes]) -> list[bytes | None]:
         """The stored identifier bodies of these keys (None: not stored), in one read."""
+        return self._get_many(keys)
+
+    def published_ties(self, keys: list[bytes]) -> list[bytes | None]:
+        """The stored published ties of these keys (None: not stored), in one read."""
+        return self._get_many(keys)
+
+    def _get_many(self, keys: list[bytes]) -> list[bytes | None]:
         wanted: list[str | int | float | bytes | bool] = list(keys)
         return cast(list[bytes | None], self.db.get(wanted))
 
@@ -306,6 +321,7 @@ class Write:
             MENTIONS,
             LINKS,
             BODIES,
+            PUBLISHED_TIES,
             b"o/",
             LEGACY_RECORDS,
             b"m/",
@@ -371,6 +387,15 @@ class Write:
         put = self.wb.put
         for key, record in bodies:
             put(key, record)
+
+    def published_ties(self, ties: list[tuple[bytes, bytes | None]]) -> None:
+        """Published ties a publication wrote, as (key, record; None: delete the key)."""
+        put, delete = self.wb.put, self.wb.delete
+        for key, record in ties:
+            if record is None:
+                delete(key)
+            else:
+                put(key, record)
 
     def delete(self, keys: list[bytes]) -> None:
         """Delete these keys (the bodies a committed checkpoint replaced)."""

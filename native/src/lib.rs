@@ -27,6 +27,7 @@ mod value;
 
 use decode::{Event, Kind};
 use facts::{Facts, Id};
+use foldhash::HashSet;
 use json::J;
 use pyo3::exceptions::{PyKeyError, PyValueError};
 use pyo3::prelude::*;
@@ -183,6 +184,11 @@ struct Core {
     /// and the bytes of bodies kept in memory between calls
     fetch: Option<Py<PyAny>>,
     budget: usize,
+    /// with a store that keeps each person's published ties under its key:
+    /// `fetch(keys) -> [bytes | None]`, and what the publication wrote since
+    /// `take_published_ties` (store key, record or None to delete)
+    ties: Option<Py<PyAny>>,
+    ties_written: Vec<(Vec<u8>, Option<Vec<u8>>)>,
 }
 
 impl Core {
@@ -216,6 +222,10 @@ impl Core {
     /// time, dropping clean bodies beyond the budget between pages.
     fn derive_published(&mut self, py: Python<'_>) -> PyResult<()> {
         const PAGE: usize = 20_000;
+        if self.ties.is_some() {
+            publication::derive_anchors(&mut self.facts, &self.cfg);
+            return Ok(());
+        }
         let mut derivation = publication::Derivation::new(&self.facts, &self.cfg);
         while !derivation.finished() {
             self.ensure(py, &derivation.members_ahead(PAGE))?;
@@ -226,6 +236,41 @@ impl Core {
         }
         derivation.finish(&mut self.facts);
         Ok(())
+    }
+
+    /// Read the published ties of the persons the next `limit` items render from the
+    /// store (with one kept there); returns those found, whose records `render` replaces.
+    fn fetch_ties(&mut self, py: Python<'_>, persons: &[String]) -> PyResult<HashSet<String>> {
+        let Some(fetch) = &self.ties else { return Ok(HashSet::default()) };
+        let keys: Vec<Bound<'_, PyBytes>> =
+            persons.iter().map(|id| PyBytes::new(py, &publication::ties_key(id))).collect();
+        let found: Vec<Option<Vec<u8>>> = fetch.bind(py).call1((keys,))?.extract()?;
+        if found.len() != persons.len() {
+            return Err(PyValueError::new_err("fetch(keys) must answer once per key"));
+        }
+        let mut stored = HashSet::default();
+        for (id, record) in persons.iter().zip(found) {
+            if let Some(record) = record {
+                let targets = publication::decode_ties(&record).map_err(corrupt)?;
+                self.facts.published_ties.insert(id.clone(), targets);
+                stored.insert(id.clone());
+            }
+        }
+        Ok(stored)
+    }
+
+    /// After `render`, with the published ties kept in the store: hand those of the
+    /// persons rendered to the next write, and keep none in memory.
+    fn spill_ties(&mut self, persons: Vec<String>, stored: &HashSet<String>) {
+        if self.ties.is_none() {
+            return;
+        }
+        for id in persons {
+            let record = self.facts.published_ties.remove(&id).map(|targets| publication::encode_ties(&targets));
+            if record.is_some() || stored.contains(&id) {
+                self.ties_written.push((publication::ties_key(&id), record));
+            }
+        }
     }
 
     /// Make every body resident (what the whole-state reads need).
@@ -301,6 +346,8 @@ impl Core {
             unfinished: false,
             fetch: None,
             budget: 0,
+            ties: None,
+            ties_written: Vec::new(),
         })
     }
 
@@ -463,10 +510,13 @@ impl Core {
         if bases.len() != tables::STATE_TABLES.len() {
             return Err(PyValueError::new_err("one base per state table"));
         }
-        let Some(ahead) = self.publication.as_ref().map(|p| p.members_ahead(limit)) else {
+        let Some((ahead, persons)) =
+            self.publication.as_ref().map(|p| (p.members_ahead(limit), p.persons_ahead(limit)))
+        else {
             return Ok(bases.iter().map(|_| (0, PyBytes::new(py, b""))).collect());
         };
         self.ensure(py, &ahead)?;
+        let stored = self.fetch_ties(py, &persons)?;
         let Some(publication) = self.publication.as_mut() else { unreachable!("checked above") };
         let out = detached(py, (&mut self.facts, &self.cfg, &mut *publication), |(facts, cfg, publication)| {
             publication::render(facts, cfg, publication, &bases, limit)
@@ -474,6 +524,7 @@ impl Core {
         if publication.finished() {
             self.publication = None;
         }
+        self.spill_ties(persons, &stored);
         Ok(out.into_iter().map(|records| (records.count, PyBytes::new(py, &records.ndjson))).collect())
     }
 
@@ -529,6 +580,25 @@ impl Core {
         self.fetch = Some(fetch);
         self.budget = budget;
         self.facts.keyed = true;
+    }
+
+    /// Keep each person's published ties in the store, under `t/<person id>`: a
+    /// publication reads those of the persons it renders with `fetch(keys) -> [bytes |
+    /// None]` and hands the new ones to `take_published_ties`, so none stays in memory and
+    /// a load need not derive them from every body. Attach it before loading.
+    fn keep_published_ties(&mut self, fetch: Py<PyAny>) {
+        self.ties = Some(fetch);
+        self.facts.published_ties.clear();
+    }
+
+    /// The published ties written since the last call, as (store key, record or None
+    /// for a key to delete): write them with the records `publish` returned.
+    #[allow(clippy::type_complexity)]
+    fn take_published_ties<'py>(&mut self, py: Python<'py>) -> Vec<(Bound<'py, PyBytes>, Option<Bound<'py, PyBytes>>)> {
+        std::mem::take(&mut self.ties_written)
+            .into_iter()
+            .map(|(key, record)| (PyBytes::new(py, &key), record.map(|r| PyBytes::new(py, &r))))
+            .collect()
     }
 
     /// Keep the budget (see `Facts::evict`), after a batch or a committed checkpoint:

@@ -53,6 +53,15 @@ impl Publication {
         moved
     }
 
+    /// The person ids of the next `limit` items, once each: those whose published ties
+    /// `render` reads and rewrites.
+    pub fn persons_ahead(&self, limit: usize) -> Vec<String> {
+        let end = (self.done + limit).min(self.items.len());
+        let mut ids: Vec<String> = self.items[self.done..end].iter().map(|(id, _, _)| id.clone()).collect();
+        ids.dedup(); // sorted by person id
+        ids
+    }
+
     /// The members of the persons the next `limit` items render (whose bodies it reads).
     pub fn members_ahead(&self, limit: usize) -> Vec<Id> {
         let end = (self.done + limit).min(self.items.len());
@@ -119,6 +128,38 @@ impl Derivation {
         facts.published_anchor = Some(self.anchors);
         facts.published_ties = self.published;
     }
+}
+
+/// After a load, with the published ties kept in the store: the anchors the table
+/// topics hold are those of the current persons, which need no body.
+pub fn derive_anchors(facts: &mut Facts, cfg: &Config) {
+    let partition = Partition::new(facts, i64::MAX, &cfg.id_key);
+    let mut anchors = vec![UNPUBLISHED; facts.idents.len()];
+    for person in &partition.persons {
+        for &member in &person.members {
+            anchors[member as usize] = person.anchor;
+        }
+    }
+    facts.published_anchor = Some(anchors);
+}
+
+/// The store key of a person's published ties: `t/<person id>`.
+pub fn ties_key(person_id: &str) -> Vec<u8> {
+    [b"t/", person_id.as_bytes()].concat()
+}
+
+/// A person's published ties as stored: the person ids, sorted, one per line.
+pub fn encode_ties(targets: &[String]) -> Vec<u8> {
+    targets.join("\n").into_bytes()
+}
+
+pub fn decode_ties(record: &[u8]) -> Result<Vec<String>, String> {
+    let text = std::str::from_utf8(record).map_err(|e| format!("published ties: {e}"))?;
+    let targets: Vec<String> = text.split('\n').map(str::to_owned).collect();
+    if targets.iter().any(String::is_empty) || !targets.windows(2).all(|w| w[0] < w[1]) {
+        return Err(format!("published ties are not sorted person ids: {text:?}"));
+    }
+    Ok(targets)
 }
 
 /// Decide what the next publication carries, and consider it published; `resolve` it
@@ -349,4 +390,19 @@ pub fn render(
     facts.published_ties.extend(published);
     publication.done = end;
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn published_ties_read_back_as_written_and_garbage_is_an_error() {
+        let targets = vec!["p1".to_string(), "p2".to_string()];
+        assert_eq!(decode_ties(&encode_ties(&targets)), Ok(targets));
+        assert_eq!(ties_key("p9"), b"t/p9");
+        for garbage in [&b"p2\np1"[..], b"", b"p1\n\np2", b"\xff"] {
+            assert!(decode_ties(garbage).is_err(), "{garbage:?}");
+        }
+    }
 }

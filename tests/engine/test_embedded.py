@@ -224,6 +224,32 @@ def test_an_older_checkpoint_layout_is_rebuilt_from_the_log(
         assert checkpoint_segments(reopened) and "segments" in reopened.store.meta("state")
 
 
+def test_a_checkpoint_without_published_ties_in_the_store_is_rebuilt_from_the_log(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The layout before ``t/``: each person's published ties were derived from every body
+    at a load. Such a directory is rebuilt once, and its table topics still compact to
+    the tables through the publications after it."""
+    half = len(CAMPAIGN) // 2
+    with open_engine(tmp_path) as engine:
+        engine.ingest_lines(CAMPAIGN[:half])
+        assert list(engine.store.scan(b"t/")), "a publication stores its persons' ties"
+        state = engine.store.meta("state")
+        del state["published"]
+        batch = engine.store.batch()
+        batch.wb.delete_range(b"t/", b"t0")
+        batch.meta("state", state)
+        engine.store.write(batch)
+    with open_engine(tmp_path) as reopened:
+        assert "older layout" in caplog.text
+        reopened.ingest_lines(CAMPAIGN[half:])
+        assert reopened.digest() == CLEAN
+        assert reopened.store.meta("state")["published"] == "keyed"
+        assert list(reopened.store.scan(b"t/"))
+        topics = {table: list(reopened.store.outputs(table)) for table in STATE_TABLES}
+        check_compaction(topics, lambda table: reopened.export(table))
+
+
 def test_accepted_ids_kept_per_chunk_move_into_their_index(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -19,16 +19,41 @@ from tests.strategies import event_sets
 from tests.topics import check_core_compaction
 
 
-def run(core: Core, batches: list[list[bytes]], publish_after: list[bool]) -> list[list[bytes]]:
+class TieStore:
+    """Keeps the published ties a core hands out, as the embedded engine's store does."""
+
+    def __init__(self) -> None:
+        self.data: dict[bytes, bytes] = {}
+
+    def fetch(self, keys: list[bytes]) -> list[bytes | None]:
+        return [self.data.get(key) for key in keys]
+
+    def keep(self, core: Core) -> None:
+        for key, record in core.take_published_ties():
+            if record is None:
+                del self.data[key]  # only a stored key is deleted
+            else:
+                self.data[key] = record
+
+
+def run(
+    core: Core,
+    batches: list[list[bytes]],
+    publish_after: list[bool],
+    ties: TieStore | None = None,
+    position: int = 0,
+    topics: list[list[bytes]] | None = None,
+) -> list[list[bytes]]:
     """Process the batches, publishing after those marked and at the end; the records of
-    each table topic in order."""
-    topics: list[list[bytes]] = [[] for _ in STATE_TABLES]
-    position = 0
+    each table topic in order (after ``topics``), the published ties kept in ``ties``."""
+    topics = topics if topics is not None else [[] for _ in STATE_TABLES]
 
     def publish() -> None:
         if core.begin_publication():
             while True:
                 out = core.publish([len(records) for records in topics], 3)
+                if ties is not None:
+                    ties.keep(core)
                 if not any(count for count, _ in out):
                     return
                 for records, (count, ndjson) in zip(topics, out, strict=True):
@@ -77,3 +102,32 @@ def test_a_merge_retires_a_person_id_and_a_split_brings_it_back() -> None:
     assert {r["key"] for r in persons[4:]} == {phone, wechat}
     assert all(r["value"] is not None for r in persons[4:])
     check_core_compaction(core, topics)
+
+
+@settings(max_examples=25, deadline=None)
+@given(events=event_sets(), data=st.data())
+def test_published_ties_in_a_store_publish_what_ties_in_memory_do(events, data) -> None:  # type: ignore[no-untyped-def]
+    """The keyed ties (the embedded engine's) against the ones a core keeps (a worker's),
+    across a checkpoint and a load: a core loaded with its ties in a store derives only
+    the anchors, and must tombstone and keep the same pairs as one that never stopped."""
+    raw = lines(events)
+    random.Random(data.draw(st.integers(0, 1 << 30))).shuffle(raw)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(raw)), min_size=1, max_size=6)))
+    batches = [raw[a:b] for a, b in zip([0, *cuts], [*cuts, len(raw)], strict=True)]
+    publish_after = data.draw(st.lists(st.booleans(), min_size=len(batches), max_size=len(batches)))
+    stop = data.draw(st.integers(1, len(batches)))
+    publish_after[stop - 1] = True  # what the first run's end does
+    whole = run(Core(CFG), batches, publish_after)
+    ties, core = TieStore(), Core(CFG)
+    core.keep_published_ties(ties.fetch)
+    first = run(core, batches[:stop], publish_after[:stop], ties)
+    # a restart: the checkpoint holds the facts, the store the ties
+    parts = core.checkpoint(full=True)
+    loaded = Core(CFG)
+    loaded.keep_published_ties(ties.fetch)
+    loaded.load(parts, max_ts=core.max_ts)
+    assert dict((name, n) for name, n, _ in loaded.footprint())["published"] == 0
+    position = sum(len(batch) for batch in batches[:stop])
+    topics = run(loaded, batches[stop:], publish_after[stop:], ties, position, first)
+    assert topics == whole
+    assert not loaded.take_published_ties()  # every write was taken
