@@ -446,7 +446,7 @@ impl Core {
             }
             // what an earlier event of the chunk made this one reach (a new share's chain)
             wanted.clear();
-            self.facts.wants(event, &mut wanted);
+            self.facts.chain_wants(event, &mut wanted);
             if wanted.iter().any(|&id| self.facts.idents[id as usize].body.is_none()) {
                 self.ensure(py, &wanted)?;
             }

@@ -46,6 +46,14 @@ impl Facts {
                 out.push(id);
             }
         }
+        self.chain_wants(event, out);
+    }
+
+    /// The sharers an event's credit reaches up its chain (a share's parent, a purchase's
+    /// referral): within a chunk the only bodies an event can need that `wants` did not
+    /// name before the chunk, when the chain starts at a share made earlier in it. (An
+    /// identifier the chunk creates is resident until the chunk ends.)
+    pub fn chain_wants(&self, event: &Event<'_>, out: &mut Vec<Id>) {
         let chain = match event.kind {
             Kind::Share => event.parent.as_deref(),
             Kind::Purchase => event.referral.as_deref(),
