@@ -5,7 +5,8 @@
 //! `install`s them. After each batch and each checkpoint, `evict` keeps the cache's
 //! budget: clean bodies are dropped and dirty ones written ahead of the checkpoint that
 //! will commit them, least recently asked for first. The bodies' memory follows the
-//! budget, not the history.
+//! budget, not the history, and so does the memo of current persons: a body dropped
+//! forgets its person.
 
 use crate::codec;
 use crate::decode::{Event, Kind};
@@ -136,6 +137,9 @@ impl Facts {
             }
             let body = self.idents[at].body.take().expect("resident, checked above");
             held -= body.bytes();
+            // the person is memoised for its members together: whoever needs it again
+            // reads this body first, and recomputing it costs less than the body's read
+            self.forget_person(at as Id);
             if let (true, Some(seq)) = (dirty, ahead) {
                 let key = crate::checkpoint::body_key(&self.idents[at].key, seq);
                 written.push((key, codec::encode_body(self, &body, Vec::new())));
