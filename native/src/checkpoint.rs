@@ -9,6 +9,7 @@
 
 use crate::codec;
 use crate::facts::{Facts, Id};
+use crate::shares::Sid;
 
 /// The tables, in the order they load (pairs and referrals name identifiers).
 pub const TABLES: [u8; 4] = [b'i', b'p', b'r', b'e'];
@@ -64,7 +65,7 @@ impl Parts {
 pub struct Segment {
     idents: Vec<Id>,
     pairs: Vec<(Id, Id)>,
-    referrals: Vec<String>,
+    referrals: Vec<Sid>,
     emitted: Vec<String>,
     /// the table being written (index into `TABLES`) and the next key in it
     table: usize,
@@ -102,7 +103,7 @@ impl Segment {
             (
                 (0..facts.idents.len() as Id).collect(),
                 facts.pairs.keys().copied().collect(),
-                facts.referrals.keys().cloned().collect(),
+                facts.shares.referrals.keys().copied().collect(),
                 facts.last_emitted.keys().cloned().collect(),
             )
         } else {
@@ -147,9 +148,9 @@ impl Segment {
                     parts.push(b'p', key.as_bytes(), &self.record);
                 }
                 2 if at < self.referrals.len() => {
-                    let sid = &self.referrals[at];
+                    let sid = self.referrals[at];
                     self.record = codec::encode_referrals(facts, sid, std::mem::take(&mut self.record));
-                    parts.push(b'r', sid.as_bytes(), &self.record);
+                    parts.push(b'r', facts.shares.key(sid).as_bytes(), &self.record);
                 }
                 3 if at < self.emitted.len() => {
                     let pid = &self.emitted[at];

@@ -3,7 +3,8 @@
 //! Records start with a format byte; identifiers inside records are written as their keys,
 //! since ids are only positions in this process's tables.
 
-use crate::facts::{Body, ConsentEntry, DayBucket, Facts, Id, Scope, Share, Tie, COUNTERS};
+use crate::facts::{Body, ConsentEntry, DayBucket, Facts, Id, Scope, Tie, COUNTERS};
+use crate::shares::{Share, Sid};
 use num_bigint::BigUint;
 use std::collections::BTreeMap;
 
@@ -138,11 +139,11 @@ pub fn encode_ident(facts: &Facts, id: Id, inline: bool, buffer: Vec<u8>) -> Vec
     w.int(ident.first.0);
     w.text(&ident.first.1);
     w.uint(ident.shares.len() as u128);
-    for sid in &ident.shares {
-        let share = &facts.shares[sid];
-        w.text(sid);
+    for &sid in &ident.shares {
+        let share = facts.shares.of(sid);
+        w.text(facts.shares.key(sid));
         w.int(share.ts);
-        w.opt_text(share.parent.as_deref());
+        w.opt_text(share.parent.map(|parent| facts.shares.key(parent)));
         w.uint(share.recipients.into());
     }
     let incoming = facts.incoming.get(id as usize).map_or(&[][..], Vec::as_slice);
@@ -243,13 +244,14 @@ pub fn decode_ident(facts: &mut Facts, key: &str, data: &[u8]) -> Result<Named> 
     Ok(Named { incoming: Some(incoming), ties })
 }
 
-fn read_shares(r: &mut Reader<'_>, facts: &mut Facts, id: Id) -> Result<Vec<String>> {
+fn read_shares(r: &mut Reader<'_>, facts: &mut Facts, id: Id) -> Result<Vec<Sid>> {
     let n = r.len()?;
     let mut shares = Vec::with_capacity(r.bounded(n));
     for _ in 0..n {
-        let sid = r.text()?;
-        let share = Share { actor: id, ts: r.int()?, parent: r.opt_text()?, recipients: r.uint()? as u64 };
-        facts.shares.insert(sid.clone(), share);
+        let sid = facts.shares.intern(&r.text()?);
+        let ts = r.int()?;
+        let parent = r.opt_text()?.map(|parent| facts.shares.intern(&parent));
+        facts.shares.make(sid, Share { actor: id, ts, parent, recipients: r.uint()? as u64 });
         shares.push(sid);
     }
     Ok(shares)
@@ -377,9 +379,9 @@ pub fn decode_pair(facts: &mut Facts, key: &str, data: &[u8]) -> Result<()> {
     Ok(())
 }
 
-pub fn encode_referrals(facts: &Facts, share_id: &str, buffer: Vec<u8>) -> Vec<u8> {
+pub fn encode_referrals(facts: &Facts, share: Sid, buffer: Vec<u8>) -> Vec<u8> {
     let mut w = Writer::into(buffer, FORMAT);
-    let list = &facts.referrals[share_id];
+    let list = &facts.shares.referrals[&share];
     w.uint(list.len() as u128);
     for &(ts, units) in list {
         w.int(ts);
@@ -395,7 +397,8 @@ pub fn decode_referrals(facts: &mut Facts, share_id: &str, data: &[u8]) -> Resul
     for _ in 0..n {
         list.push((r.int()?, r.uint()?));
     }
-    facts.referrals.insert(share_id.to_string(), list);
+    let sid = facts.shares.intern(share_id);
+    facts.shares.referrals.insert(sid, list);
     Ok(())
 }
 
@@ -477,6 +480,6 @@ mod tests {
         assert_eq!(body.sums[2], BigUint::from(9u32));
         assert_eq!(facts.incoming[a as usize], vec![b]);
         assert_eq!(facts.incoming[b as usize], vec![a]);
-        assert!(facts.shares.contains_key("s1"));
+        assert!(facts.shares.get("s1").is_some_and(|sid| facts.shares.made(sid).is_some()));
     }
 }

@@ -7,6 +7,7 @@
 
 use crate::decode::{Event, Kind, DAY_US};
 use crate::scales::Scales;
+use crate::shares::{Shares, Sid};
 use foldhash::{HashMap, HashMapExt, HashSet};
 use num_bigint::BigUint;
 use std::collections::BTreeMap;
@@ -100,7 +101,7 @@ impl Body {
 pub struct Ident {
     pub key: String,
     pub first: (i64, String),
-    pub shares: Vec<String>,
+    pub shares: Vec<Sid>,
     /// the committed checkpoint whose store write holds its body (0: none)
     pub stored: u32,
     /// the checkpoint number under which its dirty body was written ahead of that
@@ -110,14 +111,6 @@ pub struct Ident {
     pub body: Option<Box<Body>>,
     /// asked for since the eviction sweep last passed it (a second chance)
     pub recent: bool,
-}
-
-#[derive(Debug, Clone)]
-pub struct Share {
-    pub actor: Id,
-    pub ts: i64,
-    pub parent: Option<String>,
-    pub recipients: u64,
 }
 
 /// The accepted event ids. Each is kept with its hash, so growing the table never reads
@@ -194,7 +187,7 @@ impl IdSet {
 pub struct Dirty {
     pub idents: IdSet,
     pub pairs: HashSet<(Id, Id)>,
-    pub referrals: HashSet<String>,
+    pub referrals: HashSet<Sid>,
     pub emitted: HashSet<String>,
 }
 
@@ -216,8 +209,7 @@ pub struct Facts {
     pub ids: HashMap<String, Id>,
     /// pair (a, b) with key(a) < key(b) -> its identify/unlink history, sorted
     pub pairs: HashMap<(Id, Id), Vec<LinkEntry>>,
-    pub shares: HashMap<String, Share>,
-    pub referrals: HashMap<String, Vec<(i64, u128)>>,
+    pub shares: Shares,
     pub seen: SeenIds,
     pub max_ts: Option<i64>,
     pub last_emitted: HashMap<String, (f64, String)>,
@@ -225,7 +217,6 @@ pub struct Facts {
     /// per identifier id, the identifiers with ties to it (each once): who must republish
     /// a relationship when it changes person (see `publication`)
     pub incoming: Vec<Vec<Id>>,
-    pub children: HashMap<String, Vec<String>>,
     pub dirty: Dirty,
     /// since the shell last took them (see `take_indexes`): the (identifier, log position)
     /// of every identifier each accepted event names, and the links whose history changed.
@@ -271,14 +262,12 @@ impl Facts {
             idents: Vec::new(),
             ids: HashMap::new(),
             pairs: HashMap::new(),
-            shares: HashMap::new(),
-            referrals: HashMap::new(),
+            shares: Shares::default(),
             seen: SeenIds::default(),
             max_ts: None,
             last_emitted: HashMap::new(),
             adjacency: HashMap::new(),
             incoming: Vec::new(),
-            children: HashMap::new(),
             dirty: Dirty::default(),
             indexes: false,
             keyed: false,
@@ -310,7 +299,7 @@ impl Facts {
         Self::resident(&mut self.idents[id as usize])
     }
 
-    fn resident(ident: &mut Ident) -> &mut Body {
+    pub(crate) fn resident(ident: &mut Ident) -> &mut Body {
         match ident.body.as_deref_mut() {
             Some(body) => body,
             None => panic!("the body of {} is not resident", ident.key),
@@ -354,14 +343,7 @@ impl Facts {
                 self.adjacency.entry(b).or_default().insert(a);
             }
         }
-        self.children.clear();
-        let mut ids: Vec<&String> = self.shares.keys().collect();
-        ids.sort();
-        for sid in ids {
-            if let Some(parent) = &self.shares[sid].parent {
-                self.children.entry(parent.clone()).or_default().push(sid.clone());
-            }
-        }
+        self.shares.reindex();
     }
 
     /// Apply one valid event whose event_id was not accepted before (the caller knows:
@@ -424,11 +406,7 @@ impl Facts {
                 bucket.amount += units;
                 self.scales.add_weighted(&mut body.sums[S_CONSUMPTION], units, day);
                 if let Some(sid) = event.referral.as_deref() {
-                    insort(self.referrals.entry(sid.to_string()).or_default(), (ts, units));
-                    self.dirty.referrals.insert(sid.to_string());
-                    if self.shares.contains_key(sid) {
-                        self.credit_chain(sid, S_REVENUE, units, units, day);
-                    }
+                    self.refer(sid, ts, units, day);
                 }
             }
             Kind::Permission => {
@@ -442,7 +420,7 @@ impl Facts {
 
     /// `actor` did something to `target` (`kind`: an R_* counter): popularity for the
     /// target, a tie from the actor to the target.
-    fn receive(&mut self, actor: Id, target: Id, day: i64, kind: usize) {
+    pub(crate) fn receive(&mut self, actor: Id, target: Id, day: i64, kind: usize) {
         if target == actor {
             return;
         }
@@ -518,139 +496,5 @@ impl Facts {
                 set.remove(&pair.0);
             }
         }
-    }
-
-    fn share(&mut self, event: &Event<'_>, actor: Id, day: i64) {
-        if let Some(owner) = &event.content_owner {
-            self.receive(actor, self.ids[owner.as_str()], day, R_SHARE);
-        }
-        let mut recipients: Vec<Id> = Vec::with_capacity(event.recipients.len());
-        for key in &event.recipients {
-            let id = self.ids[key.as_str()];
-            if id != actor && !recipients.contains(&id) {
-                recipients.push(id);
-            }
-        }
-        for &recipient in &recipients {
-            self.receive(actor, recipient, day, R_RECIPIENT);
-        }
-        let sid = event.id.to_string();
-        let n = recipients.len() as u64;
-        self.shares.insert(
-            sid.clone(),
-            Share { actor, ts: event.ts, parent: event.parent.as_deref().map(str::to_string), recipients: n },
-        );
-        self.idents[actor as usize].shares.push(sid.clone());
-        if let Some(parent) = event.parent.as_deref() {
-            insort(self.children.entry(parent.to_string()).or_default(), sid.clone());
-        }
-        if self.children.contains_key(&sid) || self.referrals.contains_key(&sid) {
-            // Re-shares or referred purchases arrived before this share: the credit they
-            // owe up the chain was left pending. Recompute the chain above them in full.
-            self.recompute_chain(&sid);
-        } else {
-            self.credit_chain(&sid, S_REACH, u128::from(n), u128::from(n + 1), day);
-        }
-    }
-
-    /// (actor, depth) of each identifier credited for a share: its own sharer at depth 0,
-    /// then the nearest ancestor share each other identifier authored.
-    pub fn ancestors(&self, share_id: &str) -> Vec<(Id, usize)> {
-        let mut credited: Vec<(Id, usize)> = Vec::new();
-        let mut visited: Vec<&str> = Vec::new();
-        let mut current = Some(share_id);
-        let mut depth = 0;
-        while let Some(sid) = current {
-            if depth > self.cascade_depth {
-                break;
-            }
-            let Some(share) = self.shares.get(sid) else { break };
-            if visited.contains(&sid) {
-                break;
-            }
-            visited.push(sid);
-            if !credited.iter().any(|(a, _)| *a == share.actor) {
-                credited.push((share.actor, depth));
-            }
-            current = share.parent.as_deref();
-            depth += 1;
-        }
-        credited
-    }
-
-    fn credit_chain(&mut self, share_id: &str, which: usize, own: u128, above: u128, day: i64) {
-        for (actor, depth) in self.ancestors(share_id) {
-            let amount = if depth == 0 { own } else { above };
-            if amount != 0 {
-                let credit = amount * u128::from(self.credit[depth]);
-                self.scales.add_weighted(
-                    &mut Self::resident(&mut self.idents[actor as usize]).sums[which],
-                    credit,
-                    day,
-                );
-                self.dirty.idents.insert(actor);
-            }
-            self.touched.insert(actor);
-        }
-    }
-
-    fn recompute_chain(&mut self, share_id: &str) {
-        for (actor, _) in self.ancestors(share_id) {
-            let (reach, revenue) = self.social_sums(actor, i64::MAX);
-            let body = self.body_mut(actor);
-            body.sums[S_REACH] = reach;
-            body.sums[S_REVENUE] = revenue;
-            self.dirty.idents.insert(actor);
-            self.touched.insert(actor);
-        }
-    }
-
-    /// (reach, revenue) integer sums earned by one identifier's shares, as of cutoff.
-    pub fn social_sums(&self, id: Id, cutoff: i64) -> (BigUint, BigUint) {
-        let mut depth_of: HashMap<&str, usize> = HashMap::new();
-        let mut order: Vec<(&str, usize)> = Vec::new();
-        let mut frontier: Vec<&str> = self.idents[id as usize]
-            .shares
-            .iter()
-            .map(String::as_str)
-            .filter(|sid| self.shares[*sid].ts <= cutoff)
-            .collect();
-        for sid in &frontier {
-            if depth_of.insert(sid, 0).is_none() {
-                order.push((sid, 0));
-            }
-        }
-        let mut depth = 0;
-        while !frontier.is_empty() && depth < self.cascade_depth {
-            depth += 1;
-            let mut following = Vec::new();
-            for sid in &frontier {
-                for child in self.children.get(*sid).into_iter().flatten() {
-                    let child = child.as_str();
-                    if !depth_of.contains_key(child) && self.shares[child].ts <= cutoff {
-                        depth_of.insert(child, depth);
-                        order.push((child, depth));
-                        following.push(child);
-                    }
-                }
-            }
-            frontier = following;
-        }
-        let mut reach = BigUint::default();
-        let mut revenue = BigUint::default();
-        for (sid, k) in order {
-            let share = &self.shares[sid];
-            let credit = self.credit[k];
-            let n = share.recipients + u64::from(k > 0);
-            let weighted = u128::from(n) * u128::from(credit);
-            self.scales.add_weighted(&mut reach, weighted, share.ts.div_euclid(DAY_US));
-            for &(ts, units) in self.referrals.get(sid).into_iter().flatten() {
-                if ts <= cutoff {
-                    let day = ts.div_euclid(DAY_US);
-                    self.scales.add_weighted(&mut revenue, units * u128::from(credit), day);
-                }
-            }
-        }
-        (reach, revenue)
     }
 }

@@ -1,7 +1,7 @@
 //! What the core's memory holds, structure by structure: approximate heap bytes from
 //! lengths and capacities (not the allocator's view), so the bench can say what grows.
 
-use crate::facts::{Body, Facts, Ident, LinkEntry, Share};
+use crate::facts::{Body, Facts, Ident, LinkEntry};
 use std::mem::size_of;
 
 fn text(s: &str) -> usize {
@@ -11,14 +11,14 @@ fn text(s: &str) -> usize {
 /// (structure, entries, approximate bytes), largest first.
 pub fn footprint(facts: &Facts) -> Vec<(&'static str, usize, usize)> {
     let idents = &facts.idents;
+    let shares = facts.shares.footprint();
     let resident: Vec<&Body> = idents.iter().filter_map(|i| i.body.as_deref()).collect();
     let mut out = vec![
         (
             "identifiers",
             idents.len(),
             idents.capacity() * size_of::<Ident>()
-                + idents.iter().map(|i| text(&i.key) + text(&i.first.1) + i.shares.capacity() * 24).sum::<usize>()
-                + idents.iter().flat_map(|i| i.shares.iter()).map(|s| text(s)).sum::<usize>(),
+                + idents.iter().map(|i| text(&i.key) + text(&i.first.1) + i.shares.capacity() * 4).sum::<usize>(),
         ),
         ("resident bodies", resident.len(), resident.iter().map(|b| b.bytes()).sum()),
         (
@@ -38,20 +38,7 @@ pub fn footprint(facts: &Facts) -> Vec<(&'static str, usize, usize)> {
                 + facts.adjacency.capacity() * 40
                 + facts.adjacency.values().map(|s| s.capacity() * 5).sum::<usize>(),
         ),
-        (
-            "shares",
-            facts.shares.len(),
-            facts.shares.capacity() * (32 + size_of::<Share>())
-                + facts.shares.iter().map(|(k, s)| text(k) + s.parent.as_deref().map_or(0, text)).sum::<usize>()
-                + facts.children.capacity() * 56
-                + facts
-                    .children
-                    .iter()
-                    .map(|(k, v)| text(k) + v.capacity() * 24 + v.iter().map(|s| text(s)).sum::<usize>())
-                    .sum::<usize>()
-                + facts.referrals.capacity() * 56
-                + facts.referrals.iter().map(|(k, v)| text(k) + v.capacity() * 32).sum::<usize>(),
-        ),
+        ("shares", shares.0, shares.1),
         (
             "incoming ties",
             facts.incoming.len(),

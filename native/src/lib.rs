@@ -22,6 +22,7 @@ mod labels;
 mod publication;
 mod resident;
 mod scales;
+mod shares;
 mod tables;
 mod value;
 

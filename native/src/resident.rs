@@ -60,7 +60,7 @@ impl Facts {
             Kind::Purchase => event.referral.as_deref(),
             _ => None,
         };
-        if let Some(sid) = chain {
+        if let Some(sid) = chain.and_then(|key| self.shares.get(key)) {
             out.extend(self.ancestors(sid).into_iter().map(|(actor, _)| actor));
         }
     }

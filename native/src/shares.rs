@@ -1,0 +1,251 @@
+//! Share-keyed facts: each share (who made it, when, the share it re-shares, how many it
+//! reached), the re-shares under it and the purchases it referred, and the credit a share
+//! earns the chain of sharers above it.
+//!
+//! A share id is named by its own event, by re-shares (as their parent) and by referred
+//! purchases, in any order: each is interned once, as a `Sid`, and everything else holds
+//! the number. Before, every one of those places held its own copy of the id's text, and
+//! at 10M events the shares were a fifth of the core's memory.
+
+use crate::decode::{Event, DAY_US};
+use crate::facts::{Facts, Id, R_RECIPIENT, R_SHARE, S_REACH, S_REVENUE};
+use foldhash::{HashMap, HashMapExt};
+use num_bigint::BigUint;
+use std::hash::BuildHasher;
+use std::mem::size_of;
+
+pub type Sid = u32;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Share {
+    pub actor: Id,
+    pub ts: i64,
+    pub parent: Option<Sid>,
+    pub recipients: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct Shares {
+    keys: Vec<Box<str>>,
+    index: hashbrown::HashTable<Sid>,
+    hasher: foldhash::fast::RandomState,
+    /// per share id, the share once its own event was applied
+    made: Vec<Option<Share>>,
+    /// the re-shares of a share, sorted by id
+    pub children: HashMap<Sid, Vec<Sid>>,
+    /// the purchases a share referred, as (ts, units), sorted
+    pub referrals: HashMap<Sid, Vec<(i64, u128)>>,
+}
+
+impl Shares {
+    /// The number of a share id, if any event named it.
+    pub fn get(&self, key: &str) -> Option<Sid> {
+        let keys = &self.keys;
+        self.index.find(self.hasher.hash_one(key), |&sid| &*keys[sid as usize] == key).copied()
+    }
+
+    /// The number of a share id, given it if no event named it before.
+    pub fn intern(&mut self, key: &str) -> Sid {
+        if let Some(sid) = self.get(key) {
+            return sid;
+        }
+        let sid = Sid::try_from(self.keys.len()).expect("fewer than 2**32 share ids");
+        self.keys.push(key.into());
+        self.made.push(None);
+        let (keys, hasher) = (&self.keys, &self.hasher);
+        self.index.insert_unique(hasher.hash_one(key), sid, |&s| hasher.hash_one(&*keys[s as usize]));
+        sid
+    }
+
+    pub fn key(&self, sid: Sid) -> &str {
+        &self.keys[sid as usize]
+    }
+
+    /// The share, once its own event was applied.
+    pub fn made(&self, sid: Sid) -> Option<&Share> {
+        self.made[sid as usize].as_ref()
+    }
+
+    /// A share whose event was applied: every share an identifier made or a parent lists.
+    pub fn of(&self, sid: Sid) -> &Share {
+        self.made(sid).expect("a share whose event was applied")
+    }
+
+    /// Record a share (its event applied, or its record loaded).
+    pub fn make(&mut self, sid: Sid, share: Share) {
+        self.made[sid as usize] = Some(share);
+    }
+
+    /// Add a re-share under its parent, in id order.
+    fn adopt(&mut self, parent: Sid, child: Sid) {
+        let keys = &self.keys;
+        let list = self.children.entry(parent).or_default();
+        let at = list.partition_point(|&c| keys[c as usize] <= keys[child as usize]);
+        list.insert(at, child);
+    }
+
+    /// Rebuild the re-shares from the shares (after a load).
+    pub fn reindex(&mut self) {
+        self.children.clear();
+        let mut made: Vec<Sid> = (0..self.keys.len() as Sid).filter(|&sid| self.made(sid).is_some()).collect();
+        made.sort_unstable_by(|&a, &b| self.keys[a as usize].cmp(&self.keys[b as usize]));
+        for sid in made {
+            if let Some(parent) = self.of(sid).parent {
+                self.children.entry(parent).or_default().push(sid);
+            }
+        }
+    }
+
+    /// (shares made, approximate bytes): see `footprint`.
+    pub fn footprint(&self) -> (usize, usize) {
+        let made = self.made.iter().filter(|s| s.is_some()).count();
+        let bytes = self.keys.capacity() * size_of::<Box<str>>()
+            + self.keys.iter().map(|k| k.len()).sum::<usize>()
+            + self.index.capacity() * (size_of::<Sid>() + 1)
+            + self.made.capacity() * size_of::<Option<Share>>()
+            + self.children.capacity() * 40
+            + self.children.values().map(|v| v.capacity() * size_of::<Sid>()).sum::<usize>()
+            + self.referrals.capacity() * 40
+            + self.referrals.values().map(|v| v.capacity() * 32).sum::<usize>();
+        (made, bytes)
+    }
+}
+
+impl Facts {
+    pub(crate) fn share(&mut self, event: &Event<'_>, actor: Id, day: i64) {
+        if let Some(owner) = &event.content_owner {
+            self.receive(actor, self.ids[owner.as_str()], day, R_SHARE);
+        }
+        let mut recipients: Vec<Id> = Vec::with_capacity(event.recipients.len());
+        for key in &event.recipients {
+            let id = self.ids[key.as_str()];
+            if id != actor && !recipients.contains(&id) {
+                recipients.push(id);
+            }
+        }
+        for &recipient in &recipients {
+            self.receive(actor, recipient, day, R_RECIPIENT);
+        }
+        let sid = self.shares.intern(&event.id);
+        let n = recipients.len() as u64;
+        let parent = event.parent.as_deref().map(|p| self.shares.intern(p));
+        self.shares.make(sid, Share { actor, ts: event.ts, parent, recipients: n });
+        self.idents[actor as usize].shares.push(sid);
+        if let Some(parent) = parent {
+            self.shares.adopt(parent, sid);
+        }
+        if self.shares.children.contains_key(&sid) || self.shares.referrals.contains_key(&sid) {
+            // Re-shares or referred purchases arrived before this share: the credit they
+            // owe up the chain was left pending. Recompute the chain above them in full.
+            self.recompute_chain(sid);
+        } else {
+            self.credit_chain(sid, S_REACH, u128::from(n), u128::from(n + 1), day);
+        }
+    }
+
+    /// A purchase a share referred: credited up the chain once the share is known.
+    pub(crate) fn refer(&mut self, key: &str, ts: i64, units: u128, day: i64) {
+        let sid = self.shares.intern(key);
+        let list = self.shares.referrals.entry(sid).or_default();
+        let at = list.partition_point(|x| *x <= (ts, units));
+        list.insert(at, (ts, units));
+        self.dirty.referrals.insert(sid);
+        if self.shares.made(sid).is_some() {
+            self.credit_chain(sid, S_REVENUE, units, units, day);
+        }
+    }
+
+    /// (actor, depth) of each identifier credited for a share: its own sharer at depth 0,
+    /// then the nearest ancestor share each other identifier authored.
+    pub fn ancestors(&self, share: Sid) -> Vec<(Id, usize)> {
+        let mut credited: Vec<(Id, usize)> = Vec::new();
+        let mut visited: Vec<Sid> = Vec::new();
+        let mut current = Some(share);
+        let mut depth = 0;
+        while let Some(sid) = current {
+            if depth > self.cascade_depth {
+                break;
+            }
+            let Some(share) = self.shares.made(sid) else { break };
+            if visited.contains(&sid) {
+                break;
+            }
+            visited.push(sid);
+            if !credited.iter().any(|(a, _)| *a == share.actor) {
+                credited.push((share.actor, depth));
+            }
+            current = share.parent;
+            depth += 1;
+        }
+        credited
+    }
+
+    fn credit_chain(&mut self, share: Sid, which: usize, own: u128, above: u128, day: i64) {
+        for (actor, depth) in self.ancestors(share) {
+            let amount = if depth == 0 { own } else { above };
+            if amount != 0 {
+                let credit = amount * u128::from(self.credit[depth]);
+                let body = Self::resident(&mut self.idents[actor as usize]);
+                self.scales.add_weighted(&mut body.sums[which], credit, day);
+                self.dirty.idents.insert(actor);
+            }
+            self.touched.insert(actor);
+        }
+    }
+
+    fn recompute_chain(&mut self, share: Sid) {
+        for (actor, _) in self.ancestors(share) {
+            let (reach, revenue) = self.social_sums(actor, i64::MAX);
+            let body = self.body_mut(actor);
+            body.sums[S_REACH] = reach;
+            body.sums[S_REVENUE] = revenue;
+            self.dirty.idents.insert(actor);
+            self.touched.insert(actor);
+        }
+    }
+
+    /// (reach, revenue) integer sums earned by one identifier's shares, as of cutoff.
+    pub fn social_sums(&self, id: Id, cutoff: i64) -> (BigUint, BigUint) {
+        let shares = &self.shares;
+        let mut depth_of: HashMap<Sid, usize> = HashMap::new();
+        let mut order: Vec<(Sid, usize)> = Vec::new();
+        let mut frontier: Vec<Sid> =
+            self.idents[id as usize].shares.iter().copied().filter(|&sid| shares.of(sid).ts <= cutoff).collect();
+        for &sid in &frontier {
+            if depth_of.insert(sid, 0).is_none() {
+                order.push((sid, 0));
+            }
+        }
+        let mut depth = 0;
+        while !frontier.is_empty() && depth < self.cascade_depth {
+            depth += 1;
+            let mut following = Vec::new();
+            for sid in &frontier {
+                for &child in shares.children.get(sid).into_iter().flatten() {
+                    if !depth_of.contains_key(&child) && shares.of(child).ts <= cutoff {
+                        depth_of.insert(child, depth);
+                        order.push((child, depth));
+                        following.push(child);
+                    }
+                }
+            }
+            frontier = following;
+        }
+        let mut reach = BigUint::default();
+        let mut revenue = BigUint::default();
+        for (sid, k) in order {
+            let share = shares.of(sid);
+            let credit = self.credit[k];
+            let n = share.recipients + u64::from(k > 0);
+            let weighted = u128::from(n) * u128::from(credit);
+            self.scales.add_weighted(&mut reach, weighted, share.ts.div_euclid(DAY_US));
+            for &(ts, units) in shares.referrals.get(&sid).into_iter().flatten() {
+                if ts <= cutoff {
+                    let day = ts.div_euclid(DAY_US);
+                    self.scales.add_weighted(&mut revenue, units * u128::from(credit), day);
+                }
+            }
+        }
+        (reach, revenue)
+    }
+}
