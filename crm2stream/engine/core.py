@@ -192,10 +192,6 @@ class Core:
         value: int = self._core.resident
         return value
 
-    def __len__(self) -> int:
-        """How many identifiers the core knows."""
-        return len(self._core)
-
     def load(
         self, parts: Iterable[bytes], seen: Iterable[list[str]] = (), max_ts: int | None = None
     ) -> None:

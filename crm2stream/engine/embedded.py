@@ -273,16 +273,8 @@ class EmbeddedEngine:
 
     # -- processing ---------------------------------------------------------------------
     def _process(
-        self,
-        start: int,
-        chunk: bytes,
-        arrival: int | None,
-        originals: dict[int, bytes],
-        *,
-        publish: bool = False,
+        self, start: int, chunk: bytes, arrival: int | None, originals: dict[int, bytes]
     ) -> BatchOutput:
-        """Apply a chunk; with ``publish``, and the cache short of every body, also the
-        table-topic records of the persons it touched (``_publish_touched``)."""
         done = self.core.process(
             chunk, start, arrival, lambda ids: self.store.accepted_before(ids, start)
         )
@@ -296,46 +288,9 @@ class EmbeddedEngine:
         changes, triggers = self.core.score_changes(*bases)
         records = dict(zip(self.streams, (changes, triggers), strict=True))
         records[self.topology.dlq] = (len(dead), dlq)
-        ties = self._publish_touched(records) if publish and self._cache_short() else []
         indexes = self.core.take_indexes()
         bodies = self.core.evict(self.segments.seq + 1)
-        return BatchOutput(
-            counts, done.lines, done.accepted_ids, records, dead, indexes, bodies, ties
-        )
-
-    def _cache_short(self) -> bool:
-        """Whether the cache holds fewer bodies than there are identifiers: then a
-        publication at the checkpoint would read back the bodies of most persons it
-        writes, and each batch publishes its own persons while their bodies are in
-        memory. (With every body held, publishing once per checkpoint writes each person
-        once, however many batches touched it.)"""
-        return self.core.resident < len(self.core)
-
-    def _publish_touched(
-        self, records: dict[str, tuple[int, bytes]]
-    ) -> list[tuple[bytes, bytes | None]]:
-        """Publish what changed since the last publication (the batch's persons, whose
-        bodies valuing them made resident) into ``records``, to be written with the
-        batch; the published ties to write with them."""
-        ties: list[tuple[bytes, bytes | None]] = []
-        if not self.core.begin_publication():
-            return ties
-        parts: dict[str, list[bytes]] = {table: [] for table in STATE_TABLES}
-        counts = dict.fromkeys(STATE_TABLES, 0)
-        while True:
-            bases = [self.output_ends.get(table, 0) + counts[table] for table in STATE_TABLES]
-            out = self.core.publish(bases, PUBLISH_ITEMS)
-            ties += self.core.take_published_ties()
-            if not any(count for count, _ in out):
-                break
-            for table, (count, part) in zip(STATE_TABLES, out, strict=True):
-                if count:
-                    parts[table].append(part)
-                    counts[table] += count
-        for table in STATE_TABLES:
-            if counts[table]:
-                records[table] = (counts[table], b"\n".join(parts[table]))
-        return ties
+        return BatchOutput(counts, done.lines, done.accepted_ids, records, dead, indexes, bodies)
 
     def process_batch(self, chunk: bytes, ingest: tuple[str, int] | None = None) -> Counts:
         """``submit`` of new lines without the dead letters, then a checkpoint if due."""
@@ -377,14 +332,13 @@ class EmbeddedEngine:
         start = self.log_end
         if arrival == "now":
             arrival = self.clock()
-        out = self._process(start, chunk, arrival, originals or {}, publish=True)
+        out = self._process(start, chunk, arrival, originals or {})
         batch = self.store.batch()
         if not in_log:
             batch.log_chunk(start, chunk, arrival, originals or {})
         batch.accepted(start, out.accepted_ids)
         batch.indexes(*out.indexes)
         batch.bodies(out.bodies)
-        batch.published_ties(out.ties)
         outputs = dict(self.output_ends)
         for topic, (count, records) in out.records.items():
             if count:

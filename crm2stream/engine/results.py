@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -49,8 +49,6 @@ class BatchOutput:
     #: identifier bodies written ahead of the next checkpoint to keep the cache's
     #: budget (``Core.evict``), as (store key, record)
     bodies: list[tuple[bytes, bytes]]
-    #: the published ties of the persons the batch published (``Core.take_published_ties``)
-    ties: list[tuple[bytes, bytes | None]] = field(default_factory=list)
 
 
 def duplicate(event_id: str) -> Rejection:
