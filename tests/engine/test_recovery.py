@@ -1,7 +1,8 @@
 """The embedded engine stopped dead at any batch, checkpoint or store write (inside a
 checkpoint written in pieces too), reopened and offered the same lines again, ends with
 the spec's tables as of every day: with every identifier body in memory, or with as few
-as the cache allows (none but the dirty ones, after every checkpoint)."""
+as the cache allows (none but the dirty ones, after every checkpoint); and its table
+topics compact to those tables."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from crm2stream.spec import state_tables
 from tests.events import lines
 from tests.harness import CFG
 from tests.strategies import DAYS, event_sets
+from tests.topics import check_compaction
 
 
 def stop_dead_at(target: object, method: str, n: int) -> None:
@@ -79,3 +81,8 @@ def test_a_dead_stop_anywhere_resumes_to_the_spec_s_tables(  # type: ignore[no-u
                 expected = state_tables(valid, day, CFG)
                 for table in STATE_TABLES:
                     assert list(reopened.export(table, day)) == expected[table], (table, day)
+            # ...and the table topics, with what a publication left of each person's ties
+            # in the store, compact to the tables
+            if valid:
+                topics = {table: list(reopened.store.outputs(table)) for table in STATE_TABLES}
+                check_compaction(topics, lambda table: reopened.export(table))
