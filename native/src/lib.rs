@@ -202,12 +202,8 @@ impl Core {
         let Some(fetch) = &self.fetch else {
             return Err(PyValueError::new_err("a body is not resident and no store is attached"));
         };
-        let keys: Vec<Bound<'_, PyBytes>> =
-            missing.iter().map(|&id| PyBytes::new(py, &self.facts.body_key(id))).collect();
-        let found: Vec<Option<Vec<u8>>> = fetch.bind(py).call1((keys,))?.extract()?;
-        if found.len() != missing.len() {
-            return Err(PyValueError::new_err("fetch(keys) must answer once per key"));
-        }
+        let keys: Vec<Vec<u8>> = missing.iter().map(|&id| self.facts.body_key(id)).collect();
+        let found = fetch_records(py, fetch, &keys)?;
         for (id, record) in missing.into_iter().zip(found) {
             let record = record.ok_or_else(|| {
                 let ident = &self.facts.idents[id as usize];
@@ -243,12 +239,8 @@ impl Core {
     /// store (with one kept there); returns those found, whose records `render` replaces.
     fn fetch_ties(&mut self, py: Python<'_>, persons: &[String]) -> PyResult<HashSet<String>> {
         let Some(fetch) = &self.ties else { return Ok(HashSet::default()) };
-        let keys: Vec<Bound<'_, PyBytes>> =
-            persons.iter().map(|id| PyBytes::new(py, &publication::ties_key(id))).collect();
-        let found: Vec<Option<Vec<u8>>> = fetch.bind(py).call1((keys,))?.extract()?;
-        if found.len() != persons.len() {
-            return Err(PyValueError::new_err("fetch(keys) must answer once per key"));
-        }
+        let keys: Vec<Vec<u8>> = persons.iter().map(|id| publication::ties_key(id)).collect();
+        let found = fetch_records(py, fetch, &keys)?;
         let mut stored = HashSet::default();
         for (id, record) in persons.iter().zip(found) {
             if let Some(record) = record {
@@ -285,6 +277,16 @@ impl Core {
         let members = self.facts.members_of(ids, &self.cfg.id_key);
         self.ensure(py, &members)
     }
+}
+
+/// One read of the store: `fetch(keys) -> [bytes | None]`, an answer per key.
+fn fetch_records(py: Python<'_>, fetch: &Py<PyAny>, keys: &[Vec<u8>]) -> PyResult<Vec<Option<Vec<u8>>>> {
+    let asked: Vec<Bound<'_, PyBytes>> = keys.iter().map(|key| PyBytes::new(py, key)).collect();
+    let found: Vec<Option<Vec<u8>>> = fetch.bind(py).call1((asked,))?.extract()?;
+    if found.len() != keys.len() {
+        return Err(PyValueError::new_err("fetch(keys) must answer once per key"));
+    }
+    Ok(found)
 }
 
 fn corrupt(error: String) -> PyErr {

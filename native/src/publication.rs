@@ -78,7 +78,6 @@ impl Publication {
 pub struct Derivation {
     partition: Partition,
     day: i64,
-    anchors: Vec<Id>,
     published: HashMap<String, Vec<String>>,
     next: usize,
 }
@@ -88,7 +87,6 @@ impl Derivation {
         Derivation {
             partition: Partition::new(facts, i64::MAX, &cfg.id_key),
             day: facts.max_ts.unwrap_or(0).div_euclid(DAY_US),
-            anchors: vec![UNPUBLISHED; facts.idents.len()],
             published: HashMap::default(),
             next: 0,
         }
@@ -109,9 +107,6 @@ impl Derivation {
         let end = (self.next + persons).min(self.partition.persons.len());
         for index in self.next..end {
             let person = &self.partition.persons[index];
-            for &member in &person.members {
-                self.anchors[member as usize] = person.anchor;
-            }
             let partition = &self.partition;
             let reached = tie_sums(facts, cfg, &person.members, self.day, |id| partition.person_of(id), index);
             let mut targets: Vec<String> =
@@ -125,7 +120,7 @@ impl Derivation {
     }
 
     pub fn finish(self, facts: &mut Facts) {
-        facts.published_anchor = Some(self.anchors);
+        facts.published_anchor = Some(anchors_of_persons(&self.partition, facts.idents.len()));
         facts.published_ties = self.published;
     }
 }
@@ -134,13 +129,18 @@ impl Derivation {
 /// topics hold are those of the current persons, which need no body.
 pub fn derive_anchors(facts: &mut Facts, cfg: &Config) {
     let partition = Partition::new(facts, i64::MAX, &cfg.id_key);
-    let mut anchors = vec![UNPUBLISHED; facts.idents.len()];
+    facts.published_anchor = Some(anchors_of_persons(&partition, facts.idents.len()));
+}
+
+/// Per identifier, the anchor of its person in a partition of all of them.
+fn anchors_of_persons(partition: &Partition, identifiers: usize) -> Vec<Id> {
+    let mut anchors = vec![UNPUBLISHED; identifiers];
     for person in &partition.persons {
         for &member in &person.members {
             anchors[member as usize] = person.anchor;
         }
     }
-    facts.published_anchor = Some(anchors);
+    anchors
 }
 
 /// The store key of a person's published ties: `t/<person id>`.
