@@ -75,7 +75,7 @@ def main() -> None:
                 engine.submit(b"\n".join(batch))
                 done, batch = done + len(batch), []
                 if done % args.every == 0:
-                    engine.checkpoint()
+                    engine.checkpoint(publish=True)  # what each interval publishes
                     print(
                         f"{done:,} events: " + ", ".join(f"{k} {v:.2f} s" for k, v in spent.items())
                     )

@@ -29,6 +29,7 @@ def open_engine(settings: Settings, data_dir: Path) -> EmbeddedEngine:
         checkpoint_events=settings.checkpoint_events,
         cache_bytes=settings.cache_mb << 20,
         checkpoint_seconds=min(settings.checkpoint_seconds, settings.publish_seconds),
+        followed=True,
     )
 
 

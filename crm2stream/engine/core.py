@@ -106,6 +106,12 @@ class Core:
         consider it published; the number of items it holds (0: nothing changed)."""
         return self._core.begin_publication()
 
+    @property
+    def unpublished(self) -> int:
+        """How many identifiers' table rows changed since the last publication."""
+        value: int = self._core.unpublished
+        return value
+
     def publish(self, bases: list[int], limit: int) -> list[tuple[int, bytes]]:
         """The next ``limit`` items of the publication begun: per state table (in
         ``STATE_TABLES`` order) the records as (count, NDJSON), numbered from the bases."""

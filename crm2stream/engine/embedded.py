@@ -4,8 +4,11 @@ Each batch of input lines is validated and applied by the core in memory, then w
 one WriteBatch: the raw lines (the log), the event ids they accepted, their output records
 (dead letters, score changes, marketing triggers) and the new positions. Every
 ``checkpoint_events`` events or ``checkpoint_seconds`` (and at the end of every ingest)
-the table topics get the rows that changed (``docs/architecture.md``), then the facts the
-core marked dirty are written with the log position they stand at. Identifier bodies (day
+the facts the core marked dirty are written with the log position they stand at. The table
+topics get the rows that changed (``docs/architecture.md``) just before a checkpoint: every
+one while the topics are ``followed`` (a server), else only the one that ends an ingest or a
+replay; until then each identifier's checkpoint record says what the topics hold of it.
+Identifier bodies (day
 buckets, ties, consent, sums: what grows with history) are written under their keys, and
 only ``cache_bytes`` of them stay in memory: a dirty one is written ahead of the
 checkpoint that commits it, and the core asks the store for those a batch needs.
@@ -95,11 +98,16 @@ class EmbeddedEngine:
         topology: Topology | None = None,
         load: bool = True,
         cache_bytes: int = CACHE_BYTES,
+        followed: bool = False,
     ) -> None:
         """Open (or create) a data directory. ``load=False`` skips loading the facts and
         recovering the log tail: for a replay, which rebuilds them anyway.
         ``cache_bytes``: about how much memory the identifier bodies may hold between
-        batches (the store keeps every body; see ``docs/architecture.md``)."""
+        batches (the store keeps every body; see ``docs/architecture.md``).
+        ``followed``: subscribers follow the table topics while the engine runs (a
+        server), so every checkpoint publishes what changed; otherwise only the end of an
+        ingest or a replay does (a bulk ingest of a year then publishes each person once,
+        not once per checkpoint), and opening a followed engine publishes what waits."""
         self.cfg = cfg
         self.batch_size = batch_size
         self.checkpoint_events = checkpoint_events
@@ -109,6 +117,7 @@ class EmbeddedEngine:
         self.store = Store(data_dir)
         self.scales = Scales.of(cfg)
         self.cache_bytes = cache_bytes
+        self.followed = followed
         self.core = self._new_core()
         log_meta = self.store.meta("log")
         self.log_end: int = log_meta.get("log_end", 0)
@@ -152,6 +161,8 @@ class EmbeddedEngine:
         self._load()
         if self.applied < self.log_end or self.replay_end > self.log_end:
             self._recover()
+        if self.followed and self.core.unpublished:
+            self.checkpoint()  # what an unfollowed run left for the end it never reached
 
     @property
     def indexed(self) -> bool:
@@ -219,7 +230,9 @@ class EmbeddedEngine:
             batch.indexes(*out.indexes)
             batch.bodies(out.bodies)
             self.store.write(batch, logged=self._logged)
-        self.checkpoint()
+        # A rebuilt core knows nothing of what the topics hold: it publishes everyone, as
+        # the versions whose layouts it rebuilds did at each of their checkpoints.
+        self.checkpoint(publish=True if self.applied == 0 else None)
         if self.replay_end > self.log_end:
             self._replay_log()
 
@@ -253,7 +266,7 @@ class EmbeddedEngine:
                 self.submit(chunk, in_log=True, arrival=arrival, originals=originals)
                 self.checkpoint_if_due()
             self.replay_end = 0
-            self.checkpoint()
+            self.checkpoint(publish=True)
         finally:
             self.store.flush()
             self._logged = True
@@ -269,7 +282,7 @@ class EmbeddedEngine:
             arrival, originals = self.store.arrival(start), self.store.originals(start)
             target.submit(chunk, arrival=arrival, originals=originals)  # as recorded
             target.checkpoint_if_due()
-        target.checkpoint()
+        target.checkpoint(publish=True)
 
     # -- processing ---------------------------------------------------------------------
     def _process(
@@ -385,12 +398,14 @@ class EmbeddedEngine:
         self.applied = 0
         self.segments = Segments()
 
-    def checkpoint(self) -> None:
-        """Publish the table topics, then write every dirty fact with the log position it
-        stands at. A crash in between loses nothing: the next open applies the log after
-        the previous checkpoint again and publishes the same keys again (a table topic
-        keeps the latest record per key)."""
-        self._publish()
+    def checkpoint(self, *, publish: bool | None = None) -> None:
+        """Publish the table topics (``publish``; by default when ``followed``), then
+        write every dirty fact with the log position it stands at. A crash in between
+        loses nothing: the next open applies the log after the previous checkpoint again
+        and publishes the same keys again (a table topic keeps the latest record per
+        key). Without a publication, the identifiers' records say what waits for one."""
+        if self.followed if publish is None else publish:
+            self._publish()
         self._compact_due()
         full = self.segments.next_is_full()
         segments = replace(self.segments)
@@ -526,7 +541,7 @@ class EmbeddedEngine:
         total = Counts()
         for batch in batched((strip_line(line) for line in lines), self.batch_size):
             total.add(self.process_batch(b"\n".join(batch)))
-        self.checkpoint()
+        self.checkpoint(publish=True)
         return total
 
     def ingest_stream(self, stream: BinaryIO, fingerprint: str | None = None) -> Counts:
@@ -542,7 +557,7 @@ class EmbeddedEngine:
             total.add(self.process_batch(chunk, progress(fingerprint, offset + consumed)))
         if fingerprint is not None:
             self.in_progress.pop(fingerprint, None)
-        self.checkpoint()
+        self.checkpoint(publish=True)
         return total
 
     def ingest_file(self, path: Path) -> Counts:

@@ -8,7 +8,7 @@
 //! earlier one's: loading keeps the latest record of each key.
 
 use crate::codec;
-use crate::facts::{Facts, Id};
+use crate::facts::{Facts, Id, UNPUBLISHED};
 use crate::shares::Sid;
 
 /// The tables, in the order they load (pairs and referrals name identifiers).
@@ -107,8 +107,12 @@ impl Segment {
                 facts.last_emitted.keys().cloned().collect(),
             )
         } else {
+            let mut idents = dirty.records;
+            for &id in dirty.idents.iter() {
+                idents.insert(id);
+            }
             (
-                dirty.idents.iter().copied().collect(),
+                idents.drain(),
                 dirty.pairs.into_iter().collect(),
                 dirty.referrals.into_iter().collect(),
                 dirty.emitted.into_iter().collect(),
@@ -232,11 +236,28 @@ impl Loader {
     }
 
     /// Resolve what the records name (the latest record of an identifier wins: it is
-    /// applied last).
-    pub fn finish(self, facts: &mut Facts) -> Result<(), String> {
+    /// applied last). Returns what the table topics hold, when every identifier's
+    /// record says (see `Published`).
+    pub fn finish(self, facts: &mut Facts) -> Result<Option<Published>, String> {
         facts.incoming.resize(facts.idents.len(), Vec::new());
         let mut derive = false;
+        let mut published = Some(Published {
+            anchors: vec![UNPUBLISHED; facts.idents.len()],
+            unpublished: vec![false; facts.idents.len()],
+        });
         for (id, named) in self.named {
+            match (named.published, published.as_mut()) {
+                (Some((anchor, unpublished)), Some(held)) => {
+                    if let Some(anchor) = anchor {
+                        let anchor =
+                            *facts.ids.get(&anchor).ok_or_else(|| format!("published under unknown {anchor}"))?;
+                        held.anchors[id as usize] = anchor;
+                    }
+                    held.unpublished[id as usize] = unpublished;
+                }
+                (None, _) => published = None, // a record of an earlier format says nothing
+                (Some(_), None) => {}
+            }
             match named.incoming {
                 Some(sources) => {
                     let mut incoming = Vec::with_capacity(sources.len());
@@ -268,8 +289,16 @@ impl Loader {
             }
             facts.incoming = incoming;
         }
-        Ok(())
+        Ok(published)
     }
+}
+
+/// What the table topics held of the identifiers at the checkpoint loaded: per
+/// identifier id, the anchor of the person it was last published in (`UNPUBLISHED`:
+/// never) and whether its person's rows changed since.
+pub struct Published {
+    pub anchors: Vec<Id>,
+    pub unpublished: Vec<bool>,
 }
 
 /// A frame: (table, key, record).

@@ -3,15 +3,17 @@
 //! Records start with a format byte; identifiers inside records are written as their keys,
 //! since ids are only positions in this process's tables.
 
-use crate::facts::{Body, ConsentEntry, DayBucket, Facts, Id, Scope, Tie, COUNTERS};
+use crate::facts::{Body, ConsentEntry, DayBucket, Facts, Id, Scope, Tie, COUNTERS, UNPUBLISHED};
 use crate::shares::{Share, Sid};
 use num_bigint::BigUint;
 use std::collections::BTreeMap;
 
 const FORMAT: u8 = 1;
-/// Identifier records since bodies are kept apart from them (a record of format 1 held
-/// both, and mentions; it still loads, see `decode_ident`).
-const IDENT_FORMAT: u8 = 2;
+/// Identifier records since they say what the table topics hold of them (format 2 did
+/// not: the engine published at every checkpoint; format 1 held the body too, and
+/// mentions). Both still load, see `decode_ident`.
+const IDENT_FORMAT: u8 = 3;
+const IDENT_FORMAT_2: u8 = 2;
 pub const SEP: char = '\x1f';
 
 #[derive(Default)]
@@ -132,7 +134,11 @@ impl<'a> Reader<'a> {
 
 /// An identifier's record in a checkpoint segment: what is always in memory (first seen,
 /// shares, the identifiers with ties to it, the checkpoint that stored its body) and,
-/// when no store keeps bodies under their keys, the body itself.
+/// when no store keeps bodies under their keys, the body itself; then what the table
+/// topics hold of it: the anchor of the person it was last published in (none: never
+/// published) and whether its person's rows changed since, so that a publication may
+/// wait past a checkpoint (see `publication`). The published anchors must be known
+/// (`Facts::published_anchor`).
 pub fn encode_ident(facts: &Facts, id: Id, inline: bool, buffer: Vec<u8>) -> Vec<u8> {
     let ident = &facts.idents[id as usize];
     let mut w = Writer::into(buffer, IDENT_FORMAT);
@@ -157,6 +163,10 @@ pub fn encode_ident(facts: &Facts, id: Id, inline: bool, buffer: Vec<u8>) -> Vec
     } else {
         w.uint(ident.stored.into());
     }
+    let anchors = facts.published_anchor.as_deref().expect("published anchors are known at a checkpoint");
+    let published = anchors.get(id as usize).copied().unwrap_or(UNPUBLISHED);
+    w.opt_text((published != UNPUBLISHED).then(|| facts.key(published)));
+    w.0.push(u8::from(facts.unpublished.contains(id)));
     w.0
 }
 
@@ -212,15 +222,20 @@ pub struct Named {
     /// None for a record of format 1, which kept none: derived from the ties at the end
     pub incoming: Option<Vec<String>>,
     pub ties: Option<Vec<StoredTie>>,
+    /// what the table topics hold of it (format 3): the anchor it was last published
+    /// under (None: never published), and whether its person's rows changed since
+    pub published: Option<(Option<String>, bool)>,
 }
 
 /// Load one identifier record (see `encode_ident`). A record of format 1 (before bodies
 /// were kept apart: a Kafka worker's changelog of an earlier version) loads too.
 pub fn decode_ident(facts: &mut Facts, key: &str, data: &[u8]) -> Result<Named> {
-    if data.first() == Some(&FORMAT) {
-        return decode_ident_v1(facts, key, data);
-    }
-    let mut r = Reader::new(data, IDENT_FORMAT)?;
+    let format = match data.first() {
+        Some(&FORMAT) => return decode_ident_v1(facts, key, data),
+        Some(&IDENT_FORMAT_2) => IDENT_FORMAT_2,
+        _ => IDENT_FORMAT,
+    };
+    let mut r = Reader::new(data, format)?;
     let first = (r.int()?, r.text()?);
     let (id, _) = facts.intern(key, (first.0, &first.1));
     let shares = read_shares(&mut r, facts, id)?;
@@ -236,12 +251,13 @@ pub fn decode_ident(facts: &mut Facts, key: &str, data: &[u8]) -> Result<Named> 
     } else {
         (None, None)
     };
+    let published = if format == IDENT_FORMAT { Some((r.opt_text()?, r.byte()? == 1)) } else { None };
     let ident = &mut facts.idents[id as usize];
     ident.first = first;
     ident.shares = shares;
     ident.stored = stored;
     ident.body = body;
-    Ok(Named { incoming: Some(incoming), ties })
+    Ok(Named { incoming: Some(incoming), ties, published })
 }
 
 fn read_shares(r: &mut Reader<'_>, facts: &mut Facts, id: Id) -> Result<Vec<Sid>> {
@@ -274,7 +290,7 @@ fn decode_ident_v1(facts: &mut Facts, key: &str, data: &[u8]) -> Result<Named> {
     ident.shares = shares;
     ident.stored = 0;
     ident.body = Some(Box::new(Body { days, out: Vec::new(), consent, sums }));
-    Ok(Named { incoming: None, ties: Some(ties) })
+    Ok(Named { incoming: None, ties: Some(ties), published: None })
 }
 
 /// An identifier's body as `encode_body` stored it, its ties resolved.

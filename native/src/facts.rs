@@ -15,6 +15,10 @@ use std::collections::BTreeMap;
 pub type Id = u32;
 /// `Facts::published_anchor` of an identifier not yet published
 pub const UNPUBLISHED: Id = Id::MAX;
+/// The changed ties kept one by one between publications, at most: beyond, the next
+/// publication rewrites every pair of the persons it renders (a publication deferred over
+/// a bulk ingest would otherwise hold a pair per tie of the whole input).
+pub const CHANGED_TIES: usize = 1 << 20;
 pub const R_SHARE: usize = 6;
 pub const R_COMMENT: usize = 7;
 pub const R_REPLY: usize = 8;
@@ -171,6 +175,9 @@ impl IdSet {
     pub fn is_empty(&self) -> bool {
         self.ids.is_empty()
     }
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
     pub fn iter(&self) -> std::slice::Iter<'_, Id> {
         self.ids.iter()
     }
@@ -183,9 +190,13 @@ impl IdSet {
     }
 }
 
+/// What changed since the last checkpoint. `idents`: identifiers whose body changed (or
+/// that are new); `records`: identifiers whose checkpoint record alone changed (what the
+/// table topics hold of them, see `codec::encode_ident`), their bodies untouched.
 #[derive(Debug, Default)]
 pub struct Dirty {
     pub idents: IdSet,
+    pub records: IdSet,
     pub pairs: HashSet<(Id, Id)>,
     pub referrals: HashSet<Sid>,
     pub emitted: HashSet<String>,
@@ -242,8 +253,12 @@ pub struct Facts {
     pub published_anchor: Option<Vec<Id>>,
     /// ties (source, target) changed since the last publication, and per person id the
     /// target person ids of its relationship records in the table topic, sorted (derived
-    /// after a load with the anchors; see `publication`)
+    /// after a load with the anchors; see `publication`). When `all_ties_changed`, the
+    /// changed ties are not known one by one (more than `CHANGED_TIES` of them, or a
+    /// publication that waits past a checkpoint, which does not keep them): the next
+    /// publication then rewrites every pair of the persons it renders.
     pub changed_ties: HashSet<(Id, Id)>,
+    pub all_ties_changed: bool,
     pub published_ties: HashMap<String, Vec<String>>,
 }
 
@@ -279,6 +294,7 @@ impl Facts {
             unpublished: IdSet::default(),
             published_anchor: Some(Vec::new()),
             changed_ties: HashSet::default(),
+            all_ties_changed: false,
             published_ties: HashMap::default(),
             person_cache: Vec::new(),
         }
@@ -428,7 +444,13 @@ impl Facts {
         receiver.bucket(day).bump(kind);
         let popularity = u128::from(self.received[kind - R_SHARE]);
         self.scales.add_weighted(&mut receiver.sums[S_POPULARITY], popularity, day);
-        self.changed_ties.insert((actor, target));
+        if !self.all_ties_changed {
+            self.changed_ties.insert((actor, target));
+            if self.changed_ties.len() > CHANGED_TIES {
+                self.changed_ties = HashSet::default();
+                self.all_ties_changed = true;
+            }
+        }
         let field = match kind {
             R_REPLY => 0,
             R_COMMENT => 1,

@@ -185,6 +185,8 @@ struct Core {
     /// and the bytes of bodies kept in memory between calls
     fetch: Option<Py<PyAny>>,
     budget: usize,
+    /// after a load without a store of published ties: derive them (`derive_published`)
+    derive_ties: bool,
     /// with a store that keeps each person's published ties under its key:
     /// `fetch(keys) -> [bytes | None]`, and what the publication wrote since
     /// `take_published_ties` (store key, record or None to delete)
@@ -215,10 +217,16 @@ impl Core {
         Ok(())
     }
 
-    /// After a load: what the table topics were published with, a page of persons at a
-    /// time, dropping clean bodies beyond the budget between pages.
+    /// After a load: what the table topics were published with, when the checkpoint did
+    /// not say (records of an earlier format), and the published ties when no store
+    /// keeps them: a page of persons at a time, dropping clean bodies beyond the budget
+    /// between pages.
     fn derive_published(&mut self, py: Python<'_>) -> PyResult<()> {
         const PAGE: usize = 20_000;
+        if self.facts.published_anchor.is_some() && !self.derive_ties {
+            return Ok(());
+        }
+        self.derive_ties = false;
         if self.ties.is_some() {
             publication::derive_anchors(&mut self.facts, &self.cfg);
             return Ok(());
@@ -349,6 +357,7 @@ impl Core {
             unfinished: false,
             fetch: None,
             budget: 0,
+            derive_ties: false,
             ties: None,
             ties_written: Vec::new(),
         })
@@ -380,9 +389,7 @@ impl Core {
             segment.abandon(&mut self.facts);
             self.unfinished = true;
         }
-        if self.facts.published_anchor.is_none() {
-            self.derive_published(py)?;
-        }
+        self.derive_published(py)?;
         let mut rejected = Vec::new();
         let mut valid = Vec::new();
         let mut count = 0;
@@ -493,6 +500,7 @@ impl Core {
     /// Decide what the next table-topic publication carries (see `publication`) and
     /// consider it published; the number of items it holds.
     fn begin_publication(&mut self, py: Python<'_>) -> PyResult<usize> {
+        self.derive_published(py)?;
         self.publication = publication::begin(&mut self.facts, &self.cfg);
         let Some(mut begun) = self.publication.take() else { return Ok(0) };
         self.ensure(py, &begun.moved())?;
@@ -538,10 +546,11 @@ impl Core {
     /// `seq`, the number of this checkpoint, when the caller stores bodies under their
     /// keys: then `checkpoint_bodies` hands them out, and the segment holds none.
     #[pyo3(signature = (full, seq=None))]
-    fn begin_checkpoint(&mut self, full: bool, seq: Option<u32>) -> PyResult<()> {
+    fn begin_checkpoint(&mut self, py: Python<'_>, full: bool, seq: Option<u32>) -> PyResult<()> {
         if self.facts.keyed && seq.is_none() {
             return Err(PyValueError::new_err("a core with a store attached checkpoints by number (seq)"));
         }
+        self.derive_published(py)?; // identifier records say what was published
         let mut full = full || std::mem::take(&mut self.unfinished);
         if let Some(segment) = self.segment.take() {
             segment.abandon(&mut self.facts);
@@ -622,6 +631,12 @@ impl Core {
         footprint::footprint(&self.facts)
     }
 
+    /// How many identifiers' table rows changed since the last publication.
+    #[getter]
+    fn unpublished(&self) -> usize {
+        self.facts.unpublished.len()
+    }
+
     /// How many bodies are in memory.
     #[getter]
     fn resident(&self) -> usize {
@@ -650,12 +665,32 @@ impl Core {
 
     /// After the parts and the seen ids: the latest event time; rebuild the indexes.
     fn finish_load(&mut self, max_ts: Option<i64>) -> PyResult<()> {
-        if let Some(loader) = self.loader.take() {
-            loader.finish(&mut self.facts).map_err(corrupt)?;
-        }
+        let published = match self.loader.take() {
+            Some(loader) => loader.finish(&mut self.facts).map_err(corrupt)?,
+            None => None,
+        };
         self.facts.max_ts = max_ts;
         self.facts.reindex();
-        self.facts.published_anchor = None; // derived before the next event is applied
+        match published {
+            Some(published) => {
+                for (id, waits) in published.unpublished.into_iter().enumerate() {
+                    if waits {
+                        self.facts.unpublished.insert(id as Id);
+                    }
+                }
+                // the changed ties of a publication that waits are not kept one by one
+                self.facts.all_ties_changed = !self.facts.unpublished.is_empty();
+                self.facts.published_anchor = Some(published.anchors);
+            }
+            None => {
+                // Records of an earlier format, written when every checkpoint published
+                // everything: the anchors are derived as the current ones before the next
+                // event, and the next checkpoint writes every record in this format.
+                self.facts.published_anchor = None;
+                self.unfinished |= !self.facts.idents.is_empty();
+            }
+        }
+        self.derive_ties = self.ties.is_none();
         self.facts.held = None;
         Ok(())
     }

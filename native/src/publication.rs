@@ -27,8 +27,9 @@ pub struct Publication {
     day: i64,
     /// (person id, what it carries, the person), sorted by person id
     items: Vec<(String, Role, Option<Rc<Person>>)>,
-    /// the (from, to) persons, by anchor, of the relationships whose value may have changed
-    rewrite: HashSet<(Id, Id)>,
+    /// the (from, to) persons, by anchor, of the relationships whose value may have
+    /// changed; None: any relationship of the persons rendered may have
+    rewrite: Option<HashSet<(Id, Id)>>,
     done: usize,
     /// until `resolve`: the identifiers whose person changed, with the anchor they were
     /// published under, and the identifiers the items cover
@@ -120,7 +121,9 @@ impl Derivation {
     }
 
     pub fn finish(self, facts: &mut Facts) {
-        facts.published_anchor = Some(anchors_of_persons(&self.partition, facts.idents.len()));
+        if facts.published_anchor.is_none() {
+            facts.published_anchor = Some(anchors_of_persons(&self.partition, facts.idents.len()));
+        }
         facts.published_ties = self.published;
     }
 }
@@ -165,9 +168,10 @@ pub fn decode_ties(record: &[u8]) -> Result<Vec<String>, String> {
 /// Decide what the next publication carries, and consider it published; `resolve` it
 /// (with the bodies of its `moved` identifiers resident) before rendering.
 pub fn begin(facts: &mut Facts, cfg: &Config) -> Option<Publication> {
+    let moment = facts.max_ts.filter(|_| !facts.unpublished.is_empty())?;
     let mut unpublished = facts.unpublished.drain();
     let changed_ties = std::mem::take(&mut facts.changed_ties);
-    let moment = facts.max_ts.filter(|_| !unpublished.is_empty())?;
+    let all_ties_changed = std::mem::take(&mut facts.all_ties_changed);
     unpublished.sort_unstable_by(|a, b| facts.key(*a).cmp(facts.key(*b)));
     let mut anchors = facts.published_anchor.take().expect("derive_published first");
     anchors.resize(facts.idents.len(), UNPUBLISHED);
@@ -176,6 +180,8 @@ pub fn begin(facts: &mut Facts, cfg: &Config) -> Option<Publication> {
     let mut covered = IdSet::default();
     let mut items: Vec<(String, Role, Option<Rc<Person>>)> = Vec::new();
     for id in unpublished {
+        // its checkpoint record says whether it waits for a publication (`codec`)
+        facts.dirty.records.insert(id);
         if covered.contains(id) {
             continue;
         }
@@ -186,6 +192,7 @@ pub fn begin(facts: &mut Facts, cfg: &Config) -> Option<Publication> {
             if before != person.anchor {
                 moved_from.insert(member, before);
                 anchors[member as usize] = person.anchor;
+                facts.dirty.records.insert(member); // ...and the anchor it was published under
             }
             // an anchor that no longer anchors its person retires its person id
             if before == member && member != person.anchor {
@@ -197,11 +204,13 @@ pub fn begin(facts: &mut Facts, cfg: &Config) -> Option<Publication> {
     // Relationships: the pairs a changed tie or a moved identifier affects, under the
     // persons before and after (named by their anchors); and the persons with ties into a
     // moved identifier.
-    let mut rewrite: HashSet<(Id, Id)> = HashSet::default();
-    for (source, target) in changed_ties {
+    let mut rewrite: Option<HashSet<(Id, Id)>> = (!all_ties_changed).then(HashSet::default);
+    for (source, target) in changed_ties.into_iter().filter(|_| !all_ties_changed) {
         let pair =
             (current_person(facts, source, &cfg.id_key).anchor, current_person(facts, target, &cfg.id_key).anchor);
-        rewrite.insert(pair);
+        rewrite.iter_mut().for_each(|rewrite| {
+            rewrite.insert(pair);
+        });
     }
     facts.published_anchor = Some(anchors);
     let at = format_micros(moment);
@@ -215,15 +224,17 @@ pub fn resolve(facts: &mut Facts, cfg: &Config, publication: &mut Publication) {
     let moved = publication.moved();
     let moved_from = std::mem::take(&mut publication.moved_from);
     let mut covered = std::mem::take(&mut publication.covered);
-    let (items, rewrite) = (&mut publication.items, &mut publication.rewrite);
+    let (items, mut rewrite) = (&mut publication.items, publication.rewrite.as_mut());
     for &member in &moved {
         let targets: Vec<Id> = facts.body(member).out.iter().map(|t| t.target).collect();
         let sources = facts.incoming.get(member as usize).cloned().unwrap_or_default();
         let ties = targets.into_iter().map(|t| (member, t)).chain(sources.into_iter().map(|s| (s, member)));
         for (source, target) in ties {
-            for from in anchors_of(facts, cfg, &moved_from, source) {
-                for to in anchors_of(facts, cfg, &moved_from, target) {
-                    rewrite.insert((from, to));
+            if let Some(rewrite) = rewrite.as_deref_mut() {
+                for from in anchors_of(facts, cfg, &moved_from, source) {
+                    for to in anchors_of(facts, cfg, &moved_from, target) {
+                        rewrite.insert((from, to));
+                    }
                 }
             }
             if !covered.contains(source) {
@@ -341,8 +352,10 @@ pub fn render(
         let mut reached = tie_sums(facts, cfg, &person.members, day, |id| slot_of.get(&id).copied(), own);
         reached.sort_unstable_by(|a, b| targets[a.0].person_id.cmp(&targets[b.0].person_id));
         // the pairs to write: those whose value may have changed, and the new ones
-        let touched: Vec<bool> =
-            targets.iter().map(|target| publication.rewrite.contains(&(person.anchor, target.anchor))).collect();
+        let touched: Vec<bool> = match &publication.rewrite {
+            Some(rewrite) => targets.iter().map(|target| rewrite.contains(&(person.anchor, target.anchor))).collect(),
+            None => vec![true; targets.len()],
+        };
         let (mut from_label, mut from_id) = (Vec::new(), Vec::new());
         write_str(&mut from_label, &label_of(facts, cfg, person));
         write_str(&mut from_id, person_id);

@@ -69,7 +69,8 @@ def test_the_compiled_compaction_keeps_the_latest_record_of_each_key(
 
 
 def ingest_in_many_publications(path: Path) -> EmbeddedEngine:
-    engine = EmbeddedEngine(path, CFG, batch_size=100, checkpoint_events=100)
+    """A followed engine (a server's) publishes at each of its many checkpoints."""
+    engine = EmbeddedEngine(path, CFG, batch_size=100, checkpoint_events=100, followed=True)
     for start in range(0, len(CAMPAIGN), 100):
         engine.process_batch(b"\n".join(CAMPAIGN[start : start + 100]))
     engine.checkpoint()

@@ -17,7 +17,7 @@ from crm2stream.engine.embedded import EmbeddedEngine
 from crm2stream.engine.results import EngineError
 from tests import harness
 from tests.conformance import CAMPAIGN
-from tests.events import comment, line, purchase
+from tests.events import comment, identify, line, purchase
 from tests.harness import CFG
 from tests.topics import check_compaction
 
@@ -363,3 +363,47 @@ def test_chunks_logged_without_an_arrival_judge_no_event_too_far_ahead(tmp_path:
     with open_engine(tmp_path / "data") as source, open_engine(tmp_path / "copy") as copy:
         source.replay_into(copy)  # a copy keeps what the log recorded: no arrival
         assert not list(copy.export("dlq")) and copy.store.arrival(0) is None
+
+
+def test_a_publication_waits_past_a_checkpoint_and_a_stop_for_the_end_of_an_ingest(
+    tmp_path: Path,
+) -> None:
+    """An unfollowed engine publishes at the end of an ingest, not at the checkpoints in
+    between; the identifiers' checkpoint records say what the topics hold, so a stop
+    after such a checkpoint loses nothing: here a link made a person anchored by an
+    identifier published alone, so the person id it was published under must be retired
+    (a reopened engine that took the current anchors as published would not know)."""
+    first = [line(comment("e1", "2026-08-02T10:00:00Z", "qq:a"))]
+    later = [
+        line(comment("e2", "2026-08-01T10:00:00Z", "qq:b")),  # seen before qq:a
+        line(identify("e3", "2026-08-03T10:00:00Z", "qq:b", "qq:a")),
+    ]
+    with open_engine(tmp_path) as engine:
+        engine.ingest_lines(first)
+        published = {table: list(engine.store.outputs(table)) for table in STATE_TABLES}
+        engine.process_batch(b"\n".join(later))
+        engine.checkpoint()
+        assert engine.core.unpublished
+        # what the checkpoint did not publish, it did not write
+        assert {table: list(engine.store.outputs(table)) for table in STATE_TABLES} == published
+    with open_engine(tmp_path) as reopened:  # the stop: no ingest ended
+        assert reopened.core.unpublished
+        reopened.ingest_lines([])
+        topics = {table: list(reopened.store.outputs(table)) for table in STATE_TABLES}
+        check_compaction(topics, lambda table: reopened.export(table))
+        retired = [r["key"] for r in topics["persons"] if r["value"] is None]
+        assert retired == [r["key"] for r in published["persons"]]
+
+
+def test_a_followed_engine_publishes_what_an_unfollowed_one_left_waiting(
+    tmp_path: Path,
+) -> None:
+    with open_engine(tmp_path) as engine:
+        engine.process_batch(b"\n".join(CAMPAIGN[:500]))
+        engine.checkpoint()
+        assert engine.core.unpublished
+        assert not list(engine.store.outputs("persons"))
+    with EmbeddedEngine(tmp_path, CFG, followed=True) as served:
+        assert not served.core.unpublished
+        topics = {table: list(served.store.outputs(table)) for table in STATE_TABLES}
+        check_compaction(topics, lambda table: served.export(table))

@@ -2,7 +2,10 @@
 checkpoint written in pieces too), reopened and offered the same lines again, ends with
 the spec's tables as of every day: with every identifier body in memory, or with as few
 as the cache allows (none but the dirty ones, after every checkpoint); and its table
-topics compact to those tables."""
+topics compact to those tables, whether they were published at every checkpoint (a
+followed engine) or only at the end of each ingest, after a first one published part of
+the lines (then the checkpoints in between say what waits, and a reopened engine reads it
+from them)."""
 
 from __future__ import annotations
 
@@ -50,9 +53,11 @@ def stop_dead_at(target: object, method: str, n: int) -> None:
     where=st.sampled_from(["submit", "checkpoint", "write"]),
     n=st.integers(1, 12),
     cache=st.sampled_from([0, 2_000, 1 << 30]),
+    followed=st.booleans(),
+    published=st.integers(0, 40),
 )
 def test_a_dead_stop_anywhere_resumes_to_the_spec_s_tables(  # type: ignore[no-untyped-def]
-    events, batch, every, where, n, cache
+    events, batch, every, where, n, cache, followed, published
 ) -> None:
     raw = lines(events)
     with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as patch:
@@ -64,8 +69,11 @@ def test_a_dead_stop_anywhere_resumes_to_the_spec_s_tables(  # type: ignore[no-u
             "batch_size": batch,
             "checkpoint_events": every,
             "cache_bytes": cache,
+            "followed": followed,
         }
         engine = EmbeddedEngine(data, CFG, **options)
+        if published:
+            engine.ingest_lines(raw[:published])  # published at its end
         stop_dead_at(engine.store if where == "write" else engine, where, n)
         with contextlib.suppress(KeyboardInterrupt):  # stopped dead, or it never came
             engine.ingest_lines(raw)
