@@ -93,7 +93,7 @@ impl Segment {
         if let Some(seq) = keyed {
             for &id in dirty.idents.iter() {
                 let ident = &mut facts.idents[id as usize];
-                let resident = ident.body.is_some();
+                let resident = ident.body.is_some() || ident.packed.is_some();
                 assert!(resident || ident.spilled == seq, "{} is neither resident nor written ahead", ident.key);
                 let before = std::mem::replace(&mut ident.stored, seq);
                 bodies.push((id, before, std::mem::take(&mut ident.spilled), resident));
@@ -111,8 +111,11 @@ impl Segment {
             for &id in dirty.idents.iter() {
                 idents.insert(id);
             }
+            // in ascending numbers: a load gives each new identifier the next one
+            let mut idents = idents.drain();
+            idents.sort_unstable();
             (
-                idents.drain(),
+                idents,
                 dirty.pairs.into_iter().collect(),
                 dirty.referrals.into_iter().collect(),
                 dirty.emitted.into_iter().collect(),
@@ -186,7 +189,11 @@ impl Segment {
             if !resident {
                 continue; // written ahead under this checkpoint's number
             }
-            let record = codec::encode_body(facts, facts.body(id), Vec::new());
+            let ident = &facts.idents[id as usize];
+            let record = match &ident.packed {
+                Some(packed) => packed.to_vec(),
+                None => codec::encode_body(facts.body(id), Vec::new()),
+            };
             size += record.len();
             out.push((body_key(facts.key(id), seq), record));
         }
@@ -245,13 +252,13 @@ impl Loader {
             anchors: vec![UNPUBLISHED; facts.idents.len()],
             unpublished: vec![false; facts.idents.len()],
         });
+        let count = facts.idents.len();
+        let known = |id: Id| if (id as usize) < count { Ok(id) } else { Err(format!("unknown number {id}")) };
         for (id, named) in self.named {
             match (named.published, published.as_mut()) {
                 (Some((anchor, unpublished)), Some(held)) => {
                     if let Some(anchor) = anchor {
-                        let anchor =
-                            *facts.ids.get(&anchor).ok_or_else(|| format!("published under unknown {anchor}"))?;
-                        held.anchors[id as usize] = anchor;
+                        held.anchors[id as usize] = known(anchor)?;
                     }
                     held.unpublished[id as usize] = unpublished;
                 }
@@ -259,7 +266,10 @@ impl Loader {
                 (Some(_), None) => {}
             }
             match named.incoming {
-                Some(sources) => {
+                Some(codec::Sources::Numbers(sources)) => {
+                    facts.incoming[id as usize] = sources.into_iter().map(known).collect::<Result<_, _>>()?;
+                }
+                Some(codec::Sources::Keys(sources)) => {
                     let mut incoming = Vec::with_capacity(sources.len());
                     for source in sources {
                         incoming.push(*facts.ids.get(&source).ok_or_else(|| format!("tie from unknown {source}"))?);
@@ -268,11 +278,14 @@ impl Loader {
                 }
                 None => derive = true,
             }
+            let ident = &facts.idents[id as usize];
             if let Some(ties) = named.ties {
                 let out = codec::resolve_ties(facts, ties)?;
                 if let Some(body) = facts.idents[id as usize].body.as_deref_mut() {
                     body.out = out;
                 }
+            } else if let Some(body) = ident.body.as_deref() {
+                codec::check_ties(facts, &body.out)?; // numbered, maybe beyond its record
             }
         }
         if derive {

@@ -1,7 +1,10 @@
 //! The checkpointed form of the facts: one compact binary record per key.
 //!
-//! Records start with a format byte; identifiers inside records are written as their keys,
-//! since ids are only positions in this process's tables.
+//! Records start with a format byte. Identifier records and bodies name identifiers by
+//! number: an identifier keeps the number it was first given (its `Id`, a position in the
+//! core's table) across checkpoints and loads, so a body read back is decoded without
+//! looking up a key per tie (records of earlier formats named them by key, and still
+//! load). Pair records name their identifiers by key.
 
 use crate::facts::{Body, ConsentEntry, DayBucket, Facts, Id, Scope, Tie, COUNTERS, UNPUBLISHED};
 use crate::shares::{Share, Sid};
@@ -9,11 +12,15 @@ use num_bigint::BigUint;
 use std::collections::BTreeMap;
 
 const FORMAT: u8 = 1;
-/// Identifier records since they say what the table topics hold of them (format 2 did
-/// not: the engine published at every checkpoint; format 1 held the body too, and
-/// mentions). Both still load, see `decode_ident`.
+/// Identifier records since they carry the identifier's number and name others by
+/// theirs, and say what the table topics hold of it (format 2 named identifiers by key
+/// and said nothing of the topics: the engine published at every checkpoint; format 1
+/// held the body too, and mentions). Both still load, see `decode_ident`.
 const IDENT_FORMAT: u8 = 3;
 const IDENT_FORMAT_2: u8 = 2;
+/// Bodies whose ties name their targets by number (format 1, still read, named them by
+/// key: decoding looked every one up).
+const BODY_FORMAT: u8 = 2;
 pub const SEP: char = '\x1f';
 
 #[derive(Default)]
@@ -121,6 +128,9 @@ impl<'a> Reader<'a> {
     fn count(&mut self) -> Result<u32> {
         u32::try_from(self.uint()?).map_err(|e| e.to_string())
     }
+    fn number(&mut self) -> Result<Id> {
+        Id::try_from(self.uint()?).map_err(|e| e.to_string())
+    }
     fn text(&mut self) -> Result<String> {
         String::from_utf8(self.bytes()?.to_vec()).map_err(|e| e.to_string())
     }
@@ -133,17 +143,22 @@ impl<'a> Reader<'a> {
 }
 
 /// An identifier's record in a checkpoint segment: what is always in memory (first seen,
-/// shares, the identifiers with ties to it, the checkpoint that stored its body) and,
-/// when no store keeps bodies under their keys, the body itself; then what the table
-/// topics hold of it: the anchor of the person it was last published in (none: never
-/// published) and whether its person's rows changed since, so that a publication may
-/// wait past a checkpoint (see `publication`). The published anchors must be known
+/// its number, shares, the identifiers with ties to it, the checkpoint that stored its
+/// body) and, when no store keeps bodies under their keys, the body itself; then what the
+/// table topics hold of it: the anchor of the person it was last published in (none:
+/// never published) and whether its person's rows changed since, so that a publication
+/// may wait past a checkpoint (see `publication`). The published anchors must be known
 /// (`Facts::published_anchor`).
+///
+/// An identifier keeps the number it was given when first seen (its `Id`) for good: the
+/// records and bodies name identifiers by number, and a load gives each its number back
+/// (identifier records come in ascending numbers within a segment: `checkpoint`).
 pub fn encode_ident(facts: &Facts, id: Id, inline: bool, buffer: Vec<u8>) -> Vec<u8> {
     let ident = &facts.idents[id as usize];
     let mut w = Writer::into(buffer, IDENT_FORMAT);
     w.int(ident.first.0);
     w.text(&ident.first.1);
+    w.uint(id.into());
     w.uint(ident.shares.len() as u128);
     for &sid in &ident.shares {
         let share = facts.shares.of(sid);
@@ -155,29 +170,29 @@ pub fn encode_ident(facts: &Facts, id: Id, inline: bool, buffer: Vec<u8>) -> Vec
     let incoming = facts.incoming.get(id as usize).map_or(&[][..], Vec::as_slice);
     w.uint(incoming.len() as u128);
     for &source in incoming {
-        w.text(facts.key(source));
+        w.uint(source.into());
     }
     if inline {
         w.uint(0);
-        write_body(&mut w, facts, facts.body(id));
+        write_body(&mut w, facts.body(id));
     } else {
         w.uint(ident.stored.into());
     }
     let anchors = facts.published_anchor.as_deref().expect("published anchors are known at a checkpoint");
     let published = anchors.get(id as usize).copied().unwrap_or(UNPUBLISHED);
-    w.opt_text((published != UNPUBLISHED).then(|| facts.key(published)));
+    w.uint(if published == UNPUBLISHED { 0 } else { u128::from(published) + 1 });
     w.0.push(u8::from(facts.unpublished.contains(id)));
     w.0
 }
 
-/// An identifier's body as the store keeps it under its key.
-pub fn encode_body(facts: &Facts, body: &Body, buffer: Vec<u8>) -> Vec<u8> {
-    let mut w = Writer::into(buffer, FORMAT);
-    write_body(&mut w, facts, body);
+/// An identifier's body as the store keeps it under its key (and the cache packs it).
+pub fn encode_body(body: &Body, buffer: Vec<u8>) -> Vec<u8> {
+    let mut w = Writer::into(buffer, BODY_FORMAT);
+    write_body(&mut w, body);
     w.0
 }
 
-fn write_body(w: &mut Writer, facts: &Facts, body: &Body) {
+fn write_body(w: &mut Writer, body: &Body) {
     w.uint(body.days.len() as u128);
     for b in &body.days {
         w.int(b.day());
@@ -186,9 +201,12 @@ fn write_body(w: &mut Writer, facts: &Facts, body: &Body) {
         }
         w.uint(b.amount);
     }
+    // ties are sorted by (target, day): each target as the step from the one before
     w.uint(body.out.len() as u128);
+    let mut previous = 0;
     for tie in &body.out {
-        w.text(facts.key(tie.target));
+        w.uint((tie.target - previous).into());
+        previous = tie.target;
         w.int(tie.day.into());
         for &c in &tie.counts {
             w.uint(c.into());
@@ -215,48 +233,83 @@ fn write_body(w: &mut Writer, facts: &Facts, body: &Body) {
 /// A tie as stored: its target is named by key, resolved once every identifier is loaded.
 pub type StoredTie = (String, i32, [u32; 4]);
 
-/// What an identifier record names by key, for the caller to resolve once every
-/// identifier is loaded: the sources of its incoming ties, and its body's ties when the
-/// body came with it.
+/// The identifiers a record names (the sources of incoming ties): by number, or by key
+/// in a record of format 2, resolved once every identifier is loaded.
+pub enum Sources {
+    Numbers(Vec<Id>),
+    Keys(Vec<String>),
+}
+
+/// What an identifier record names, for the caller to check or resolve once every
+/// identifier is loaded: the sources of its incoming ties, and, when its body came with
+/// it, the body's ties by key (formats 1 and 2; a record of format 3 holds its ties by
+/// number, in the body).
 pub struct Named {
     /// None for a record of format 1, which kept none: derived from the ties at the end
-    pub incoming: Option<Vec<String>>,
+    pub incoming: Option<Sources>,
     pub ties: Option<Vec<StoredTie>>,
     /// what the table topics hold of it (format 3): the anchor it was last published
     /// under (None: never published), and whether its person's rows changed since
-    pub published: Option<(Option<String>, bool)>,
+    pub published: Option<(Option<Id>, bool)>,
 }
 
-/// Load one identifier record (see `encode_ident`). A record of format 1 (before bodies
-/// were kept apart: a Kafka worker's changelog of an earlier version) loads too.
+/// Load one identifier record (see `encode_ident`). Records of formats 1 (before bodies
+/// were kept apart: a Kafka worker's changelog of an earlier version) and 2 load too:
+/// their identifiers are numbered in the order they load.
 pub fn decode_ident(facts: &mut Facts, key: &str, data: &[u8]) -> Result<Named> {
     let format = match data.first() {
         Some(&FORMAT) => return decode_ident_v1(facts, key, data),
         Some(&IDENT_FORMAT_2) => IDENT_FORMAT_2,
         _ => IDENT_FORMAT,
     };
+    let numbered = format == IDENT_FORMAT;
     let mut r = Reader::new(data, format)?;
     let first = (r.int()?, r.text()?);
-    let (id, _) = facts.intern(key, (first.0, &first.1));
+    let id = if numbered {
+        let number = Id::try_from(r.uint()?).map_err(|e| e.to_string())?;
+        facts.intern_at(key, number, (first.0, &first.1))?
+    } else {
+        facts.intern(key, (first.0, &first.1)).0
+    };
     let shares = read_shares(&mut r, facts, id)?;
     let n = r.len()?;
-    let mut incoming = Vec::with_capacity(r.bounded(n));
-    for _ in 0..n {
-        incoming.push(r.text()?);
-    }
-    let stored = u32::try_from(r.uint()?).map_err(|e| e.to_string())?;
-    let (body, ties) = if stored == 0 {
-        let (body, ties) = read_body(&mut r)?;
-        (Some(Box::new(body)), Some(ties))
+    let incoming = if numbered {
+        let mut sources = Vec::with_capacity(r.bounded(n));
+        for _ in 0..n {
+            sources.push(r.number()?);
+        }
+        Sources::Numbers(sources)
     } else {
-        (None, None)
+        let mut sources = Vec::with_capacity(r.bounded(n));
+        for _ in 0..n {
+            sources.push(r.text()?);
+        }
+        Sources::Keys(sources)
     };
-    let published = if format == IDENT_FORMAT { Some((r.opt_text()?, r.byte()? == 1)) } else { None };
+    let stored = u32::try_from(r.uint()?).map_err(|e| e.to_string())?;
+    let (body, ties) = match (stored, numbered) {
+        (0, true) => (Some(Box::new(read_body(&mut r)?)), None),
+        (0, false) => {
+            let (body, ties) = read_keyed_body(&mut r)?;
+            (Some(Box::new(body)), Some(ties))
+        }
+        _ => (None, None),
+    };
+    let published = if numbered {
+        let anchor = match r.uint()? {
+            0 => None,
+            n => Some(Id::try_from(n - 1).map_err(|e| e.to_string())?),
+        };
+        Some((anchor, r.byte()? == 1))
+    } else {
+        None
+    };
     let ident = &mut facts.idents[id as usize];
     ident.first = first;
     ident.shares = shares;
     ident.stored = stored;
     ident.body = body;
+    ident.packed = None;
     Ok(Named { incoming: Some(incoming), ties, published })
 }
 
@@ -278,7 +331,8 @@ fn decode_ident_v1(facts: &mut Facts, key: &str, data: &[u8]) -> Result<Named> {
     let mut r = Reader::new(data, FORMAT)?;
     let first = (r.int()?, r.text()?);
     let (id, _) = facts.intern(key, (first.0, &first.1));
-    let (days, ties) = read_days_and_ties(&mut r)?;
+    let days = read_days(&mut r)?;
+    let ties = read_keyed_ties(&mut r)?;
     let shares = read_shares(&mut r, facts, id)?;
     let consent = read_consent(&mut r)?;
     for _ in 0..r.len()? {
@@ -293,12 +347,26 @@ fn decode_ident_v1(facts: &mut Facts, key: &str, data: &[u8]) -> Result<Named> {
     Ok(Named { incoming: None, ties: Some(ties), published: None })
 }
 
-/// An identifier's body as `encode_body` stored it, its ties resolved.
+/// An identifier's body as `encode_body` stored it (or format 1, its ties resolved by
+/// key).
 pub fn decode_body(facts: &Facts, data: &[u8]) -> Result<Body> {
-    let mut r = Reader::new(data, FORMAT)?;
-    let (mut body, ties) = read_body(&mut r)?;
-    body.out = resolve_ties(facts, ties)?;
+    if data.first() == Some(&FORMAT) {
+        let mut r = Reader::new(data, FORMAT)?;
+        let (mut body, ties) = read_keyed_body(&mut r)?;
+        body.out = resolve_ties(facts, ties)?;
+        return Ok(body);
+    }
+    let body = read_body(&mut Reader::new(data, BODY_FORMAT)?)?;
+    check_ties(facts, &body.out)?;
     Ok(body)
+}
+
+/// Every tie names an identifier this core has.
+pub fn check_ties(facts: &Facts, ties: &[Tie]) -> Result<()> {
+    match ties.last() {
+        Some(tie) if tie.target as usize >= facts.idents.len() => Err(format!("tie to unknown number {}", tie.target)),
+        _ => Ok(()),
+    }
 }
 
 /// Ties named by key as the identifiers they name, in (target, day) order.
@@ -312,14 +380,37 @@ pub fn resolve_ties(facts: &Facts, ties: Vec<StoredTie>) -> Result<Vec<Tie>> {
     Ok(out)
 }
 
-fn read_body(r: &mut Reader<'_>) -> Result<(Body, Vec<StoredTie>)> {
-    let (days, ties) = read_days_and_ties(r)?;
+fn read_body(r: &mut Reader<'_>) -> Result<Body> {
+    let days = read_days(r)?;
+    let n = r.len()?;
+    let mut out = Vec::with_capacity(r.bounded(n));
+    let mut target: Id = 0;
+    for _ in 0..n {
+        target = target.checked_add(r.number()?).ok_or("tie target out of range")?;
+        let day = r.day()?;
+        let mut counts = [0; 4];
+        for count in &mut counts {
+            *count = r.count()?;
+        }
+        out.push(Tie { target, day, counts });
+    }
+    if !out.is_sorted_by_key(|t| (t.target, t.day)) {
+        return Err("ties out of order".into());
+    }
+    let consent = read_consent(r)?;
+    let sums = read_sums(r)?;
+    Ok(Body { days, out, consent, sums })
+}
+
+fn read_keyed_body(r: &mut Reader<'_>) -> Result<(Body, Vec<StoredTie>)> {
+    let days = read_days(r)?;
+    let ties = read_keyed_ties(r)?;
     let consent = read_consent(r)?;
     let sums = read_sums(r)?;
     Ok((Body { days, out: Vec::new(), consent, sums }, ties))
 }
 
-fn read_days_and_ties(r: &mut Reader<'_>) -> Result<(Vec<DayBucket>, Vec<StoredTie>)> {
+fn read_days(r: &mut Reader<'_>) -> Result<Vec<DayBucket>> {
     let n = r.len()?;
     let mut days = Vec::with_capacity(r.bounded(n));
     for _ in 0..n {
@@ -330,6 +421,10 @@ fn read_days_and_ties(r: &mut Reader<'_>) -> Result<(Vec<DayBucket>, Vec<StoredT
         b.amount = r.uint()?;
         days.push(b);
     }
+    Ok(days)
+}
+
+fn read_keyed_ties(r: &mut Reader<'_>) -> Result<Vec<StoredTie>> {
     let n = r.len()?;
     let mut ties = Vec::with_capacity(r.bounded(n));
     for _ in 0..n {
@@ -341,7 +436,7 @@ fn read_days_and_ties(r: &mut Reader<'_>) -> Result<(Vec<DayBucket>, Vec<StoredT
         }
         ties.push((target, day, counts));
     }
-    Ok((days, ties))
+    Ok(ties)
 }
 
 fn read_consent(r: &mut Reader<'_>) -> Result<BTreeMap<Scope, Vec<ConsentEntry>>> {
@@ -474,18 +569,98 @@ mod tests {
     }
 
     #[test]
-    fn a_format_1_identifier_record_loads_with_its_incoming_ties_derived() {
+    fn a_body_names_its_ties_by_number_and_reads_back_as_written() {
         let mut facts = Facts::new(Scales::new(30.0), [1; 4], vec![1], 0);
+        for key in ["qq:a", "qq:b", "qq:c"] {
+            facts.intern(key, (1, "e1"));
+        }
+        let mut body = Body::default();
+        body.bucket(3).bump(2);
+        body.out = vec![
+            Tie { target: 0, day: 3, counts: [1, 0, 0, 0] },
+            Tie { target: 2, day: 1, counts: [0, 2, 0, 0] },
+            Tie { target: 2, day: 4, counts: [0, 0, 0, 9] },
+        ];
+        body.sums[1] = BigUint::from(77u32);
+        let record = encode_body(&body, Vec::new());
+        assert_eq!(decode_body(&facts, &record), Ok(body.clone()));
+        // a tie to a number no identifier has is a corrupt record, not a panic later
+        let mut beyond = body;
+        beyond.out.push(Tie { target: 3, day: 1, counts: [1, 0, 0, 0] });
+        assert!(decode_body(&facts, &encode_body(&beyond, Vec::new())).is_err());
+    }
+
+    #[test]
+    fn a_loaded_identifier_gets_its_number_back_or_the_record_is_corrupt() {
+        let mut facts = Facts::new(Scales::new(30.0), [1; 4], vec![1], 0);
+        assert_eq!(facts.intern_at("qq:a", 0, (1, "e1")), Ok(0));
+        assert_eq!(facts.intern_at("qq:a", 0, (1, "e1")), Ok(0)); // a later segment's record
+        assert!(facts.intern_at("qq:a", 1, (1, "e1")).is_err());
+        assert!(facts.intern_at("qq:b", 5, (1, "e1")).is_err()); // numbers come in order
+        assert!(facts.intern_at("qq:b", 0, (1, "e1")).is_err());
+        assert_eq!(facts.intern_at("qq:b", 1, (1, "e1")), Ok(1));
+    }
+
+    /// A part holding these identifier records, framed as a segment frames them.
+    fn part_of(records: &[(&str, Vec<u8>)]) -> Vec<u8> {
         let mut part = Vec::new();
-        for (key, record) in [("qq:a", v1_record("qq:b")), ("qq:b", v1_record("qq:a"))] {
+        for (key, record) in records {
             part.push(b'i');
             part.push(key.len() as u8);
             part.extend_from_slice(key.as_bytes());
             let mut len = Writer::default();
             len.uint(record.len() as u128);
             part.extend_from_slice(&len.0);
-            part.extend_from_slice(&record);
+            part.extend_from_slice(record);
         }
+        part
+    }
+
+    /// A format-2 record of the previous version: identifiers named by key, its body in
+    /// the store under checkpoint 1, nothing said of the table topics.
+    fn v2_record(incoming_from: &str) -> Vec<u8> {
+        let mut w = Writer::into(Vec::new(), IDENT_FORMAT_2);
+        w.int(5);
+        w.text("e1");
+        w.uint(0); // shares
+        w.uint(1);
+        w.text(incoming_from);
+        w.uint(1); // stored under checkpoint 1
+        w.0
+    }
+
+    #[test]
+    fn a_format_2_record_and_a_body_naming_ties_by_key_load() {
+        let mut facts = Facts::new(Scales::new(30.0), [1; 4], vec![1], 0);
+        let mut loader = Loader::default();
+        let part = part_of(&[("qq:b", v2_record("qq:a")), ("qq:a", v2_record("qq:b"))]);
+        loader.part(&mut facts, &part).unwrap();
+        assert!(loader.finish(&mut facts).unwrap().is_none(), "format 2 says nothing of the topics");
+        let (a, b) = (facts.ids["qq:a"], facts.ids["qq:b"]);
+        assert_eq!((b, a), (0, 1), "numbered in the order they load");
+        assert_eq!(facts.incoming[b as usize], vec![a]);
+        assert_eq!(facts.idents[a as usize].stored, 1);
+        // its body as format 1 stored it: ties by key
+        let mut w = Writer::into(Vec::new(), FORMAT);
+        w.uint(0); // days
+        w.uint(1);
+        w.text("qq:b");
+        w.int(3);
+        for c in [1, 0, 2, 0] {
+            w.uint(c);
+        }
+        w.uint(0); // consent
+        for _ in 0..4 {
+            w.bytes(&[]);
+        }
+        let body = decode_body(&facts, &w.0).unwrap();
+        assert_eq!(body.out, vec![Tie { target: b, day: 3, counts: [1, 0, 2, 0] }]);
+    }
+
+    #[test]
+    fn a_format_1_identifier_record_loads_with_its_incoming_ties_derived() {
+        let mut facts = Facts::new(Scales::new(30.0), [1; 4], vec![1], 0);
+        let part = part_of(&[("qq:a", v1_record("qq:b")), ("qq:b", v1_record("qq:a"))]);
         let mut loader = Loader::default();
         loader.part(&mut facts, &part).unwrap();
         loader.finish(&mut facts).unwrap();

@@ -111,10 +111,16 @@ pub struct Ident {
     /// the checkpoint number under which its dirty body was written ahead of that
     /// checkpoint to make room (0: it was not); it is read back from there
     pub spilled: u32,
-    /// None while only the store holds it (see `stored` and `spilled`)
+    /// None while it is packed or only the store holds it (see `stored` and `spilled`)
     pub body: Option<Box<Body>>,
+    /// the body encoded as the store keeps it (`codec::encode_body`), held in memory
+    /// instead of decoded: a third of the memory, and read back without the store (see
+    /// `Facts::evict`). Never together with `body`.
+    pub packed: Option<Box<[u8]>>,
     /// asked for since the eviction sweep last passed it (a second chance)
     pub recent: bool,
+    /// the bytes of its decoded body when last counted (`Facts::held`)
+    pub counted: u32,
 }
 
 /// The accepted event ids. Each is kept with its hash, so growing the table never reads
@@ -238,9 +244,13 @@ pub struct Facts {
     /// memory (`evict`); the position of the eviction sweep
     pub keyed: bool,
     pub hand: usize,
-    /// the resident bodies' bytes as `evict` last left them, kept while no body changed
-    /// but by being fetched (None: count them again)
-    pub held: Option<usize>,
+    /// the decoded bodies' bytes, as last counted (each body's `counted`), and the
+    /// decoded bodies that changed since (`changed`), counted again by `evict`: only
+    /// those, since summing every body touched each one's memory after every batch;
+    /// and the packed bodies' bytes
+    pub held: usize,
+    pub grown: IdSet,
+    pub packed: usize,
     pub mentioned: Vec<(Id, i64)>,
     pub relinked: HashSet<(Id, Id)>,
     pub touched: IdSet,
@@ -287,7 +297,9 @@ impl Facts {
             indexes: false,
             keyed: false,
             hand: 0,
-            held: None,
+            held: 0,
+            grown: IdSet::default(),
+            packed: 0,
             mentioned: Vec::new(),
             relinked: HashSet::default(),
             touched: IdSet::default(),
@@ -339,6 +351,37 @@ impl Facts {
         (id, true)
     }
 
+    /// Give a loaded identifier back its number: the next one, or one it already has
+    /// (identifier records come in ascending numbers, so a number beyond the next is a
+    /// corrupt record, and so is a number or key that names another).
+    pub fn intern_at(&mut self, key: &str, id: Id, first: (i64, &str)) -> Result<Id, String> {
+        if let Some(&known) = self.ids.get(key) {
+            return if known == id { Ok(id) } else { Err(format!("{key} is number {known}, not {id}")) };
+        }
+        if id as usize != self.idents.len() {
+            return Err(format!("{key} is numbered {id} where the next number is {}", self.idents.len()));
+        }
+        Ok(self.intern(key, first).0)
+    }
+
+    /// An identifier's body changed: the next checkpoint writes it, and `evict` counts
+    /// its bytes again.
+    pub fn changed(&mut self, id: Id) {
+        self.dirty.idents.insert(id);
+        self.grown.insert(id);
+    }
+
+    /// Count every decoded body's bytes afresh (after a load).
+    pub fn count_all(&mut self) {
+        self.grown.drain();
+        self.held = 0;
+        for ident in &mut self.idents {
+            let bytes = ident.body.as_deref().map_or(0, Body::bytes);
+            ident.counted = u32::try_from(bytes).unwrap_or(u32::MAX);
+            self.held += bytes;
+        }
+    }
+
     pub fn forget_person(&mut self, id: Id) {
         if let Some(person) = self.person_cache.get_mut(id as usize).and_then(Option::take) {
             for &member in &person.members {
@@ -365,7 +408,6 @@ impl Facts {
     /// Apply one valid event whose event_id was not accepted before (the caller knows:
     /// `seen`, or a keyed index of its own).
     pub fn apply(&mut self, event: &Event<'_>, position: i64) {
-        self.held = None; // bodies grow
         let event_id: &str = &event.id;
         let ts = event.ts;
         let day = ts.div_euclid(DAY_US);
@@ -388,7 +430,7 @@ impl Facts {
             // every identifier an event names is touched: its person is valued after the
             // batch (see `changes`), with the sharers its credit reaches
             self.touched.insert(id);
-            self.dirty.idents.insert(id);
+            self.changed(id);
             self.unpublished.insert(id);
             if self.indexes {
                 self.mentioned.push((id, position));

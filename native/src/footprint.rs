@@ -21,6 +21,7 @@ pub fn footprint(facts: &Facts) -> Vec<(&'static str, usize, usize)> {
                 + idents.iter().map(|i| text(&i.key) + text(&i.first.1) + i.shares.capacity() * 4).sum::<usize>(),
         ),
         ("resident bodies", resident.len(), resident.iter().map(|b| b.bytes()).sum()),
+        ("packed bodies", idents.iter().filter(|i| i.packed.is_some()).count(), facts.packed),
         (
             "identifier ids",
             facts.ids.len(),

@@ -197,7 +197,7 @@ struct Core {
 impl Core {
     /// Make the bodies of `ids` resident, fetching those that are not in one read.
     fn ensure(&mut self, py: Python<'_>, ids: &[Id]) -> PyResult<()> {
-        let missing = self.facts.missing(ids);
+        let missing = self.facts.missing(ids).map_err(corrupt)?;
         if missing.is_empty() {
             return Ok(());
         }
@@ -637,10 +637,10 @@ impl Core {
         self.facts.unpublished.len()
     }
 
-    /// How many bodies are in memory.
+    /// How many bodies are in memory, decoded or packed.
     #[getter]
     fn resident(&self) -> usize {
-        self.facts.idents.iter().filter(|i| i.body.is_some()).count()
+        self.facts.idents.iter().filter(|i| i.body.is_some() || i.packed.is_some()).count()
     }
 
     /// The next part of the checkpoint begun (see `checkpoint`), None once it is written.
@@ -691,7 +691,7 @@ impl Core {
             }
         }
         self.derive_ties = self.ties.is_none();
-        self.facts.held = None;
+        self.facts.count_all();
         Ok(())
     }
 
@@ -700,9 +700,8 @@ impl Core {
         self.ensure_all(py)?;
         for id in 0..self.facts.idents.len() as Id {
             let sums = value::ident_sums(&self.facts, id, i64::MAX / 2, i64::MAX);
-            self.facts.held = None;
             self.facts.body_mut(id).sums = sums;
-            self.facts.dirty.idents.insert(id);
+            self.facts.changed(id);
         }
         Ok(())
     }

@@ -1,12 +1,14 @@
 //! Which identifier bodies are in memory (see `facts::Body`).
 //!
 //! With a store that keeps bodies under their keys (`Facts::keyed`), a call that reads
-//! bodies is preceded by `wants`: the shell fetches those not resident, in one read, and
+//! bodies is preceded by `wants`: the shell fetches those not in memory, in one read, and
 //! `install`s them. After each batch and each checkpoint, `evict` keeps the cache's
-//! budget: clean bodies are dropped and dirty ones written ahead of the checkpoint that
-//! will commit them, least recently asked for first. The bodies' memory follows the
-//! budget, not the history, and so does the memo of current persons: a body dropped
-//! forgets its person.
+//! budget, least recently asked for first: a decoded body is packed (encoded as the store
+//! keeps it, in a fraction of its memory, and decoded again without a read of the
+//! store); a packed one is dropped when clean, and written ahead of the checkpoint that
+//! will commit it when dirty. The bodies' memory follows the budget, not
+//! the history, and so does the memo of current persons: a body packed forgets its
+//! person.
 
 use crate::codec;
 use crate::decode::{Event, Kind};
@@ -78,17 +80,25 @@ impl Facts {
         seen.drain()
     }
 
-    /// Mark `ids` as asked for; those whose bodies are not resident, each once.
-    pub fn missing(&mut self, ids: &[Id]) -> Vec<Id> {
+    /// Mark `ids` as asked for and decode those packed; those whose bodies only the
+    /// store holds, each once.
+    pub fn missing(&mut self, ids: &[Id]) -> Result<Vec<Id>, String> {
         let mut out = IdSet::default();
         for &id in ids {
             let ident = &mut self.idents[id as usize];
             ident.recent = true;
-            if ident.body.is_none() {
-                out.insert(id);
+            if ident.body.is_some() {
+                continue;
+            }
+            match ident.packed.take() {
+                Some(packed) => {
+                    self.packed -= packed.len();
+                    self.install(id, &packed)?;
+                }
+                None => out.insert(id),
             }
         }
-        out.drain()
+        Ok(out.drain())
     }
 
     /// The store key of a non-resident identifier's body.
@@ -101,52 +111,65 @@ impl Facts {
     /// Make a fetched body resident.
     pub fn install(&mut self, id: Id, record: &[u8]) -> Result<(), String> {
         let body = codec::decode_body(self, record).map_err(|e| format!("body of {}: {e}", self.key(id)))?;
-        if let Some(held) = &mut self.held {
-            *held += body.bytes();
-        }
-        self.idents[id as usize].body = Some(Box::new(body));
+        let bytes = body.bytes();
+        self.held += bytes;
+        let ident = &mut self.idents[id as usize];
+        ident.counted = u32::try_from(bytes).unwrap_or(u32::MAX);
+        ident.body = Some(Box::new(body));
         Ok(())
     }
 
-    /// While the resident bodies hold more than `budget` bytes, drop those the sweep finds
-    /// not asked for since it last passed them (CLOCK). A clean stored body is only
-    /// dropped; a dirty one, with `ahead` (the number of the next checkpoint), is returned
-    /// as (store key, record) under that number, for the caller to write with its batch,
-    /// and read back from there (without `ahead` dirty bodies stay).
+    /// While the bodies in memory hold more than `budget` bytes, pack or drop those the
+    /// sweep finds not asked for since it last passed them (CLOCK): a decoded body is
+    /// packed; a packed one is dropped when clean and, when dirty and given `ahead` (the
+    /// number of the next checkpoint), returned as (store key, record) under that number,
+    /// for the caller to write with its batch, and read back from there (without `ahead`
+    /// dirty bodies stay packed).
     pub fn evict(&mut self, budget: usize, ahead: Option<u32>) -> Vec<(Vec<u8>, Vec<u8>)> {
-        // summing every resident body touches each one's memory: done again only after
-        // bodies changed, not after a publication's fetches
-        let mut held = match self.held {
-            Some(held) => held,
-            None => self.idents.iter().filter_map(|i| i.body.as_deref()).map(Body::bytes).sum(),
-        };
+        for id in self.grown.drain() {
+            let ident = &mut self.idents[id as usize];
+            if let Some(body) = ident.body.as_deref() {
+                let bytes = body.bytes();
+                self.held = self.held + bytes - ident.counted as usize;
+                ident.counted = u32::try_from(bytes).unwrap_or(u32::MAX);
+            }
+        }
+        let mut held = self.held;
         let n = self.idents.len();
         let mut written = Vec::new();
         let mut passed = 0;
-        while held > budget && passed < 2 * n {
+        // three rounds at most: one clears the second chances, one packs, one drops
+        while held + self.packed > budget && passed < 3 * n {
             let at = self.hand % n;
             self.hand = at + 1;
             passed += 1;
             let ident = &mut self.idents[at];
-            if ident.body.is_none() || std::mem::take(&mut ident.recent) {
+            if (ident.body.is_none() && ident.packed.is_none()) || std::mem::take(&mut ident.recent) {
+                continue;
+            }
+            if let Some(body) = ident.body.take() {
+                held -= std::mem::take(&mut ident.counted) as usize;
+                let record = codec::encode_body(&body, Vec::new());
+                self.packed += record.len();
+                self.idents[at].packed = Some(record.into_boxed_slice());
+                // the person is memoised for its members together: whoever needs it again
+                // decodes this body first, and recomputing it costs less than the body
+                self.forget_person(at as Id);
                 continue;
             }
             let dirty = ident.stored == 0 || self.dirty.idents.contains(at as Id);
             if dirty && ahead.is_none() {
                 continue;
             }
-            let body = self.idents[at].body.take().expect("resident, checked above");
-            held -= body.bytes();
-            // the person is memoised for its members together: whoever needs it again
-            // reads this body first, and recomputing it costs less than the body's read
-            self.forget_person(at as Id);
+            let packed = self.idents[at].packed.take().expect("packed, checked above");
+            self.packed -= packed.len();
             if let (true, Some(seq)) = (dirty, ahead) {
                 let key = crate::checkpoint::body_key(&self.idents[at].key, seq);
-                written.push((key, codec::encode_body(self, &body, Vec::new())));
+                written.push((key, packed.into_vec()));
                 self.idents[at].spilled = seq;
             }
         }
-        self.held = Some(held);
+        self.held = held;
         written
     }
 }

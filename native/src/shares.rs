@@ -187,7 +187,7 @@ impl Facts {
                 let credit = amount * u128::from(self.credit[depth]);
                 let body = Self::resident(&mut self.idents[actor as usize]);
                 self.scales.add_weighted(&mut body.sums[which], credit, day);
-                self.dirty.idents.insert(actor);
+                self.changed(actor);
             }
             self.touched.insert(actor);
         }
@@ -199,7 +199,7 @@ impl Facts {
             let body = self.body_mut(actor);
             body.sums[S_REACH] = reach;
             body.sums[S_REVENUE] = revenue;
-            self.dirty.idents.insert(actor);
+            self.changed(actor);
             self.touched.insert(actor);
         }
     }
