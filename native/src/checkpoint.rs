@@ -94,7 +94,7 @@ impl Segment {
             for &id in dirty.idents.iter() {
                 let ident = &mut facts.idents[id as usize];
                 let resident = ident.body.is_some() || ident.packed.is_some();
-                assert!(resident || ident.spilled == seq, "{} is neither resident nor written ahead", ident.key);
+                assert!(resident || ident.spilled == seq, "body {id} is neither resident nor written ahead");
                 let before = std::mem::replace(&mut ident.stored, seq);
                 bodies.push((id, before, std::mem::take(&mut ident.spilled), resident));
             }
@@ -231,7 +231,7 @@ impl Loader {
             match table {
                 b'i' => {
                     let named = codec::decode_ident(facts, key, record)?;
-                    self.named.push((facts.ids[key], named));
+                    self.named.push((facts.id(key), named));
                 }
                 b'p' => codec::decode_pair(facts, key, record)?,
                 b'r' => codec::decode_referrals(facts, key, record)?,
@@ -272,7 +272,7 @@ impl Loader {
                 Some(codec::Sources::Keys(sources)) => {
                     let mut incoming = Vec::with_capacity(sources.len());
                     for source in sources {
-                        incoming.push(*facts.ids.get(&source).ok_or_else(|| format!("tie from unknown {source}"))?);
+                        incoming.push(facts.id_of(&source).ok_or_else(|| format!("tie from unknown {source}"))?);
                     }
                     facts.incoming[id as usize] = incoming;
                 }

@@ -156,8 +156,9 @@ impl<'a> Reader<'a> {
 pub fn encode_ident(facts: &Facts, id: Id, inline: bool, buffer: Vec<u8>) -> Vec<u8> {
     let ident = &facts.idents[id as usize];
     let mut w = Writer::into(buffer, IDENT_FORMAT);
-    w.int(ident.first.0);
-    w.text(&ident.first.1);
+    let (first_ts, first_event) = facts.first(id);
+    w.int(first_ts);
+    w.text(first_event);
     w.uint(id.into());
     w.uint(ident.shares.len() as u128);
     for &sid in &ident.shares {
@@ -304,8 +305,8 @@ pub fn decode_ident(facts: &mut Facts, key: &str, data: &[u8]) -> Result<Named> 
     } else {
         None
     };
+    facts.set_first(id, (first.0, &first.1));
     let ident = &mut facts.idents[id as usize];
-    ident.first = first;
     ident.shares = shares;
     ident.stored = stored;
     ident.body = body;
@@ -320,7 +321,8 @@ fn read_shares(r: &mut Reader<'_>, facts: &mut Facts, id: Id) -> Result<Vec<Sid>
         let sid = facts.shares.intern(&r.text()?);
         let ts = r.int()?;
         let parent = r.opt_text()?.map(|parent| facts.shares.intern(&parent));
-        facts.shares.make(sid, Share { actor: id, ts, parent, recipients: r.uint()? as u64 });
+        let recipients = u32::try_from(r.uint()?).map_err(|e| format!("recipients: {e}"))?;
+        facts.shares.make(sid, Share { actor: id, ts, parent, recipients: recipients.into() });
         shares.push(sid);
     }
     Ok(shares)
@@ -339,8 +341,8 @@ fn decode_ident_v1(facts: &mut Facts, key: &str, data: &[u8]) -> Result<Named> {
         r.int()?;
     }
     let sums = read_sums(&mut r)?;
+    facts.set_first(id, (first.0, &first.1));
     let ident = &mut facts.idents[id as usize];
-    ident.first = first;
     ident.shares = shares;
     ident.stored = 0;
     ident.body = Some(Box::new(Body { days, out: Vec::new(), consent, sums }));
@@ -373,7 +375,7 @@ pub fn check_ties(facts: &Facts, ties: &[Tie]) -> Result<()> {
 pub fn resolve_ties(facts: &Facts, ties: Vec<StoredTie>) -> Result<Vec<Tie>> {
     let mut out = Vec::with_capacity(ties.len());
     for (target, day, counts) in ties {
-        let target = *facts.ids.get(&target).ok_or_else(|| format!("tie to unknown {target}"))?;
+        let target = facts.id_of(&target).ok_or_else(|| format!("tie to unknown {target}"))?;
         out.push(Tie { target, day, counts });
     }
     out.sort_by_key(|t| (t.target, t.day));
@@ -477,8 +479,8 @@ pub fn encode_pair(facts: &Facts, pair: (Id, Id), buffer: Vec<u8>) -> (String, V
 pub fn decode_pair(facts: &mut Facts, key: &str, data: &[u8]) -> Result<()> {
     let (a, b) = key.split_once(SEP).ok_or("pair key without separator")?;
     let ids = (
-        *facts.ids.get(a).ok_or_else(|| format!("pair names unknown identifier {a}"))?,
-        *facts.ids.get(b).ok_or_else(|| format!("pair names unknown identifier {b}"))?,
+        facts.id_of(a).ok_or_else(|| format!("pair names unknown identifier {a}"))?,
+        facts.id_of(b).ok_or_else(|| format!("pair names unknown identifier {b}"))?,
     );
     let mut r = Reader::new(data, FORMAT)?;
     let n = r.len()?;
@@ -636,7 +638,7 @@ mod tests {
         let part = part_of(&[("qq:b", v2_record("qq:a")), ("qq:a", v2_record("qq:b"))]);
         loader.part(&mut facts, &part).unwrap();
         assert!(loader.finish(&mut facts).unwrap().is_none(), "format 2 says nothing of the topics");
-        let (a, b) = (facts.ids["qq:a"], facts.ids["qq:b"]);
+        let (a, b) = (facts.id("qq:a"), facts.id("qq:b"));
         assert_eq!((b, a), (0, 1), "numbered in the order they load");
         assert_eq!(facts.incoming[b as usize], vec![a]);
         assert_eq!(facts.idents[a as usize].stored, 1);
@@ -664,7 +666,7 @@ mod tests {
         let mut loader = Loader::default();
         loader.part(&mut facts, &part).unwrap();
         loader.finish(&mut facts).unwrap();
-        let (a, b) = (facts.ids["qq:a"], facts.ids["qq:b"]);
+        let (a, b) = (facts.id("qq:a"), facts.id("qq:b"));
         let body = facts.body(a);
         assert_eq!(body.days[0].amount, 250);
         assert_eq!(body.out, vec![Tie { target: b, day: 3, counts: [1, 0, 2, 0] }]);

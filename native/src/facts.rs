@@ -6,6 +6,7 @@
 //! components computed when read. Every fact is an order-independent merge.
 
 use crate::decode::{Event, Kind, DAY_US};
+use crate::names::{Names, Texts};
 use crate::scales::Scales;
 use crate::shares::{Shares, Sid};
 use foldhash::{HashMap, HashMapExt, HashSet};
@@ -99,12 +100,13 @@ impl Body {
     }
 }
 
-/// An identifier: what every person computation needs of it (its key, when it was first
-/// seen, its shares) and its body, when resident.
+/// An identifier: what every person computation needs of it (when it was first seen, its
+/// shares) and its body, when resident. Its key and the id of the event it was first seen
+/// in are texts of the core's (`Facts::key`, `Facts::first`).
 #[derive(Debug, Clone, Default)]
 pub struct Ident {
-    pub key: String,
-    pub first: (i64, String),
+    /// when it was first seen (microseconds)
+    pub first_ts: i64,
     pub shares: Vec<Sid>,
     /// the committed checkpoint whose store write holds its body (0: none)
     pub stored: u32,
@@ -223,7 +225,10 @@ pub struct Facts {
     pub received: [u64; 4],
     pub cascade_depth: usize,
     pub idents: Vec<Ident>,
-    pub ids: HashMap<String, Id>,
+    /// the identifiers' keys, numbered by id, and the ids of the events they were first
+    /// seen in
+    pub keys: Names,
+    pub firsts: Texts,
     /// pair (a, b) with key(a) < key(b) -> its identify/unlink history, sorted
     pub pairs: HashMap<(Id, Id), Vec<LinkEntry>>,
     pub shares: Shares,
@@ -285,7 +290,8 @@ impl Facts {
             received,
             cascade_depth,
             idents: Vec::new(),
-            ids: HashMap::new(),
+            keys: Names::default(),
+            firsts: Texts::default(),
             pairs: HashMap::new(),
             shares: Shares::default(),
             seen: SeenIds::default(),
@@ -313,14 +319,39 @@ impl Facts {
     }
 
     pub fn key(&self, id: Id) -> &str {
-        &self.idents[id as usize].key
+        self.keys.name(id)
+    }
+
+    /// The id of an identifier's key, if it was seen.
+    pub fn id_of(&self, key: &str) -> Option<Id> {
+        self.keys.get(key)
+    }
+
+    /// The id of an identifier the caller knows was seen (an event's, once interned).
+    pub fn id(&self, key: &str) -> Id {
+        self.keys.get(key).unwrap_or_else(|| panic!("{key} was interned"))
+    }
+
+    /// When an identifier was first seen, and in which event: what orders the members of
+    /// a person (its anchor is the first).
+    pub fn first(&self, id: Id) -> (i64, &str) {
+        (self.idents[id as usize].first_ts, self.firsts.get(id))
+    }
+
+    /// Set when an identifier was first seen (a later checkpoint record of it may say
+    /// earlier).
+    pub fn set_first(&mut self, id: Id, first: (i64, &str)) {
+        if self.first(id) != first {
+            self.idents[id as usize].first_ts = first.0;
+            self.firsts.set(id, first.1);
+        }
     }
 
     /// The body of a resident identifier. The shell fetches the bodies a call needs
     /// before making it (`wants`), so a missing one is a bug, not a state.
     pub fn body(&self, id: Id) -> &Body {
         let ident = &self.idents[id as usize];
-        ident.body.as_deref().unwrap_or_else(|| panic!("the body of {} is not resident", ident.key))
+        ident.body.as_deref().unwrap_or_else(|| panic!("the body of {} is not resident", self.key(id)))
     }
 
     pub fn body_mut(&mut self, id: Id) -> &mut Body {
@@ -330,32 +361,25 @@ impl Facts {
     pub(crate) fn resident(ident: &mut Ident) -> &mut Body {
         match ident.body.as_deref_mut() {
             Some(body) => body,
-            None => panic!("the body of {} is not resident", ident.key),
+            None => panic!("a body the caller did not make resident"),
         }
     }
 
     /// The id of a key, adding an identifier first seen at `first` if new.
     pub fn intern(&mut self, key: &str, first: (i64, &str)) -> (Id, bool) {
-        if let Some(&id) = self.ids.get(key) {
-            return (id, false);
+        let (id, new) = self.keys.intern(key);
+        if new {
+            self.firsts.push(first.1);
+            self.idents.push(Ident { first_ts: first.0, body: Some(Box::default()), recent: true, ..Ident::default() });
         }
-        let id = self.idents.len() as Id;
-        self.idents.push(Ident {
-            key: key.to_string(),
-            first: (first.0, first.1.to_string()),
-            body: Some(Box::default()),
-            recent: true,
-            ..Ident::default()
-        });
-        self.ids.insert(key.to_string(), id);
-        (id, true)
+        (id, new)
     }
 
     /// Give a loaded identifier back its number: the next one, or one it already has
     /// (identifier records come in ascending numbers, so a number beyond the next is a
     /// corrupt record, and so is a number or key that names another).
     pub fn intern_at(&mut self, key: &str, id: Id, first: (i64, &str)) -> Result<Id, String> {
-        if let Some(&known) = self.ids.get(key) {
+        if let Some(known) = self.keys.get(key) {
             return if known == id { Ok(id) } else { Err(format!("{key} is number {known}, not {id}")) };
         }
         if id as usize != self.idents.len() {
@@ -420,12 +444,10 @@ impl Facts {
             if named.contains(&id) {
                 continue;
             }
-            if !new {
-                let first = &self.idents[id as usize].first;
-                if (ts, event_id) < (first.0, first.1.as_str()) {
-                    self.idents[id as usize].first = (ts, event_id.to_string());
-                    self.forget_person(id);
-                }
+            if !new && (ts, event_id) < self.first(id) {
+                self.idents[id as usize].first_ts = ts;
+                self.firsts.set(id, event_id);
+                self.forget_person(id);
             }
             // every identifier an event names is touched: its person is valued after the
             // batch (see `changes`), with the sharers its credit reaches
@@ -442,7 +464,7 @@ impl Facts {
         self.body_mut(actor).bucket(day).bump(kind.done());
         match kind {
             Kind::Identify | Kind::Unlink => {
-                let link = self.ids[event.link.as_deref().unwrap_or_default()];
+                let link = self.id(event.link.as_deref().unwrap_or_default());
                 self.link(actor, link, (ts, event_id.to_string(), kind == Kind::Identify));
                 self.forget_person(actor);
                 self.forget_person(link);
@@ -450,10 +472,10 @@ impl Facts {
             Kind::Share => self.share(event, actor, day),
             Kind::Comment => {
                 if let Some(owner) = &event.content_owner {
-                    self.receive(actor, self.ids[owner.as_str()], day, R_COMMENT);
+                    self.receive(actor, self.id(owner), day, R_COMMENT);
                 }
                 if let Some(replied) = &event.reply_to {
-                    self.receive(actor, self.ids[replied.as_str()], day, R_REPLY);
+                    self.receive(actor, self.id(replied), day, R_REPLY);
                 }
             }
             Kind::Purchase => {

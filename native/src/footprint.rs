@@ -18,15 +18,12 @@ pub fn footprint(facts: &Facts) -> Vec<(&'static str, usize, usize)> {
             "identifiers",
             idents.len(),
             idents.capacity() * size_of::<Ident>()
-                + idents.iter().map(|i| text(&i.key) + text(&i.first.1) + i.shares.capacity() * 4).sum::<usize>(),
+                + facts.firsts.bytes()
+                + idents.iter().map(|i| i.shares.capacity() * 4).sum::<usize>(),
         ),
         ("resident bodies", resident.len(), resident.iter().map(|b| b.bytes()).sum()),
         ("packed bodies", idents.iter().filter(|i| i.packed.is_some()).count(), facts.packed),
-        (
-            "identifier ids",
-            facts.ids.len(),
-            facts.ids.capacity() * 40 + facts.ids.keys().map(|k| text(k)).sum::<usize>(),
-        ),
+        ("identifier ids", facts.keys.len(), facts.keys.bytes()),
         (
             "links",
             facts.pairs.len(),

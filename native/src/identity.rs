@@ -33,8 +33,8 @@ pub fn make_person(facts: &Facts, mut members: Vec<Id>, id_key: &[u8]) -> Person
     let anchor = *members
         .iter()
         .min_by(|a, b| {
-            let (fa, fb) = (&facts.idents[**a as usize].first, &facts.idents[**b as usize].first);
-            (fa.0, fa.1.as_str(), facts.key(**a)).cmp(&(fb.0, fb.1.as_str(), facts.key(**b)))
+            let (fa, fb) = (facts.first(**a), facts.first(**b));
+            (fa.0, fa.1, facts.key(**a)).cmp(&(fb.0, fb.1, facts.key(**b)))
         })
         .expect("a person has members");
     Person { person_id: person_id_of(facts.key(anchor), id_key), anchor, members }
@@ -80,7 +80,7 @@ impl Partition {
     pub fn new(facts: &Facts, cutoff: i64, id_key: &[u8]) -> Self {
         let n = facts.idents.len();
         let mut parent: Vec<u32> = (0..n as u32).collect();
-        let present: Vec<bool> = facts.idents.iter().map(|i| i.first.0 <= cutoff).collect();
+        let present: Vec<bool> = facts.idents.iter().map(|i| i.first_ts <= cutoff).collect();
         fn find(parent: &mut [u32], mut x: u32) -> u32 {
             let mut root = x;
             while parent[root as usize] != root {

@@ -19,6 +19,7 @@ mod ijson;
 mod json;
 mod keyed;
 mod labels;
+mod names;
 mod publication;
 mod resident;
 mod scales;
@@ -210,7 +211,7 @@ impl Core {
             let record = record.ok_or_else(|| {
                 let ident = &self.facts.idents[id as usize];
                 let seq = if ident.spilled != 0 { ident.spilled } else { ident.stored };
-                corrupt(format!("the body of {} under checkpoint {seq} is missing from the store", ident.key))
+                corrupt(format!("the body of {} under checkpoint {seq} is missing from the store", self.facts.key(id)))
             })?;
             self.facts.install(id, &record).map_err(corrupt)?;
         }

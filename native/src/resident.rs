@@ -45,7 +45,7 @@ impl Facts {
     /// is applied, this is exact; asked of a whole chunk first, it is most of it.
     pub fn wants(&self, event: &Event<'_>, out: &mut Vec<Id>) {
         for key in event.identifiers() {
-            if let Some(&id) = self.ids.get(key) {
+            if let Some(id) = self.id_of(key) {
                 out.push(id);
             }
         }
@@ -105,7 +105,7 @@ impl Facts {
     pub fn body_key(&self, id: Id) -> Vec<u8> {
         let ident = &self.idents[id as usize];
         let seq = if ident.spilled != 0 { ident.spilled } else { ident.stored };
-        crate::checkpoint::body_key(&ident.key, seq)
+        crate::checkpoint::body_key(self.key(id), seq)
     }
 
     /// Make a fetched body resident.
@@ -164,7 +164,7 @@ impl Facts {
             let packed = self.idents[at].packed.take().expect("packed, checked above");
             self.packed -= packed.len();
             if let (true, Some(seq)) = (dirty, ahead) {
-                let key = crate::checkpoint::body_key(&self.idents[at].key, seq);
+                let key = crate::checkpoint::body_key(self.key(at as Id), seq);
                 written.push((key, packed.into_vec()));
                 self.idents[at].spilled = seq;
             }

@@ -265,14 +265,14 @@ pub fn person_row(facts: &Facts, cfg: &Config, person: &Person) -> J {
 }
 
 pub fn identity_row(facts: &Facts, id: Id, person: &Person, mut links: Vec<&str>) -> J {
-    let first = &facts.idents[id as usize].first;
+    let first = facts.first(id);
     links.sort_unstable();
     row(vec![
         ("identifier", J::s(facts.key(id))),
         ("person_id", J::s(&person.person_id)),
         ("anchor", J::s(facts.key(person.anchor))),
         ("first_seen", J::Str(format_micros(first.0))),
-        ("first_event_id", J::s(&first.1)),
+        ("first_event_id", J::s(first.1)),
         ("linked", J::List(links.into_iter().map(J::s).collect())),
     ])
 }
