@@ -20,6 +20,8 @@ from crm2stream.core.tables import Row
 #: Persons per write when publishing the table topics: bounds the memory a publication
 #: of every person (the end of a bulk ingest) takes.
 PUBLISH_ITEMS = 5_000
+#: Persons (identifiers, for the identity table) per page of a table read or a digest.
+ROWS_PAGE = 20_000
 
 
 @dataclass(slots=True)
@@ -216,12 +218,18 @@ class Core:
         self._core.rebuild_sums()
 
     def rows(self, table: str, as_of_day: int) -> Iterator[Row]:
-        return iter(self._core.rows(table, as_of_day))
+        """A state table's rows as of a day, sorted by key, read a page of persons at a
+        time: with a store attached, only a page's bodies are in memory at once, and only
+        a page's rows here. Applying a chunk before the last page ends the read (an error
+        at the next page)."""
+        self._core.begin_rows(table, as_of_day)
+        while (page := self._core.next_rows(ROWS_PAGE)) is not None:
+            yield from page
 
     def digest(self, as_of_day: int) -> str:
         """SHA-256 over every state table's rows as of a day, in canonical JSON: equal for
         equal event sets (``docs/tables.md``)."""
-        return self._core.digest(as_of_day)
+        return self._core.digest(as_of_day, ROWS_PAGE)
 
     def person_members(self, person_id: str, as_of_day: int) -> set[str] | None:
         members = self._core.person_members(person_id, as_of_day)

@@ -574,13 +574,19 @@ class EmbeddedEngine:
             day = self.default_day() if as_of_day is None else as_of_day
             if day is None:
                 return iter(())
-            rows = self.core.rows(table, day)  # read whole, from every body
-            self._evict()
-            return rows
+            return self._read(self.core.rows(table, day))
         if table in self.topology.streams or table == self.topology.dlq:
             return self.store.outputs(table)
         choices = ", ".join(self.topology.exportable)
         raise KeyError(f"unknown table {table!r}; choose from {choices}")
+
+    def _read(self, rows: Iterator[Row]) -> Iterator[Row]:
+        """A table's rows, then the cache's budget kept again (the read left dirty bodies
+        packed: writing them ahead is a store write)."""
+        try:
+            yield from rows
+        finally:
+            self._evict()
 
     def digest(self, as_of_day: int | None = None) -> str:
         day = self.default_day() if as_of_day is None else as_of_day
@@ -589,7 +595,7 @@ class EmbeddedEngine:
         try:
             return self.core.digest(day)
         finally:
-            self._evict()  # the digest read every body
+            self._evict()  # the digest read every body, a page at a time
 
     def members(self, who: str) -> set[str] | None:
         """The identifiers of a person id (as of the latest day) or, for an identifier

@@ -21,6 +21,7 @@ mod keyed;
 mod labels;
 mod names;
 mod publication;
+mod reading;
 mod resident;
 mod scales;
 mod shares;
@@ -188,6 +189,8 @@ struct Core {
     budget: usize,
     /// after a load without a store of published ties: derive them (`derive_published`)
     derive_ties: bool,
+    /// a state table being read a page at a time (`begin_rows`)
+    reading: Option<reading::Reading>,
     /// with a store that keeps each person's published ties under its key:
     /// `fetch(keys) -> [bytes | None]`, and what the publication wrote since
     /// `take_published_ties` (store key, record or None to delete)
@@ -275,10 +278,13 @@ impl Core {
         }
     }
 
-    /// Make every body resident (what the whole-state reads need).
-    fn ensure_all(&mut self, py: Python<'_>) -> PyResult<()> {
-        let all: Vec<Id> = (0..self.facts.idents.len() as Id).collect();
-        self.ensure(py, &all)
+    /// Between the pages of a whole-state read, keep the cache's budget: clean bodies
+    /// beyond it leave memory, dirty ones stay packed (writing them ahead is the engine's,
+    /// after the read).
+    fn shed(&mut self) {
+        if self.facts.keyed {
+            self.facts.evict(self.budget, None);
+        }
     }
 
     /// Make the bodies of the current persons of `ids` resident.
@@ -359,6 +365,7 @@ impl Core {
             fetch: None,
             budget: 0,
             derive_ties: false,
+            reading: None,
             ties: None,
             ties_written: Vec::new(),
         })
@@ -385,7 +392,8 @@ impl Core {
         arrival: Option<i64>,
         known: Option<Bound<'py, PyAny>>,
     ) -> PyResult<(Vec<(usize, String, String)>, Vec<(usize, String)>, usize, usize, Bound<'py, PyBytes>)> {
-        // a checkpoint is rendered from facts that do not change until its last part
+        // a table read and a checkpoint are rendered from facts that do not change
+        self.reading = None;
         if let Some(segment) = self.segment.take() {
             segment.abandon(&mut self.facts);
             self.unfinished = true;
@@ -698,11 +706,15 @@ impl Core {
 
     /// Recompute every identifier's decayed sums from the facts (after a settings change).
     fn rebuild_sums(&mut self, py: Python<'_>) -> PyResult<()> {
-        self.ensure_all(py)?;
-        for id in 0..self.facts.idents.len() as Id {
-            let sums = value::ident_sums(&self.facts, id, i64::MAX / 2, i64::MAX);
-            self.facts.body_mut(id).sums = sums;
-            self.facts.changed(id);
+        let all: Vec<Id> = (0..self.facts.idents.len() as Id).collect();
+        for page in all.chunks(reading::PAGE) {
+            self.ensure(py, page)?;
+            for &id in page {
+                let sums = value::ident_sums(&self.facts, id, i64::MAX / 2, i64::MAX);
+                self.facts.body_mut(id).sums = sums;
+                self.facts.changed(id);
+            }
+            self.shed();
         }
         Ok(())
     }
@@ -716,18 +728,53 @@ impl Core {
         self.facts.idents.len()
     }
 
-    /// The rows of a state table as of a UTC day (days since the epoch), sorted by key.
-    fn rows<'py>(&mut self, py: Python<'py>, table: &str, as_of_day: i64) -> PyResult<Bound<'py, PyList>> {
-        self.ensure_all(py)?;
-        let view = tables::View::new(&self.facts, &self.cfg, as_of_day);
-        let rows = view.rows(table).ok_or_else(|| PyKeyError::new_err(format!("unknown state table {table:?}")))?;
-        to_py_list(py, &rows)
+    /// Begin reading a state table as of a UTC day (days since the epoch): `next_rows`
+    /// hands its rows out a page at a time, sorted by key. Applying a chunk ends it.
+    fn begin_rows(&mut self, table: &str, as_of_day: i64) -> PyResult<()> {
+        let reading = reading::Reading::new(&self.facts, &self.cfg, table, as_of_day);
+        self.reading = Some(reading.ok_or_else(|| PyKeyError::new_err(format!("unknown state table {table:?}")))?);
+        Ok(())
     }
 
-    /// SHA-256 of every state table's canonical rows as of a UTC day.
-    fn digest(&mut self, py: Python<'_>, as_of_day: i64) -> PyResult<String> {
-        self.ensure_all(py)?;
-        Ok(tables::View::new(&self.facts, &self.cfg, as_of_day).digest())
+    /// The next page of the table `begin_rows` began (about `limit` persons' rows), None
+    /// once every row was handed out. The page's bodies are fetched and, past the cache's
+    /// budget, dropped again after it.
+    fn next_rows<'py>(&mut self, py: Python<'py>, limit: usize) -> PyResult<Option<Bound<'py, PyList>>> {
+        let Some(reading) = self.reading.as_ref() else {
+            return Err(PyValueError::new_err("no table is being read: begin_rows first"));
+        };
+        if reading.finished() {
+            self.reading = None;
+            return Ok(None);
+        }
+        let limit = limit.max(1);
+        self.ensure(py, &reading.members_ahead(limit))?;
+        let Some(reading) = self.reading.as_mut() else { unreachable!("checked above") };
+        let rows = reading.rows(&self.facts, &self.cfg, limit);
+        self.shed();
+        Ok(Some(to_py_list(py, &rows)?))
+    }
+
+    /// SHA-256 of every state table's canonical rows as of a UTC day, read `page`
+    /// persons at a time (see `next_rows`).
+    #[pyo3(signature = (as_of_day, page=reading::PAGE))]
+    fn digest(&mut self, py: Python<'_>, as_of_day: i64, page: usize) -> PyResult<String> {
+        let page = page.max(1);
+        self.reading = None;
+        let mut partition = identity::Partition::new(&self.facts, tables::end_of_day(as_of_day), &self.cfg.id_key);
+        let names = tables::PersonNames::new(&self.facts, &self.cfg, &partition);
+        let mut digest = tables::Digest::default();
+        for table in tables::STATE_TABLES {
+            digest.table(table);
+            let mut reading = reading::Reading::of(&self.facts, table, as_of_day, partition).expect("a state table");
+            while !reading.finished() {
+                self.ensure(py, &reading.members_ahead(page))?;
+                reading.digest(&self.facts, &self.cfg, page, &mut digest, &names);
+                self.shed();
+            }
+            partition = reading.into_partition();
+        }
+        Ok(digest.finish())
     }
 
     /// The members of a person as of a day, or None.

@@ -8,7 +8,7 @@ use crate::scales::{Config, WEIGHT_FX};
 use crate::value::{active_at, consent_of, interaction_counts, merged_days, rfm, value_of};
 use foldhash::{HashMap, HashMapExt};
 use num_bigint::BigUint;
-use std::collections::BTreeMap;
+use std::ops::Range;
 
 pub const DAY_US: i64 = 86_400_000_000;
 
@@ -29,20 +29,20 @@ const REL_KINDS: [&str; 4] = ["reply", "comment", "share", "recipient"];
 
 /// Every person's label and id as JSON strings, side by side in one buffer: the
 /// relationships table names two persons per row, over a million rows.
-struct PersonNames {
+pub struct PersonNames {
     text: Vec<u8>,
     /// per person: where its label starts, where its id starts, where it ends
     spans: Vec<[usize; 3]>,
 }
 
 impl PersonNames {
-    fn new(view: &View<'_>) -> Self {
+    pub fn new(facts: &Facts, cfg: &Config, partition: &Partition) -> Self {
         use crate::json::write_str;
         let mut text = Vec::new();
-        let mut spans = Vec::with_capacity(view.partition.persons.len());
-        for person in &view.partition.persons {
+        let mut spans = Vec::with_capacity(partition.persons.len());
+        for person in &partition.persons {
             let start = text.len();
-            write_str(&mut text, &view.label(person));
+            write_str(&mut text, &label_of(facts, cfg, person));
             let id = text.len();
             write_str(&mut text, &person.person_id);
             spans.push([start, id, text.len()]);
@@ -99,12 +99,52 @@ pub fn write_relationship(
     out.push(b'}');
 }
 
+/// The tables as of a day, or a page of them: the persons in `persons` (indexes into the
+/// partition's), for every table but identity, whose page is `identifiers` (indexes into
+/// `Identity::order`).
 pub struct View<'a> {
     facts: &'a Facts,
     cfg: &'a Config,
     as_of_day: i64,
     cutoff: i64,
     pub partition: Partition,
+    persons: Range<usize>,
+}
+
+/// What the identity table is read in: the identifiers that exist by the cutoff, in key
+/// order, and the links standing then.
+pub struct Identity {
+    pub order: Vec<Id>,
+    linked: HashMap<Id, Vec<Id>>,
+}
+
+impl Identity {
+    pub fn new(facts: &Facts, partition: &Partition, cutoff: i64) -> Self {
+        let mut linked: HashMap<Id, Vec<Id>> = HashMap::new();
+        for (&(a, b), history) in &facts.pairs {
+            if linked_at(history, cutoff) {
+                linked.entry(a).or_default().push(b);
+                linked.entry(b).or_default().push(a);
+            }
+        }
+        let mut order: Vec<Id> = partition.members().collect();
+        order.sort_unstable_by(|a, b| facts.key(*a).cmp(facts.key(*b)));
+        Identity { order, linked }
+    }
+
+    /// The rows of the identifiers `range` of `order`.
+    pub fn rows<'b>(
+        &'b self,
+        facts: &'b Facts,
+        partition: &'b Partition,
+        range: Range<usize>,
+    ) -> impl Iterator<Item = J> + 'b {
+        self.order[range].iter().map(move |&id| {
+            let index = partition.person_of(id).expect("members have a person");
+            let links = self.linked.get(&id).into_iter().flatten().map(|&other| facts.key(other)).collect();
+            identity_row(facts, id, &partition.persons[index], links)
+        })
+    }
 }
 
 /// What every person-keyed row starts with: the person id and its label.
@@ -126,62 +166,28 @@ pub const STATE_TABLES: [&str; 7] =
     ["persons", "identity", "interactions", "relationships", "rfm", "scores", "permissions"];
 
 impl<'a> View<'a> {
-    fn label(&self, person: &Person) -> String {
-        label_of(self.facts, self.cfg, person)
+    /// The rows of the persons `persons` (all: None) of a partition as of the day.
+    pub fn page(
+        facts: &'a Facts,
+        cfg: &'a Config,
+        as_of_day: i64,
+        partition: Partition,
+        persons: Option<Range<usize>>,
+    ) -> Self {
+        let persons = persons.unwrap_or(0..partition.persons.len());
+        View { facts, cfg, as_of_day, cutoff: end_of_day(as_of_day), partition, persons }
     }
 
-    /// SHA-256 over every state table's canonical rows (the reference's `digest_tables`).
-    /// Rows are written into one buffer hashed a block at a time; relationships, most of
-    /// the bytes, are written straight from their figures.
-    pub fn digest(&self) -> String {
-        use sha2::{Digest, Sha256};
-        const BLOCK: usize = 1 << 20;
-        let mut hasher = Sha256::new();
-        let mut buffer = Vec::with_capacity(BLOCK + 4096);
-        let flush = |buffer: &mut Vec<u8>, hasher: &mut Sha256, force: bool| {
-            if force || buffer.len() >= BLOCK {
-                hasher.update(&buffer[..]);
-                buffer.clear();
-            }
-        };
-        for table in STATE_TABLES {
-            buffer.extend_from_slice(format!("#{table}\n").as_bytes());
-            if table == "relationships" {
-                let names = PersonNames::new(self);
-                self.each_relationship(&mut |rel| {
-                    names.write_relationship(&mut buffer, &rel);
-                    buffer.push(b'\n');
-                    flush(&mut buffer, &mut hasher, false);
-                });
-                continue;
-            }
-            self.each(table, &mut |row| {
-                crate::json::write_canonical(&mut buffer, &row);
-                buffer.push(b'\n');
-                flush(&mut buffer, &mut hasher, false);
-            });
-        }
-        flush(&mut buffer, &mut hasher, true);
-        hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    /// The partition, for the next page.
+    pub fn into_partition(self) -> Partition {
+        self.partition
     }
 
-    pub fn new(facts: &'a Facts, cfg: &'a Config, as_of_day: i64) -> Self {
-        let cutoff = end_of_day(as_of_day);
-        let partition = Partition::new(facts, cutoff, &cfg.id_key);
-        View { facts, cfg, as_of_day, cutoff, partition }
-    }
-
-    /// Every row of a table, sorted by key.
-    pub fn rows(&self, table: &str) -> Option<Vec<J>> {
-        let mut rows = Vec::new();
-        self.each(table, &mut |row| rows.push(row)).then_some(rows)
-    }
-
-    /// Hand each row of a table to `emit`, one at a time; false for an unknown table.
+    /// Hand each row of a table to `emit`, one at a time; false for an unknown table, and
+    /// for identity, whose pages are identifiers (`Identity`).
     pub fn each(&self, table: &str, emit: &mut dyn FnMut(J)) -> bool {
         let rows = match table {
             "persons" => self.persons(),
-            "identity" => self.identity(),
             "interactions" => self.per_person(|p| Some(interactions_row(self.facts, self.cfg, p, self.as_of_day))),
             "relationships" => self.relationships(),
             "rfm" => self.per_person(|p| rfm_row(self.facts, self.cfg, p, self.as_of_day)),
@@ -195,36 +201,23 @@ impl<'a> View<'a> {
         true
     }
 
+    fn page_persons(&self) -> &[Person] {
+        &self.partition.persons[self.persons.clone()]
+    }
+
     fn per_person<'b>(&'b self, body: impl Fn(&Person) -> Option<J> + 'b) -> Box<dyn Iterator<Item = J> + 'b> {
-        Box::new(self.partition.persons.iter().filter_map(body))
+        Box::new(self.page_persons().iter().filter_map(body))
     }
 
     fn persons(&self) -> Box<dyn Iterator<Item = J> + '_> {
         self.per_person(|p| Some(person_row(self.facts, self.cfg, p)))
     }
 
-    fn identity(&self) -> Box<dyn Iterator<Item = J> + '_> {
-        let facts = self.facts;
-        let mut linked: BTreeMap<Id, Vec<&str>> = BTreeMap::new();
-        for (&(a, b), history) in &facts.pairs {
-            if linked_at(history, self.cutoff) {
-                linked.entry(a).or_default().push(facts.key(b));
-                linked.entry(b).or_default().push(facts.key(a));
-            }
-        }
-        let mut members: Vec<(&str, Id)> = self.partition.members().map(|id| (facts.key(id), id)).collect();
-        members.sort();
-        Box::new(members.into_iter().map(move |(_, id)| {
-            let index = self.partition.person_of(id).expect("members have a person");
-            identity_row(facts, id, &self.partition.persons[index], linked.remove(&id).unwrap_or_default())
-        }))
-    }
-
     /// Per source person (in person id order), the persons its members' ties reach, in
     /// person id order: persons are sorted by id, so their indexes are too.
     fn each_relationship(&self, emit: &mut dyn FnMut(Relationship)) {
         let partition = &self.partition;
-        for (from, person) in partition.persons.iter().enumerate() {
+        for (from, person) in self.persons.clone().zip(self.page_persons()) {
             let reached =
                 tie_sums(self.facts, self.cfg, &person.members, self.as_of_day, |id| partition.person_of(id), from);
             for (to, counts, strength) in reached {
@@ -246,11 +239,65 @@ impl<'a> View<'a> {
 
     fn permissions(&self) -> Box<dyn Iterator<Item = J> + '_> {
         Box::new(
-            self.partition
-                .persons
+            self.page_persons()
                 .iter()
                 .flat_map(move |person| permission_rows(self.facts, self.cfg, person, self.cutoff)),
         )
+    }
+
+    /// Hash the page's rows of a table (not identity: `Identity::rows`) into `digest`;
+    /// relationships, most of the bytes, are written straight from their figures.
+    pub fn digest_page(&self, table: &str, digest: &mut Digest, names: &PersonNames) {
+        if table == "relationships" {
+            self.each_relationship(&mut |rel| {
+                names.write_relationship(&mut digest.buffer, &rel);
+                digest.line();
+            });
+            return;
+        }
+        self.each(table, &mut |row| digest.row(&row));
+    }
+}
+
+/// SHA-256 over every state table's canonical rows (the reference's `digest_tables`):
+/// rows are written into one buffer hashed a block at a time.
+pub struct Digest {
+    hasher: sha2::Sha256,
+    buffer: Vec<u8>,
+}
+
+impl Default for Digest {
+    fn default() -> Self {
+        use sha2::Digest as _;
+        Digest { hasher: sha2::Sha256::new(), buffer: Vec::with_capacity(Self::BLOCK + 4096) }
+    }
+}
+
+impl Digest {
+    const BLOCK: usize = 1 << 20;
+
+    pub fn table(&mut self, table: &str) {
+        self.buffer.extend_from_slice(format!("#{table}\n").as_bytes());
+    }
+
+    pub fn row(&mut self, row: &J) {
+        crate::json::write_canonical(&mut self.buffer, row);
+        self.line();
+    }
+
+    fn line(&mut self) {
+        use sha2::Digest as _;
+        self.buffer.push(b'\n');
+        if self.buffer.len() >= Self::BLOCK {
+            self.hasher.update(&self.buffer);
+            self.buffer.clear();
+        }
+    }
+
+    pub fn finish(mut self) -> String {
+        use sha2::Digest as _;
+        self.hasher.update(&self.buffer);
+        self.hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
     }
 }
 

@@ -10,6 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crm2stream.core.events import DAY_US
+from crm2stream.core.tables import STATE_TABLES
+from crm2stream.engine import core as engine_core
 from crm2stream.engine.core import Core
 from tests.conformance import CAMPAIGN
 from tests.harness import CFG
@@ -117,3 +119,33 @@ def test_a_checkpoint_that_did_not_commit_leaves_every_body_where_it_was() -> No
     day = core.max_ts
     assert day is not None
     assert core.digest(day // DAY_US) == whole.digest(day // DAY_US)
+
+
+@settings(max_examples=20, deadline=None)
+@given(page=st.integers(1, 40), budget=st.sampled_from([0, 3_000]), back=st.integers(0, 30))
+def test_tables_read_a_page_at_a_time_are_the_tables_read_whole(
+    page: int, budget: int, back: int
+) -> None:
+    """``export`` and ``digest`` read a page of persons (identifiers, for identity) at a
+    time, fetching only the page's bodies, and dropping them again past the budget: the
+    rows and the digest are those of a core that keeps every body, as of any day."""
+    store, core, whole = DictStore(), Core(CFG), Core(CFG)
+    core.attach_store(store.fetch, budget)
+    for each in (core, whole):
+        each.process(b"\n".join(CAMPAIGN), 0)
+        each.score_changes(0, 0)
+    checkpoint(core, store, 1)
+    store.data.update(core.evict(2))
+    assert core.max_ts is not None
+    day = core.max_ts // DAY_US - back
+    tables = {table: list(whole.rows(table, day)) for table in STATE_TABLES}  # one page
+    digest = whole.digest(day)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(engine_core, "ROWS_PAGE", page)
+        fetched = store.fetched
+        for table in STATE_TABLES:
+            assert list(core.rows(table, day)) == tables[table], table
+        assert core.digest(day) == digest
+        if budget == 0:
+            assert core.resident == 0  # each page's bodies left again
+            assert store.fetched > fetched
