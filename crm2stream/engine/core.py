@@ -220,10 +220,10 @@ class Core:
     def rows(self, table: str, as_of_day: int) -> Iterator[Row]:
         """A state table's rows as of a day, sorted by key, read a page of persons at a
         time: with a store attached, only a page's bodies are in memory at once, and only
-        a page's rows here. Applying a chunk before the last page ends the read (an error
-        at the next page)."""
-        self._core.begin_rows(table, as_of_day)
-        while (page := self._core.next_rows(ROWS_PAGE)) is not None:
+        a page's rows here. Applying a chunk, a digest or another read before the last
+        page ends this one: its next page is an error, never another read's rows."""
+        read = self._core.begin_rows(table, as_of_day)
+        while (page := self._core.next_rows(read, ROWS_PAGE)) is not None:
             yield from page
 
     def digest(self, as_of_day: int) -> str:

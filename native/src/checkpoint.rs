@@ -219,8 +219,10 @@ impl Segment {
 /// name an identifier of a later record, so ties are resolved at `finish`.
 #[derive(Default)]
 pub struct Loader {
-    /// per identifier, what its latest record names by key (resolved at `finish`)
-    named: Vec<(Id, codec::Named)>,
+    /// per identifier id, what its latest record names (checked or resolved at
+    /// `finish`): only the latest, since an earlier record of an older format would
+    /// otherwise put back the ties it held, or say the topics' state is unknown
+    named: Vec<Option<codec::Named>>,
 }
 
 impl Loader {
@@ -231,7 +233,11 @@ impl Loader {
             match table {
                 b'i' => {
                     let named = codec::decode_ident(facts, key, record)?;
-                    self.named.push((facts.id(key), named));
+                    let id = facts.id(key) as usize;
+                    if id >= self.named.len() {
+                        self.named.resize_with(id + 1, || None);
+                    }
+                    self.named[id] = Some(named);
                 }
                 b'p' => codec::decode_pair(facts, key, record)?,
                 b'r' => codec::decode_referrals(facts, key, record)?,
@@ -254,7 +260,9 @@ impl Loader {
         });
         let count = facts.idents.len();
         let known = |id: Id| if (id as usize) < count { Ok(id) } else { Err(format!("unknown number {id}")) };
-        for (id, named) in self.named {
+        for (id, named) in self.named.into_iter().enumerate() {
+            let Some(named) = named else { continue };
+            let id = id as Id;
             match (named.published, published.as_mut()) {
                 (Some((anchor, unpublished)), Some(held)) => {
                     if let Some(anchor) = anchor {

@@ -660,6 +660,29 @@ mod tests {
     }
 
     #[test]
+    fn a_record_of_this_format_replaces_an_earlier_format_whole() {
+        // A worker's changelog: format-1 records, then a full segment of this version
+        // after a's ties grew. Loaded in order, the earlier records' ties must not come
+        // back over the latest body, nor make the load say nothing of the topics.
+        let old = part_of(&[("qq:a", v1_record("qq:b")), ("qq:b", v1_record("qq:a"))]);
+        let mut facts = Facts::new(Scales::new(30.0), [1; 4], vec![1], 0);
+        let mut loader = Loader::default();
+        loader.part(&mut facts, &old).unwrap();
+        loader.finish(&mut facts).unwrap();
+        let a = facts.id("qq:a");
+        facts.body_mut(a).out[0].counts = [5, 5, 5, 5];
+        let mut segment = crate::checkpoint::Segment::begin(&mut facts, true, None);
+        let mut loader = Loader::default();
+        let mut fresh = Facts::new(Scales::new(30.0), [1; 4], vec![1], 0);
+        loader.part(&mut fresh, &old).unwrap();
+        while let Some(part) = segment.next_part(&facts) {
+            loader.part(&mut fresh, &part).unwrap();
+        }
+        assert!(loader.finish(&mut fresh).unwrap().is_some(), "the latest records say what was published");
+        assert_eq!(fresh.body(fresh.id("qq:a")).out[0].counts, [5, 5, 5, 5]);
+    }
+
+    #[test]
     fn a_format_1_identifier_record_loads_with_its_incoming_ties_derived() {
         let mut facts = Facts::new(Scales::new(30.0), [1; 4], vec![1], 0);
         let part = part_of(&[("qq:a", v1_record("qq:b")), ("qq:b", v1_record("qq:a"))]);

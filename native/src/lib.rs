@@ -189,8 +189,10 @@ struct Core {
     budget: usize,
     /// after a load without a store of published ties: derive them (`derive_published`)
     derive_ties: bool,
-    /// a state table being read a page at a time (`begin_rows`)
-    reading: Option<reading::Reading>,
+    /// a state table being read a page at a time (`begin_rows`), with its number, and
+    /// how many reads began
+    reading: Option<(u64, reading::Reading)>,
+    reads: u64,
     /// with a store that keeps each person's published ties under its key:
     /// `fetch(keys) -> [bytes | None]`, and what the publication wrote since
     /// `take_published_ties` (store key, record or None to delete)
@@ -366,6 +368,7 @@ impl Core {
             budget: 0,
             derive_ties: false,
             reading: None,
+            reads: 0,
             ties: None,
             ties_written: Vec::new(),
         })
@@ -729,19 +732,25 @@ impl Core {
     }
 
     /// Begin reading a state table as of a UTC day (days since the epoch): `next_rows`
-    /// hands its rows out a page at a time, sorted by key. Applying a chunk ends it.
-    fn begin_rows(&mut self, table: &str, as_of_day: i64) -> PyResult<()> {
+    /// hands its rows out a page at a time, sorted by key. Returns the read's number.
+    /// Applying a chunk, a digest or another read ends it.
+    fn begin_rows(&mut self, table: &str, as_of_day: i64) -> PyResult<u64> {
         let reading = reading::Reading::new(&self.facts, &self.cfg, table, as_of_day);
-        self.reading = Some(reading.ok_or_else(|| PyKeyError::new_err(format!("unknown state table {table:?}")))?);
-        Ok(())
+        let reading = reading.ok_or_else(|| PyKeyError::new_err(format!("unknown state table {table:?}")))?;
+        self.reads += 1;
+        self.reading = Some((self.reads, reading));
+        Ok(self.reads)
     }
 
-    /// The next page of the table `begin_rows` began (about `limit` persons' rows), None
-    /// once every row was handed out. The page's bodies are fetched and, past the cache's
-    /// budget, dropped again after it.
-    fn next_rows<'py>(&mut self, py: Python<'py>, limit: usize) -> PyResult<Option<Bound<'py, PyList>>> {
-        let Some(reading) = self.reading.as_ref() else {
-            return Err(PyValueError::new_err("no table is being read: begin_rows first"));
+    /// The next page of read number `read` (about `limit` persons' rows), None once every
+    /// row was handed out. The page's bodies are fetched and, past the cache's budget,
+    /// dropped again after it. A read that something ended is an error, not a page of
+    /// another.
+    fn next_rows<'py>(&mut self, py: Python<'py>, read: u64, limit: usize) -> PyResult<Option<Bound<'py, PyList>>> {
+        let Some((_, reading)) = self.reading.as_ref().filter(|(number, _)| *number == read) else {
+            return Err(PyValueError::new_err(format!(
+                "table read {read} ended before its last page (a chunk applied, a digest or another read)"
+            )));
         };
         if reading.finished() {
             self.reading = None;
@@ -749,7 +758,7 @@ impl Core {
         }
         let limit = limit.max(1);
         self.ensure(py, &reading.members_ahead(limit))?;
-        let Some(reading) = self.reading.as_mut() else { unreachable!("checked above") };
+        let Some((_, reading)) = self.reading.as_mut() else { unreachable!("checked above") };
         let rows = reading.rows(&self.facts, &self.cfg, limit);
         self.shed();
         Ok(Some(to_py_list(py, &rows)?))

@@ -149,3 +149,24 @@ def test_tables_read_a_page_at_a_time_are_the_tables_read_whole(
         if budget == 0:
             assert core.resident == 0  # each page's bodies left again
             assert store.fetched > fetched
+
+
+def test_a_table_read_that_another_ended_is_an_error() -> None:
+    """Reads go a page at a time: one that a later read, a digest or a chunk ended fails
+    at its next page rather than carry on with another read's rows."""
+    core = Core(CFG)
+    core.process(b"\n".join(CAMPAIGN[:600]), 0)
+    assert core.max_ts is not None
+    day = core.max_ts // DAY_US
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(engine_core, "ROWS_PAGE", 2)
+        for interrupt in (
+            lambda: list(core.rows("persons", day)),
+            lambda: core.digest(day),
+            lambda: core.process(b"\n".join(CAMPAIGN[600:610]), 600),
+        ):
+            first = core.rows("scores", day)
+            next(first)
+            interrupt()
+            with pytest.raises(ValueError, match="ended before its last page"):
+                list(first)
