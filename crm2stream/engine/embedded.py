@@ -4,14 +4,14 @@ Each batch of input lines is validated and applied by the core in memory, then w
 one WriteBatch: the raw lines (the log), the event ids they accepted, their output records
 (dead letters, score changes, marketing triggers) and the new positions. Every
 ``checkpoint_events`` events or ``checkpoint_seconds`` (and at the end of every ingest)
-the facts the core marked dirty are written with the log position they stand at. The table
-topics get the rows that changed (``docs/architecture.md``) just before a checkpoint: every
-one while the topics are ``followed`` (a server), else only the one that ends an ingest or a
-replay; until then each identifier's checkpoint record says what the topics hold of it.
-Identifier bodies (day
-buckets, ties, consent, sums: what grows with history) are written under their keys, and
-only ``cache_bytes`` of them stay in memory: a dirty one is written ahead of the
-checkpoint that commits it, and the core asks the store for those a batch needs.
+the facts the core marked dirty are written with the log position they stand at. The
+table topics get the rows that changed (``docs/architecture.md``) just before a
+checkpoint: every one while the topics are ``followed`` (a server), else only the one
+that ends an ingest or a replay; until then each identifier's checkpoint record says what
+the topics hold of it. Identifier bodies (day buckets, ties, consent, sums: what grows
+with history) are written under their keys, and only ``cache_bytes`` of them stay in
+memory, decoded or packed: a dirty one is written ahead of the checkpoint that commits
+it, and the core asks the store for those a batch needs.
 
 On open, the checkpointed facts are loaded and the log chunks after their position are
 applied again, with the same batch boundaries, so the facts and the change streams come

@@ -116,7 +116,7 @@ pub struct Ident {
     /// None while it is packed or only the store holds it (see `stored` and `spilled`)
     pub body: Option<Box<Body>>,
     /// the body encoded as the store keeps it (`codec::encode_body`), held in memory
-    /// instead of decoded: a third of the memory, and read back without the store (see
+    /// instead of decoded: a fraction of the memory, and read back without the store (see
     /// `Facts::evict`). Never together with `body`.
     pub packed: Option<Box<[u8]>>,
     /// asked for since the eviction sweep last passed it (a second chance)

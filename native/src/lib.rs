@@ -228,7 +228,6 @@ impl Core {
     /// keeps them: a page of persons at a time, dropping clean bodies beyond the budget
     /// between pages.
     fn derive_published(&mut self, py: Python<'_>) -> PyResult<()> {
-        const PAGE: usize = 20_000;
         if self.facts.published_anchor.is_some() && !self.derive_ties {
             return Ok(());
         }
@@ -239,11 +238,9 @@ impl Core {
         }
         let mut derivation = publication::Derivation::new(&self.facts, &self.cfg);
         while !derivation.finished() {
-            self.ensure(py, &derivation.members_ahead(PAGE))?;
-            derivation.step(&self.facts, &self.cfg, PAGE);
-            if self.facts.keyed {
-                self.facts.evict(self.budget, None);
-            }
+            self.ensure(py, &derivation.members_ahead(reading::PAGE))?;
+            derivation.step(&self.facts, &self.cfg, reading::PAGE);
+            self.shed();
         }
         derivation.finish(&mut self.facts);
         Ok(())
@@ -280,9 +277,9 @@ impl Core {
         }
     }
 
-    /// Between the pages of a whole-state read, keep the cache's budget: clean bodies
-    /// beyond it leave memory, dirty ones stay packed (writing them ahead is the engine's,
-    /// after the read).
+    /// Between the pages of a whole-state read (or of the derivation after a load), keep
+    /// the cache's budget: clean bodies beyond it leave memory, dirty ones stay packed
+    /// (writing them ahead is the engine's, after the read).
     fn shed(&mut self) {
         if self.facts.keyed {
             self.facts.evict(self.budget, None);

@@ -41,7 +41,7 @@ impl Body {
 
 /// Of the cache's budget, decoded bodies keep at most this fraction (a quarter): the
 /// bodies a batch reads and those it will likely read next, while the rest of the budget
-/// holds packed bodies, each in about a third of the memory (on the 3M-line prefix of the
+/// holds packed bodies, each in a fraction of the memory (on the 3M-line prefix of the
 /// bench's 10M input, left to take the whole budget, decoded bodies held 529k of the 875k
 /// bodies in memory, at 773 bytes each against 298 packed).
 const DECODED_SHARE: usize = 4;
