@@ -14,6 +14,7 @@ import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from importlib.resources import files
+from pathlib import Path
 from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, Response
@@ -32,8 +33,11 @@ from crm2stream.engine.host import EngineUnavailable, Outcome
 from crm2stream.engine.wake import woken
 from crm2stream.topology import Topology
 
-#: Records read from the store per round, by a stream or by the read model.
+#: Records read from the store per round by a stream.
 READ_CHUNK = 1000
+#: Records (or input lines) the read model takes of each topic per round; it applies
+#: them on the event loop, between requests.
+MODEL_CHUNK = 5000
 
 
 class TopicInfo(BaseModel):
@@ -48,7 +52,6 @@ class Feed(Protocol):
     def next_write(self) -> asyncio.Event: ...
     def end(self, topic: str) -> int: ...
     async def read(self, topic: str, start: int, limit: int) -> list[tuple[int, bytes]]: ...
-    async def read_parsed(self, topic: str, start: int, limit: int) -> list[dict[str, Any]]: ...
     async def read_log(self, start: int, limit: int) -> tuple[int, list[bytes]]: ...
 
 
@@ -79,6 +82,8 @@ class ApiOptions(BaseModel):
     max_body_bytes: int = 16 << 20
     #: events of a request handed to the engine at a time
     batch_lines: int = 50_000
+    #: where the read model keeps its RocksDB (rebuilt from the topics at every start)
+    read_model_dir: Path
 
 
 def create_app(
@@ -90,7 +95,7 @@ def create_app(
 ) -> FastAPI:
     """The app; ``background`` tasks (a demo's player) run while it serves."""
     feed = host.feed
-    model = ReadModel(cfg.currency)
+    model = ReadModel(cfg.currency, options.read_model_dir)
     metrics = Metrics()
     host.on_batch = metrics.batch
     streams: dict[str, dict[str, int]] = {"read-model": model.positions}
@@ -122,11 +127,11 @@ def create_app(
     async def catch_up() -> bool:
         progressed = False
         for topic in FOLLOWED:
-            records = await feed.read_parsed(topic, model.positions[topic], READ_CHUNK)
+            records = await feed.read(topic, model.positions[topic], MODEL_CHUNK)
             if records:
                 model.apply(topic, records)
                 progressed = True
-        start, lines = await feed.read_log(model.positions["events"], READ_CHUNK)
+        start, lines = await feed.read_log(model.positions["events"], MODEL_CHUNK)
         if lines:
             model.apply_log(start, lines)
             progressed = True
@@ -135,6 +140,11 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(host.start, asyncio.get_running_loop())
+        try:
+            await asyncio.to_thread(model.open)
+        except BaseException:
+            await asyncio.to_thread(host.stop)
+            raise
         tasks = [asyncio.create_task(follow())]
         tasks += [asyncio.create_task(_logged(task(host))) for task in background]
         try:
@@ -145,7 +155,10 @@ def create_app(
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            await asyncio.to_thread(host.stop)
+            try:
+                await asyncio.to_thread(host.stop)
+            finally:
+                await asyncio.to_thread(model.close)
 
     def authorised(request: Request) -> None:
         """With a token set, every route but the public ones needs it (see ``access``)."""

@@ -14,16 +14,18 @@ never holds up ingest or anyone else.
 from __future__ import annotations
 
 import asyncio
+import bisect
+import itertools
 import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
-import orjson
-
+from crm2stream.engine import compaction
 from crm2stream.engine.embedded import EmbeddedEngine
 from crm2stream.engine.host import ACCEPTED, EngineUnavailable, Outcome, Overloaded
 from crm2stream.engine.results import BatchOutput
@@ -39,6 +41,10 @@ class _Submission:
     future: asyncio.Future[list[Outcome]]
 
 
+#: A stored part of a topic: the offset it starts at, and its records (offset, JSON).
+_Part = tuple[int, list[tuple[int, bytes]]]
+
+
 class TopicFeed:
     """Reads output topics and the input log from the embedded engine's store, and wakes
     waiting readers when the engine has written. Only the store (which any thread may
@@ -48,6 +54,8 @@ class TopicFeed:
         self._engine: EmbeddedEngine | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._written = asyncio.Event()
+        #: per topic, the records of the last stored part a read reached
+        self._parts: dict[str, _Part] = {}
 
     @property
     def engine(self) -> EmbeddedEngine:
@@ -81,19 +89,33 @@ class TopicFeed:
         """Up to ``limit`` records (offset, JSON) of a topic from ``start``."""
         return await asyncio.to_thread(self._read, topic, start, limit)
 
-    async def read_parsed(self, topic: str, start: int, limit: int) -> list[dict[str, Any]]:
-        def parse() -> list[dict[str, Any]]:
-            return [orjson.loads(record) for _, record in self._read(topic, start, limit)]
-
-        return await asyncio.to_thread(parse)
-
     def _read(self, topic: str, start: int, limit: int) -> list[tuple[int, bytes]]:
+        """A stored part is one value of up to a publication's records (tens of MB for
+        the relationships of a large one): a reader going through it a chunk at a time,
+        or waiting at its end, would read and split it again at every read. So the
+        records of the last part a read reached are kept, one part per topic."""
         out: list[tuple[int, bytes]] = []
-        for item in self.engine.store.output_lines(topic, start):
-            out.append(item)
+        held = self._parts.get(topic)
+        parts: Iterator[_Part]
+        if held is not None and held[1][0][0] <= start:
+            parts = itertools.chain([held], self._split(topic, start, skip=held[0]))
+        else:
+            parts = self._split(topic, start)
+        for first, records in parts:
+            self._parts[topic] = (first, records)
+            at = bisect.bisect_left(records, start, key=itemgetter(0))
+            out.extend(records[at : at + limit - len(out)])
             if len(out) >= limit:
                 break
         return out
+
+    def _split(self, topic: str, start: int, skip: int | None = None) -> Iterator[_Part]:
+        """The records of each part from the one that may hold ``start`` on, but the part
+        starting at ``skip``."""
+        for first, part in self.engine.store.output_parts_from(topic, start, skip):
+            records = list(compaction.records(first, part))
+            if records:
+                yield first, records
 
     async def read_log(self, start: int, limit: int) -> tuple[int, list[bytes]]:
         """Input log lines from ``start`` (up to about ``limit``): (first position, lines)."""

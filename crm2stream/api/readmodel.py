@@ -1,21 +1,51 @@
 """The API's read model: what it knows, it learnt from the output topics.
 
 It applies table-topic records (the latest value per key wins; a null value deletes the
-key), keeps the recent score changes, marketing triggers and dead letters, and the last
-few events of each identifier from the input log. It never reads an engine's state, so
-it works the same over the embedded engine's local topics and over Kafka topics.
+key), keeps the recent score changes, marketing triggers and dead letters, each person's
+last score change, and, from the input log, a summary of each accepted event under every
+identifier it names (a view shows the last few). It
+never reads an engine's state, so it works the same over the embedded engine's local
+topics and over Kafka topics.
+
+What it keeps per key lives in a RocksDB of its own (``path``, cleared when it opens: the
+model is rebuilt from the topics at every start), so a server's memory follows RocksDB's
+buffers, not the number of persons and relationships: a table record is stored as the
+bytes it came as, and only the records whose fields the model indexes (identity, scores,
+change streams) are parsed. Besides the tables it keeps three indexes there: each
+person's identifiers, each person's relationships (under the source person, so one
+prefix holds them), and the leaderboard, ordered by (-composite, person id), in all and
+per tier.
 """
 
 from __future__ import annotations
 
+import fcntl
 import heapq
+import shutil
+import struct
 from collections import Counter, deque
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO, Any, cast
 
-from crm2stream.core.events import format_micros, timestamp_micros
+import orjson
+from rocksdict import (
+    BlockBasedOptions,
+    Cache,
+    DBCompressionType,
+    Options,
+    Rdict,
+    RdictIter,
+    WriteBatch,
+    WriteOptions,
+)
+
+from crm2stream._native import fast_decode
+from crm2stream.core.events import format_micros
+from crm2stream.core.flat import flatten
 from crm2stream.core.tables import PERSON_TABLES, Row
 from crm2stream.core.validation import Rejection, decode
+from crm2stream.engine.host import EngineUnavailable
 
 #: The topics the read model follows, in the order it applies a round of them: tables
 #: before the change streams that name their persons.
@@ -26,138 +56,297 @@ FOLLOWED = (*TABLES, *STREAMS)
 RECENT = 200
 EVENTS_PER_IDENTIFIER = 10
 
+# Key prefixes. A separator byte below every character a key may hold keeps one prefix's
+# keys from running into a longer prefix's (``p_1`` before ``p_10``).
+_ROW = b"t/"  # t/<table>\0<key> -> the record's value (relationships are under _TIE)
+_MEMBER = b"m/"  # m/<person id>\0<identifier> -> b""
+_TIE = b"r/"  # r/<from person id>\0<to person id> -> the relationship row
+_RANK = b"s/"  # s/<tier or "">\0<rank> -> b"" (rank: -composite, person id)
+_CHANGE = b"c/"  # c/<person id> -> the person's last score change
+_EVENTS = b"e/"  # e/<identifier>\0<log position> -> [event id, type, micros, actor]
+_SEP = b"\0"
+#: A stored value, or None where there is none (a tombstone, a key never seen)
+Value = bytes | None
+_KEY = b',"key":'
+_OFFSET = b',"offset":'
+_VALUE = b',"value":'
+
+
+def split_record(record: bytes) -> tuple[str, bytes | None]:
+    """A table-topic record's key and its value's bytes (None: a tombstone). Records are
+    canonical JSON, ``{"at":...,"key":...,"offset":N,"value":...}``; a JSON string holds
+    no unescaped ``"``, so the first ``,"offset":`` after the key ends it, and the value
+    runs from the ``,"value":`` after that to the closing brace."""
+    key_at = record.index(_KEY) + len(_KEY)
+    offset_at = record.index(_OFFSET, key_at)
+    value_at = record.index(_VALUE, offset_at) + len(_VALUE)
+    key = orjson.loads(record[key_at:offset_at])
+    if not isinstance(key, str) or not record.endswith(b"}"):
+        raise ValueError(f"not a table record: {record[:200]!r}")
+    value = record[value_at:-1]
+    return key, None if value == b"null" else value
+
+
+def rank(composite: float, person_id: str) -> bytes:
+    """Bytes that sort as (-composite, person id) does: the leaderboard's order."""
+    bits = struct.unpack(">Q", struct.pack(">d", -composite + 0.0))[0]
+    bits = bits ^ 0xFFFF_FFFF_FFFF_FFFF if bits >> 63 else bits | 1 << 63
+    return struct.pack(">Q", bits) + person_id.encode()
+
+
+def _options() -> Options:
+    options = Options(raw_mode=True)
+    options.create_if_missing(True)
+    options.set_write_buffer_size(32 << 20)
+    options.set_max_write_buffer_number(2)
+    table = BlockBasedOptions()
+    table.set_block_cache(Cache(32 << 20))
+    table.set_bloom_filter(10, False)
+    options.set_block_based_table_factory(table)
+    options.set_compression_type(DBCompressionType.lz4())
+    return options
+
 
 class ReadModel:
-    def __init__(self, currency: str) -> None:
+    def __init__(self, currency: str, path: Path) -> None:
         self.currency = currency
-        self.tables: dict[str, dict[str, Any]] = {table: {} for table in TABLES}
+        self.path = path
         self.recent: dict[str, deque[Row]] = {stream: deque(maxlen=RECENT) for stream in STREAMS}
-        self.last_change: dict[str, Row] = {}
-        #: person id -> its identifiers, from the identity topic (the one place that
-        #: names them)
-        self.members: dict[str, set[str]] = {}
-        #: person id -> the relationships from it, by target person id
-        self.ties: dict[str, dict[str, Row]] = {}
-        self.events: dict[str, deque[Row]] = {}
-        self.dead_letters = 0
+        #: rows per table, and scores per tier
+        self.counts: dict[str, int] = dict.fromkeys(TABLES, 0)
+        self.tier_counts: Counter[str] = Counter()
         #: per topic (and "events", the input log): the next offset to apply
         self.positions: dict[str, int] = dict.fromkeys((*FOLLOWED, "events"), 0)
+        self._db: Rdict | None = None
+        self._lock: IO[bytes] | None = None
+        self._unlogged = WriteOptions()
+        # what the model writes is rebuilt at the next start: no write-ahead log
+        self._unlogged.disable_wal = True  # type: ignore[method-assign, assignment]
+
+    def open(self) -> None:
+        """Start from nothing: whatever a previous server left in ``path`` (one killed
+        before it could clear it) is removed, once a lock beside it says no other server
+        is using it."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        lock = self.path.with_name(self.path.name + ".lock").open("ab")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            raise EngineUnavailable(
+                f"another server keeps its read model in {self.path}: "
+                "give this one a data directory of its own"
+            ) from None
+        self._lock = lock
+        shutil.rmtree(self.path, ignore_errors=True)
+        self._db = Rdict(str(self.path), _options())
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+            shutil.rmtree(self.path, ignore_errors=True)
+        if self._lock is not None:
+            self._lock.close()  # and with it the lock
+            self._lock = None
+
+    @property
+    def db(self) -> Rdict:
+        if self._db is None:
+            raise RuntimeError("the read model is not open")
+        return self._db
 
     # -- applying ----------------------------------------------------------------------
-    def apply(self, topic: str, records: Iterable[Row]) -> None:
-        """Apply records of a topic, in offset order."""
+    def apply(self, topic: str, records: Iterable[tuple[int, bytes]]) -> None:
+        """Apply records (offset, JSON) of a topic, in offset order."""
         position = self.positions[topic]
-        table = self.tables.get(topic)
-        for record in records:
-            offset = record["offset"]
-            if offset < position:
-                continue  # seen already (a resumed read)
-            position = offset + 1
-            if table is not None:
-                key, value = record["key"], record["value"]
-                if topic == "identity":
-                    self._move(key, table.get(key), value)
-                elif topic == "relationships":
-                    self._tie(key, value)
-                if value is None:
-                    table.pop(key, None)
-                else:
-                    table[key] = value
+        fresh = [(offset, raw) for offset, raw in records if offset >= position]
+        if not fresh:
+            return  # seen already (a resumed read)
+        if topic in self.counts:
+            self._apply_table(topic, [split_record(raw) for _, raw in fresh])
+        else:
+            self._apply_stream(topic, fresh)
+        self.positions[topic] = fresh[-1][0] + 1
+
+    def _apply_table(self, table: str, changes: list[tuple[str, bytes | None]]) -> None:
+        keys = [self._row_key(table, key) for key, _ in changes]
+        unique = list(dict.fromkeys(keys))
+        known = dict(zip(unique, self._get_many(unique), strict=True))
+        batch = WriteBatch(raw_mode=True)
+        for db_key, (key, value) in zip(keys, changes, strict=True):
+            before = known[db_key]
+            known[db_key] = value
+            self.counts[table] += (value is not None) - (before is not None)
+            if table == "identity":
+                self._move(batch, key, before, value)
+            elif table == "scores":
+                self._rerank(batch, key, before, value)
+            if value is None:
+                batch.delete(db_key)
+            else:
+                batch.put(db_key, value)
+        self.db.write(batch, self._unlogged)
+
+    @staticmethod
+    def _row_key(table: str, key: str) -> bytes:
+        if table == "relationships":
+            source, _, target = key.partition(">")
+            return _TIE + source.encode() + _SEP + target.encode()
+        return _ROW + table.encode() + _SEP + key.encode()
+
+    @staticmethod
+    def _move(
+        batch: WriteBatch, identifier: str, before: bytes | None, after: bytes | None
+    ) -> None:
+        """An identity record: the identifier leaves its person, for another one."""
+        for value, put in ((before, False), (after, True)):
+            if value is None:
                 continue
+            key = _MEMBER + orjson.loads(value)["person_id"].encode() + _SEP + identifier.encode()
+            if put:
+                batch.put(key, b"")
+            else:
+                batch.delete(key)
+
+    def _rerank(
+        self, batch: WriteBatch, person_id: str, before: bytes | None, after: bytes | None
+    ) -> None:
+        """A scores record: the person's place on the leaderboard, in all and in its tier."""
+        for value, put in ((before, False), (after, True)):
+            if value is None:
+                continue
+            row = orjson.loads(value)
+            place = rank(float(row["composite"]), person_id)
+            self.tier_counts[row["tier"]] += 1 if put else -1
+            for tier in ("", row["tier"]):
+                key = _RANK + tier.encode() + _SEP + place
+                if put:
+                    batch.put(key, b"")
+                else:
+                    batch.delete(key)
+        self.tier_counts = +self.tier_counts  # tiers left empty go
+
+    def _apply_stream(self, topic: str, records: list[tuple[int, bytes]]) -> None:
+        batch = WriteBatch(raw_mode=True)
+        for offset, raw in records:
+            record = orjson.loads(raw)
+            record["offset"] = offset  # this feed's number (Kafka's partitions have their own)
             self.recent[topic].append(record)
             if topic == "score-changes":
-                self.last_change[record["person_id"]] = record
-            elif topic == "dlq":
-                self.dead_letters += 1
-        self.positions[topic] = position
+                batch.put(_CHANGE + record["person_id"].encode(), orjson.dumps(record))
+        self.db.write(batch, self._unlogged)
 
     def apply_log(self, start: int, lines: list[bytes]) -> None:
         """Input log lines from position ``start``: the accepted ones become each named
         identifier's recent events (rejected lines are the dead letters' business)."""
+        batch = WriteBatch(raw_mode=True)
         for position, line in enumerate(lines, start):
             if position < self.positions["events"]:
                 continue
-            event = decode(line, self.currency)
-            if isinstance(event, Rejection):
-                continue
-            summary = {
-                "offset": position,
-                "event_id": event.event_id,
-                "type": event.type,
-                "occurred_at": format_micros(timestamp_micros(event.occurred_at)),
-                "actor": event.actor.key,
-            }
-            for ident in {i.key for i in event.identifiers()}:
-                kept = self.events.setdefault(ident, deque(maxlen=EVENTS_PER_IDENTIFIER))
-                if all(e["event_id"] != event.event_id for e in kept):  # a re-delivery
-                    kept.append(summary)
+            flat = fast_decode(line, self.currency)
+            if flat is None:  # a line the compiled decoder leaves to the reference one
+                event = decode(line, self.currency)
+                if isinstance(event, Rejection):
+                    continue
+                flat = flatten(event)
+            event_id, kind, micros, actor, link, owner, reply_to, recipients = flat[:8]
+            summary = orjson.dumps((event_id, kind, micros, actor))
+            at = _SEP + position.to_bytes(8, "big")
+            for ident in {i for i in (actor, link, owner, reply_to, *recipients) if i}:
+                batch.put(_EVENTS + ident.encode() + at, summary)
+        self.db.write(batch, self._unlogged)
         self.positions["events"] = max(self.positions["events"], start + len(lines))
 
-    def _move(self, identifier: str, before: Row | None, after: Row | None) -> None:
-        """An identity record: the identifier leaves its person, for another one."""
-        if before is not None:
-            held = self.members.get(before["person_id"])
-            if held is not None:
-                held.discard(identifier)
-                if not held:
-                    del self.members[before["person_id"]]
-        if after is not None:
-            self.members.setdefault(after["person_id"], set()).add(identifier)
+    def _last_events(self, identifier: str) -> Iterator[Row]:
+        """The identifier's last events by log position, each event id once (the latest
+        line of a re-delivered event)."""
+        prefix = _EVENTS + identifier.encode() + _SEP
+        it: RdictIter = self.db.iter()
+        it.seek_for_prev(prefix + b"\xff" * 8)
+        seen: set[str] = set()
+        while len(seen) < EVENTS_PER_IDENTIFIER and it.valid():
+            key = cast(bytes, it.key())
+            if not key.startswith(prefix):
+                return
+            event_id, kind, micros, actor = orjson.loads(cast(bytes, it.value()))
+            if event_id not in seen:
+                seen.add(event_id)
+                yield {
+                    "offset": int.from_bytes(key[len(prefix) :], "big"),
+                    "event_id": event_id,
+                    "type": kind,
+                    "occurred_at": format_micros(micros),
+                    "actor": actor,
+                }
+            it.prev()
 
-    def _tie(self, pair: str, row: Row | None) -> None:
-        """A relationships record, keyed ``from>to``."""
-        source, _, target = pair.partition(">")
-        if row is not None:
-            self.ties.setdefault(source, {})[target] = row
-            return
-        held = self.ties.get(source)
-        if held is not None:
-            held.pop(target, None)
-            if not held:
-                del self.ties[source]
+    def _get_many(self, keys: list[bytes]) -> list[bytes | None]:
+        wanted: list[str | int | float | bytes | bool] = list(keys)
+        return cast(list[bytes | None], self.db.get(wanted)) if keys else []
 
     # -- answering ---------------------------------------------------------------------
+    def _row(self, table: str, key: str) -> Any:
+        value = self.db.get(self._row_key(table, key))
+        return None if value is None else orjson.loads(value)
+
+    def _scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """(key without the prefix, value) of every key under ``prefix``."""
+        it: RdictIter = self.db.iter()
+        it.seek(prefix)
+        while it.valid():
+            key = cast(bytes, it.key())
+            if not key.startswith(prefix):
+                return
+            yield key[len(prefix) :], cast(bytes, it.value())
+            it.next()
+
     def person(self, person_id: str) -> Row | None:
         """The single customer view: identifiers, interactions, value, consent, recent
         events, strongest relationships, last score change."""
-        person = self.tables["persons"].get(person_id)
+        person = self._row("persons", person_id)
         if person is None:
             return None
-        members = sorted(self.members.get(person_id, ()))
-        identity = [self.tables["identity"][m] for m in members]
-        events = [e for m in members for e in self.events.get(m, ())]
-        unique = {e["event_id"]: e for e in events}.values()
-        relationships = self.ties.get(person_id, {}).values()
+        members = [m.decode() for m, _ in self._scan(_MEMBER + person_id.encode() + _SEP)]
+        identity = [self._row("identity", m) for m in members]
+        unique = {e["event_id"]: e for m in members for e in self._last_events(m)}
+        ties = (orjson.loads(v) for _, v in self._scan(_TIE + person_id.encode() + _SEP))
+        change = self.db.get(_CHANGE + person_id.encode())
         return {
             "person_id": person_id,
             "label": person["label"],
             "anchor": identity[0]["anchor"] if identity else None,
             "identifiers": identity,
-            "interactions": self.tables["interactions"].get(person_id),
-            "rfm": self.tables["rfm"].get(person_id),
-            "scores": self.tables["scores"].get(person_id),
-            "permissions": self.tables["permissions"].get(person_id) or [],
-            "relationships": heapq.nlargest(10, relationships, key=lambda r: r["strength"]),
-            "last_score_change": self.last_change.get(person_id),
-            "last_events": sorted(unique, key=lambda e: (e["occurred_at"], e["event_id"]))[
+            "interactions": self._row("interactions", person_id),
+            "rfm": self._row("rfm", person_id),
+            "scores": self._row("scores", person_id),
+            "permissions": self._row("permissions", person_id) or [],
+            "relationships": heapq.nsmallest(
+                10, ties, key=lambda r: (-r["strength"], r["to_person_id"])
+            ),
+            "last_score_change": None if change is None else orjson.loads(change),
+            "last_events": sorted(unique.values(), key=lambda e: (e["occurred_at"], e["event_id"]))[
                 -EVENTS_PER_IDENTIFIER:
             ],
         }
 
     def person_of(self, identifier: str) -> str | None:
-        row = self.tables["identity"].get(identifier)
+        row = self._row("identity", identifier)
         return None if row is None else str(row["person_id"])
 
     def leaderboard(self, top: int, tier: str | None = None) -> list[Row]:
         """The top persons by composite score (ties by person id), optionally of one tier."""
-        rows: Iterable[Row] = self.tables["scores"].values()
-        if tier is not None:
-            rows = (row for row in rows if row["tier"] == tier)
-        best = heapq.nsmallest(top, rows, key=lambda r: (-r["composite"], r["person_id"]))
-        return [{"rank": rank, **row} for rank, row in enumerate(best, 1)]
+        prefix = _RANK + (tier or "").encode() + _SEP
+        best: list[str] = []
+        for place, _ in self._scan(prefix):
+            best.append(place[8:].decode())
+            if len(best) == top:
+                break
+        rows = [self._row("scores", person_id) for person_id in best]
+        return [{"rank": place, **row} for place, row in enumerate(rows, 1)]
 
     def tiers(self) -> dict[str, int]:
-        return dict(Counter(row["tier"] for row in self.tables["scores"].values()))
+        return dict(self.tier_counts)
 
     def sizes(self) -> dict[str, int]:
-        return {table: len(rows) for table, rows in self.tables.items()}
+        return dict(self.counts)

@@ -19,6 +19,9 @@ from crm2stream.topology import load_topology
 
 log = logging.getLogger("crm2stream.api")
 
+#: The read model's directory, inside the data directory.
+READ_MODEL_DIR = "read-model"
+
 
 def open_engine(settings: Settings, data_dir: Path) -> EmbeddedEngine:
     """The engine as a server runs it: table topics published within ``publish_seconds``."""
@@ -58,6 +61,7 @@ def build(
         token=settings.api_token,
         max_body_bytes=settings.api_max_body_bytes,
         batch_lines=settings.batch_size,
+        read_model_dir=data_dir / READ_MODEL_DIR,
     )
     app = create_app(host, settings.core_config(), load_topology(), options, background)
     # Live streams never end by themselves: on shutdown they get a moment, then are closed.

@@ -289,16 +289,30 @@ class Store:
     def output_lines(self, topic: str, start: int = 0) -> Iterator[tuple[int, bytes]]:
         """(offset, record as JSON) of an output topic from offset ``start`` on (a
         compacted table topic has gaps: see ``compaction``)."""
+        for first, part in self.output_parts_from(topic, start):
+            for offset, record in compaction.records(first, part):
+                if offset >= start:
+                    yield offset, record
+
+    def output_parts_from(
+        self, topic: str, start: int, skip: int | None = None
+    ) -> Iterator[tuple[int, bytes]]:
+        """The stored parts of an output topic from the one that may hold offset
+        ``start`` on, as (offset the part starts at, part); the part starting at ``skip``
+        (one the caller holds already) is passed over without reading it."""
         prefix = b"o/" + topic.encode() + b"/"
         it = self.db.iter()
         it.seek_for_prev(prefix + _position(start))
-        first = cast(bytes, it.key()) if it.valid() else b""
-        for key, value in _items(self.db, first if first.startswith(prefix) else prefix):
+        if not it.valid() or not cast(bytes, it.key()).startswith(prefix):
+            it.seek(prefix)
+        while it.valid():
+            key = cast(bytes, it.key())
             if not key.startswith(prefix):
                 break
-            for offset, record in compaction.records(int(key[len(prefix) :], 16), value):
-                if offset >= start:
-                    yield offset, record
+            first = int(key[len(prefix) :], 16)
+            if first != skip:
+                yield first, cast(bytes, it.value())
+            it.next()
 
     def output_parts(self, topic: str) -> Iterator[tuple[int, bytes]]:
         """The stored parts of an output topic as (offset the part starts at, part)."""

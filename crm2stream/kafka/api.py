@@ -105,16 +105,6 @@ class KafkaFeed:
         first, records = self._slice(topic, start, limit)
         return list(enumerate(records, first))
 
-    async def read_parsed(self, topic: str, start: int, limit: int) -> list[dict[str, Any]]:
-        """Records as dicts, each ``offset`` being its place in this feed."""
-        first, records = self._slice(topic, start, limit)
-        out = []
-        for offset, raw in enumerate(records, first):
-            record = orjson.loads(raw)
-            record["offset"] = offset
-            out.append(record)
-        return out
-
     async def read_log(self, start: int, limit: int) -> tuple[int, list[bytes]]:
         return self._slice("events", start, limit)
 

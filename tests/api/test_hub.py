@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from crm2stream.api.hub import EngineHost, TopicFeed
-from crm2stream.engine import store
+from crm2stream.engine import compaction, store
 from crm2stream.engine.embedded import EmbeddedEngine
 from crm2stream.engine.host import Overloaded
 from tests.conformance import CAMPAIGN
@@ -79,3 +80,59 @@ def test_the_log_reads_back_from_any_position_across_batches_and_pages(
             first, lines = asyncio.run(feed.read_log(start, limit))
             assert first == start and lines == CAMPAIGN[start : start + len(lines)]
             assert len(lines) >= min(limit, len(CAMPAIGN) - start)
+
+
+def _record(offset: int) -> bytes:
+    return b'{"at":"t","key":"k%d","offset":%d,"value":%d}' % (offset % 4, offset, offset)
+
+
+def _counted(split: Callable[[int, bytes], Any], calls: list[int]) -> Callable[..., Any]:
+    def counted(first: int, part: bytes) -> Any:
+        calls.append(first)
+        return split(first, part)
+
+    return counted
+
+
+def test_topic_reads_go_through_parts_a_chunk_at_a_time_as_the_store_holds_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Parts of 5 records, then a compacted one with gaps: reads of any size from any
+    offset, by readers taking turns (each read may end inside a part the feed keeps),
+    give what the store holds from that offset; a reader going a record at a time
+    splits each part once."""
+    with EmbeddedEngine(tmp_path, CFG) as engine:
+        batch = engine.store.batch()
+        for first in (0, 5, 10):
+            batch.outputs("t", first, b"\n".join(_record(o) for o in range(first, first + 5)))
+        compacted = [16, 18, 19]
+        batch.outputs("t", 15, compaction.COMPACTED + b"\n".join(map(_record, compacted)))
+        batch.outputs("t", 20, _record(20))
+        engine.store.write(batch)
+        held = list(engine.store.output_lines("t"))
+        assert [o for o, _ in held] == [*range(15), *compacted, 20]
+        feed = TopicFeed()
+        feed.attach(engine, asyncio.new_event_loop())
+        split: list[int] = []
+        monkeypatch.setattr(compaction, "records", _counted(compaction.records, split))
+        position, one_by_one = 0, []
+        while records := asyncio.run(feed.read("t", position, 1)):
+            one_by_one += records
+            position = records[-1][0] + 1
+        assert one_by_one == held
+        assert asyncio.run(feed.read("t", position, 1)) == []  # waiting at the end
+        assert split == [0, 5, 10, 15, 20]  # each part once
+        for start in range(22):
+            for limit in (1, 2, 4, 7, 30):
+                expected = [r for r in held if r[0] >= start][:limit]
+                assert asyncio.run(feed.read("t", start, limit)) == expected
+        for limits in ((1, 3), (4, 2), (6, 7)):
+            positions = [0, 0]
+            got: list[list[tuple[int, bytes]]] = [[], []]
+            while any(p <= 20 for p in positions):
+                for n, limit in enumerate(limits):
+                    records = asyncio.run(feed.read("t", positions[n], limit))
+                    if records:
+                        got[n] += records
+                        positions[n] = records[-1][0] + 1
+            assert got == [held, held]
