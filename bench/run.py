@@ -17,6 +17,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -100,22 +101,20 @@ def measure(
 
 
 def run_once(name: str, argv: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """Run argv pinned to CPU 0; wall time and the child's peak RSS in MiB."""
-    started = time.perf_counter()
-    proc = subprocess.Popen(
-        argv,
-        env=env,
-        stdout=subprocess.PIPE,
-        preexec_fn=lambda: os.sched_setaffinity(0, {0}),
-    )
-    assert proc.stdout is not None
-    output = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - started
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise SystemExit(f"{name} failed ({proc.returncode}): {output.decode()[-500:]}")
-    return seconds, usage.ru_maxrss / 1024
+    """Run argv pinned to CPU 0; the command's wall time and peak RSS in MiB (measured by
+    ``bench.peak``, so that what this process holds does not count)."""
+    with tempfile.NamedTemporaryFile(prefix="crm2stream-peak-") as peak:
+        proc = subprocess.run(
+            [sys.executable, "-m", "bench.peak", peak.name, *argv],
+            env=env,
+            stdout=subprocess.PIPE,
+            preexec_fn=lambda: os.sched_setaffinity(0, {0}),
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise SystemExit(f"{name} failed ({proc.returncode}): {proc.stdout.decode()[-500:]}")
+        seconds, kib = Path(peak.name).read_text().split()
+        return float(seconds), int(kib) / 1024
 
 
 def main() -> None:
