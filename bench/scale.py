@@ -106,24 +106,57 @@ def _point_reads(data: Path, env: dict[str, str]) -> dict[str, Any]:
     cli = [sys.executable, "-m", "crm2stream.cli", "--data-dir", str(data)]
     seconds, rss = run_once("history", [*cli, "history", who], env)
     print(f"scale: history of {who}: {seconds * 1000:,.0f} ms, peak RSS {rss:,.0f} MiB")
+    report: dict[str, Any] = {
+        "history_seconds": round(seconds, 3),
+        "history_peak_rss_mib": round(rss),
+    }
+    # the first start builds the read model from the topics, the second resumes it
+    for prefix in ("serve", "serve_again"):
+        answered, ready, latency, hwm = _serve(cli, env, person)
+        if latency is None or ready is None:
+            print(
+                f"scale: {prefix} did not answer GET /persons/{person} within "
+                f"{SERVE_SECONDS:.0f} s (peak RSS {hwm:,.0f} MiB by then)"
+            )
+        else:
+            print(
+                f"scale: {prefix}: GET /persons/{person}: {latency * 1000:,.1f} ms (median "
+                f"of 5); first answered {answered:.1f} s after its start, its read model "
+                f"caught up at {ready:.1f} s; peak RSS {hwm:,.0f} MiB"
+            )
+        if prefix == "serve":
+            report["get_person_ms"] = None if latency is None else round(latency * 1000, 1)
+        report[f"{prefix}_first_answer_seconds"] = None if answered is None else round(answered, 1)
+        report[f"{prefix}_ready_seconds"] = None if ready is None else round(ready, 1)
+        report[f"{prefix}_peak_rss_mib"] = round(hwm)
+    return report
+
+
+def _serve(
+    cli: list[str], env: dict[str, str], person: str
+) -> tuple[float | None, float | None, float | None, float]:
+    """Start ``serve`` pinned to one core and ask it for a person until its read model has
+    caught up: when it first answered, when it caught up, the median latency of five
+    requests after that (seconds; None: not within ``SERVE_SECONDS``) and its peak RSS
+    (MiB)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    serve_env = {**env, "CRM2STREAM_API_TOKEN": TOKEN}
     started = time.perf_counter()
     server = subprocess.Popen(
         [*cli, "serve", "--port", str(port)],
-        env=serve_env,
+        env={**env, "CRM2STREAM_API_TOKEN": TOKEN},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         preexec_fn=lambda: os.sched_setaffinity(0, {0}),
     )
     headers = {"authorization": f"Bearer {TOKEN}"}
     base = f"http://127.0.0.1:{port}"
+    answered: float | None = None  # first, before the read model caught up
+    ready: float | None = None
+    timings = []
     try:
         with httpx.Client(base_url=base, headers=headers, timeout=600) as client:
-            ready: float | None = None
-            answered: float | None = None  # first, before the read model caught up
             while ready is None and time.perf_counter() - started < SERVE_SECONDS:
                 try:  # until the read model has read every topic and knows the person
                     caught_up = _caught_up(client)
@@ -135,7 +168,6 @@ def _point_reads(data: Path, env: dict[str, str]) -> dict[str, Any]:
                 if server.poll() is not None:
                     raise SystemExit("serve exited before answering")
                 time.sleep(0.2)
-            timings = []
             for _ in range(5 if ready is not None else 0):
                 begun = time.perf_counter()
                 assert client.get(f"/persons/{person}").status_code == 200
@@ -146,25 +178,7 @@ def _point_reads(data: Path, env: dict[str, str]) -> dict[str, Any]:
         server.terminate()
         server.wait()
     latency = sorted(timings)[len(timings) // 2] if timings else None
-    if latency is None or ready is None:
-        print(
-            f"scale: serve did not answer GET /persons/{person} within {SERVE_SECONDS:.0f} s "
-            f"(peak RSS {hwm / 1024:,.0f} MiB by then)"
-        )
-    else:
-        print(
-            f"scale: GET /persons/{person}: {latency * 1000:,.1f} ms (median of 5); serve "
-            f"first answered {answered:.1f} s after its start, its read model caught up "
-            f"at {ready:.1f} s; peak RSS {hwm / 1024:,.0f} MiB"
-        )
-    return {
-        "history_seconds": round(seconds, 3),
-        "history_peak_rss_mib": round(rss),
-        "get_person_ms": None if latency is None else round(latency * 1000, 1),
-        "serve_first_answer_seconds": None if answered is None else round(answered, 1),
-        "serve_ready_seconds": None if ready is None else round(ready, 1),
-        "serve_peak_rss_mib": round(hwm / 1024),
-    }
+    return answered, ready, latency, hwm / 1024
 
 
 def main() -> None:

@@ -51,6 +51,12 @@ class Feed(Protocol):
 
     def next_write(self) -> asyncio.Event: ...
     def end(self, topic: str) -> int: ...
+    def topics_id(self) -> str | None:
+        """Names the topics' numbering: the same id, the same records at the same offsets,
+        so a read model kept from an earlier run may resume; None when it does not last
+        beyond this process."""
+        ...
+
     async def read(self, topic: str, start: int, limit: int) -> list[tuple[int, bytes]]: ...
     async def read_log(self, start: int, limit: int) -> tuple[int, list[bytes]]: ...
 
@@ -82,7 +88,7 @@ class ApiOptions(BaseModel):
     max_body_bytes: int = 16 << 20
     #: events of a request handed to the engine at a time
     batch_lines: int = 50_000
-    #: where the read model keeps its RocksDB (rebuilt from the topics at every start)
+    #: where the read model keeps its RocksDB (see ``readmodel``)
     read_model_dir: Path
 
 
@@ -141,7 +147,8 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(host.start, asyncio.get_running_loop())
         try:
-            await asyncio.to_thread(model.open)
+            ends = {name: feed.end(name) for name in model.positions}
+            await asyncio.to_thread(model.open, feed.topics_id(), ends)
         except BaseException:
             await asyncio.to_thread(host.stop)
             raise

@@ -79,6 +79,9 @@ class TopicFeed:
         """Set at the next write: take it before reading, so no write goes unnoticed."""
         return self._written
 
+    def topics_id(self) -> str | None:
+        return self.engine.topics_id
+
     def end(self, topic: str) -> int:
         """The offset the next record of a topic will get (``events``: the log end)."""
         if topic == "events":

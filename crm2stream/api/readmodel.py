@@ -7,9 +7,11 @@ identifier it names (a view shows the last few). It
 never reads an engine's state, so it works the same over the embedded engine's local
 topics and over Kafka topics.
 
-What it keeps per key lives in a RocksDB of its own (``path``, cleared when it opens: the
-model is rebuilt from the topics at every start), so a server's memory follows RocksDB's
-buffers, not the number of persons and relationships: a table record is stored as the
+What it keeps per key lives in a RocksDB of its own (``path``), so a server's memory
+follows RocksDB's buffers, not the number of persons and relationships. Topics that keep
+their numbering across runs (the embedded engine's, named by an id that a replay in place
+changes) let the next server resume the model where it was; Kafka topics, which the API
+numbers as it receives them, have it rebuilt at every start. A table record is stored as the
 bytes it came as, and only the records whose fields the model indexes (identity, scores,
 change streams) are parsed. Besides the tables it keeps three indexes there: each
 person's identifiers, each person's relationships (under the source person, so one
@@ -63,8 +65,12 @@ _MEMBER = b"m/"  # m/<person id>\0<identifier> -> b""
 _TIE = b"r/"  # r/<from person id>\0<to person id> -> the relationship row
 _RANK = b"s/"  # s/<tier or "">\0<rank> -> b"" (rank: -composite, person id)
 _CHANGE = b"c/"  # c/<person id> -> the person's last score change
+_RECENT = b"n/"  # n/<stream> -> its recent records
+_STATE = b"z"  # positions, counts, the topics' id: written with every write
 _EVENTS = b"e/"  # e/<identifier>\0<log position> -> [event id, type, micros, actor]
 _SEP = b"\0"
+#: What the keys and values above are: a model kept in another format is rebuilt.
+_FORMAT = 1
 #: A stored value, or None where there is none (a tombstone, a key never seen)
 Value = bytes | None
 _KEY = b',"key":'
@@ -117,16 +123,19 @@ class ReadModel:
         self.tier_counts: Counter[str] = Counter()
         #: per topic (and "events", the input log): the next offset to apply
         self.positions: dict[str, int] = dict.fromkeys((*FOLLOWED, "events"), 0)
+        #: the numbering of the topics read (None: the model does not outlive the process)
+        self.topics_id: str | None = None
         self._db: Rdict | None = None
         self._lock: IO[bytes] | None = None
         self._unlogged = WriteOptions()
-        # what the model writes is rebuilt at the next start: no write-ahead log
+        # A crash loses what was not flushed, the positions with it (one write each):
+        # the model resumes from an earlier point of the topics, or is rebuilt.
         self._unlogged.disable_wal = True  # type: ignore[method-assign, assignment]
 
-    def open(self) -> None:
-        """Start from nothing: whatever a previous server left in ``path`` (one killed
-        before it could clear it) is removed, once a lock beside it says no other server
-        is using it."""
+    def open(self, topics_id: str | None = None, ends: dict[str, int] | None = None) -> None:
+        """Resume what a previous server left in ``path`` if it read topics of the same
+        ``topics_id`` and no further than their ``ends``; otherwise start from nothing.
+        Either way once a lock beside it says no other server is using it."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         lock = self.path.with_name(self.path.name + ".lock").open("ab")
         try:
@@ -138,14 +147,40 @@ class ReadModel:
                 "give this one a data directory of its own"
             ) from None
         self._lock = lock
+        self.topics_id = topics_id
+        if topics_id is not None and self.path.exists():
+            self._db = Rdict(str(self.path), _options())
+            if self._resume(ends or {}):
+                return
+            self._db.close()
         shutil.rmtree(self.path, ignore_errors=True)
         self._db = Rdict(str(self.path), _options())
 
+    def _resume(self, ends: dict[str, int]) -> bool:
+        raw = self.db.get(_STATE)
+        state = {} if raw is None else orjson.loads(raw)
+        if state.get("format") != _FORMAT or state.get("topics_id") != self.topics_id:
+            return False
+        positions: dict[str, int] = state["positions"]
+        if set(positions) != set(self.positions):
+            return False
+        if any(at > ends.get(topic, 0) for topic, at in positions.items()):
+            return False  # topics behind the model: not the ones it read
+        self.positions.update(positions)
+        self.counts.update(state["counts"])
+        self.tier_counts = Counter(state["tiers"])
+        for stream, recent in self.recent.items():
+            recent.extend(orjson.loads(self.db.get(_RECENT + stream.encode()) or b"[]"))
+        return True
+
     def close(self) -> None:
+        """Keep what can be resumed, remove the rest. (Closing flushes what the memtables
+        hold: RocksDB's ``avoid_flush_during_shutdown`` is off.)"""
         if self._db is not None:
             self._db.close()
             self._db = None
-            shutil.rmtree(self.path, ignore_errors=True)
+            if self.topics_id is None:
+                shutil.rmtree(self.path, ignore_errors=True)
         if self._lock is not None:
             self._lock.close()  # and with it the lock
             self._lock = None
@@ -159,21 +194,44 @@ class ReadModel:
     # -- applying ----------------------------------------------------------------------
     def apply(self, topic: str, records: Iterable[tuple[int, bytes]]) -> None:
         """Apply records (offset, JSON) of a topic, in offset order."""
-        position = self.positions[topic]
-        fresh = [(offset, raw) for offset, raw in records if offset >= position]
+        fresh = [(offset, raw) for offset, raw in records if offset >= self.positions[topic]]
         if not fresh:
             return  # seen already (a resumed read)
-        if topic in self.counts:
-            self._apply_table(topic, [split_record(raw) for _, raw in fresh])
-        else:
-            self._apply_stream(topic, fresh)
-        self.positions[topic] = fresh[-1][0] + 1
+        before = (dict(self.counts), Counter(self.tier_counts), dict(self.recent))
+        if topic in self.recent:  # appended to in place: its copy is the one kept
+            self.recent[topic] = deque(self.recent[topic], RECENT)
+        try:
+            batch = WriteBatch(raw_mode=True)
+            if topic in self.counts:
+                self._apply_table(batch, topic, [split_record(raw) for _, raw in fresh])
+            else:
+                self._apply_stream(batch, topic, fresh)
+            self._commit(batch, topic, fresh[-1][0] + 1)
+        except BaseException:
+            self.counts, self.tier_counts, self.recent = before  # as the store still is
+            raise
 
-    def _apply_table(self, table: str, changes: list[tuple[str, bytes | None]]) -> None:
+    def _commit(self, batch: WriteBatch, topic: str, position: int) -> None:
+        """Write a batch with the model's state as it stands after it, then take the
+        topic's new position."""
+        positions = {**self.positions, topic: position}
+        state = {
+            "format": _FORMAT,
+            "topics_id": self.topics_id,
+            "positions": positions,
+            "counts": self.counts,
+            "tiers": self.tier_counts,
+        }
+        batch.put(_STATE, orjson.dumps(state))
+        self.db.write(batch, self._unlogged)
+        self.positions[topic] = position
+
+    def _apply_table(
+        self, batch: WriteBatch, table: str, changes: list[tuple[str, bytes | None]]
+    ) -> None:
         keys = [self._row_key(table, key) for key, _ in changes]
         unique = list(dict.fromkeys(keys))
         known = dict(zip(unique, self._get_many(unique), strict=True))
-        batch = WriteBatch(raw_mode=True)
         for db_key, (key, value) in zip(keys, changes, strict=True):
             before = known[db_key]
             known[db_key] = value
@@ -186,7 +244,6 @@ class ReadModel:
                 batch.delete(db_key)
             else:
                 batch.put(db_key, value)
-        self.db.write(batch, self._unlogged)
 
     @staticmethod
     def _row_key(table: str, key: str) -> bytes:
@@ -227,15 +284,17 @@ class ReadModel:
                     batch.delete(key)
         self.tier_counts = +self.tier_counts  # tiers left empty go
 
-    def _apply_stream(self, topic: str, records: list[tuple[int, bytes]]) -> None:
-        batch = WriteBatch(raw_mode=True)
+    def _apply_stream(
+        self, batch: WriteBatch, topic: str, records: list[tuple[int, bytes]]
+    ) -> None:
+        recent = self.recent[topic]
         for offset, raw in records:
             record = orjson.loads(raw)
             record["offset"] = offset  # this feed's number (Kafka's partitions have their own)
-            self.recent[topic].append(record)
+            recent.append(record)
             if topic == "score-changes":
                 batch.put(_CHANGE + record["person_id"].encode(), orjson.dumps(record))
-        self.db.write(batch, self._unlogged)
+        batch.put(_RECENT + topic.encode(), orjson.dumps(list(recent)))
 
     def apply_log(self, start: int, lines: list[bytes]) -> None:
         """Input log lines from position ``start``: the accepted ones become each named
@@ -255,8 +314,9 @@ class ReadModel:
             at = _SEP + position.to_bytes(8, "big")
             for ident in {i for i in (actor, link, owner, reply_to, *recipients) if i}:
                 batch.put(_EVENTS + ident.encode() + at, summary)
-        self.db.write(batch, self._unlogged)
-        self.positions["events"] = max(self.positions["events"], start + len(lines))
+        end = start + len(lines)
+        if end > self.positions["events"]:
+            self._commit(batch, "events", end)
 
     def _last_events(self, identifier: str) -> Iterator[Row]:
         """The identifier's last events by log position, each event id once (the latest

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import secrets
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, replace
@@ -83,6 +84,7 @@ _LOG_POSITIONS = {
     "in_progress": "ingest",
     "replay_end": "replay_end",
     "compacted": "compacted",
+    "topics_id": "topics",
 }
 
 
@@ -126,6 +128,11 @@ class EmbeddedEngine:
         self.replay_end: int = log_meta.get("replay_end", 0)
         #: per table topic: its end and its live keys at its last compaction
         self.compacted: dict[str, dict[str, int]] = log_meta.get("compacted", {})
+        #: names the output topics' numbering: the same id, the same records at the same
+        #: offsets (a replay in place starts new topics, under a new id); written with the
+        #: log's positions, so a directory from before there was one keeps the one it is
+        #: given here from its next write on
+        self.topics_id: str = log_meta.get("topics") or secrets.token_hex(8)
         stored_currency = log_meta.get("currency")
         if stored_currency is not None and stored_currency != cfg.currency:
             self.store.close()
@@ -244,6 +251,7 @@ class EmbeddedEngine:
         self.replay_end = max(self.log_end, self.replay_end)
         self.core = self._new_core()
         self.output_ends, self.in_progress, self.compacted = {}, {}, {}
+        self.topics_id = secrets.token_hex(8)
         self.applied = self.log_end = 0
         self.segments = Segments()
         batch = self.store.batch()

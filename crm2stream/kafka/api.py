@@ -89,6 +89,10 @@ class KafkaFeed:
         self._written.set()
         self._written = asyncio.Event()
 
+    def topics_id(self) -> str | None:
+        """None: this feed numbers records as it receives them, from 0 at every start."""
+        return None
+
     def end(self, topic: str) -> int:
         return self._ends.get(topic, 0)
 

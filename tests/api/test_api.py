@@ -213,7 +213,9 @@ def caught_up(server: Server) -> bool | None:
     return (bool(lags) and not any(lags)) or None
 
 
-def test_a_restarted_server_rebuilds_its_read_model_from_the_topics(tmp_path: Path) -> None:
+def test_a_restarted_server_resumes_its_read_model(tmp_path: Path) -> None:
+    """The read model is kept in the data directory for the same topics: a restarted
+    server resumes it (the unit tests of ``readmodel`` say when it starts again)."""
     server, stop = start_server(tmp_path / "data")
     try:
         server.post_events(CAMPAIGN)
@@ -221,10 +223,16 @@ def test_a_restarted_server_rebuilds_its_read_model_from_the_topics(tmp_path: Pa
         eventually(lambda: caught_up(server))
         board = server.client.get("/scores?top=20").json()["top"]
         view = server.client.get(f"/persons/{board[0]['person_id']}").json()
+        topics_id = server.app.state.model.topics_id
+        assert topics_id is not None
+        server.app.state.model.db.put(b"kept", b"1")  # gone if the model starts again
     finally:
         stop()
+    assert (tmp_path / "data" / "read-model").is_dir()
     again, stop = start_server(tmp_path / "data")
     try:
+        assert again.app.state.model.topics_id == topics_id
+        assert again.app.state.model.db.get(b"kept") == b"1"
         eventually(lambda: again.client.get("/scores").json()["top"] or None)
         eventually(lambda: caught_up(again))
         assert again.client.get("/scores?top=20").json()["top"] == board

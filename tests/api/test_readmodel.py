@@ -264,3 +264,85 @@ def test_a_persons_last_events_are_its_identifiers_latest_accepted_ones(
         assert view is not None and view["last_events"] == expected[-10:]
     nobody = model.person("p_10")  # a person without identifiers
     assert nobody is not None and nobody["last_events"] == [] and nobody["identifiers"] == []
+
+
+def _answers(model: ReadModel) -> dict[str, Any]:
+    return {
+        "sizes": model.sizes(),
+        "tiers": model.tiers(),
+        "board": model.leaderboard(10),
+        "persons": [model.person(p) for p in PERSONS],
+        "recent": {stream: list(rows) for stream, rows in model.recent.items()},
+        "positions": dict(model.positions),
+    }
+
+
+def _kept(path: Path) -> dict[str, Any]:
+    """A model of topics "topics-1" closed in ``path``; its answers."""
+    changes = _normal(
+        [
+            ("identity", "wechat:a", _identity("p_1")),
+            ("persons", "p_1", {"label": "p_1"}),
+            ("scores", "p_1", _scores("", 2.5, "gold")),
+            ("relationships", ("p_1", "p_2"), 1.0),
+        ]
+    )
+    model = ReadModel("CNY", path)
+    model.open("topics-1", {})
+    for topic, records in _records(changes).items():
+        model.apply(topic, records)
+    model.apply("score-changes", [(0, orjson.dumps({"person_id": "p_1", "composite": 2.5}))])
+    model.apply_log(0, CAMPAIGN[:50])
+    answers = _answers(model)
+    model.close()
+    return answers
+
+
+def test_a_model_resumes_only_the_topics_it_read(tmp_path: Path) -> None:
+    """Closed, a model of topics with an id is kept, and resumed by a model of the same
+    topics with the same answers; topics of another id, or ending before where the model
+    got to, start it again from nothing; a model of topics without an id is not kept."""
+    path = tmp_path / "read-model"
+    answers = _kept(path)
+    ends = dict(answers["positions"])
+    again = ReadModel("CNY", path)
+    again.open("topics-1", ends)
+    assert _answers(again) == answers
+    again.close()
+    for topics_id, shorter in (("topics-2", ends), ("topics-1", {**ends, "scores": 0})):
+        _kept(path)
+        other = ReadModel("CNY", path)
+        other.open(topics_id, shorter)
+        assert set(other.positions.values()) == {0} and other.person("p_1") is None
+        assert other.sizes()["identity"] == 0
+        other.close()
+    passing = ReadModel("CNY", path)
+    passing.open(None, ends)
+    assert passing.sizes()["identity"] == 0
+    passing.close()
+    assert not path.exists()
+
+
+def test_a_failed_write_leaves_the_model_as_it_was(model: ReadModel) -> None:
+    model.close()
+    model.open("topics-1", {})
+    record = orjson.dumps({"person_id": "p_1", "composite": 1.0})
+    model.apply("score-changes", [(0, record)])
+    before = _answers(model)
+    db = model.db
+
+    class Failing:
+        def __getattr__(self, name: str) -> Any:
+            if name == "write":
+                raise OSError("no space left on the device")
+            return getattr(db, name)
+
+    model._db = Failing()  # type: ignore[assignment]
+    with pytest.raises(OSError, match="no space"):
+        model.apply("score-changes", [(1, record)])
+    with pytest.raises(OSError, match="no space"):
+        model.apply(
+            "scores", _records(_normal([("scores", "p_2", _scores("", 1.0, "gold"))]))["scores"]
+        )
+    model._db = db
+    assert _answers(model) == before

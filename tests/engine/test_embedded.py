@@ -101,6 +101,26 @@ def test_an_interrupted_replay_carries_on_at_the_next_open(tmp_path: Path) -> No
         assert reopened.digest() == CLEAN
 
 
+def test_the_topics_keep_their_id_until_a_replay_starts_them_again(tmp_path: Path) -> None:
+    """A subscriber that kept what it read (the API's read model) may resume topics of the
+    same id: it lasts across opens, and a replay in place, which numbers the topics from
+    0 again, gives them another, an interrupted one included."""
+    with open_engine(tmp_path) as engine:
+        engine.ingest_lines(CAMPAIGN[:100])
+        first = engine.topics_id
+    with open_engine(tmp_path) as engine:
+        assert engine.topics_id == first
+        crash_on_batch(engine, 1)
+        with pytest.raises(KeyboardInterrupt):
+            engine.replay_in_place()
+    with open_engine(tmp_path) as engine:
+        second = engine.topics_id
+        assert second != first
+        assert engine.output_ends  # the replay was carried on, under the same id
+    with open_engine(tmp_path) as engine:
+        assert engine.topics_id == second
+
+
 def test_replay_into_a_new_directory(tmp_path: Path) -> None:
     with open_engine(tmp_path / "a") as engine, open_engine(tmp_path / "b") as target:
         engine.ingest_lines(CAMPAIGN)
