@@ -131,7 +131,7 @@ class EmbeddedEngine:
         #: names the output topics' numbering: the same id, the same records at the same
         #: offsets (a replay in place starts new topics, under a new id); written with the
         #: log's positions, so a directory from before there was one keeps the one it is
-        #: given here from its next write on
+        #: given here from its next write on (at once when it is served: see ``load``)
         self.topics_id: str = log_meta.get("topics") or secrets.token_hex(8)
         stored_currency = log_meta.get("currency")
         if stored_currency is not None and stored_currency != cfg.currency:
@@ -170,6 +170,8 @@ class EmbeddedEngine:
             self._recover()
         if self.followed and self.core.unpublished:
             self.checkpoint()  # what an unfollowed run left for the end it never reached
+        if self.followed and self.store.meta("log").get("topics") != self.topics_id:
+            self._write(self.store.batch())  # the id its subscribers may keep
 
     @property
     def indexed(self) -> bool:

@@ -119,6 +119,13 @@ def test_the_topics_keep_their_id_until_a_replay_starts_them_again(tmp_path: Pat
         assert engine.output_ends  # the replay was carried on, under the same id
     with open_engine(tmp_path) as engine:
         assert engine.topics_id == second
+    with EmbeddedEngine(tmp_path / "old", CFG) as engine:  # a directory from before the id
+        engine.ingest_lines(CAMPAIGN[:100])
+        batch = engine.store.batch()
+        batch.meta("log", {k: v for k, v in engine.store.meta("log").items() if k != "topics"})
+        engine.store.write(batch)
+    with EmbeddedEngine(tmp_path / "old", CFG, followed=True) as engine:
+        assert engine.store.meta("log")["topics"] == engine.topics_id  # served: kept at once
 
 
 def test_replay_into_a_new_directory(tmp_path: Path) -> None:
