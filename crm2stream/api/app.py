@@ -150,6 +150,7 @@ def create_app(
             ends = {name: feed.end(name) for name in model.positions}
             await asyncio.to_thread(model.open, feed.topics_id(), ends)
         except BaseException:
+            await asyncio.to_thread(model.close)
             await asyncio.to_thread(host.stop)
             raise
         tasks = [asyncio.create_task(follow())]

@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import itertools
 import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
@@ -43,6 +42,8 @@ class _Submission:
 
 #: A stored part of a topic: the offset it starts at, and its records (offset, JSON).
 _Part = tuple[int, list[tuple[int, bytes]]]
+#: Parts kept per topic by the feed (see ``TopicFeed._read``).
+KEPT_PARTS = 2
 
 
 class TopicFeed:
@@ -54,8 +55,9 @@ class TopicFeed:
         self._engine: EmbeddedEngine | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._written = asyncio.Event()
-        #: per topic, the records of the last stored part a read reached
-        self._parts: dict[str, _Part] = {}
+        #: per topic, the records of the last stored parts reads reached, latest first
+        self._parts: dict[str, list[_Part]] = {}
+        self._parts_lock = threading.Lock()
 
     @property
     def engine(self) -> EmbeddedEngine:
@@ -65,6 +67,7 @@ class TopicFeed:
 
     def attach(self, engine: EmbeddedEngine, loop: asyncio.AbstractEventLoop) -> None:
         self._engine, self._loop = engine, loop
+        self._parts = {}
         engine.listeners.append(self._written_threadsafe)
 
     def _written_threadsafe(self) -> None:
@@ -96,29 +99,25 @@ class TopicFeed:
         """A stored part is one value of up to a publication's records (tens of MB for
         the relationships of a large one): a reader going through it a chunk at a time,
         or waiting at its end, would read and split it again at every read. So the
-        records of the last part a read reached are kept, one part per topic."""
+        records of the last parts reads reached are kept, ``KEPT_PARTS`` per topic (a
+        reader catching up and others waiting at the end need two)."""
+        held = dict(self._parts.get(topic, ()))
         out: list[tuple[int, bytes]] = []
-        held = self._parts.get(topic)
-        parts: Iterator[_Part]
-        if held is not None and held[1][0][0] <= start:
-            parts = itertools.chain([held], self._split(topic, start, skip=held[0]))
-        else:
-            parts = self._split(topic, start)
-        for first, records in parts:
-            self._parts[topic] = (first, records)
+        last: _Part | None = None
+        for first, part in self.engine.store.output_parts_from(topic, start, held):
+            records = held[first] if part is None else list(compaction.records(first, part))
+            if not records:
+                continue
+            last = (first, records)
             at = bisect.bisect_left(records, start, key=itemgetter(0))
             out.extend(records[at : at + limit - len(out)])
             if len(out) >= limit:
                 break
+        if last is not None:
+            with self._parts_lock:
+                others = [part for part in self._parts.get(topic, ()) if part[0] != last[0]]
+                self._parts[topic] = [last, *others][:KEPT_PARTS]
         return out
-
-    def _split(self, topic: str, start: int, skip: int | None = None) -> Iterator[_Part]:
-        """The records of each part from the one that may hold ``start`` on, but the part
-        starting at ``skip``."""
-        for first, part in self.engine.store.output_parts_from(topic, start, skip):
-            records = list(compaction.records(first, part))
-            if records:
-                yield first, records
 
     async def read_log(self, start: int, limit: int) -> tuple[int, list[bytes]]:
         """Input log lines from ``start`` (up to about ``limit``): (first position, lines)."""

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import fcntl
 import heapq
+import logging
 import shutil
 import struct
 from collections import Counter, deque
@@ -44,10 +45,12 @@ from rocksdict import (
 
 from crm2stream._native import fast_decode
 from crm2stream.core.events import format_micros
-from crm2stream.core.flat import flatten
+from crm2stream.core.flat import FlatEvent, flatten
 from crm2stream.core.tables import PERSON_TABLES, Row
 from crm2stream.core.validation import Rejection, decode
 from crm2stream.engine.host import EngineUnavailable
+
+log = logging.getLogger("crm2stream.api")
 
 #: The topics the read model follows, in the order it applies a round of them: tables
 #: before the change streams that name their persons.
@@ -67,10 +70,11 @@ _RANK = b"s/"  # s/<tier or "">\0<rank> -> b"" (rank: -composite, person id)
 _CHANGE = b"c/"  # c/<person id> -> the person's last score change
 _RECENT = b"n/"  # n/<stream> -> its recent records
 _STATE = b"z"  # positions, counts, the topics' id: written with every write
+_SEEN = b"d/"  # d/<event id> -> b"": the event ids of lines taken from the log
 _EVENTS = b"e/"  # e/<identifier>\0<log position> -> [event id, type, micros, actor]
 _SEP = b"\0"
 #: What the keys and values above are: a model kept in another format is rebuilt.
-_FORMAT = 1
+_FORMAT = 2
 #: A stored value, or None where there is none (a tombstone, a key never seen)
 Value = bytes | None
 _KEY = b',"key":'
@@ -149,10 +153,19 @@ class ReadModel:
         self._lock = lock
         self.topics_id = topics_id
         if topics_id is not None and self.path.exists():
-            self._db = Rdict(str(self.path), _options())
-            if self._resume(ends or {}):
-                return
-            self._db.close()
+            try:
+                self._db = Rdict(str(self.path), _options())
+                if self._resume(ends or {}):
+                    return
+            except Exception:  # damaged: it is only ever a copy of the topics
+                log.warning(
+                    "the read model in %s cannot be resumed: building it again",
+                    self.path,
+                    exc_info=True,
+                )
+            if self._db is not None:
+                self._db.close()
+                self._db = None
         shutil.rmtree(self.path, ignore_errors=True)
         self._db = Rdict(str(self.path), _options())
 
@@ -298,8 +311,9 @@ class ReadModel:
 
     def apply_log(self, start: int, lines: list[bytes]) -> None:
         """Input log lines from position ``start``: the accepted ones become each named
-        identifier's recent events (rejected lines are the dead letters' business)."""
-        batch = WriteBatch(raw_mode=True)
+        identifier's recent events (rejected lines are the dead letters' business, and so
+        is a line whose event id an earlier line had: the engine takes the first)."""
+        events: list[tuple[int, FlatEvent]] = []
         for position, line in enumerate(lines, start):
             if position < self.positions["events"]:
                 continue
@@ -309,7 +323,16 @@ class ReadModel:
                 if isinstance(event, Rejection):
                     continue
                 flat = flatten(event)
+            events.append((position, flat))
+        ids = list(dict.fromkeys(_SEEN + flat[0].encode() for _, flat in events))
+        seen = {key for key, held in zip(ids, self._get_many(ids), strict=True) if held is not None}
+        batch = WriteBatch(raw_mode=True)
+        for position, flat in events:
             event_id, kind, micros, actor, link, owner, reply_to, recipients = flat[:8]
+            if _SEEN + event_id.encode() in seen:
+                continue
+            seen.add(_SEEN + event_id.encode())
+            batch.put(_SEEN + event_id.encode(), b"")
             summary = orjson.dumps((event_id, kind, micros, actor))
             at = _SEP + position.to_bytes(8, "big")
             for ident in {i for i in (actor, link, owner, reply_to, *recipients) if i}:
@@ -319,26 +342,22 @@ class ReadModel:
             self._commit(batch, "events", end)
 
     def _last_events(self, identifier: str) -> Iterator[Row]:
-        """The identifier's last events by log position, each event id once (the latest
-        line of a re-delivered event)."""
+        """The identifier's last events by log position."""
         prefix = _EVENTS + identifier.encode() + _SEP
         it: RdictIter = self.db.iter()
         it.seek_for_prev(prefix + b"\xff" * 8)
-        seen: set[str] = set()
-        while len(seen) < EVENTS_PER_IDENTIFIER and it.valid():
-            key = cast(bytes, it.key())
+        for _ in range(EVENTS_PER_IDENTIFIER):
+            key = cast(bytes, it.key()) if it.valid() else b""
             if not key.startswith(prefix):
                 return
             event_id, kind, micros, actor = orjson.loads(cast(bytes, it.value()))
-            if event_id not in seen:
-                seen.add(event_id)
-                yield {
-                    "offset": int.from_bytes(key[len(prefix) :], "big"),
-                    "event_id": event_id,
-                    "type": kind,
-                    "occurred_at": format_micros(micros),
-                    "actor": actor,
-                }
+            yield {
+                "offset": int.from_bytes(key[len(prefix) :], "big"),
+                "event_id": event_id,
+                "type": kind,
+                "occurred_at": format_micros(micros),
+                "actor": actor,
+            }
             it.prev()
 
     def _get_many(self, keys: list[bytes]) -> list[bytes | None]:
@@ -398,6 +417,8 @@ class ReadModel:
         """The top persons by composite score (ties by person id), optionally of one tier."""
         prefix = _RANK + (tier or "").encode() + _SEP
         best: list[str] = []
+        if top < 1:
+            return []
         for place, _ in self._scan(prefix):
             best.append(place[8:].decode())
             if len(best) == top:

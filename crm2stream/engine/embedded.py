@@ -253,12 +253,11 @@ class EmbeddedEngine:
         self.replay_end = max(self.log_end, self.replay_end)
         self.core = self._new_core()
         self.output_ends, self.in_progress, self.compacted = {}, {}, {}
-        self.topics_id = secrets.token_hex(8)
         self.applied = self.log_end = 0
         self.segments = Segments()
         batch = self.store.batch()
         batch.clear_derived()  # ...and, in the same write, where the replay must reach
-        self._write(batch)
+        self._write(batch, topics_id=secrets.token_hex(8))  # topics numbered anew
         self._replay_log()
 
     def _replay_log(self) -> None:

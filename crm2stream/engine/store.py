@@ -43,7 +43,7 @@ Key space (raw bytes):
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
@@ -290,16 +290,16 @@ class Store:
         """(offset, record as JSON) of an output topic from offset ``start`` on (a
         compacted table topic has gaps: see ``compaction``)."""
         for first, part in self.output_parts_from(topic, start):
-            for offset, record in compaction.records(first, part):
+            for offset, record in compaction.records(first, part or b""):
                 if offset >= start:
                     yield offset, record
 
     def output_parts_from(
-        self, topic: str, start: int, skip: int | None = None
-    ) -> Iterator[tuple[int, bytes]]:
+        self, topic: str, start: int, held: Container[int] = ()
+    ) -> Iterator[tuple[int, bytes | None]]:
         """The stored parts of an output topic from the one that may hold offset
-        ``start`` on, as (offset the part starts at, part); the part starting at ``skip``
-        (one the caller holds already) is passed over without reading it."""
+        ``start`` on, as (offset the part starts at, part); a part starting at an offset
+        in ``held`` (one the caller holds already) comes as None, unread."""
         prefix = b"o/" + topic.encode() + b"/"
         it = self.db.iter()
         it.seek_for_prev(prefix + _position(start))
@@ -310,8 +310,7 @@ class Store:
             if not key.startswith(prefix):
                 break
             first = int(key[len(prefix) :], 16)
-            if first != skip:
-                yield first, cast(bytes, it.value())
+            yield first, None if first in held else cast(bytes, it.value())
             it.next()
 
     def output_parts(self, topic: str) -> Iterator[tuple[int, bytes]]:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -74,12 +75,25 @@ def test_the_log_reads_back_from_any_position_across_batches_and_pages(
     monkeypatch.setattr(store, "PAGE_LINES", 7)
     with EmbeddedEngine(tmp_path, CFG, batch_size=250) as engine:
         engine.ingest_lines(CAMPAIGN)
-        feed = TopicFeed()
-        feed.attach(engine, asyncio.new_event_loop())
-        for limit in (1, 10, 300, 5000):
-            first, lines = asyncio.run(feed.read_log(start, limit))
-            assert first == start and lines == CAMPAIGN[start : start + len(lines)]
-            assert len(lines) >= min(limit, len(CAMPAIGN) - start)
+        with _feed_of(engine) as feed:
+            for limit in (1, 10, 300, 5000):
+                first, lines = asyncio.run(feed.read_log(start, limit))
+                assert first == start and lines == CAMPAIGN[start : start + len(lines)]
+                assert len(lines) >= min(limit, len(CAMPAIGN) - start)
+
+
+@contextlib.contextmanager
+def _feed_of(engine: EmbeddedEngine) -> Iterator[TopicFeed]:
+    """A feed of an engine opened on this thread, let go of at the end: attached, the
+    engine and the feed refer to each other, and a collector running on another thread
+    would drop the compiled core there, which it refuses."""
+    feed, loop = TopicFeed(), asyncio.new_event_loop()
+    feed.attach(engine, loop)
+    try:
+        yield feed
+    finally:
+        engine.listeners.clear()
+        loop.close()
 
 
 def _record(offset: int) -> bytes:
@@ -111,28 +125,35 @@ def test_topic_reads_go_through_parts_a_chunk_at_a_time_as_the_store_holds_them(
         engine.store.write(batch)
         held = list(engine.store.output_lines("t"))
         assert [o for o, _ in held] == [*range(15), *compacted, 20]
-        feed = TopicFeed()
-        feed.attach(engine, asyncio.new_event_loop())
-        split: list[int] = []
-        monkeypatch.setattr(compaction, "records", _counted(compaction.records, split))
-        position, one_by_one = 0, []
-        while records := asyncio.run(feed.read("t", position, 1)):
-            one_by_one += records
-            position = records[-1][0] + 1
-        assert one_by_one == held
-        assert asyncio.run(feed.read("t", position, 1)) == []  # waiting at the end
-        assert split == [0, 5, 10, 15, 20]  # each part once
-        for start in range(22):
-            for limit in (1, 2, 4, 7, 30):
-                expected = [r for r in held if r[0] >= start][:limit]
-                assert asyncio.run(feed.read("t", start, limit)) == expected
-        for limits in ((1, 3), (4, 2), (6, 7)):
-            positions = [0, 0]
-            got: list[list[tuple[int, bytes]]] = [[], []]
-            while any(p <= 20 for p in positions):
-                for n, limit in enumerate(limits):
-                    records = asyncio.run(feed.read("t", positions[n], limit))
-                    if records:
-                        got[n] += records
-                        positions[n] = records[-1][0] + 1
-            assert got == [held, held]
+        with _feed_of(engine) as feed:
+            split: list[int] = []
+            monkeypatch.setattr(compaction, "records", _counted(compaction.records, split))
+            position, one_by_one = 0, []
+            while records := asyncio.run(feed.read("t", position, 1)):
+                one_by_one += records
+                position = records[-1][0] + 1
+            assert one_by_one == held
+            assert asyncio.run(feed.read("t", position, 1)) == []  # waiting at the end
+            assert split == [0, 5, 10, 15, 20]  # each part once
+            split.clear()
+            position, one_by_one = 0, []  # again, with a reader waiting at the end meanwhile
+            while records := asyncio.run(feed.read("t", position, 1)):
+                one_by_one += records
+                position = records[-1][0] + 1
+                assert asyncio.run(feed.read("t", 21, 1)) == []
+            assert one_by_one == held
+            assert split == [0, 5, 10, 15]  # each part once, the last one kept all along
+            for start in range(22):
+                for limit in (1, 2, 4, 7, 30):
+                    expected = [r for r in held if r[0] >= start][:limit]
+                    assert asyncio.run(feed.read("t", start, limit)) == expected
+            for limits in ((1, 3), (4, 2), (6, 7)):
+                positions = [0, 0]
+                got: list[list[tuple[int, bytes]]] = [[], []]
+                while any(p <= 20 for p in positions):
+                    for n, limit in enumerate(limits):
+                        records = asyncio.run(feed.read("t", positions[n], limit))
+                        if records:
+                            got[n] += records
+                            positions[n] = records[-1][0] + 1
+                assert got == [held, held]

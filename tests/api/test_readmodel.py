@@ -214,12 +214,15 @@ def _table_record(key: str, value: Any) -> bytes:
 
 
 def _summaries(lines: list[bytes]) -> dict[str, list[dict[str, Any]]]:
-    """Each identifier's accepted events in log order, as a view summarises them."""
+    """Each identifier's accepted events in log order, as a view summarises them (of
+    lines with the same event id, the first)."""
     named: dict[str, list[dict[str, Any]]] = {}
+    taken: set[str] = set()
     for position, line in enumerate(lines):
         event = decode(line, CFG.currency)
-        if isinstance(event, Rejection):
+        if isinstance(event, Rejection) or event.event_id in taken:
             continue
+        taken.add(event.event_id)
         summary = {
             "offset": position,
             "event_id": event.event_id,
@@ -235,13 +238,17 @@ def _summaries(lines: list[bytes]) -> dict[str, list[dict[str, Any]]]:
 def test_a_persons_last_events_are_its_identifiers_latest_accepted_ones(
     model: ReadModel,
 ) -> None:
-    """The input log read in chunks, a rejected line and a re-delivered event among it:
-    a person's last events are the latest of each of its identifiers' accepted events
-    (a re-delivered one once, as its latest line), the ten latest of those by event time."""
+    """The input log read in chunks, a rejected line and two lines reusing an event id
+    (one the same event again, one another event under an id taken) among it: a person's
+    last events are the latest of each of its identifiers' accepted events (of lines with
+    one event id, the first, as the engine takes), the ten latest of those by event time."""
     named = _summaries(CAMPAIGN)
     busiest = sorted(named, key=lambda i: (-len(named[i]), i))[:3]
     again = CAMPAIGN[named[busiest[0]][-3]["offset"]]
-    lines = [*CAMPAIGN[:1500], b"{not json", *CAMPAIGN[1500:], again]
+    taken_id = named[busiest[1]][-2]["event_id"]
+    other = orjson.loads(CAMPAIGN[named[busiest[0]][-1]["offset"]])
+    reused = orjson.dumps({**other, "event_id": taken_id})
+    lines = [*CAMPAIGN[:1500], b"{not json", *CAMPAIGN[1500:], again, reused]
     for start in range(0, len(lines), 333):
         model.apply_log(start, lines[start : start + 333])
     named = _summaries(lines)
@@ -346,3 +353,23 @@ def test_a_failed_write_leaves_the_model_as_it_was(model: ReadModel) -> None:
         )
     model._db = db
     assert _answers(model) == before
+
+
+@pytest.mark.parametrize("damage", ["state", "files"])
+def test_a_damaged_model_is_built_again(tmp_path: Path, damage: str) -> None:
+    path = tmp_path / "read-model"
+    answers = _kept(path)
+    if damage == "state":
+        held = ReadModel("CNY", path)
+        held.open(None)  # opened without an id: not resumed, and removed at close
+        held.close()
+        path.mkdir()
+        (path / "CURRENT").write_text("not a manifest\n")
+    else:
+        for file in path.iterdir():
+            if file.suffix == ".sst" or file.name.startswith("MANIFEST"):
+                file.write_bytes(b"garbage")
+    model = ReadModel("CNY", path)
+    model.open("topics-1", dict(answers["positions"]))
+    assert set(model.positions.values()) == {0} and model.sizes()["identity"] == 0
+    model.close()
