@@ -33,10 +33,6 @@ from typing import IO, Any, cast
 
 import orjson
 from rocksdict import (
-    BlockBasedOptions,
-    Cache,
-    DBCompressionType,
-    Options,
     Rdict,
     RdictIter,
     WriteBatch,
@@ -49,6 +45,7 @@ from crm2stream.core.flat import FlatEvent, flatten
 from crm2stream.core.tables import PERSON_TABLES, Row
 from crm2stream.core.validation import Rejection, decode
 from crm2stream.engine.host import EngineUnavailable
+from crm2stream.engine.store import modest_options
 
 log = logging.getLogger("crm2stream.api")
 
@@ -104,19 +101,6 @@ def rank(composite: float, person_id: str) -> bytes:
     return struct.pack(">Q", bits) + person_id.encode()
 
 
-def _options() -> Options:
-    options = Options(raw_mode=True)
-    options.create_if_missing(True)
-    options.set_write_buffer_size(32 << 20)
-    options.set_max_write_buffer_number(2)
-    table = BlockBasedOptions()
-    table.set_block_cache(Cache(32 << 20))
-    table.set_bloom_filter(10, False)
-    options.set_block_based_table_factory(table)
-    options.set_compression_type(DBCompressionType.lz4())
-    return options
-
-
 class ReadModel:
     def __init__(self, currency: str, path: Path) -> None:
         self.currency = currency
@@ -154,7 +138,7 @@ class ReadModel:
         self.topics_id = topics_id
         if topics_id is not None and self.path.exists():
             try:
-                self._db = Rdict(str(self.path), _options())
+                self._db = Rdict(str(self.path), modest_options())
                 if self._resume(ends or {}):
                     return
             except Exception:  # damaged: it is only ever a copy of the topics
@@ -167,7 +151,7 @@ class ReadModel:
                 self._db.close()
                 self._db = None
         shutil.rmtree(self.path, ignore_errors=True)
-        self._db = Rdict(str(self.path), _options())
+        self._db = Rdict(str(self.path), modest_options())
 
     def _resume(self, ends: dict[str, int]) -> bool:
         raw = self.db.get(_STATE)

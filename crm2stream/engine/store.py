@@ -123,19 +123,26 @@ def _position(value: int) -> bytes:
     return b"%016x" % value
 
 
+def modest_options() -> Options:
+    """RocksDB options with modest buffers (two memtables of 32 MiB, a block cache of
+    32 MiB, bloom filters, LZ4), in raw mode: for a store whose hot data the process keeps
+    elsewhere (the engine's in its core) or reads a key at a time (the API's read model)."""
+    options = Options(raw_mode=True)
+    options.create_if_missing(True)
+    options.set_write_buffer_size(32 << 20)
+    options.set_max_write_buffer_number(2)
+    table = BlockBasedOptions()
+    table.set_block_cache(Cache(32 << 20))
+    table.set_bloom_filter(10, False)
+    options.set_block_based_table_factory(table)
+    options.set_compression_type(DBCompressionType.lz4())
+    return options
+
+
 class Store:
     def __init__(self, path: Path) -> None:
         path.mkdir(parents=True, exist_ok=True)
-        options = Options(raw_mode=True)
-        options.create_if_missing(True)
-        # The engine keeps its hot state in memory: RocksDB only needs modest buffers.
-        options.set_write_buffer_size(32 << 20)
-        options.set_max_write_buffer_number(2)
-        table = BlockBasedOptions()
-        table.set_block_cache(Cache(32 << 20))
-        table.set_bloom_filter(10, False)
-        options.set_block_based_table_factory(table)
-        options.set_compression_type(DBCompressionType.lz4())
+        options = modest_options()
         # Log chunks and output batches are megabytes each and never change: kept in blob
         # files, they are compressed once when flushed instead of at every compaction.
         options.set_enable_blob_files(True)
