@@ -44,6 +44,7 @@ from crm2stream.core.events import format_micros
 from crm2stream.core.flat import FlatEvent, flatten
 from crm2stream.core.tables import PERSON_TABLES, Row
 from crm2stream.core.validation import Rejection, decode
+from crm2stream.engine.compaction import split_record
 from crm2stream.engine.host import EngineUnavailable
 from crm2stream.engine.store import modest_options
 
@@ -74,24 +75,6 @@ _SEP = b"\0"
 _FORMAT = 2
 #: A stored value, or None where there is none (a tombstone, a key never seen)
 Value = bytes | None
-_KEY = b',"key":'
-_OFFSET = b',"offset":'
-_VALUE = b',"value":'
-
-
-def split_record(record: bytes) -> tuple[str, bytes | None]:
-    """A table-topic record's key and its value's bytes (None: a tombstone). Records are
-    canonical JSON, ``{"at":...,"key":...,"offset":N,"value":...}``; a JSON string holds
-    no unescaped ``"``, so the first ``,"offset":`` after the key ends it, and the value
-    runs from the ``,"value":`` after that to the closing brace."""
-    key_at = record.index(_KEY) + len(_KEY)
-    offset_at = record.index(_OFFSET, key_at)
-    value_at = record.index(_VALUE, offset_at) + len(_VALUE)
-    key = orjson.loads(record[key_at:offset_at])
-    if not isinstance(key, str) or not record.endswith(b"}"):
-        raise ValueError(f"not a table record: {record[:200]!r}")
-    value = record[value_at:-1]
-    return key, None if value == b"null" else value
 
 
 def rank(composite: float, person_id: str) -> bytes:

@@ -18,6 +18,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+import orjson
+
 from crm2stream._native import TopicLatest
 
 if TYPE_CHECKING:
@@ -30,6 +32,7 @@ WRITE_BYTES = 32 << 20
 COMPACTED = b"#compacted\n"
 _KEY = b',"key":'
 _OFFSET = b',"offset":'
+_VALUE = b',"value":'
 
 
 def key_and_offset(record: bytes) -> tuple[bytes, int]:
@@ -41,6 +44,20 @@ def key_and_offset(record: bytes) -> tuple[bytes, int]:
     while record[stop : stop + 1].isdigit():
         stop += 1
     return record[key_at:offset_at], int(record[end:stop])
+
+
+def split_record(record: bytes) -> tuple[str, bytes | None]:
+    """A table-topic record's key and its value's bytes (None: a tombstone), found as
+    ``key_and_offset`` finds the key: the value runs from the ``,"value":`` after the
+    offset to the closing brace."""
+    key_at = record.index(_KEY) + len(_KEY)
+    offset_at = record.index(_OFFSET, key_at)
+    value_at = record.index(_VALUE, offset_at) + len(_VALUE)
+    key = orjson.loads(record[key_at:offset_at])
+    if not isinstance(key, str) or not record.endswith(b"}"):
+        raise ValueError(f"not a table record: {record[:200]!r}")
+    value = record[value_at:-1]
+    return key, None if value == b"null" else value
 
 
 def records(first: int, part: bytes) -> Iterator[tuple[int, bytes]]:

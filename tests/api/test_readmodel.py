@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crm2stream.api.readmodel import ReadModel, rank, split_record
+from crm2stream.api.readmodel import ReadModel, rank
 from crm2stream.core.events import format_micros, timestamp_micros
 from crm2stream.core.validation import Rejection, decode
 from crm2stream.engine.host import EngineUnavailable
@@ -162,19 +162,6 @@ def test_rank_bytes_sort_as_the_leaderboard_does(composites: list[float]) -> Non
     people = [(c, f"p_{n}") for n, c in enumerate(composites)] + [(composites[0], "p_0a")]
     by_bytes = sorted(people, key=lambda p: rank(*p))
     assert by_bytes == sorted(people, key=lambda p: (-p[0], p[1]))
-
-
-def test_a_record_splits_into_its_key_and_value() -> None:
-    key = 'email:a"b,"offset":1'
-    record = orjson.dumps(
-        {"at": "t", "key": key, "offset": 7, "value": {"x": ',"value":null'}},
-        option=orjson.OPT_SORT_KEYS,
-    )
-    assert split_record(record) == (key, b'{"x":",\\"value\\":null"}')
-    tombstone = orjson.dumps({"at": "t", "key": key, "offset": 8, "value": None})
-    assert split_record(tombstone) == (key, None)
-    with pytest.raises(ValueError, match="not a table record"):
-        split_record(b'{"at":"t","key":1,"offset":1,"value":null}')
 
 
 def test_change_streams_keep_the_recent_records_and_each_persons_last_change(

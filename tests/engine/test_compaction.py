@@ -105,3 +105,16 @@ def test_compaction_keeps_the_latest_record_of_each_key(
         check_compaction(topics, lambda table: engine.export(table), offsets_dense=False)
     with EmbeddedEngine(tmp_path / "compacted", CFG) as reopened:
         assert {t: read(reopened, t) for t in STATE_TABLES} == kept_all
+
+
+def test_a_record_splits_into_its_key_and_value() -> None:
+    key = 'email:a"b,"offset":1'
+    record = orjson.dumps(
+        {"at": "t", "key": key, "offset": 7, "value": {"x": ',"value":null'}},
+        option=orjson.OPT_SORT_KEYS,
+    )
+    assert compaction.split_record(record) == (key, b'{"x":",\\"value\\":null"}')
+    tombstone = orjson.dumps({"at": "t", "key": key, "offset": 8, "value": None})
+    assert compaction.split_record(tombstone) == (key, None)
+    with pytest.raises(ValueError, match="not a table record"):
+        compaction.split_record(b'{"at":"t","key":1,"offset":1,"value":null}')
