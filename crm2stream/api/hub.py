@@ -97,10 +97,21 @@ class TopicFeed:
 
     def _read(self, topic: str, start: int, limit: int) -> list[tuple[int, bytes]]:
         """A stored part is one value of up to a publication's records (tens of MB for
-        the relationships of a large one): a reader going through it a chunk at a time,
-        or waiting at its end, would read and split it again at every read. So the
-        records of the last parts reads reached are kept, ``KEPT_PARTS`` per topic (a
-        reader catching up and others waiting at the end need two)."""
+        the relationships of a large one), and RocksDB reads a part's whole value when an
+        iterator merely passes it: a reader going through a part a chunk at a time, or
+        waiting at a topic's end, would read and split it again at every read. So a read
+        at the end touches nothing; the records of the last parts reads reached are kept,
+        ``KEPT_PARTS`` per topic (a reader catching up and others waiting need two); and
+        a read the part it starts in can answer touches only that."""
+        end = self.end(topic)
+        if start >= end:
+            return []
+        for _, records in self._parts.get(topic, ()):
+            if records[0][0] <= start <= records[-1][0]:
+                at = bisect.bisect_left(records, start, key=itemgetter(0))
+                taken = records[at : at + limit]
+                if len(taken) == limit or records[-1][0] + 1 >= end:
+                    return taken
         held = dict(self._parts.get(topic, ()))
         out: list[tuple[int, bytes]] = []
         last: _Part | None = None
