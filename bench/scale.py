@@ -187,9 +187,18 @@ def main() -> None:
     parser.add_argument("--events", default="1000000,10000000")
     parser.add_argument("--identifiers", type=int, default=1_000_000)
     parser.add_argument("--days", type=int, default=730)
+    parser.add_argument(
+        "--point-reads",
+        type=Path,
+        metavar="DIR",
+        help="only the point reads, on a data directory an earlier run ingested",
+    )
     args = parser.parse_args()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CRM2STREAM_")}
     env["CRM2STREAM_ID_KEY"] = "bench"
+    if args.point_reads is not None:
+        print(orjson.dumps(_point_reads(args.point_reads, env)).decode())
+        return
     sizes = [int(size) for size in args.events.split(",") if size]
     report = run(sizes, args.identifiers, args.days, env)
     (WORK / "scale.json").write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))

@@ -117,8 +117,6 @@ class TopicFeed:
         last: _Part | None = None
         for first, part in self.engine.store.output_parts_from(topic, start, held):
             records = held[first] if part is None else list(compaction.records(first, part))
-            if not records:
-                continue
             last = (first, records)
             at = bisect.bisect_left(records, start, key=itemgetter(0))
             out.extend(records[at : at + limit - len(out)])

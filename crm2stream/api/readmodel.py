@@ -7,8 +7,8 @@ identifier it names (a view shows the last few). It
 never reads an engine's state, so it works the same over the embedded engine's local
 topics and over Kafka topics.
 
-What it keeps per key lives in a RocksDB of its own (``path``), so a server's memory
-follows RocksDB's buffers, not the number of persons and relationships. Topics that keep
+What it keeps per key lives in a RocksDB of its own (``path``): in memory it holds
+RocksDB's buffers and a few counts, not the rows. Topics that keep
 their numbering across runs (the embedded engine's, named by an id that a replay in place
 changes) let the next server resume the model where it was; Kafka topics, which the API
 numbers as it receives them, have it rebuilt at every start. A table record is stored as the
@@ -224,6 +224,7 @@ class ReadModel:
                 batch.delete(db_key)
             else:
                 batch.put(db_key, value)
+        self.tier_counts = +self.tier_counts  # tiers left empty go
 
     @staticmethod
     def _row_key(table: str, key: str) -> bytes:
@@ -262,7 +263,6 @@ class ReadModel:
                     batch.put(key, b"")
                 else:
                     batch.delete(key)
-        self.tier_counts = +self.tier_counts  # tiers left empty go
 
     def _apply_stream(
         self, batch: WriteBatch, topic: str, records: list[tuple[int, bytes]]
@@ -296,10 +296,11 @@ class ReadModel:
         batch = WriteBatch(raw_mode=True)
         for position, flat in events:
             event_id, kind, micros, actor, link, owner, reply_to, recipients = flat[:8]
-            if _SEEN + event_id.encode() in seen:
+            taken = _SEEN + event_id.encode()
+            if taken in seen:
                 continue
-            seen.add(_SEEN + event_id.encode())
-            batch.put(_SEEN + event_id.encode(), b"")
+            seen.add(taken)
+            batch.put(taken, b"")
             summary = orjson.dumps((event_id, kind, micros, actor))
             at = _SEP + position.to_bytes(8, "big")
             for ident in {i for i in (actor, link, owner, reply_to, *recipients) if i}:
