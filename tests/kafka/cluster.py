@@ -63,7 +63,14 @@ class Cluster:
         self.producer = KafkaProducer(
             bootstrap_servers=broker.bootstrap, acks="all", linger_ms=2, api_version=(3, 9)
         )
-        self._tail = KafkaConsumer(bootstrap_servers=broker.bootstrap, enable_auto_commit=False)
+        # from the start: with the default ("latest"), the offset is fixed at the first
+        # poll, after the first produce, and a worker that wrote its changelog batch in
+        # between left the tail waiting for records it had skipped
+        self._tail = KafkaConsumer(
+            bootstrap_servers=broker.bootstrap,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
         self._tail.assign([TopicPartition(self.names.changelog, 0)])
         self._reader = changelog.Reader()
         self.position = changelog.Position()
