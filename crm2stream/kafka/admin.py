@@ -154,7 +154,8 @@ def apply(client: KafkaAdminClient, changes: Sequence[Change]) -> None:
                 [
                     NewTopic(s.name, s.partitions, REPLICATION, topic_configs=s.config)
                     for s in creates
-                ]
+                ],
+                wait_for_metadata=True,  # usable when this returns (see create_missing)
             )
         grow = {c.topic: c.value for c in changes if c.action == "add-partitions"}
         if grow:
@@ -174,17 +175,28 @@ def apply(client: KafkaAdminClient, changes: Sequence[Change]) -> None:
         raise BrokerError(f"Kafka refused a change: {exc}") from exc
 
 
-def create_missing(client: KafkaAdminClient, specs: Sequence[TopicSpec]) -> None:
+def create_missing(
+    client: KafkaAdminClient, specs: Sequence[TopicSpec], timeout_s: float = 30.0
+) -> None:
     """Create the topics that do not exist yet, one by one: one that someone else creates
-    meanwhile (two workers starting together) is as good as created here."""
+    meanwhile (two workers starting together) is as good as created here. Returns when
+    every topic it found missing has a leader for each partition: the broker answers a
+    creation before its metadata shows the topic (KRaft propagates it afterwards), and a
+    worker that subscribed in between would start without it."""
+    created = []
     for change in plan(client, specs):
         if change.action != "create":
             continue
+        created.append(change.topic)
         try:
             apply(client, [change])
         except BrokerError as exc:
             if not isinstance(exc.__cause__, TopicAlreadyExistsError):
                 raise
+    try:
+        client.wait_for_topics(created, timeout_ms=int(timeout_s * 1000))
+    except KafkaError as exc:
+        raise BrokerError(f"topics created but not ready after {timeout_s:g} s: {exc}") from exc
 
 
 def _describe(spec: TopicSpec) -> str:
