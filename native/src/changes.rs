@@ -6,12 +6,31 @@
 //! since the last record for that person. It is a marketing trigger when, and only when,
 //! the person holds an unexpired `marketing` permission at that moment.
 
-use crate::facts::{Facts, Id, IdSet};
+use crate::codec::Glance;
+use crate::facts::{ConsentEntry, Facts, Id, IdSet, Scope};
 use crate::identity::current_person;
 use crate::json::{format_micros, round4, write_float, write_int, write_str};
 use crate::scales::Config;
-use crate::tables::{end_of_day, DAY_US};
-use crate::value::{active_at, consent_of, value_of};
+use crate::tables::DAY_US;
+use crate::value::{active_at, deciding, valued};
+use num_bigint::BigUint;
+use std::collections::{BTreeMap, HashMap};
+
+/// A member's consent and kept sums: from its body when decoded in memory, else from its
+/// glance (see `Glance`).
+fn standing<'a>(
+    facts: &'a Facts,
+    glances: &'a HashMap<Id, Glance>,
+    id: Id,
+) -> (&'a BTreeMap<Scope, Vec<ConsentEntry>>, &'a [BigUint; 4]) {
+    match facts.idents[id as usize].body.as_deref() {
+        Some(body) => (&body.consent, &body.sums),
+        None => {
+            let glance = glances.get(&id).unwrap_or_else(|| panic!("no body nor glance of {}", facts.key(id)));
+            (&glance.consent, &glance.sums)
+        }
+    }
+}
 
 /// Records of one output stream as NDJSON, numbered from a base offset.
 pub struct Records {
@@ -54,8 +73,15 @@ fn field_float(out: &mut Vec<u8>, name: &[u8], value: f64) {
 }
 
 /// (score changes, marketing triggers) for the persons touched since the last call, the
-/// records numbered from the offsets given.
-pub fn score_changes(facts: &mut Facts, cfg: &Config, change_base: i64, trigger_base: i64) -> (Records, Records) {
+/// records numbered from the offsets given. Every member of those persons has its body
+/// decoded in memory or a glance in `glances`.
+pub fn score_changes(
+    facts: &mut Facts,
+    cfg: &Config,
+    glances: &HashMap<Id, Glance>,
+    change_base: i64,
+    trigger_base: i64,
+) -> (Records, Records) {
     let mut changes = Records::new(change_base);
     let mut triggers = Records::new(trigger_base);
     for &id in facts.touched.iter() {
@@ -66,7 +92,6 @@ pub fn score_changes(facts: &mut Facts, cfg: &Config, change_base: i64, trigger_
         return (changes, triggers);
     };
     let day = moment.div_euclid(DAY_US);
-    let cutoff = end_of_day(day);
     let at = format_micros(moment);
     let touched = facts.touched.drain();
     let mut order: Vec<(&str, Id)> = touched.iter().map(|&id| (facts.key(id), id)).collect();
@@ -81,7 +106,19 @@ pub fn score_changes(facts: &mut Facts, cfg: &Config, change_base: i64, trigger_
         for &member in &person.members {
             evaluated.insert(member);
         }
-        let value = value_of(facts, &person.members, day, cutoff, cfg);
+        // as of the latest event: the kept sums hold everything (see `value::value_of`)
+        let value = match person.members.as_slice() {
+            [only] => valued(&facts.scales, standing(facts, glances, *only).1, day, cfg),
+            members => {
+                let mut totals: [BigUint; 4] = Default::default();
+                for &id in members {
+                    for (total, sum) in totals.iter_mut().zip(standing(facts, glances, id).1) {
+                        *total += sum;
+                    }
+                }
+                valued(&facts.scales, &totals, day, cfg)
+            }
+        };
         let (previous_composite, previous_tier) = match facts.last_emitted.get(&person.person_id) {
             Some((composite, tier)) => (*composite, tier.as_str()),
             None => (0.0, cfg.lowest_tier()),
@@ -100,7 +137,7 @@ pub fn score_changes(facts: &mut Facts, cfg: &Config, change_base: i64, trigger_
         field_float(out, b",\"popularity\":", round4(value.popularity));
         field_float(out, b",\"social\":", round4(value.social));
         out.push(b'}');
-        let consent = consent_of(facts, &person.members, moment);
+        let consent = deciding(person.members.iter().map(|&id| standing(facts, glances, id).0), moment);
         let mut grants =
             consent.iter().filter(|(scope, entry)| scope.1 == "marketing" && active_at(entry, moment)).peekable();
         if grants.peek().is_some() {

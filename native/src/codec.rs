@@ -363,6 +363,41 @@ pub fn decode_body(facts: &Facts, data: &[u8]) -> Result<Body> {
     Ok(body)
 }
 
+/// What valuing a person now reads of a member's body: its consent and its decayed
+/// sums. Score changes value every person a batch touched, and most members of those
+/// persons were not touched: decoding their whole bodies (every day bucket and tie, which
+/// grow with history) to read these cost more memory and time than the batch itself.
+#[derive(Debug, Default)]
+pub struct Glance {
+    pub consent: BTreeMap<Scope, Vec<ConsentEntry>>,
+    pub sums: [BigUint; 4],
+}
+
+/// The glance of a body as `encode_body` stored it: its days and ties are stepped over,
+/// not decoded (a body of format 1, from an older directory, is decoded whole).
+pub fn glance_body(facts: &Facts, data: &[u8]) -> Result<Glance> {
+    if data.first() == Some(&FORMAT) {
+        let body = decode_body(facts, data)?;
+        return Ok(Glance { consent: body.consent, sums: body.sums });
+    }
+    let mut r = Reader::new(data, BODY_FORMAT)?;
+    for _ in 0..r.len()? {
+        r.day()?;
+        for _ in 0..COUNTERS {
+            r.count()?;
+        }
+        r.uint()?;
+    }
+    for _ in 0..r.len()? {
+        r.number()?;
+        r.day()?;
+        for _ in 0..4 {
+            r.count()?;
+        }
+    }
+    Ok(Glance { consent: read_consent(&mut r)?, sums: read_sums(&mut r)? })
+}
+
 /// Every tie names an identifier this core has.
 pub fn check_ties(facts: &Facts, ties: &[Tie]) -> Result<()> {
     match ties.last() {
@@ -590,6 +625,72 @@ mod tests {
         let mut beyond = body;
         beyond.out.push(Tie { target: 3, day: 1, counts: [1, 0, 0, 0] });
         assert!(decode_body(&facts, &encode_body(&beyond, Vec::new())).is_err());
+    }
+
+    #[test]
+    fn a_glance_reads_the_consent_and_sums_of_a_body_as_decoding_it_does() {
+        let mut facts = Facts::new(Scales::new(30.0), [1; 4], vec![1], 0);
+        for key in ["qq:a", "qq:b"] {
+            facts.intern(key, (1, "e1"));
+        }
+        let mut body = Body::default();
+        for day in [3, 9, 400] {
+            body.bucket(day).bump(4);
+            body.bucket(day).amount = u128::from(u64::MAX) * 3; // a number of several bytes
+        }
+        body.out =
+            vec![Tie { target: 0, day: 3, counts: [1, 300, 0, 70_000] }, Tie { target: 1, day: 9, counts: [2; 4] }];
+        let scope = ("brand".to_string(), "marketing".to_string(), "wechat".to_string());
+        body.consent.insert(scope, vec![(5, "e7".into(), true, Some(99)), (8, "e9".into(), false, None)]);
+        body.sums =
+            [BigUint::from(u128::MAX) * 5u32, BigUint::default(), BigUint::from(9u32), BigUint::from(1u32) << 200];
+        for record in [encode_body(&body, Vec::new()), {
+            // an older directory's body, format 1: its ties named by key
+            let mut w = Writer::into(Vec::new(), FORMAT);
+            write_body_keyed(&mut w, &facts, &body);
+            w.0
+        }] {
+            let glance = glance_body(&facts, &record).unwrap();
+            assert_eq!((glance.consent, glance.sums), (body.consent.clone(), body.sums.clone()));
+            // a body cut short is a corrupt record, not a glance of something else
+            assert!(glance_body(&facts, &record[..record.len() - 1]).is_err());
+        }
+    }
+
+    /// `body` as format 1 stored it.
+    fn write_body_keyed(w: &mut Writer, facts: &Facts, body: &Body) {
+        w.uint(body.days.len() as u128);
+        for b in &body.days {
+            w.int(b.day());
+            for &c in &b.counts {
+                w.uint(c.into());
+            }
+            w.uint(b.amount);
+        }
+        w.uint(body.out.len() as u128);
+        for tie in &body.out {
+            w.text(facts.key(tie.target));
+            w.int(tie.day.into());
+            for &c in &tie.counts {
+                w.uint(c.into());
+            }
+        }
+        w.uint(body.consent.len() as u128);
+        for ((grantee, purpose, channel), history) in &body.consent {
+            w.text(grantee);
+            w.text(purpose);
+            w.text(channel);
+            w.uint(history.len() as u128);
+            for (ts, eid, granted, expires) in history {
+                w.int(*ts);
+                w.text(eid);
+                w.0.push(u8::from(*granted));
+                w.opt_int(*expires);
+            }
+        }
+        for sum in &body.sums {
+            w.bytes(&sum.to_bytes_le());
+        }
     }
 
     #[test]

@@ -1,13 +1,13 @@
 //! Which identifier bodies are in memory (see `facts::Body`).
 //!
 //! With a store that keeps bodies under their keys (`Facts::keyed`), a call that reads
-//! bodies is preceded by `wants`: the shell fetches those not in memory, in one read, and
-//! `install`s them. After each batch and each checkpoint, `evict` keeps the cache's
-//! budget, least recently asked for first: a decoded body is packed (encoded as the store
-//! keeps it, in a fraction of its memory, and decoded again without a read of the
-//! store); a packed one is dropped when clean, and written ahead of the checkpoint that
-//! will commit it when dirty. The bodies' memory follows the budget, not
-//! the history, and so does the memo of current persons: a body packed forgets its
+//! bodies is preceded by `wants`: the shell fetches those not in memory, in a few reads,
+//! and `install`s them. After each piece of a chunk, each batch and each checkpoint,
+//! `evict` keeps the cache's budget, least recently asked for first: a decoded body is
+//! packed (encoded as the store keeps it, in a fraction of its memory, and decoded again
+//! without a read of the store); a packed one is dropped when clean, and written ahead of
+//! the checkpoint that will commit it when dirty. The bodies' memory follows the budget,
+//! not the history, and so does the memo of current persons: a body packed forgets its
 //! person.
 
 use crate::codec;

@@ -6,7 +6,7 @@ use crate::facts::{
     S_REVENUE,
 };
 use crate::json::{round4, J};
-use crate::scales::{Config, CREDIT_FX, WEIGHT_FX};
+use crate::scales::{Config, Scales, CREDIT_FX, WEIGHT_FX};
 use num_bigint::BigUint;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -144,7 +144,11 @@ pub fn value_of<'c>(facts: &Facts, members: &[Id], as_of_day: i64, cutoff: i64, 
             &owned
         }
     };
-    let scales = &facts.scales;
+    valued(&facts.scales, totals, as_of_day, cfg)
+}
+
+/// The value of kept sums (a person's members' summed) as of a day.
+pub fn valued<'c>(scales: &Scales, totals: &[BigUint; 4], as_of_day: i64, cfg: &'c Config) -> Value<'c> {
     let consumption = scales.value(&totals[S_CONSUMPTION], 0, as_of_day) / AMOUNT_SCALE;
     let popularity = scales.value(&totals[S_POPULARITY], WEIGHT_FX, as_of_day);
     let reach = scales.value(&totals[S_REACH], CREDIT_FX, as_of_day);
@@ -191,9 +195,17 @@ pub fn interaction_counts(days: &[DayBucket], as_of_day: i64) -> Vec<(&'static s
 
 /// The deciding permission per (grantee, purpose, channel) as of cutoff, sorted by scope.
 pub fn consent_of<'a>(facts: &'a Facts, members: &[Id], cutoff: i64) -> Vec<(&'a Scope, &'a ConsentEntry)> {
+    deciding(members.iter().map(|&id| &facts.body(id).consent), cutoff)
+}
+
+/// `consent_of`, from the members' consent histories.
+pub fn deciding<'a>(
+    histories: impl Iterator<Item = &'a BTreeMap<Scope, Vec<ConsentEntry>>>,
+    cutoff: i64,
+) -> Vec<(&'a Scope, &'a ConsentEntry)> {
     let mut latest: BTreeMap<&Scope, &ConsentEntry> = BTreeMap::new();
-    for &id in members {
-        for (scope, history) in &facts.body(id).consent {
+    for consent in histories {
+        for (scope, history) in consent {
             let index = history.partition_point(|e| e.0 <= cutoff);
             if index == 0 {
                 continue;

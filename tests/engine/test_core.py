@@ -13,6 +13,7 @@ from crm2stream.core.events import DAY_US
 from crm2stream.core.tables import STATE_TABLES
 from crm2stream.engine import core as engine_core
 from crm2stream.engine.core import Core
+from crm2stream.synth import Campaign, lines
 from tests.conformance import CAMPAIGN
 from tests.harness import CFG
 
@@ -81,6 +82,27 @@ def test_bodies_in_a_store_give_the_tables_of_bodies_in_memory(
     # each identifier's body is stored once: the versions a checkpoint replaced are gone
     stored = store.bodies()
     assert len(stored) == len(core._core) and all(len(s) == 1 for s in stored.values())
+    day = core.max_ts
+    assert day is not None
+    assert core.digest(day // DAY_US) == whole.digest(day // DAY_US)
+
+
+def test_a_chunk_larger_than_a_piece_sheds_its_bodies_as_it_goes() -> None:
+    """A chunk's events are applied a piece at a time (``APPLY_PIECE`` in lib.rs, 5,000),
+    and the cache is shed between pieces: a chunk of 12,000 events leaves decoded only the
+    bodies its last piece read, and gives the score changes and tables of a core that
+    keeps every body."""
+    raw = list(lines(Campaign(identifiers=20_000, events=12_000, days=60, seed=5)))
+    store, core, whole = DictStore(), Core(CFG), Core(CFG)
+    core.attach_store(store.fetch, 0)
+    for each in (core, whole):
+        each.process(b"\n".join(raw), 0)
+    counts = {name: n for name, n, _ in core.footprint()}
+    assert 0 < counts["resident bodies"] < len(core._core) / 2
+    assert counts["packed bodies"] > 0  # dirty, so packed rather than dropped
+    assert core.score_changes(0, 0) == whole.score_changes(0, 0)
+    store.data.update(core.evict(1))
+    checkpoint(core, store, 1)
     day = core.max_ts
     assert day is not None
     assert core.digest(day // DAY_US) == whole.digest(day // DAY_US)
