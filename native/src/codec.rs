@@ -194,14 +194,7 @@ pub fn encode_body(body: &Body, buffer: Vec<u8>) -> Vec<u8> {
 }
 
 fn write_body(w: &mut Writer, body: &Body) {
-    w.uint(body.days.len() as u128);
-    for b in &body.days {
-        w.int(b.day());
-        for &c in &b.counts {
-            w.uint(c.into());
-        }
-        w.uint(b.amount);
-    }
+    write_days(w, &body.days);
     // ties are sorted by (target, day): each target as the step from the one before
     w.uint(body.out.len() as u128);
     let mut previous = 0;
@@ -213,6 +206,21 @@ fn write_body(w: &mut Writer, body: &Body) {
             w.uint(c.into());
         }
     }
+    write_consent_and_sums(w, body);
+}
+
+fn write_days(w: &mut Writer, days: &[DayBucket]) {
+    w.uint(days.len() as u128);
+    for b in days {
+        w.int(b.day());
+        for &c in &b.counts {
+            w.uint(c.into());
+        }
+        w.uint(b.amount);
+    }
+}
+
+fn write_consent_and_sums(w: &mut Writer, body: &Body) {
     w.uint(body.consent.len() as u128);
     for ((grantee, purpose, channel), history) in &body.consent {
         w.text(grantee);
@@ -659,14 +667,7 @@ mod tests {
 
     /// `body` as format 1 stored it.
     fn write_body_keyed(w: &mut Writer, facts: &Facts, body: &Body) {
-        w.uint(body.days.len() as u128);
-        for b in &body.days {
-            w.int(b.day());
-            for &c in &b.counts {
-                w.uint(c.into());
-            }
-            w.uint(b.amount);
-        }
+        write_days(w, &body.days);
         w.uint(body.out.len() as u128);
         for tie in &body.out {
             w.text(facts.key(tie.target));
@@ -675,22 +676,7 @@ mod tests {
                 w.uint(c.into());
             }
         }
-        w.uint(body.consent.len() as u128);
-        for ((grantee, purpose, channel), history) in &body.consent {
-            w.text(grantee);
-            w.text(purpose);
-            w.text(channel);
-            w.uint(history.len() as u128);
-            for (ts, eid, granted, expires) in history {
-                w.int(*ts);
-                w.text(eid);
-                w.0.push(u8::from(*granted));
-                w.opt_int(*expires);
-            }
-        }
-        for sum in &body.sums {
-            w.bytes(&sum.to_bytes_le());
-        }
+        write_consent_and_sums(w, body);
     }
 
     #[test]
