@@ -382,7 +382,9 @@ pub struct Glance {
 }
 
 /// The glance of a body as `encode_body` stored it: its days and ties are stepped over,
-/// not decoded (a body of format 1, from an older directory, is decoded whole).
+/// not decoded (a body of format 1, from an older directory, is decoded whole). Stepped
+/// over, its ties are not checked (`check_ties`, their order): a body damaged there is
+/// found when it is decoded, as every body a batch applies events to is.
 pub fn glance_body(facts: &Facts, data: &[u8]) -> Result<Glance> {
     if data.first() == Some(&FORMAT) {
         let body = decode_body(facts, data)?;

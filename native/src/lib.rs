@@ -337,9 +337,9 @@ impl Core {
         }
     }
 
-    /// Between the pages of a whole-state read (or of the derivation after a load), keep
-    /// the cache's budget: clean bodies beyond it leave memory, dirty ones stay packed
-    /// (writing them ahead is the engine's, after the read).
+    /// Between the pieces of a chunk, and the pages of a whole-state read (or of the
+    /// derivation after a load), keep the cache's budget: clean bodies beyond it leave
+    /// memory, dirty ones stay packed (writing them ahead is the engine's, after the call).
     fn shed(&mut self) {
         if self.facts.keyed {
             self.facts.evict(self.budget, None);

@@ -49,7 +49,7 @@ const DECODED_SHARE: usize = 4;
 impl Facts {
     /// Add to `out` the identifiers whose bodies applying `event` reads: those it names
     /// and the sharers its share or referred purchase credits. Asked just before the event
-    /// is applied, this is exact; asked of a whole chunk first, it is most of it.
+    /// is applied, this is exact; asked of a piece of a chunk first, it is most of it.
     pub fn wants(&self, event: &Event<'_>, out: &mut Vec<Id>) {
         for key in event.identifiers() {
             if let Some(id) = self.id_of(key) {
@@ -60,9 +60,10 @@ impl Facts {
     }
 
     /// The sharers an event's credit reaches up its chain (a share's parent, a purchase's
-    /// referral): within a chunk the only bodies an event can need that `wants` did not
-    /// name before the chunk, when the chain starts at a share made earlier in it. (An
-    /// identifier the chunk creates is resident until the chunk ends.)
+    /// referral): within a piece of a chunk the only bodies an event can need that
+    /// `wants` did not name before the piece, when the chain starts at a share made
+    /// earlier in the chunk. (An identifier the chunk creates may be packed by the
+    /// shedding between pieces: the caller asks again for any of these not decoded.)
     pub fn chain_wants(&self, event: &Event<'_>, out: &mut Vec<Id>) {
         let chain = match event.kind {
             Kind::Share => event.parent.as_deref(),
