@@ -12,7 +12,7 @@ use crate::identity::current_person;
 use crate::json::{format_micros, round4, write_float, write_int, write_str};
 use crate::scales::Config;
 use crate::tables::DAY_US;
-use crate::value::{active_at, deciding, valued};
+use crate::value::{active_at, deciding, value_now};
 use num_bigint::BigUint;
 use std::collections::{BTreeMap, HashMap};
 
@@ -106,19 +106,8 @@ pub fn score_changes(
         for &member in &person.members {
             evaluated.insert(member);
         }
-        // as of the latest event: the kept sums hold everything (see `value::value_of`)
-        let value = match person.members.as_slice() {
-            [only] => valued(&facts.scales, standing(facts, glances, *only).1, day, cfg),
-            members => {
-                let mut totals: [BigUint; 4] = Default::default();
-                for &id in members {
-                    for (total, sum) in totals.iter_mut().zip(standing(facts, glances, id).1) {
-                        *total += sum;
-                    }
-                }
-                valued(&facts.scales, &totals, day, cfg)
-            }
-        };
+        let sums = person.members.iter().map(|&id| standing(facts, glances, id).1);
+        let value = value_now(&facts.scales, sums, day, cfg);
         let (previous_composite, previous_tier) = match facts.last_emitted.get(&person.person_id) {
             Some((composite, tier)) => (*composite, tier.as_str()),
             None => (0.0, cfg.lowest_tier()),

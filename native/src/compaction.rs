@@ -40,9 +40,10 @@ pub fn records(first: i64, part: &[u8]) -> Result<Vec<(i64, &[u8])>, String> {
 /// A key as `Latest` holds it: the first 128 bits of its SHA-256. The keys of a
 /// relationships topic are millions of pairs of person ids, and held as they are (a boxed
 /// key of about 45 bytes each) they were the peak of a bulk ingest's end: at 10 million
-/// events, compaction took the process from 2.8 to 3.8 GB. Two keys of one topic share a
-/// digest with a chance of about n²/2^129 (1 in 10^24 for 20 million keys), and the hash
-/// is cryptographic, so no chosen identifier can make one record pass for another.
+/// events, compaction took the process from about 2,800 to 3,780 MiB. Two keys of one
+/// topic share a digest with a chance of about n²/2^129 (1 in 10^24 for 20 million keys),
+/// and the hash is cryptographic, so no chosen identifier can make one record pass for
+/// another.
 type KeyDigest = [u8; 16];
 
 fn digest(key: &[u8]) -> KeyDigest {

@@ -125,26 +125,35 @@ fn points(raw: f64, scale: f64) -> f64 {
 
 /// A person's value as of a day; the kept sums serve when nothing is to be left out.
 pub fn value_of<'c>(facts: &Facts, members: &[Id], as_of_day: i64, cutoff: i64, cfg: &'c Config) -> Value<'c> {
-    let latest = facts.max_ts.is_none_or(|m| cutoff >= m);
-    let mut owned: [BigUint; 4] = Default::default();
-    let totals: &[BigUint; 4] = match members {
-        [only] if latest => &facts.body(*only).sums,
-        _ => {
-            for &id in members {
-                if latest {
-                    for (total, sum) in owned.iter_mut().zip(&facts.body(id).sums) {
-                        *total += sum;
-                    }
-                } else {
-                    for (total, sum) in owned.iter_mut().zip(ident_sums(facts, id, as_of_day, cutoff)) {
-                        *total += sum;
-                    }
-                }
-            }
-            &owned
+    if facts.max_ts.is_none_or(|m| cutoff >= m) {
+        return value_now(&facts.scales, members.iter().map(|&id| &facts.body(id).sums), as_of_day, cfg);
+    }
+    let mut totals: [BigUint; 4] = Default::default();
+    for &id in members {
+        for (total, sum) in totals.iter_mut().zip(ident_sums(facts, id, as_of_day, cutoff)) {
+            *total += sum;
         }
-    };
-    valued(&facts.scales, totals, as_of_day, cfg)
+    }
+    valued(&facts.scales, &totals, as_of_day, cfg)
+}
+
+/// A person's value as of the latest event, from its members' kept sums (a lone
+/// member's, borrowed).
+pub fn value_now<'a, 'c>(
+    scales: &Scales,
+    mut sums: impl Iterator<Item = &'a [BigUint; 4]>,
+    as_of_day: i64,
+    cfg: &'c Config,
+) -> Value<'c> {
+    let Some(first) = sums.next() else { return valued(scales, &Default::default(), as_of_day, cfg) };
+    let Some(second) = sums.next() else { return valued(scales, first, as_of_day, cfg) };
+    let mut totals = first.clone();
+    for more in std::iter::once(second).chain(sums) {
+        for (total, sum) in totals.iter_mut().zip(more) {
+            *total += sum;
+        }
+    }
+    valued(scales, &totals, as_of_day, cfg)
 }
 
 /// The value of kept sums (a person's members' summed) as of a day.
