@@ -1,0 +1,199 @@
+//! The checkpointed form of the facts: one compact binary record per key.
+//!
+//! Records start with a format byte. Identifier records and bodies name identifiers by
+//! number: an identifier keeps the number it was first given (its `Id`, a position in the
+//! core's table) across checkpoints and loads, so a body read back is decoded without
+//! looking up a key per tie (records of earlier formats named them by key, and still
+//! load). Pair records name their identifiers by key.
+
+mod body;
+mod ident;
+mod records;
+#[cfg(test)]
+mod tests;
+
+pub use body::{check_ties, decode_body, encode_body, glance_body, resolve_ties, Glance};
+pub use ident::{decode_ident, encode_ident, Named, Sources};
+pub use records::{decode_emitted, decode_pair, decode_referrals, encode_emitted, encode_pair, encode_referrals};
+
+use crate::facts::Id;
+use num_bigint::BigUint;
+
+pub(super) const FORMAT: u8 = 1;
+/// Identifier records since they carry the identifier's number and name others by
+/// theirs, say what the table topics hold of it, and write a body's sums shifted (see
+/// `Writer::sum`). Format 3 wrote them whole; format 2 named identifiers by key and said
+/// nothing of the topics (the engine published at every checkpoint); format 1 held the
+/// body too, and mentions. All still load, see `decode_ident`.
+pub(super) const IDENT_FORMAT: u8 = 4;
+pub(super) const IDENT_FORMAT_3: u8 = 3;
+pub(super) const IDENT_FORMAT_2: u8 = 2;
+/// Bodies whose ties name their targets by number and whose sums are shifted (format 2,
+/// still read, wrote the sums whole; format 1 named the ties' targets by key: decoding
+/// looked every one up).
+pub(super) const BODY_FORMAT: u8 = 3;
+pub(super) const BODY_FORMAT_2: u8 = 2;
+/// The most low zero bits a shifted sum may say it had: a corrupt record must not make a
+/// load allocate without bound (a sum's weights span `day / half_life` bits: 2**24 is
+/// far beyond any real day and half-life).
+pub(super) const MAX_SHIFT: u128 = 1 << 24;
+pub const SEP: char = '\x1f';
+
+#[derive(Default)]
+pub(super) struct Writer(Vec<u8>, Sums);
+
+/// How a record's decayed sums are written: whole (the formats before), or shifted.
+#[derive(Default, Clone, Copy, PartialEq, Debug)]
+pub(super) enum Sums {
+    #[default]
+    Whole,
+    Shifted,
+}
+
+impl Writer {
+    /// A record written into `buffer` (emptied first): one buffer serves many records.
+    pub(super) fn into(mut buffer: Vec<u8>, format: u8) -> Self {
+        buffer.clear();
+        buffer.push(format);
+        Writer(buffer, Sums::Whole)
+    }
+    pub(super) fn shifting(mut self) -> Self {
+        self.1 = Sums::Shifted;
+        self
+    }
+    /// A decayed sum. Its weights are `2 ** (day / half_life)` in fixed point, about 700
+    /// bits for a day of this century at a half-life of 30 days, and every weight is a
+    /// mantissa shifted left by its whole half-lives: the sum has as many low zero bits
+    /// as its earliest day has whole half-lives. Shifted, it is written as that count and
+    /// the bits above (about 14 bytes instead of 90; at 9M events the sums were 45% of the
+    /// bodies' bytes).
+    pub(super) fn sum(&mut self, sum: &BigUint) {
+        if self.1 == Sums::Shifted {
+            let shift = sum.trailing_zeros().unwrap_or(0);
+            self.uint(shift.into());
+            self.bytes(&(sum >> shift).to_bytes_le());
+        } else {
+            self.bytes(&sum.to_bytes_le());
+        }
+    }
+    pub(super) fn uint(&mut self, mut v: u128) {
+        loop {
+            let byte = (v & 0x7f) as u8;
+            v >>= 7;
+            if v == 0 {
+                self.0.push(byte);
+                return;
+            }
+            self.0.push(byte | 0x80);
+        }
+    }
+    pub(super) fn int(&mut self, v: i64) {
+        self.uint(u128::from(((v << 1) ^ (v >> 63)) as u64));
+    }
+    pub(super) fn bytes(&mut self, b: &[u8]) {
+        self.uint(b.len() as u128);
+        self.0.extend_from_slice(b);
+    }
+    pub(super) fn text(&mut self, s: &str) {
+        self.bytes(s.as_bytes());
+    }
+    pub(super) fn opt_text(&mut self, s: Option<&str>) {
+        match s {
+            None => self.0.push(0),
+            Some(s) => {
+                self.0.push(1);
+                self.text(s);
+            }
+        }
+    }
+    pub(super) fn opt_int(&mut self, v: Option<i64>) {
+        match v {
+            None => self.0.push(0),
+            Some(v) => {
+                self.0.push(1);
+                self.int(v);
+            }
+        }
+    }
+}
+
+pub struct Reader<'a> {
+    data: &'a [u8],
+    at: usize,
+    sums: Sums,
+}
+
+pub type Result<T> = std::result::Result<T, String>;
+
+impl<'a> Reader<'a> {
+    pub(super) fn new(data: &'a [u8], format: u8) -> Result<Self> {
+        match data.first() {
+            Some(&f) if f == format => Ok(Reader { data, at: 1, sums: Sums::Whole }),
+            _ => Err("record is not in this version's checkpoint format".into()),
+        }
+    }
+    pub(super) fn shifting(mut self, shifted: bool) -> Self {
+        self.sums = if shifted { Sums::Shifted } else { Sums::Whole };
+        self
+    }
+    /// A decayed sum as `Writer::sum` wrote it.
+    pub(super) fn sum(&mut self) -> Result<BigUint> {
+        let shift = if self.sums == Sums::Shifted { self.uint()? } else { 0 };
+        if shift > MAX_SHIFT {
+            return Err(format!("a sum shifted by {shift} bits"));
+        }
+        Ok(BigUint::from_bytes_le(self.bytes()?) << shift)
+    }
+    pub(super) fn byte(&mut self) -> Result<u8> {
+        let b = *self.data.get(self.at).ok_or("record ends early")?;
+        self.at += 1;
+        Ok(b)
+    }
+    pub(super) fn uint(&mut self) -> Result<u128> {
+        let mut v: u128 = 0;
+        for shift in (0..128).step_by(7) {
+            let b = self.byte()?;
+            v |= u128::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err("varint too long".into())
+    }
+    pub(super) fn len(&mut self) -> Result<usize> {
+        usize::try_from(self.uint()?).map_err(|e| e.to_string())
+    }
+    /// A count read from the record, capped by the bytes left (every item takes at least
+    /// one): room to reserve up front without trusting a corrupt length.
+    pub(super) fn bounded(&self, count: usize) -> usize {
+        count.min(self.data.len() - self.at)
+    }
+    pub(super) fn int(&mut self) -> Result<i64> {
+        let z = self.uint()? as u64;
+        Ok(((z >> 1) as i64) ^ -((z & 1) as i64))
+    }
+    pub(super) fn bytes(&mut self) -> Result<&'a [u8]> {
+        let n = self.len()?;
+        let slice = self.data.get(self.at..self.at + n).ok_or("record ends early")?;
+        self.at += n;
+        Ok(slice)
+    }
+    pub(super) fn day(&mut self) -> Result<i32> {
+        i32::try_from(self.int()?).map_err(|e| e.to_string())
+    }
+    pub(super) fn count(&mut self) -> Result<u32> {
+        u32::try_from(self.uint()?).map_err(|e| e.to_string())
+    }
+    pub(super) fn number(&mut self) -> Result<Id> {
+        Id::try_from(self.uint()?).map_err(|e| e.to_string())
+    }
+    pub(super) fn text(&mut self) -> Result<String> {
+        String::from_utf8(self.bytes()?.to_vec()).map_err(|e| e.to_string())
+    }
+    pub(super) fn opt_text(&mut self) -> Result<Option<String>> {
+        Ok(if self.byte()? == 0 { None } else { Some(self.text()?) })
+    }
+    pub(super) fn opt_int(&mut self) -> Result<Option<i64>> {
+        Ok(if self.byte()? == 0 { None } else { Some(self.int()?) })
+    }
+}

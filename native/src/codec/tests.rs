@@ -1,0 +1,236 @@
+use super::body::{write_body, write_consent_and_sums, write_days};
+use super::*;
+use crate::checkpoint::Loader;
+use crate::facts::{Body, Facts, Tie, COUNTERS};
+use crate::scales::Scales;
+
+/// A format-1 record as the previous version wrote it (a worker's changelog).
+fn v1_record(tie_to: &str) -> Vec<u8> {
+    let mut w = Writer::into(Vec::new(), FORMAT);
+    w.int(5);
+    w.text("e1");
+    w.uint(1); // days
+    w.int(3);
+    for c in 0..COUNTERS {
+        w.uint(c as u128);
+    }
+    w.uint(250);
+    w.uint(1); // ties
+    w.text(tie_to);
+    w.int(3);
+    for c in [1, 0, 2, 0] {
+        w.uint(c);
+    }
+    w.uint(1); // shares
+    w.text("s1");
+    w.int(5);
+    w.opt_text(None);
+    w.uint(2);
+    w.uint(0); // consent
+    w.uint(2); // mentions, skipped
+    w.int(10);
+    w.int(11);
+    for sum in [7u32, 0, 9, 0] {
+        w.bytes(&BigUint::from(sum).to_bytes_le());
+    }
+    w.0
+}
+
+#[test]
+fn a_body_names_its_ties_by_number_and_reads_back_as_written() {
+    let mut facts = Facts::new(Scales::new(30.0), [1; 4], vec![1], 0);
+    for key in ["qq:a", "qq:b", "qq:c"] {
+        facts.intern(key, (1, "e1"));
+    }
+    let mut body = Body::default();
+    body.bucket(3).bump(2);
+    body.out = vec![
+        Tie { target: 0, day: 3, counts: [1, 0, 0, 0] },
+        Tie { target: 2, day: 1, counts: [0, 2, 0, 0] },
+        Tie { target: 2, day: 4, counts: [0, 0, 0, 9] },
+    ];
+    body.sums[1] = BigUint::from(77u32);
+    let record = encode_body(&body, Vec::new());
+    assert_eq!(decode_body(&facts, &record), Ok(body.clone()));
+    // a tie to a number no identifier has is a corrupt record, not a panic later
+    let mut beyond = body;
+    beyond.out.push(Tie { target: 3, day: 1, counts: [1, 0, 0, 0] });
+    assert!(decode_body(&facts, &encode_body(&beyond, Vec::new())).is_err());
+}
+
+#[test]
+fn a_glance_reads_the_consent_and_sums_of_a_body_as_decoding_it_does() {
+    let mut facts = Facts::new(Scales::new(30.0), [1; 4], vec![1], 0);
+    for key in ["qq:a", "qq:b"] {
+        facts.intern(key, (1, "e1"));
+    }
+    let mut body = Body::default();
+    for day in [3, 9, 400] {
+        body.bucket(day).bump(4);
+        body.bucket(day).amount = u128::from(u64::MAX) * 3; // a number of several bytes
+    }
+    body.out = vec![Tie { target: 0, day: 3, counts: [1, 300, 0, 70_000] }, Tie { target: 1, day: 9, counts: [2; 4] }];
+    let scope = ("brand".to_string(), "marketing".to_string(), "wechat".to_string());
+    body.consent.insert(scope, vec![(5, "e7".into(), true, Some(99)), (8, "e9".into(), false, None)]);
+    body.sums = [BigUint::from(u128::MAX) * 5u32, BigUint::default(), BigUint::from(9u32), BigUint::from(1u32) << 200];
+    for record in [encode_body(&body, Vec::new()), {
+        // an older directory's body, format 1: its ties named by key
+        let mut w = Writer::into(Vec::new(), FORMAT);
+        write_body_keyed(&mut w, &facts, &body);
+        w.0
+    }] {
+        let glance = glance_body(&facts, &record).unwrap();
+        assert_eq!((glance.consent, glance.sums), (body.consent.clone(), body.sums.clone()));
+        // a body cut short is a corrupt record, not a glance of something else
+        assert!(glance_body(&facts, &record[..record.len() - 1]).is_err());
+    }
+}
+
+#[test]
+fn sums_are_written_shifted_and_bodies_with_whole_sums_still_read() {
+    let facts = Facts::new(Scales::new(30.0), [1; 4], vec![1], 0);
+    let scales = Scales::new(30.0);
+    let mut body = Body::default();
+    for (day, amount) in [(20_000, 3u128), (20_400, 1 << 90), (19_990, 7)] {
+        scales.add_weighted(&mut body.sums[0], amount, day);
+    }
+    body.sums[2] = BigUint::from(5u32);
+    let record = encode_body(&body, Vec::new());
+    assert_eq!(decode_body(&facts, &record), Ok(body.clone()));
+    // format 2 wrote them whole: its bodies read as before, and take more bytes
+    let mut whole = Writer::into(Vec::new(), BODY_FORMAT_2);
+    write_body(&mut whole, &body);
+    assert_eq!(decode_body(&facts, &whole.0), Ok(body.clone()));
+    let glance = glance_body(&facts, &whole.0).unwrap();
+    assert_eq!(glance.sums, body.sums);
+    assert!(record.len() + 50 < whole.0.len(), "{} against {}", record.len(), whole.0.len());
+    // a shift no sum can have is a corrupt record, not an allocation without bound
+    let mut w = Writer::into(Vec::new(), BODY_FORMAT).shifting();
+    write_days(&mut w, &[]);
+    w.uint(0); // ties
+    w.uint(0); // consent
+    w.uint(MAX_SHIFT + 1);
+    w.bytes(&[1]);
+    assert!(decode_body(&facts, &w.0).unwrap_err().contains("shifted by"));
+}
+
+/// `body` as format 1 stored it.
+fn write_body_keyed(w: &mut Writer, facts: &Facts, body: &Body) {
+    write_days(w, &body.days);
+    w.uint(body.out.len() as u128);
+    for tie in &body.out {
+        w.text(facts.key(tie.target));
+        w.int(tie.day.into());
+        for &c in &tie.counts {
+            w.uint(c.into());
+        }
+    }
+    write_consent_and_sums(w, body);
+}
+
+#[test]
+fn a_loaded_identifier_gets_its_number_back_or_the_record_is_corrupt() {
+    let mut facts = Facts::new(Scales::new(30.0), [1; 4], vec![1], 0);
+    assert_eq!(facts.intern_at("qq:a", 0, (1, "e1")), Ok(0));
+    assert_eq!(facts.intern_at("qq:a", 0, (1, "e1")), Ok(0)); // a later segment's record
+    assert!(facts.intern_at("qq:a", 1, (1, "e1")).is_err());
+    assert!(facts.intern_at("qq:b", 5, (1, "e1")).is_err()); // numbers come in order
+    assert!(facts.intern_at("qq:b", 0, (1, "e1")).is_err());
+    assert_eq!(facts.intern_at("qq:b", 1, (1, "e1")), Ok(1));
+}
+
+/// A part holding these identifier records, framed as a segment frames them.
+fn part_of(records: &[(&str, Vec<u8>)]) -> Vec<u8> {
+    let mut part = Vec::new();
+    for (key, record) in records {
+        part.push(b'i');
+        part.push(key.len() as u8);
+        part.extend_from_slice(key.as_bytes());
+        let mut len = Writer::default();
+        len.uint(record.len() as u128);
+        part.extend_from_slice(&len.0);
+        part.extend_from_slice(record);
+    }
+    part
+}
+
+/// A format-2 record of the previous version: identifiers named by key, its body in
+/// the store under checkpoint 1, nothing said of the table topics.
+fn v2_record(incoming_from: &str) -> Vec<u8> {
+    let mut w = Writer::into(Vec::new(), IDENT_FORMAT_2);
+    w.int(5);
+    w.text("e1");
+    w.uint(0); // shares
+    w.uint(1);
+    w.text(incoming_from);
+    w.uint(1); // stored under checkpoint 1
+    w.0
+}
+
+#[test]
+fn a_format_2_record_and_a_body_naming_ties_by_key_load() {
+    let mut facts = Facts::new(Scales::new(30.0), [1; 4], vec![1], 0);
+    let mut loader = Loader::default();
+    let part = part_of(&[("qq:b", v2_record("qq:a")), ("qq:a", v2_record("qq:b"))]);
+    loader.part(&mut facts, &part).unwrap();
+    assert!(loader.finish(&mut facts).unwrap().is_none(), "format 2 says nothing of the topics");
+    let (a, b) = (facts.id("qq:a"), facts.id("qq:b"));
+    assert_eq!((b, a), (0, 1), "numbered in the order they load");
+    assert_eq!(facts.incoming[b as usize], vec![a]);
+    assert_eq!(facts.idents[a as usize].stored, 1);
+    // its body as format 1 stored it: ties by key
+    let mut w = Writer::into(Vec::new(), FORMAT);
+    w.uint(0); // days
+    w.uint(1);
+    w.text("qq:b");
+    w.int(3);
+    for c in [1, 0, 2, 0] {
+        w.uint(c);
+    }
+    w.uint(0); // consent
+    for _ in 0..4 {
+        w.bytes(&[]);
+    }
+    let body = decode_body(&facts, &w.0).unwrap();
+    assert_eq!(body.out, vec![Tie { target: b, day: 3, counts: [1, 0, 2, 0] }]);
+}
+
+#[test]
+fn a_record_of_this_format_replaces_an_earlier_format_whole() {
+    // A worker's changelog: format-1 records, then a full segment of this version
+    // after a's ties grew. Loaded in order, the earlier records' ties must not come
+    // back over the latest body, nor make the load say nothing of the topics.
+    let old = part_of(&[("qq:a", v1_record("qq:b")), ("qq:b", v1_record("qq:a"))]);
+    let mut facts = Facts::new(Scales::new(30.0), [1; 4], vec![1], 0);
+    let mut loader = Loader::default();
+    loader.part(&mut facts, &old).unwrap();
+    loader.finish(&mut facts).unwrap();
+    let a = facts.id("qq:a");
+    facts.body_mut(a).out[0].counts = [5, 5, 5, 5];
+    let mut segment = crate::checkpoint::Segment::begin(&mut facts, true, None);
+    let mut loader = Loader::default();
+    let mut fresh = Facts::new(Scales::new(30.0), [1; 4], vec![1], 0);
+    loader.part(&mut fresh, &old).unwrap();
+    while let Some(part) = segment.next_part(&facts) {
+        loader.part(&mut fresh, &part).unwrap();
+    }
+    assert!(loader.finish(&mut fresh).unwrap().is_some(), "the latest records say what was published");
+    assert_eq!(fresh.body(fresh.id("qq:a")).out[0].counts, [5, 5, 5, 5]);
+}
+
+#[test]
+fn a_format_1_identifier_record_loads_with_its_incoming_ties_derived() {
+    let mut facts = Facts::new(Scales::new(30.0), [1; 4], vec![1], 0);
+    let part = part_of(&[("qq:a", v1_record("qq:b")), ("qq:b", v1_record("qq:a"))]);
+    let mut loader = Loader::default();
+    loader.part(&mut facts, &part).unwrap();
+    loader.finish(&mut facts).unwrap();
+    let (a, b) = (facts.id("qq:a"), facts.id("qq:b"));
+    let body = facts.body(a);
+    assert_eq!(body.days[0].amount, 250);
+    assert_eq!(body.out, vec![Tie { target: b, day: 3, counts: [1, 0, 2, 0] }]);
+    assert_eq!(body.sums[2], BigUint::from(9u32));
+    assert_eq!(facts.incoming[a as usize], vec![b]);
+    assert_eq!(facts.incoming[b as usize], vec![a]);
+    assert!(facts.shares.get("s1").is_some_and(|sid| facts.shares.made(sid).is_some()));
+}
