@@ -1,11 +1,10 @@
-//! The facts every table is derived from, and what one event does to them (what the tables
-//! mean is `crm2stream/spec/`; the tests hold these facts' tables to it).
+//! The facts every table is derived from (what the tables mean is `crm2stream/spec/`; the
+//! tests hold these facts' tables to it; what one event does to them is `fold`).
 //!
 //! Facts are per identifier and UTC day (exact counters), per identifier pair (the history
 //! of identify/unlink) and per share. Persons are never stored: they are connected
 //! components computed when read. Every fact is an order-independent merge.
 
-use crate::decode::{Event, Kind, DAY_US};
 use crate::names::{Names, Texts};
 use crate::scales::Scales;
 use crate::shares::{Shares, Sid};
@@ -125,78 +124,11 @@ pub struct Ident {
     pub counted: u32,
 }
 
-/// The accepted event ids. Each is kept with its hash, so growing the table never reads
-/// the strings again: with millions of ids, that is most of what inserting costs.
-#[derive(Default)]
-pub struct SeenIds {
-    table: hashbrown::HashTable<(u64, Box<str>)>,
-    hasher: foldhash::fast::RandomState,
-}
+pub use crate::ids::{IdSet, SeenIds};
 
-impl std::fmt::Debug for SeenIds {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SeenIds({})", self.table.len())
-    }
-}
-
-impl SeenIds {
-    /// Add an id; false when it was there already.
-    pub fn insert(&mut self, id: &str) -> bool {
-        use std::hash::BuildHasher;
-        let hash = self.hasher.hash_one(id);
-        match self.table.entry(hash, |(h, s)| *h == hash && &**s == id, |(h, _)| *h) {
-            hashbrown::hash_table::Entry::Occupied(_) => false,
-            hashbrown::hash_table::Entry::Vacant(slot) => {
-                slot.insert((hash, id.into()));
-                true
-            }
-        }
-    }
-}
-
-/// A set of identifier ids: a flag per id and the list of members, so the inserts made
-/// for every event are an index and a compare, not a hash.
 /// Store keys of what a batch indexes: mention keys, and link keys with whether each
 /// link stands (see `Facts::take_indexes`).
 pub type Indexes = (Vec<Vec<u8>>, Vec<(Vec<u8>, bool)>);
-
-#[derive(Debug, Default)]
-pub struct IdSet {
-    flags: Vec<bool>,
-    ids: Vec<Id>,
-}
-
-impl IdSet {
-    pub fn insert(&mut self, id: Id) {
-        let at = id as usize;
-        if at >= self.flags.len() {
-            self.flags.resize(at + 1, false);
-        }
-        if !self.flags[at] {
-            self.flags[at] = true;
-            self.ids.push(id);
-        }
-    }
-    pub fn contains(&self, id: Id) -> bool {
-        self.flags.get(id as usize).copied().unwrap_or(false)
-    }
-    pub fn is_empty(&self) -> bool {
-        self.ids.is_empty()
-    }
-    pub fn len(&self) -> usize {
-        self.ids.len()
-    }
-    pub fn iter(&self) -> std::slice::Iter<'_, Id> {
-        self.ids.iter()
-    }
-    /// The members, in insertion order; the set is left empty.
-    pub fn drain(&mut self) -> Vec<Id> {
-        for &id in &self.ids {
-            self.flags[id as usize] = false;
-        }
-        std::mem::take(&mut self.ids)
-    }
-}
 
 /// What changed since the last checkpoint. `idents`: identifiers whose body changed (or
 /// that are new); `records`: identifiers whose checkpoint record alone changed (what the
@@ -275,11 +207,6 @@ pub struct Facts {
     pub changed_ties: HashSet<(Id, Id)>,
     pub all_ties_changed: bool,
     pub published_ties: HashMap<String, Vec<String>>,
-}
-
-fn insort<T: Ord>(list: &mut Vec<T>, item: T) {
-    let at = list.partition_point(|x| x <= &item);
-    list.insert(at, item);
 }
 
 impl Facts {
@@ -429,119 +356,6 @@ impl Facts {
         self.shares.reindex();
     }
 
-    /// Apply one valid event whose event_id was not accepted before (the caller knows:
-    /// `seen`, or a keyed index of its own).
-    pub fn apply(&mut self, event: &Event<'_>, position: i64) {
-        let event_id: &str = &event.id;
-        let ts = event.ts;
-        let day = ts.div_euclid(DAY_US);
-        if self.max_ts.is_none_or(|m| ts > m) {
-            self.max_ts = Some(ts);
-        }
-        let mut named: Vec<Id> = Vec::with_capacity(4);
-        for key in event.identifiers() {
-            let (id, new) = self.intern(key, (ts, event_id));
-            if named.contains(&id) {
-                continue;
-            }
-            if !new && (ts, event_id) < self.first(id) {
-                self.idents[id as usize].first_ts = ts;
-                self.firsts.set(id, event_id);
-                self.forget_person(id);
-            }
-            // every identifier an event names is touched: its person is valued after the
-            // batch (see `changes`), with the sharers its credit reaches
-            self.touched.insert(id);
-            self.changed(id);
-            self.unpublished.insert(id);
-            if self.indexes {
-                self.mentioned.push((id, position));
-            }
-            named.push(id);
-        }
-        let actor = named[0];
-        let kind = event.kind;
-        self.body_mut(actor).bucket(day).bump(kind.done());
-        match kind {
-            Kind::Identify | Kind::Unlink => {
-                let link = self.id(event.link.as_deref().unwrap_or_default());
-                self.link(actor, link, (ts, event_id.to_string(), kind == Kind::Identify));
-                self.forget_person(actor);
-                self.forget_person(link);
-            }
-            Kind::Share => self.share(event, actor, day),
-            Kind::Comment => {
-                if let Some(owner) = &event.content_owner {
-                    self.receive(actor, self.id(owner), day, R_COMMENT);
-                }
-                if let Some(replied) = &event.reply_to {
-                    self.receive(actor, self.id(replied), day, R_REPLY);
-                }
-            }
-            Kind::Purchase => {
-                let units = event.units;
-                let body = Self::resident(&mut self.idents[actor as usize]);
-                let bucket = body.bucket(day);
-                bucket.bump(PURCHASES);
-                bucket.amount += units;
-                self.scales.add_weighted(&mut body.sums[S_CONSUMPTION], units, day);
-                if let Some(sid) = event.referral.as_deref() {
-                    self.refer(sid, ts, units, day);
-                }
-            }
-            Kind::Permission => {
-                let scope = (event.grantee.to_string(), event.purpose.clone(), event.channel.clone());
-                let entry = (ts, event_id.to_string(), event.granted, event.expires);
-                let history = self.body_mut(actor).consent.entry(scope).or_default();
-                insort(history, entry);
-            }
-        }
-    }
-
-    /// `actor` did something to `target` (`kind`: an R_* counter): popularity for the
-    /// target, a tie from the actor to the target.
-    pub(crate) fn receive(&mut self, actor: Id, target: Id, day: i64, kind: usize) {
-        if target == actor {
-            return;
-        }
-        let receiver = Self::resident(&mut self.idents[target as usize]);
-        receiver.bucket(day).bump(kind);
-        let popularity = u128::from(self.received[kind - R_SHARE]);
-        self.scales.add_weighted(&mut receiver.sums[S_POPULARITY], popularity, day);
-        if !self.all_ties_changed {
-            self.changed_ties.insert((actor, target));
-            if self.changed_ties.len() > CHANGED_TIES {
-                self.changed_ties = HashSet::default();
-                self.all_ties_changed = true;
-            }
-        }
-        let field = match kind {
-            R_REPLY => 0,
-            R_COMMENT => 1,
-            R_SHARE => 2,
-            _ => 3,
-        };
-        let day = day as i32; // checked by `bucket` above
-        let ties = &mut Self::resident(&mut self.idents[actor as usize]).out;
-        match ties.binary_search_by(|t| (t.target, t.day).cmp(&(target, day))) {
-            Ok(at) => ties[at].counts[field] = ties[at].counts[field].saturating_add(1),
-            Err(at) => {
-                let known =
-                    (at > 0 && ties[at - 1].target == target) || ties.get(at).is_some_and(|t| t.target == target);
-                let mut tie = Tie { target, day, counts: [0; 4] };
-                tie.counts[field] = 1;
-                ties.insert(at, tie);
-                if !known {
-                    let index = target as usize;
-                    if index >= self.incoming.len() {
-                        self.incoming.resize(self.idents.len().max(index + 1), Vec::new());
-                    }
-                    self.incoming[index].push(actor);
-                }
-            }
-        }
-    }
-
     /// The keyed indexes of what was applied since the last call, as store keys: one per
     /// (identifier, log position) mentioned, `x/<identifier>\x1f<position>`; and per
     /// link whose history changed, both directions `g/<a>\x1f<b>` with whether it stands
@@ -560,27 +374,5 @@ impl Facts {
         }
         links.sort();
         (mentions, links)
-    }
-
-    fn link(&mut self, a: Id, b: Id, entry: LinkEntry) {
-        let pair = if self.key(a) < self.key(b) { (a, b) } else { (b, a) };
-        let history = self.pairs.entry(pair).or_default();
-        insort(history, entry);
-        let linked = history.last().is_some_and(|e| e.2);
-        self.dirty.pairs.insert(pair);
-        if self.indexes {
-            self.relinked.insert(pair);
-        }
-        if linked {
-            self.adjacency.entry(pair.0).or_default().insert(pair.1);
-            self.adjacency.entry(pair.1).or_default().insert(pair.0);
-        } else {
-            if let Some(set) = self.adjacency.get_mut(&pair.0) {
-                set.remove(&pair.1);
-            }
-            if let Some(set) = self.adjacency.get_mut(&pair.1) {
-                set.remove(&pair.0);
-            }
-        }
     }
 }
