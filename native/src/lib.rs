@@ -20,6 +20,7 @@ mod compaction;
 #[cfg(not(test))]
 mod convert;
 mod decode;
+mod digest;
 mod facts;
 mod fold;
 mod footprint;
@@ -36,6 +37,7 @@ mod publication;
 mod pycore;
 mod reading;
 mod resident;
+mod scalars;
 mod scales;
 mod shares;
 mod tables;

@@ -3,11 +3,12 @@
 //! page's bodies in memory at once, and its reader holds only the page's rows (`export`
 //! and `digest` of a directory far larger than memory).
 
+use crate::digest::Digest;
 use crate::facts::{Facts, Id};
 use crate::identity::Partition;
 use crate::json::J;
 use crate::scales::Config;
-use crate::tables::{end_of_day, Digest, Identity, PersonNames, View, STATE_TABLES};
+use crate::tables::{end_of_day, Identity, PersonNames, View, STATE_TABLES};
 use std::ops::Range;
 
 /// Persons (or identifiers) per page.

@@ -247,57 +247,14 @@ impl<'a> View<'a> {
 
     /// Hash the page's rows of a table (not identity: `Identity::rows`) into `digest`;
     /// relationships, most of the bytes, are written straight from their figures.
-    pub fn digest_page(&self, table: &str, digest: &mut Digest, names: &PersonNames) {
+    pub fn digest_page(&self, table: &str, digest: &mut crate::digest::Digest, names: &PersonNames) {
         if table == "relationships" {
             self.each_relationship(&mut |rel| {
-                names.write_relationship(&mut digest.buffer, &rel);
-                digest.line();
+                digest.written(|buffer| names.write_relationship(buffer, &rel));
             });
             return;
         }
         self.each(table, &mut |row| digest.row(&row));
-    }
-}
-
-/// SHA-256 over every state table's canonical rows (the reference's `digest_tables`):
-/// rows are written into one buffer hashed a block at a time.
-pub struct Digest {
-    hasher: sha2::Sha256,
-    buffer: Vec<u8>,
-}
-
-impl Default for Digest {
-    fn default() -> Self {
-        use sha2::Digest as _;
-        Digest { hasher: sha2::Sha256::new(), buffer: Vec::with_capacity(Self::BLOCK + 4096) }
-    }
-}
-
-impl Digest {
-    const BLOCK: usize = 1 << 20;
-
-    pub fn table(&mut self, table: &str) {
-        self.buffer.extend_from_slice(format!("#{table}\n").as_bytes());
-    }
-
-    pub fn row(&mut self, row: &J) {
-        crate::json::write_canonical(&mut self.buffer, row);
-        self.line();
-    }
-
-    fn line(&mut self) {
-        use sha2::Digest as _;
-        self.buffer.push(b'\n');
-        if self.buffer.len() >= Self::BLOCK {
-            self.hasher.update(&self.buffer);
-            self.buffer.clear();
-        }
-    }
-
-    pub fn finish(mut self) -> String {
-        use sha2::Digest as _;
-        self.hasher.update(&self.buffer);
-        self.hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
     }
 }
 

@@ -50,7 +50,7 @@ impl Core {
         self.reading = None;
         let mut partition = identity::Partition::new(&self.facts, tables::end_of_day(as_of_day), &self.cfg.id_key);
         let names = tables::PersonNames::new(&self.facts, &self.cfg, &partition);
-        let mut digest = tables::Digest::default();
+        let mut digest = crate::digest::Digest::default();
         for table in tables::STATE_TABLES {
             digest.table(table);
             let mut reading = reading::Reading::of(&self.facts, table, as_of_day, partition).expect("a state table");
