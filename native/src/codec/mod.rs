@@ -65,8 +65,8 @@ impl Writer {
     /// bits for a day of this century at a half-life of 30 days, and every weight is a
     /// mantissa shifted left by its whole half-lives: the sum has as many low zero bits
     /// as its earliest day has whole half-lives. Shifted, it is written as that count and
-    /// the bits above (about 14 bytes instead of 90; at 9M events the sums were 45% of the
-    /// bodies' bytes).
+    /// the bits above. On the first 9M events of the bench's input the four sums of a
+    /// body took 236 bytes whole (45% of the body) and take 33 shifted.
     pub(super) fn sum(&mut self, sum: &BigUint) {
         if self.1 == Sums::Shifted {
             let shift = sum.trailing_zeros().unwrap_or(0);
