@@ -7,22 +7,20 @@
 //! the person holds an unexpired `marketing` permission at that moment.
 
 use crate::codec::Glance;
-use crate::facts::{ConsentEntry, Facts, Id, IdSet, Scope};
+use crate::facts::{Facts, Id, IdSet, Person};
 use crate::identity::current_person;
 use crate::json::{format_micros, round4, write_float, write_int, write_str};
 use crate::scales::Config;
+use crate::standing::Consent;
 use crate::tables::DAY_US;
 use crate::value::{active_at, deciding, value_now};
 use num_bigint::BigUint;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
+use std::rc::Rc;
 
 /// A member's consent and kept sums: from its body when decoded in memory, else from its
 /// glance (see `Glance`).
-fn standing<'a>(
-    facts: &'a Facts,
-    glances: &'a HashMap<Id, Glance>,
-    id: Id,
-) -> (&'a BTreeMap<Scope, Vec<ConsentEntry>>, &'a [BigUint; 4]) {
+fn standing<'a>(facts: &'a Facts, glances: &'a HashMap<Id, Glance>, id: Id) -> (&'a Consent, &'a [BigUint; 4]) {
     match facts.idents[id as usize].body.as_deref() {
         Some(body) => (&body.consent, &body.sums),
         None => {
@@ -30,6 +28,36 @@ fn standing<'a>(
             (&glance.consent, &glance.sums)
         }
     }
+}
+
+/// The persons of the identifiers touched since the last score changes, each once, in the
+/// order of their first touched identifier's key (the order their records come in).
+pub fn touched_persons(facts: &mut Facts, cfg: &Config) -> Vec<Rc<Person>> {
+    let mut order: Vec<(&str, Id)> = facts.touched.iter().map(|&id| (facts.key(id), id)).collect();
+    order.sort_unstable(); // keys are unique
+    let order: Vec<Id> = order.into_iter().map(|(_, id)| id).collect();
+    let mut evaluated = IdSet::default();
+    let mut persons = Vec::new();
+    for id in order {
+        if evaluated.contains(id) {
+            continue;
+        }
+        let person = current_person(facts, id, &cfg.id_key);
+        for &member in &person.members {
+            evaluated.insert(member);
+        }
+        persons.push(person);
+    }
+    persons
+}
+
+/// The members whose consent and sums valuing these persons reads (see `standing`).
+pub fn needs(facts: &Facts, persons: &[Rc<Person>]) -> Vec<Id> {
+    let mut out = Vec::new();
+    for person in persons {
+        facts.standings.needs(person, &mut out);
+    }
+    out
 }
 
 /// Records of one output stream as NDJSON, numbered from a base offset.
@@ -78,77 +106,67 @@ fn field_float(out: &mut Vec<u8>, name: &[u8], value: f64) {
 pub fn score_changes(
     facts: &mut Facts,
     cfg: &Config,
+    persons: &[Rc<Person>],
     glances: &HashMap<Id, Glance>,
     change_base: i64,
     trigger_base: i64,
 ) -> (Records, Records) {
     let mut changes = Records::new(change_base);
     let mut triggers = Records::new(trigger_base);
-    for &id in facts.touched.iter() {
+    for id in facts.touched.drain() {
         facts.unpublished.insert(id);
     }
-    let Some(moment) = facts.max_ts.filter(|_| !facts.touched.is_empty()) else {
-        facts.touched.drain();
-        return (changes, triggers);
-    };
-    let day = moment.div_euclid(DAY_US);
-    let at = format_micros(moment);
-    let touched = facts.touched.drain();
-    let mut order: Vec<(&str, Id)> = touched.iter().map(|&id| (facts.key(id), id)).collect();
-    order.sort_unstable(); // keys are unique
-    let order: Vec<Id> = order.into_iter().map(|(_, id)| id).collect();
-    let mut evaluated = IdSet::default();
-    for id in order {
-        if evaluated.contains(id) {
-            continue;
-        }
-        let person = current_person(facts, id, &cfg.id_key);
-        for &member in &person.members {
-            evaluated.insert(member);
-        }
-        let sums = person.members.iter().map(|&id| standing(facts, glances, id).1);
-        let value = value_now(&facts.scales, sums, day, cfg);
-        let (previous_composite, previous_tier) = match facts.last_emitted.get(&person.person_id) {
-            Some((composite, tier)) => (*composite, tier.as_str()),
-            None => (0.0, cfg.lowest_tier()),
-        };
-        let moved = (value.composite - previous_composite).abs() >= cfg.delta;
-        if value.tier == previous_tier && !moved {
-            continue;
-        }
-        let previous_tier = previous_tier.to_string();
-        let label = crate::tables::label_of(facts, cfg, &person);
-        let out = changes.open(&person.person_id, &label, &at, value.composite, value.tier);
-        field_float(out, b",\"previous_composite\":", previous_composite);
-        out.extend_from_slice(b",\"previous_tier\":");
-        write_str(out, &previous_tier);
-        field_float(out, b",\"consumption\":", round4(value.consumption));
-        field_float(out, b",\"popularity\":", round4(value.popularity));
-        field_float(out, b",\"social\":", round4(value.social));
-        out.push(b'}');
-        let consent = deciding(person.members.iter().map(|&id| standing(facts, glances, id).0), moment);
-        let mut grants =
-            consent.iter().filter(|(scope, entry)| scope.1 == "marketing" && active_at(entry, moment)).peekable();
-        if grants.peek().is_some() {
-            let out = triggers.open(&person.person_id, &label, &at, value.composite, value.tier);
+    let mut standings = std::mem::take(&mut facts.standings);
+    if let Some(moment) = facts.max_ts.filter(|_| !persons.is_empty()) {
+        let day = moment.div_euclid(DAY_US);
+        let at = format_micros(moment);
+        for person in persons {
+            let (sums, consent) = standings.of(person, |id| standing(facts, glances, id));
+            let value = value_now(&facts.scales, std::iter::once(&sums), day, cfg);
+            let (previous_composite, previous_tier) = match facts.last_emitted.get(&person.person_id) {
+                Some((composite, tier)) => (*composite, tier.as_str()),
+                None => (0.0, cfg.lowest_tier()),
+            };
+            let moved = (value.composite - previous_composite).abs() >= cfg.delta;
+            if value.tier == previous_tier && !moved {
+                continue;
+            }
+            let previous_tier = previous_tier.to_string();
+            let label = crate::tables::label_of(facts, cfg, person);
+            let out = changes.open(&person.person_id, &label, &at, value.composite, value.tier);
+            field_float(out, b",\"previous_composite\":", previous_composite);
             out.extend_from_slice(b",\"previous_tier\":");
             write_str(out, &previous_tier);
-            out.extend_from_slice(b",\"grants\":[");
-            for (i, (scope, _)) in grants.enumerate() {
-                if i > 0 {
-                    out.push(b',');
+            field_float(out, b",\"consumption\":", round4(value.consumption));
+            field_float(out, b",\"popularity\":", round4(value.popularity));
+            field_float(out, b",\"social\":", round4(value.social));
+            out.push(b'}');
+            let consent = deciding(std::iter::once(&consent), moment);
+            let mut grants =
+                consent.iter().filter(|(scope, entry)| scope.1 == "marketing" && active_at(entry, moment)).peekable();
+            if grants.peek().is_some() {
+                let out = triggers.open(&person.person_id, &label, &at, value.composite, value.tier);
+                out.extend_from_slice(b",\"previous_tier\":");
+                write_str(out, &previous_tier);
+                out.extend_from_slice(b",\"grants\":[");
+                for (i, (scope, _)) in grants.enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    out.extend_from_slice(b"{\"grantee\":");
+                    write_str(out, &scope.0);
+                    out.extend_from_slice(b",\"channel\":");
+                    write_str(out, &scope.2);
+                    out.push(b'}');
                 }
-                out.extend_from_slice(b"{\"grantee\":");
-                write_str(out, &scope.0);
-                out.extend_from_slice(b",\"channel\":");
-                write_str(out, &scope.2);
-                out.push(b'}');
+                out.extend_from_slice(b"]}");
             }
-            out.extend_from_slice(b"]}");
+            let tier = value.tier.to_string();
+            facts.last_emitted.insert(person.person_id.clone(), (value.composite, tier));
+            facts.dirty.emitted.insert(person.person_id.clone());
         }
-        let tier = value.tier.to_string();
-        facts.last_emitted.insert(person.person_id.clone(), (value.composite, tier));
-        facts.dirty.emitted.insert(person.person_id.clone());
     }
+    standings.end_batch();
+    facts.standings = standings;
     (changes, triggers)
 }

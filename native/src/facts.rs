@@ -8,6 +8,7 @@
 use crate::names::{Names, Texts};
 use crate::scales::Scales;
 use crate::shares::{Shares, Sid};
+use crate::standing::Standings;
 use foldhash::{HashMap, HashMapExt, HashSet};
 use num_bigint::BigUint;
 use std::collections::BTreeMap;
@@ -207,6 +208,8 @@ pub struct Facts {
     pub changed_ties: HashSet<(Id, Id)>,
     pub all_ties_changed: bool,
     pub published_ties: HashMap<String, Vec<String>>,
+    /// the persons' standings kept between batches (see `standing`)
+    pub standings: Standings,
 }
 
 impl Facts {
@@ -242,6 +245,7 @@ impl Facts {
             all_ties_changed: false,
             published_ties: HashMap::default(),
             person_cache: Vec::new(),
+            standings: Standings::default(),
         }
     }
 
@@ -279,6 +283,12 @@ impl Facts {
     pub fn body(&self, id: Id) -> &Body {
         let ident = &self.idents[id as usize];
         ident.body.as_deref().unwrap_or_else(|| panic!("the body of {} is not resident", self.key(id)))
+    }
+
+    /// Before an identifier's sums or consent change (see `standing`).
+    pub fn will_change(&mut self, id: Id) {
+        let body = self.idents[id as usize].body.as_deref().expect("a body being changed is resident");
+        self.standings.will_change(id, body);
     }
 
     pub fn body_mut(&mut self, id: Id) -> &mut Body {

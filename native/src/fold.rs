@@ -64,6 +64,7 @@ impl Facts {
             }
             Kind::Purchase => {
                 let units = event.units;
+                self.will_change(actor);
                 let body = Self::resident(&mut self.idents[actor as usize]);
                 let bucket = body.bucket(day);
                 bucket.bump(PURCHASES);
@@ -76,6 +77,7 @@ impl Facts {
             Kind::Permission => {
                 let scope = (event.grantee.to_string(), event.purpose.clone(), event.channel.clone());
                 let entry = (ts, event_id.to_string(), event.granted, event.expires);
+                self.will_change(actor);
                 let history = self.body_mut(actor).consent.entry(scope).or_default();
                 insort(history, entry);
             }
@@ -88,6 +90,7 @@ impl Facts {
         if target == actor {
             return;
         }
+        self.will_change(target);
         let receiver = Self::resident(&mut self.idents[target as usize]);
         receiver.bucket(day).bump(kind);
         let popularity = u128::from(self.received[kind - R_SHARE]);

@@ -48,6 +48,7 @@ pub fn footprint(facts: &Facts) -> Vec<(&'static str, usize, usize)> {
             facts.last_emitted.capacity() * 64
                 + facts.last_emitted.iter().map(|(k, v)| text(k) + text(&v.1)).sum::<usize>(),
         ),
+        ("kept standings", facts.standings.footprint().0, facts.standings.footprint().1),
         (
             "person cache",
             facts.person_cache.iter().filter(|p| p.is_some()).count(),

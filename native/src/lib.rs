@@ -40,6 +40,7 @@ mod resident;
 mod scalars;
 mod scales;
 mod shares;
+mod standing;
 mod tables;
 mod value;
 

@@ -13,7 +13,6 @@
 use crate::codec;
 use crate::decode::{Event, Kind};
 use crate::facts::{Body, ConsentEntry, DayBucket, Facts, Id, IdSet, Tie};
-use crate::identity::current_person;
 use std::mem::size_of;
 
 impl Body {
@@ -73,19 +72,6 @@ impl Facts {
         if let Some(sid) = chain.and_then(|key| self.shares.get(key)) {
             out.extend(self.ancestors(sid).into_iter().map(|(actor, _)| actor));
         }
-    }
-
-    /// The members of the current persons of `ids` (whose bodies valuing them reads).
-    pub fn members_of(&mut self, ids: &[Id], id_key: &[u8]) -> Vec<Id> {
-        let mut seen = IdSet::default();
-        for &id in ids {
-            if !seen.contains(id) {
-                for &member in &current_person(self, id, id_key).members {
-                    seen.insert(member);
-                }
-            }
-        }
-        seen.drain()
     }
 
     /// Mark `ids` as asked for and decode those packed; those whose bodies only the

@@ -199,6 +199,7 @@ impl Facts {
             let amount = if depth == 0 { own } else { above };
             if amount != 0 {
                 let credit = amount * u128::from(self.credit[depth]);
+                self.will_change(actor);
                 let body = Self::resident(&mut self.idents[actor as usize]);
                 self.scales.add_weighted(&mut body.sums[which], credit, day);
                 self.changed(actor);
@@ -210,6 +211,7 @@ impl Facts {
     fn recompute_chain(&mut self, share: Sid) {
         for (actor, _) in self.ancestors(share) {
             let (reach, revenue) = self.social_sums(actor, i64::MAX);
+            self.will_change(actor);
             let body = self.body_mut(actor);
             body.sums[S_REACH] = reach;
             body.sums[S_REVENUE] = revenue;

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from crm2stream.core.validation import Rejection, decode
 from crm2stream.engine.core import Core
 from crm2stream.spec.changes import score_changes
-from tests.events import lines, permission, purchase, share
+from tests.events import identify, lines, permission, purchase, share, unlink
 from tests.harness import CFG
 from tests.strategies import event_sets
 
@@ -64,3 +64,34 @@ def test_a_trigger_names_the_marketing_grants_held_at_that_moment() -> None:
     (_, none), (changes, triggers), _ = found
     assert none == [] and len(changes) == 1
     assert triggers[0]["grants"] == [{"grantee": "brand:x", "channel": "*"}]
+
+
+def test_a_person_split_again_is_valued_from_what_its_members_hold_now() -> None:
+    """The engine keeps a person's standing between batches (``native/src/standing.rs``):
+    kept for {a, b}, then merged under an earlier anchor while ``a`` buys, then split
+    back into the same members, it must not serve again as it was kept."""
+    batches = [
+        lines(
+            [
+                purchase("p1", "2026-11-02T08:00:00Z", "phone:1", "100"),
+                identify("l1", "2026-11-02T09:00:00Z", "phone:1", "qq:2"),
+                purchase("p2", "2026-11-02T10:00:00Z", "qq:2", "100"),
+            ]
+        ),
+        lines(
+            [
+                purchase("p3", "2026-11-01T08:00:00Z", "email:z@x.cn", "10"),
+                identify("l2", "2026-11-03T09:00:00Z", "email:z@x.cn", "phone:1"),
+                purchase("p4", "2026-11-03T10:00:00Z", "phone:1", "5000"),
+            ]
+        ),
+        lines(
+            [
+                unlink("u1", "2026-11-04T09:00:00Z", "email:z@x.cn", "phone:1"),
+                purchase("p5", "2026-11-04T10:00:00Z", "qq:2", "1"),
+            ]
+        ),
+    ]
+    found = engine_changes(batches)
+    assert found == spec_changes(batches)
+    assert [len(changes) for changes, _ in found] == [1, 1, 2]

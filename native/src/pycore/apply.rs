@@ -2,7 +2,6 @@
 
 use super::Core;
 use crate::convert::from_flat;
-use crate::facts::Id;
 use crate::{changes, decode, json};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -152,13 +151,19 @@ impl Core {
         change_base: i64,
         trigger_base: i64,
     ) -> PyResult<((usize, Bound<'py, PyBytes>), (usize, Bound<'py, PyBytes>))> {
-        let touched: Vec<Id> = self.facts.touched.iter().copied().collect();
-        let members = self.facts.members_of(&touched, &self.cfg.id_key);
-        let glances = self.glance(py, &members)?;
+        let persons = changes::touched_persons(&mut self.facts, &self.cfg);
+        let needed = changes::needs(&self.facts, &persons);
+        let glances = self.glance(py, &needed)?;
         let (changes, triggers) =
-            changes::score_changes(&mut self.facts, &self.cfg, &glances, change_base, trigger_base);
-        for &id in glances.keys() {
-            self.facts.forget_person(id); // as a body leaving memory does (`Facts::evict`)
+            changes::score_changes(&mut self.facts, &self.cfg, &persons, &glances, change_base, trigger_base);
+        drop(glances);
+        // A person memoised while a member's body is not decoded is forgotten, as a body
+        // leaving memory forgets its own (`Facts::evict`): the memo follows the budget.
+        for person in persons {
+            let idents = &self.facts.idents;
+            if let Some(&cold) = person.members.iter().find(|&&m| idents[m as usize].body.is_none()) {
+                self.facts.forget_person(cold);
+            }
         }
         Ok(((changes.count, PyBytes::new(py, &changes.ndjson)), (triggers.count, PyBytes::new(py, &triggers.ndjson))))
     }

@@ -111,6 +111,7 @@ impl Core {
 
     /// Recompute every identifier's decayed sums from the facts (after a settings change).
     fn rebuild_sums(&mut self, py: Python<'_>) -> PyResult<()> {
+        self.facts.standings = crate::standing::Standings::default(); // they add up the old sums
         let all: Vec<Id> = (0..self.facts.idents.len() as Id).collect();
         for page in all.chunks(reading::PAGE) {
             self.ensure(py, page)?;
