@@ -27,45 +27,43 @@ pub type Consent = BTreeMap<Scope, Vec<ConsentEntry>>;
 /// past it, all are dropped and kept again as batches value them.
 const KEPT: usize = 1 << 18;
 
-/// A member's standing before the batch first changed it (its sums packed as `Kept`'s),
-/// and the batch that changed it before that.
+/// A member's standing before the batch first changed it (its sums packed as `Kept`'s, at
+/// `at..at + len` of the batch's arena), and the batch that changed it before that.
 #[derive(Debug)]
 struct Before {
-    sums: Box<[u8]>,
+    at: u32,
+    len: u32,
     consent: Consent,
     changed_at: u32,
 }
 
 /// A person's standing as of the end of batch `as_of`: its members, then its sums packed
-/// (see `pack`), in one allocation; and its consent (most persons have none: no
-/// allocation).
+/// (see `pack`), at `at..at + len` of the standings' arena; and its consent (most persons
+/// have none: no allocation). One arena, not an allocation per person, compacted when
+/// half of it is replaced standings: its memory is counted exactly (`footprint`) and
+/// dropped in one piece.
 #[derive(Debug)]
 struct Kept {
+    at: u32,
+    len: u32,
     members: u32,
-    data: Box<[u8]>,
-    consent: Consent,
     as_of: u32,
+    consent: Consent,
 }
 
 impl Kept {
-    fn new(person: &Person, sums: &[BigUint; 4], consent: Consent, as_of: u32) -> Self {
-        let mut data = Vec::with_capacity(person.members.len() * 4 + 48);
-        for member in &person.members {
-            data.extend_from_slice(&member.to_le_bytes());
-        }
-        pack(sums, &mut data);
-        let members = u32::try_from(person.members.len()).expect("fewer than 2**32 members");
-        Kept { members, data: data.into_boxed_slice(), consent, as_of }
+    fn data<'a>(&self, arena: &'a [u8]) -> &'a [u8] {
+        &arena[self.at as usize..(self.at + self.len) as usize]
     }
 
-    fn has_members(&self, members: &[Id]) -> bool {
-        let (kept, _) = self.data.split_at(self.members as usize * 4);
+    fn has_members(&self, arena: &[u8], members: &[Id]) -> bool {
+        let (kept, _) = self.data(arena).split_at(self.members as usize * 4);
         members.len() == self.members as usize
             && kept.chunks_exact(4).zip(members).all(|(kept, &id)| kept == id.to_le_bytes())
     }
 
-    fn sums(&self) -> [BigUint; 4] {
-        unpack(&self.data[self.members as usize * 4..])
+    fn sums(&self, arena: &[u8]) -> [BigUint; 4] {
+        unpack(&self.data(arena)[self.members as usize * 4..])
     }
 }
 
@@ -80,12 +78,6 @@ fn pack(sums: &[BigUint; 4], out: &mut Vec<u8>) {
         out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
         out.extend_from_slice(&bytes);
     }
-}
-
-fn packed(sums: &[BigUint; 4]) -> Box<[u8]> {
-    let mut out = Vec::with_capacity(48);
-    pack(sums, &mut out);
-    out.into_boxed_slice()
 }
 
 fn unpack(packed: &[u8]) -> [BigUint; 4] {
@@ -103,7 +95,11 @@ fn unpack(packed: &[u8]) -> [BigUint; 4] {
 #[derive(Debug)]
 pub struct Standings {
     kept: HashMap<Id, Kept>,
+    /// the kept standings' members and sums, and how many of its bytes no standing uses
+    arena: Vec<u8>,
+    garbage: usize,
     before: HashMap<Id, Before>,
+    before_arena: Vec<u8>,
     /// per identifier, the last batch that changed its standing (0: none since the start)
     changed_at: Vec<u32>,
     /// the batch under way: the number of score-change rounds since the start, plus one
@@ -112,7 +108,15 @@ pub struct Standings {
 
 impl Default for Standings {
     fn default() -> Self {
-        Standings { kept: HashMap::new(), before: HashMap::new(), changed_at: Vec::new(), batch: 1 }
+        Standings {
+            kept: HashMap::new(),
+            arena: Vec::new(),
+            garbage: 0,
+            before: HashMap::new(),
+            before_arena: Vec::new(),
+            changed_at: Vec::new(),
+            batch: 1,
+        }
     }
 }
 
@@ -125,11 +129,13 @@ impl Standings {
             self.changed_at.resize(at + 1, 0);
         }
         let changed_at = std::mem::replace(&mut self.changed_at[at], self.batch);
-        self.before.entry(id).or_insert_with(|| Before {
-            sums: packed(&body.sums),
-            consent: body.consent.clone(),
-            changed_at,
-        });
+        if let std::collections::hash_map::Entry::Vacant(slot) = self.before.entry(id) {
+            let at = self.before_arena.len();
+            pack(&body.sums, &mut self.before_arena);
+            let number = |n: usize| u32::try_from(n).expect("a batch's standings within 4 GiB");
+            let len = number(self.before_arena.len() - at);
+            slot.insert(Before { at: number(at), len, consent: body.consent.clone(), changed_at });
+        }
     }
 
     /// The last batch before this one that changed a member's standing.
@@ -144,7 +150,8 @@ impl Standings {
     /// batch changed.
     fn serves(&self, person: &Person) -> bool {
         self.kept.get(&person.anchor).is_some_and(|kept| {
-            kept.has_members(&person.members) && person.members.iter().all(|&m| self.changed_before(m) <= kept.as_of)
+            kept.has_members(&self.arena, &person.members)
+                && person.members.iter().all(|&m| self.changed_before(m) <= kept.as_of)
         })
     }
 
@@ -168,11 +175,16 @@ impl Standings {
     ) -> ([BigUint; 4], Consent) {
         let (sums, consent) = match self.serves(person).then(|| self.kept.remove(&person.anchor)).flatten() {
             Some(kept) => {
-                let mut sums = kept.sums();
+                self.garbage += kept.len as usize;
+                let mut sums = kept.sums(&self.arena);
                 let mut consent = kept.consent;
                 for (member, before) in person.members.iter().filter_map(|m| Some((*m, self.before.get(m)?))) {
                     let (now_consent, now_sums) = read(member);
-                    for ((sum, old), new) in sums.iter_mut().zip(unpack(&before.sums)).zip(now_sums) {
+                    for ((sum, old), new) in sums
+                        .iter_mut()
+                        .zip(unpack(&self.before_arena[before.at as usize..(before.at + before.len) as usize]))
+                        .zip(now_sums)
+                    {
                         // the kept sum holds the member's old part: never below it
                         *sum -= &old;
                         *sum += new;
@@ -200,26 +212,55 @@ impl Standings {
                 (sums, consent)
             }
         };
-        let kept = Kept::new(person, &sums, consent.clone(), self.batch);
-        self.kept.insert(person.anchor, kept);
+        self.keep(person, &sums, consent.clone());
         (sums, consent)
+    }
+
+    fn keep(&mut self, person: &Person, sums: &[BigUint; 4], consent: Consent) {
+        let at = self.arena.len();
+        for member in &person.members {
+            self.arena.extend_from_slice(&member.to_le_bytes());
+        }
+        pack(sums, &mut self.arena);
+        let number = |n: usize| u32::try_from(n).expect("kept standings within 4 GiB");
+        let kept = Kept {
+            at: number(at),
+            len: number(self.arena.len() - at),
+            members: number(person.members.len()),
+            as_of: self.batch,
+            consent,
+        };
+        if let Some(replaced) = self.kept.insert(person.anchor, kept) {
+            self.garbage += replaced.len as usize;
+        }
     }
 
     /// The batch's persons are valued: the next batch begins.
     pub fn end_batch(&mut self) {
         self.before.clear();
+        self.before_arena.clear();
         self.batch += 1;
         if self.kept.len() > KEPT {
             self.kept = HashMap::new();
+            self.arena = Vec::new();
+            self.garbage = 0;
+        } else if self.garbage > self.arena.len() / 2 {
+            let mut arena = Vec::with_capacity(self.arena.len() - self.garbage);
+            for kept in self.kept.values_mut() {
+                let at = arena.len();
+                arena.extend_from_slice(kept.data(&self.arena));
+                kept.at = u32::try_from(at).expect("smaller than the arena it came from");
+            }
+            self.arena = arena;
+            self.garbage = 0;
         }
     }
 
     /// How many persons are kept, and about how many bytes they hold (see `footprint`).
     pub fn footprint(&self) -> (usize, usize) {
-        // an entry: its key, the `Kept` and a control byte; then its two allocations
+        // an entry: its key, the `Kept` and a control byte; then the arena
         let entries = self.kept.capacity() * (size_of::<(Id, Kept)>() + 1);
-        let heap: usize = self.kept.values().map(|k| k.data.len() + 16).sum();
-        (self.kept.len(), entries + heap + self.changed_at.capacity() * 4)
+        (self.kept.len(), entries + self.arena.capacity() + self.changed_at.capacity() * 4)
     }
 }
 
@@ -244,16 +285,33 @@ mod tests {
         scales.add_weighted(&mut sums[0], 7, 19_000);
         scales.add_weighted(&mut sums[3], 1 << 100, 20_400);
         for sums in [sums, Default::default()] {
-            assert_eq!(unpack(&packed(&sums)), sums);
+            let mut packed = Vec::new();
+            pack(&sums, &mut packed);
+            assert_eq!(unpack(&packed), sums);
         }
     }
 
     #[test]
     fn a_kept_standing_knows_its_members() {
         let person = Person { person_id: "p".into(), anchor: 3, members: vec![3, 70_000, 9] };
-        let kept = Kept::new(&person, &Default::default(), Consent::new(), 1);
-        assert!(kept.has_members(&[3, 70_000, 9]));
-        assert!(!kept.has_members(&[3, 70_000]) && !kept.has_members(&[3, 9, 70_000]));
-        assert_eq!(kept.sums(), <[BigUint; 4]>::default());
+        let mut standings = Standings::default();
+        let mut sums: [BigUint; 4] = Default::default();
+        sums[1] = BigUint::from(5u32) << 700;
+        standings.keep(&person, &sums, Consent::new());
+        standings.keep(&Person { anchor: 4, ..person.clone() }, &Default::default(), Consent::new());
+        for _ in 0..3 {
+            standings.keep(&person, &sums, Consent::new()); // again: the one before is garbage
+        }
+        let kept = &standings.kept[&3];
+        assert!(kept.has_members(&standings.arena, &[3, 70_000, 9]));
+        assert!(!kept.has_members(&standings.arena, &[3, 70_000]));
+        assert!(!kept.has_members(&standings.arena, &[3, 9, 70_000]));
+        assert_eq!(kept.sums(&standings.arena), sums);
+        standings.end_batch(); // more than half the arena is garbage: compacted
+        assert_eq!(standings.garbage, 0);
+        let kept = &standings.kept[&3];
+        assert!(kept.has_members(&standings.arena, &[3, 70_000, 9]));
+        assert_eq!(kept.sums(&standings.arena), sums);
+        assert_eq!(standings.kept[&4].sums(&standings.arena), <[BigUint; 4]>::default());
     }
 }
