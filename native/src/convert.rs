@@ -58,19 +58,7 @@ type FlatEvent = (
 );
 
 fn kind_of(name: &str) -> PyResult<Kind> {
-    Ok(match name {
-        "identify" => Kind::Identify,
-        "unlink" => Kind::Unlink,
-        "share" => Kind::Share,
-        "comment" => Kind::Comment,
-        "purchase" => Kind::Purchase,
-        "permission" => Kind::Permission,
-        other => return Err(PyValueError::new_err(format!("unknown event type {other:?}"))),
-    })
-}
-
-fn kind_name(kind: Kind) -> &'static str {
-    ["identify", "unlink", "share", "comment", "purchase", "permission"][kind as usize]
+    Kind::named(name).ok_or_else(|| PyValueError::new_err(format!("unknown event type {name:?}")))
 }
 
 pub(crate) fn from_flat(flat: FlatEvent) -> PyResult<Event<'static>> {
@@ -96,7 +84,7 @@ fn to_flat(event: Event<'_>) -> FlatEvent {
         .then(|| (event.grantee.to_string(), event.purpose, event.channel, event.granted, event.expires));
     (
         event.id.to_string(),
-        kind_name(kind).to_string(),
+        kind.name().to_string(),
         event.ts,
         event.actor,
         event.link,

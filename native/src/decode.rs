@@ -32,6 +32,19 @@ pub enum Kind {
 }
 
 impl Kind {
+    const NAMES: [&'static str; 6] = ["identify", "unlink", "share", "comment", "purchase", "permission"];
+    const ALL: [Kind; 6] = [Kind::Identify, Kind::Unlink, Kind::Share, Kind::Comment, Kind::Purchase, Kind::Permission];
+
+    /// The type an event's `type` names, if any.
+    pub fn named(name: &str) -> Option<Kind> {
+        Self::NAMES.iter().position(|&known| known == name).map(|at| Self::ALL[at])
+    }
+
+    /// The type's name in an event's `type`.
+    pub fn name(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+
     /// Index of the type's `done` counter in a day bucket.
     pub fn done(self) -> usize {
         self as usize
@@ -206,15 +219,7 @@ pub fn decode<'a>(line: &'a [u8], currency: &str) -> Option<Event<'a>> {
         return None;
     }
     let w: Wire<'a> = serde_json::from_slice(line).ok()?;
-    let kind = match w.kind.0.as_ref() {
-        "identify" => Kind::Identify,
-        "unlink" => Kind::Unlink,
-        "share" => Kind::Share,
-        "comment" => Kind::Comment,
-        "purchase" => Kind::Purchase,
-        "permission" => Kind::Permission,
-        _ => return None,
-    };
+    let kind = Kind::named(w.kind.0.as_ref())?;
     // Fields of other types must be absent: pydantic forbids them even when null.
     let allowed = |mask: [bool; 17]| -> bool {
         let present = [
@@ -401,4 +406,18 @@ fn identifier(ident: &WireIdent<'_>) -> Option<String> {
         return None;
     }
     Some(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Kind;
+
+    #[test]
+    fn every_type_is_named_by_its_name() {
+        for kind in Kind::ALL {
+            assert_eq!(Kind::named(kind.name()), Some(kind));
+            assert_eq!(kind.done(), kind as usize);
+        }
+        assert_eq!(Kind::named("Purchase"), None);
+    }
 }
