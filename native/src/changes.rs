@@ -100,9 +100,9 @@ fn field_float(out: &mut Vec<u8>, name: &[u8], value: f64) {
     write_float(out, value);
 }
 
-/// (score changes, marketing triggers) for the persons touched since the last call, the
-/// records numbered from the offsets given. Every member of those persons has its body
-/// decoded in memory or a glance in `glances`.
+/// (score changes, marketing triggers) for `persons` (`touched_persons`), the records
+/// numbered from the offsets given. Every member `needs` named has its body decoded in
+/// memory or a glance in `glances`.
 pub fn score_changes(
     facts: &mut Facts,
     cfg: &Config,
