@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import secrets
+import signal
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -176,11 +177,19 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
         if args.data_dir is not None:
             print(f"crm2stream demo: person ids keyed with CRM2STREAM_ID_KEY={settings.id_key}")
     player = partial(play, story=story, rate=args.rate)
+    # uvicorn stops gracefully on SIGTERM, then raises it again: by default that ends the
+    # process there and then, leaving the scratch directory behind. Raised as an exit,
+    # the directory is removed on the way out (the exit status is still 128 + 15).
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     with tempfile.TemporaryDirectory(prefix="crm2stream-demo-") as scratch:
         data_dir = args.data_dir or Path(scratch)
         print(f"crm2stream demo: {story.events} events at {args.rate:g}/s into {data_dir}")
         serve(settings, data_dir, args.host, args.port, on_ready=_print_url, background=[player])
     return 0
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _print_url(url: str) -> None:

@@ -61,3 +61,25 @@ def test_the_demo_plays_and_serves(tmp_path: Path) -> None:
     finally:
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=60) == 130
+
+
+def test_the_demo_stopped_by_sigterm_removes_its_scratch_directory(tmp_path: Path) -> None:
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    process = subprocess.Popen(
+        [*CLI, "demo", "--rate", "500", "--events", "3000", "--people", "100", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**cli_env(), "TMPDIR": str(scratch)},
+    )
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            if "serving the API" in line:
+                break
+        assert [p.name[:16] for p in scratch.iterdir()] == ["crm2stream-demo-"]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 128 + signal.SIGTERM
+    assert list(scratch.iterdir()) == []
