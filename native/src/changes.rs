@@ -13,7 +13,7 @@ use crate::json::{format_micros, round4, write_float, write_int, write_str};
 use crate::scales::Config;
 use crate::standing::Consent;
 use crate::tables::DAY_US;
-use crate::value::{active_at, deciding, value_now};
+use crate::value::{active_at, deciding, valued};
 use num_bigint::BigUint;
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -122,7 +122,7 @@ pub fn score_changes(
         let at = format_micros(moment);
         for person in persons {
             let (sums, consent) = standings.of(person, |id| standing(facts, glances, id));
-            let value = value_now(&facts.scales, std::iter::once(&sums), day, cfg);
+            let value = valued(&facts.scales, &sums, day, cfg);
             let (previous_composite, previous_tier) = match facts.last_emitted.get(&person.person_id) {
                 Some((composite, tier)) => (*composite, tier.as_str()),
                 None => (0.0, cfg.lowest_tier()),

@@ -7,7 +7,8 @@ use crate::facts::{
 };
 use foldhash::HashSet;
 
-fn insort<T: Ord>(list: &mut Vec<T>, item: T) {
+/// Insert into a sorted list, after its equals: how consent and link histories grow.
+pub(crate) fn insort<T: Ord>(list: &mut Vec<T>, item: T) {
     let at = list.partition_point(|x| x <= &item);
     list.insert(at, item);
 }
