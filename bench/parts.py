@@ -20,6 +20,7 @@ from typing import Any
 
 from crm2stream.core.config import CoreConfig
 from crm2stream.core.tables import STATE_TABLES
+from crm2stream.engine import publishing
 from crm2stream.engine.embedded import EmbeddedEngine
 
 BATCH = 50_000
@@ -62,8 +63,8 @@ def main() -> None:
         core.process = timed("apply", core.process)  # type: ignore[method-assign]
         core.score_changes = timed("score changes", core.score_changes)  # type: ignore[method-assign]
         core.publish = counted  # type: ignore[method-assign]
-        engine._publish = timed("publish", engine._publish)  # type: ignore[method-assign]
-        engine._compact_due = timed("compact", engine._compact_due)  # type: ignore[method-assign]
+        publishing.publish = timed("publish", publishing.publish)
+        publishing.compact_due = timed("compact", publishing.compact_due)
         core.checkpoint = timed("encode checkpoint", core.checkpoint)  # type: ignore[method-assign]
         engine.clock = lambda: 1 << 62  # every event arrived after it was dated
         done, batch = 0, []

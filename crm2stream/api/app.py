@@ -10,7 +10,6 @@ import contextlib
 import itertools
 import logging
 import re
-import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from importlib.resources import files
@@ -24,6 +23,7 @@ from pydantic import BaseModel, ValidationError
 from sse_starlette import EventSourceResponse
 
 from crm2stream.api import ingest
+from crm2stream.api.access import Access
 from crm2stream.api.ingest import NDJSON, IngestAnswer
 from crm2stream.api.metrics import Metrics, Positions
 from crm2stream.api.readmodel import FOLLOWED, ReadModel
@@ -374,29 +374,3 @@ def _resume_offset(last_event_id: str) -> int:
     if _DIGITS.fullmatch(last_event_id) is None or int(last_event_id) >= MAX_OFFSET:
         raise HTTPException(400, "Last-Event-ID must be a record offset (ASCII digits)")
     return int(last_event_id) + 1
-
-
-class Access:
-    """Who may read: with a token set, a request must present it, as a bearer token or as
-    one ``access_token`` query parameter (a browser's EventSource cannot send headers).
-    Public without it: ``/metrics``, ``/healthz`` (a bare status) and the page shell."""
-
-    def __init__(self, token: str) -> None:
-        self.token = token.encode("ascii")
-
-    def presented(self, request: Request) -> str | None:
-        """The token a request presents; a 400 when it presents several."""
-        headers = request.headers.getlist("authorization")
-        params = request.query_params.getlist("access_token")
-        if len(headers) > 1 or len(params) > 1:
-            raise HTTPException(400, "present the API token once")
-        if headers:
-            scheme, _, credentials = headers[0].partition(" ")
-            return credentials.strip() if scheme.lower() == "bearer" else None
-        return params[0] if params else None
-
-    def granted(self, request: Request) -> bool:
-        if not self.token:
-            return True
-        given = self.presented(request)
-        return given is not None and secrets.compare_digest(given.encode(), self.token)

@@ -3,20 +3,18 @@
 It applies table-topic records (the latest value per key wins; a null value deletes the
 key), keeps the recent score changes, marketing triggers and dead letters, each person's
 last score change, and, from the input log, a summary of each accepted event under every
-identifier it names (a view shows the last few). It
-never reads an engine's state, so it works the same over the embedded engine's local
-topics and over Kafka topics.
+identifier it names (a view shows the last few). It never reads an engine's state, so it
+works the same over the embedded engine's local topics and over Kafka topics.
 
 What it keeps per key lives in a RocksDB of its own (``path``): in memory it holds
-RocksDB's buffers and a few counts, not the rows. Topics that keep
-their numbering across runs (the embedded engine's, named by an id that a replay in place
-changes) let the next server resume the model where it was; Kafka topics, which the API
-numbers as it receives them, have it rebuilt at every start. A table record is stored as the
-bytes it came as, and only the records whose fields the model indexes (identity, scores,
-change streams) are parsed. Besides the tables it keeps three indexes there: each
-person's identifiers, each person's relationships (under the source person, so one
-prefix holds them), and the leaderboard, ordered by (-composite, person id), in all and
-per tier.
+RocksDB's buffers and a few counts, not the rows. Topics that keep their numbering across
+runs (the embedded engine's, named by an id that a replay in place changes) let the next
+server resume the model where it was; Kafka topics, which the API numbers as it receives
+them, have it rebuilt at every start. A table record is stored as the bytes it came as,
+and only the records whose fields the model indexes (identity, scores, change streams)
+are parsed. Besides the tables it keeps three indexes there: each person's identifiers,
+each person's relationships (under the source person, so one prefix holds them), and the
+leaderboard, ordered by (-composite, person id), in all and per tier.
 """
 
 from __future__ import annotations

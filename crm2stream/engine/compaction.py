@@ -23,7 +23,8 @@ import orjson
 from crm2stream._native import TopicLatest
 
 if TYPE_CHECKING:
-    from crm2stream.engine.store import Store, Write
+    from crm2stream.engine.store import Store
+from crm2stream.engine.write import Write
 
 #: Bytes of compacted parts per write during a compaction.
 WRITE_BYTES = 32 << 20

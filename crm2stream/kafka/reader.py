@@ -9,6 +9,7 @@ order the table stage numbered them.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -41,6 +42,31 @@ def read_changelog(
         for records in consumer.poll(timeout_ms=1000, max_records=500).values():
             batches.extend(reader.feed(r.value for r in records if r.offset < end))
     return batches, end
+
+
+def changelog_end(consumer: KafkaConsumer, names: Names) -> int:
+    """The offset the changelog ends at now."""
+    tp = TopicPartition(names.changelog, 0)
+    end: int = consumer.end_offsets([tp])[tp]
+    return end
+
+
+def read_accepted(
+    consumer: KafkaConsumer, names: Names, start: int, end: int, timeout: float
+) -> list[tuple[int, bytes]]:
+    """The accepted topic's records in [start, end), as (offset, value), within
+    ``timeout`` seconds."""
+    tp = TopicPartition(names.accepted, 0)
+    consumer.assign([tp])
+    consumer.seek(tp, start)
+    out: list[tuple[int, bytes]] = []
+    deadline = time.monotonic() + timeout
+    while consumer.position(tp) < end:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"reading accepted offsets {start} to {end} took too long")
+        for records in consumer.poll(timeout_ms=1000, max_records=500).values():
+            out.extend((r.offset, r.value or b"") for r in records if r.offset < end)
+    return out
 
 
 @dataclass(slots=True)

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from crm2stream.api.hub import EngineHost, TopicFeed
-from crm2stream.engine import compaction, store
+from crm2stream.engine import compaction, write
 from crm2stream.engine.embedded import EmbeddedEngine
 from crm2stream.engine.host import Overloaded
 from tests.conformance import CAMPAIGN
@@ -72,7 +72,7 @@ def test_a_failed_open_is_raised_to_the_caller(tmp_path: Path) -> None:
 def test_the_log_reads_back_from_any_position_across_batches_and_pages(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, start: int
 ) -> None:
-    monkeypatch.setattr(store, "PAGE_LINES", 7)
+    monkeypatch.setattr(write, "PAGE_LINES", 7)
     with EmbeddedEngine(tmp_path, CFG, batch_size=250) as engine:
         engine.ingest_lines(CAMPAIGN)
         with _feed_of(engine) as feed:

@@ -86,7 +86,7 @@ def test_compaction_keeps_the_latest_record_of_each_key(
 ) -> None:
     with ingest_in_many_publications(tmp_path / "plain") as plain:
         full = {table: read(plain, table) for table in STATE_TABLES}
-    monkeypatch.setattr("crm2stream.engine.embedded.COMPACT_AFTER_RECORDS", 200)
+    monkeypatch.setattr("crm2stream.engine.publishing.COMPACT_AFTER_RECORDS", 200)
     with ingest_in_many_publications(tmp_path / "compacted") as engine:
         assert set(engine.compacted) == set(STATE_TABLES)
         for table in STATE_TABLES:

@@ -12,7 +12,7 @@ import pytest
 from crm2stream.core.config import CoreConfig
 from crm2stream.core.events import timestamp_micros
 from crm2stream.core.tables import STATE_TABLES
-from crm2stream.engine import store
+from crm2stream.engine import write
 from crm2stream.engine.embedded import EmbeddedEngine
 from crm2stream.engine.results import EngineError
 from tests import harness
@@ -314,9 +314,10 @@ def test_a_log_of_whole_batches_and_paged_ones_replays_as_it_was_batched(
     read back whole, in order, with their boundaries: a replay ends at the clean digest,
     and a line is found in its page."""
     half = len(CAMPAIGN) // 2
+    monkeypatch.setattr(write, "PAGE_LINES", 1_000)  # a page per batch, as before pages
     with open_engine(tmp_path) as engine:
         engine.ingest_lines(CAMPAIGN[:half])
-    monkeypatch.setattr(store, "PAGE_LINES", 7)
+    monkeypatch.setattr(write, "PAGE_LINES", 7)
     with open_engine(tmp_path) as engine:
         engine.ingest_lines(CAMPAIGN[half:])
         batches = [(start, chunk.count(b"\n") + 1) for start, chunk in engine.store.chunks()]
@@ -333,7 +334,7 @@ def test_a_log_of_whole_batches_and_paged_ones_replays_as_it_was_batched(
 def test_a_publication_in_several_writes_skips_the_wal_and_is_flushed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("crm2stream.engine.embedded.PUBLISH_ITEMS", 7)
+    monkeypatch.setattr("crm2stream.engine.publishing.PUBLISH_ITEMS", 7)
     flushes = []
     with open_engine(tmp_path) as engine:
         original = engine.store.flush

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from crm2stream.core.events import timestamp_micros
 from crm2stream.core.validation import Rejection, decode
-from crm2stream.engine import store
+from crm2stream.engine import write
 from crm2stream.engine.embedded import EmbeddedEngine
 from crm2stream.spec.history import accepted, fold
 from crm2stream.spec.persons import persons
@@ -31,7 +31,7 @@ def test_an_identifier_s_person_and_history_are_the_spec_s_without_loading(  # t
 ) -> None:
     raw = lines(events)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(store, "PAGE_LINES", 3)  # a line read reads its page of the log
+        patch.setattr(write, "PAGE_LINES", 3)  # a line read reads its page of the log
         valid = accepted(
             e for e in (decode(line, CFG.currency) for line in raw) if not isinstance(e, Rejection)
         )

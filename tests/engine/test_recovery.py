@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from crm2stream.core.events import parse_day
 from crm2stream.core.tables import STATE_TABLES
 from crm2stream.core.validation import Rejection, decode
-from crm2stream.engine import embedded, store
+from crm2stream.engine import checkpointing, write
 from crm2stream.engine.embedded import EmbeddedEngine
 from crm2stream.spec import state_tables
 from tests.events import lines
@@ -62,8 +62,8 @@ def test_a_dead_stop_anywhere_resumes_to_the_spec_s_tables(  # type: ignore[no-u
     raw = lines(events)
     with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as patch:
         # every checkpoint is written in pieces: its parts, then the write that commits them
-        patch.setattr(embedded, "CHECKPOINT_WRITE_BYTES", 1)
-        patch.setattr(store, "PAGE_LINES", 2)  # and batches span log pages
+        patch.setattr(checkpointing, "CHECKPOINT_WRITE_BYTES", 1)
+        patch.setattr(write, "PAGE_LINES", 2)  # and batches span log pages
         data = Path(tmp)
         options: dict[str, Any] = {
             "batch_size": batch,
