@@ -76,5 +76,5 @@ def load_topology(path: Path | None = None) -> Topology:
 @lru_cache(maxsize=4)
 def _load(path: Path) -> Topology:
     with path.open(encoding="utf-8") as handle:
-        raw: Any = yaml.safe_load(handle)
+        raw: Any = yaml.load(handle, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     return Topology.model_validate(raw).check()

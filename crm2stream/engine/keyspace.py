@@ -40,16 +40,19 @@ Key space (raw bytes):
   ``m/state``        the log position the checkpointed facts stand at, and the segments
 """
 
-#: Values at least this large (log chunks, output batches) live in blob files.
-BLOB_MIN_BYTES = 64 << 10
+#: Values at least this large (log pages, output batches, checkpoint parts) live in blob
+#: files: written once and never rewritten by RocksDB's compactions.
+BLOB_MIN_BYTES = 4 << 10
 
 #: The key prefix of checkpoint segment parts.
 SEGMENTS = b"c/"
 #: The log: its pages, and the sizes of batches of more than one page.
 LOG = b"l/"
 BATCHES = b"b/"
-#: Lines per page of the log: one line read reads about this many.
-PAGE_LINES = 512
+#: Lines per page of the log: one line read reads about this many. A person's ``history``
+#: reads about a page per event, as a person's events are spread over the whole log
+#: (``docs/architecture.md``).
+PAGE_LINES = 32
 #: The index of accepted event ids, and where a chunk's ids were kept before it.
 ACCEPTED = b"e/"
 LEGACY_ACCEPTED = b"k/"

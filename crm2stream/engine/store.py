@@ -92,7 +92,7 @@ class Store:
     def __init__(self, path: Path) -> None:
         path.mkdir(parents=True, exist_ok=True)
         options = modest_options()
-        # Log chunks and output batches are megabytes each and never change: kept in blob
+        # Log pages, output batches and checkpoint parts never change: kept in blob
         # files, they are compressed once when flushed instead of at every compaction.
         options.set_enable_blob_files(True)
         options.set_min_blob_size(BLOB_MIN_BYTES)
