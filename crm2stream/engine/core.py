@@ -194,6 +194,12 @@ class Core:
         first; lengths and capacities, not the allocator's view."""
         return self._core.footprint()
 
+    def measure_by_dropping(self) -> list[tuple[str, int]] | None:
+        """What each structure holds, exactly: dropped one by one, with the bytes the
+        allocator got back (with ``CRM2STREAM_COUNT_ALLOCATIONS`` set as the core loaded;
+        None without). The core holds nothing after it: for the end of a measurement."""
+        return self._core.measure_by_dropping()
+
     @property
     def resident(self) -> int:
         """How many identifier bodies are in memory."""

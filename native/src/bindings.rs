@@ -2,7 +2,7 @@
 //! lines, I-JSON checks, Kafka record batches and partitions, and table-topic compaction.
 //! Each converts and hands the work to a plain-Rust module.
 
-use crate::{compaction, framing, ijson, keyed};
+use crate::{allocator, compaction, framing, ijson, keyed};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
@@ -23,6 +23,14 @@ pub fn frame<'py>(
         Ok(())
     })?;
     Ok((chunk, framed.spans.len(), framed.used))
+}
+
+/// (bytes the compiled core holds now, the most it held since the last call), counted
+/// by its allocator when `CRM2STREAM_COUNT_ALLOCATIONS` was set as the module loaded;
+/// None otherwise (see `allocator`).
+#[pyfunction]
+pub fn allocated() -> Option<(usize, usize)> {
+    allocator::allocated()
 }
 
 /// Why a line is not I-JSON (see `ijson`) as (reason, error), or None when it is.

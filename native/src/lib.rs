@@ -55,6 +55,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<bindings::JsonArray>()?;
     m.add_class::<bindings::TopicLatest>()?;
     m.add_function(wrap_pyfunction!(bindings::json_fault, m)?)?;
+    m.add_function(wrap_pyfunction!(bindings::allocated, m)?)?;
     m.add_function(wrap_pyfunction!(convert::fast_decode, m)?)?;
     m.add_function(wrap_pyfunction!(bindings::frame, m)?)?;
     m.add_function(wrap_pyfunction!(bindings::kafka_partition, m)?)?;
