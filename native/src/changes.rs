@@ -7,13 +7,13 @@
 //! the person holds an unexpired `marketing` permission at that moment.
 
 use crate::codec::Glance;
-use crate::facts::{Facts, Id, IdSet, Person};
+use crate::facts::{Facts, Id, IdSet, Person, Scope};
 use crate::identity::current_person;
 use crate::json::{format_micros, round4, write_float, write_int, write_str};
 use crate::scales::Config;
 use crate::standing::Consent;
 use crate::tables::DAY_US;
-use crate::value::{active_at, deciding, valued};
+use crate::value::{active_at, valued};
 use num_bigint::BigUint;
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -141,15 +141,19 @@ pub fn score_changes(
             field_float(out, b",\"popularity\":", round4(value.popularity));
             field_float(out, b",\"social\":", round4(value.social));
             out.push(b'}');
-            let consent = deciding(std::iter::once(&consent), moment);
-            let mut grants =
-                consent.iter().filter(|(scope, entry)| scope.1 == "marketing" && active_at(entry, moment)).peekable();
-            if grants.peek().is_some() {
+            // the latest entry of each scope decides it: none is later than this moment
+            let mut grants: Vec<&Scope> = (consent.iter())
+                .filter(|(_, entry)| active_at(entry, moment))
+                .map(|&(number, _)| standings.scope(number))
+                .filter(|scope| scope.1 == "marketing")
+                .collect();
+            grants.sort_unstable();
+            if !grants.is_empty() {
                 let out = triggers.open(&person.person_id, &label, &at, value.composite, value.tier);
                 out.extend_from_slice(b",\"previous_tier\":");
                 write_str(out, &previous_tier);
                 out.extend_from_slice(b",\"grants\":[");
-                for (i, (scope, _)) in grants.enumerate() {
+                for (i, scope) in grants.into_iter().enumerate() {
                     if i > 0 {
                         out.push(b',');
                     }

@@ -1,22 +1,27 @@
-//! A person's standing: its members' decayed sums added up and their consent histories
-//! merged, which is all that valuing it now reads. Score changes value every person a
-//! batch touched, and read every member's standing to do it: at 9M events of the bench's
-//! input a touched identifier's person had six members on average, so a batch of 50,000
-//! events read 269,000 members' bodies to value the persons of the 89,000 it named. Kept
-//! between batches, a person's standing is brought up to date from the members the batch
-//! changed alone: their standing now, less their standing before the batch (Kafka
-//! Streams' table aggregation with a subtractor).
+//! A person's standing: its members' decayed sums added up and, per consent scope, the
+//! latest entry any member holds, which is all that valuing it now reads. Score changes
+//! value every person a batch touched, and read every member's standing to do it: at 9M
+//! events of the bench's input a touched identifier's person had six members on average,
+//! so a batch of 50,000 events read 269,000 members' bodies to value the persons of the
+//! 89,000 it named. Kept between batches, a person's standing is brought up to date from
+//! the members the batch changed alone: their sums now, less their sums before the batch
+//! (Kafka Streams' table aggregation with a subtractor), and their latest consent entries.
 //!
 //! Exact, not an estimate: sums are integers, and consent entries are only ever added, so
 //! a kept standing, less a changed member's old part and plus its new one, is what adding
-//! up every member gives. A kept standing serves only while it provably is that sum: the
-//! same members, and none of them changed since it was kept but in this batch, each of
-//! those with its standing before the batch known (`Before`). Otherwise every member is
-//! read and added up again. What is kept is a cache, bounded and dropped at will: no table
-//! or stream depends on it, only how many bodies a batch reads.
+//! up every member gives, and the latest entry of a scope is the later of the kept one and
+//! the changed members'. A kept standing serves only while it provably is that: the same
+//! members, and none of them changed since it was kept but in this batch, each of those
+//! with its sums before the batch known (`Before`). Otherwise every member is read and
+//! added up again. What is kept is a cache, bounded and dropped at will: no table or
+//! stream depends on it, only how many bodies a batch reads.
+//!
+//! Only the latest entry of each scope is kept, not the members' histories merged: a
+//! person is valued as of the latest event time, which no entry is later than, so the
+//! entry deciding each scope then is its latest (`value::deciding`). Keeping the merged
+//! histories took 266 MiB for 195,000 persons at 9M events, measured by dropping them.
 
 use crate::facts::{Body, ConsentEntry, Id, Person, Scope};
-use crate::fold::insort;
 use foldhash::{HashMap, HashMapExt};
 use num_bigint::BigUint;
 use std::collections::BTreeMap;
@@ -25,22 +30,21 @@ use std::mem::size_of;
 pub type Consent = BTreeMap<Scope, Vec<ConsentEntry>>;
 
 /// Persons kept, at most; past it, all are dropped and kept again as batches value them.
-/// (The core counted 42 to 49 MiB for 195,000 kept persons at 9M events, table included.)
+/// (195,000 kept persons held 89 MiB at 9M events, measured by dropping them.)
 const KEPT: usize = 1 << 18;
 
-/// A member's standing before the batch first changed it (its sums packed as `Kept`'s, at
+/// A member's sums before the batch first changed its standing (packed as `Kept`'s, at
 /// `at..at + len` of the batch's arena), and the batch that changed it before that.
 #[derive(Debug)]
 struct Before {
     at: u32,
     len: u32,
-    consent: Consent,
     changed_at: u32,
 }
 
 /// A person's standing as of the end of batch `as_of`: its members, then its sums packed
-/// (see `pack`), at `at..at + len` of the standings' arena; and its consent (most persons
-/// have none: no allocation). One arena, not an allocation per person, compacted when
+/// (see `pack`), at `at..at + len` of the standings' arena; and per consent scope the
+/// latest entry of its members (`Latest`). One arena, not an allocation per person, compacted when
 /// half of it is replaced standings: its memory is counted exactly (`footprint`) and
 /// dropped in one piece.
 #[derive(Debug)]
@@ -49,8 +53,13 @@ struct Kept {
     len: u32,
     members: u32,
     as_of: u32,
-    consent: Consent,
+    consent: Latest,
 }
+
+/// Per consent scope (its number among `Standings::scopes`), the latest entry, sorted by
+/// number: a few dozen bytes a scope, where a person's `Consent` map took a B-tree node of
+/// about a kilobyte however few its scopes. A person without consent allocates nothing.
+pub type Latest = Vec<(u32, ConsentEntry)>;
 
 impl Kept {
     fn data<'a>(&self, arena: &'a [u8]) -> &'a [u8] {
@@ -92,6 +101,37 @@ fn unpack(packed: &[u8]) -> [BigUint; 4] {
     })
 }
 
+/// The consent scopes the kept standings name, numbered (a brand has a few dozen).
+#[derive(Debug, Default)]
+struct Scopes {
+    list: Vec<Scope>,
+    numbers: HashMap<Scope, u32>,
+}
+
+impl Scopes {
+    /// Hold in `latest`, per scope, the later of its entry and the last of `member`'s
+    /// history (histories are sorted by time, then event id, as `deciding` orders them).
+    fn keep_latest(&mut self, latest: &mut Latest, member: &Consent) {
+        for (scope, history) in member {
+            let Some(last) = history.last() else { continue };
+            let number = match self.numbers.get(scope) {
+                Some(&number) => number,
+                None => {
+                    let number = u32::try_from(self.list.len()).expect("fewer than 2**32 scopes");
+                    self.list.push(scope.clone());
+                    self.numbers.insert(scope.clone(), number);
+                    number
+                }
+            };
+            match latest.binary_search_by_key(&number, |(n, _)| *n) {
+                Ok(at) if (latest[at].1 .0, &latest[at].1 .1) >= (last.0, &last.1) => {}
+                Ok(at) => latest[at].1 = last.clone(),
+                Err(at) => latest.insert(at, (number, last.clone())),
+            }
+        }
+    }
+}
+
 /// The standings kept, and what the batch under way changed.
 #[derive(Debug)]
 pub struct Standings {
@@ -103,6 +143,7 @@ pub struct Standings {
     before_arena: Vec<u8>,
     /// per identifier, the last batch that changed its standing (0: none since the start)
     changed_at: Vec<u32>,
+    scopes: Scopes,
     /// the batch under way: the number of score-change rounds since the start, plus one
     batch: u32,
 }
@@ -116,6 +157,7 @@ impl Default for Standings {
             before: HashMap::new(),
             before_arena: Vec::new(),
             changed_at: Vec::new(),
+            scopes: Scopes::default(),
             batch: 1,
         }
     }
@@ -135,7 +177,7 @@ impl Standings {
             pack(&body.sums, &mut self.before_arena);
             let number = |n: usize| u32::try_from(n).expect("a batch's standings within 4 GiB");
             let len = number(self.before_arena.len() - at);
-            slot.insert(Before { at: number(at), len, consent: body.consent.clone(), changed_at });
+            slot.insert(Before { at: number(at), len, changed_at });
         }
     }
 
@@ -166,14 +208,14 @@ impl Standings {
         }
     }
 
-    /// The person's standing now (sums, consent), from what is kept and the members
-    /// `read` gives (each member's consent and sums now; only those `needs` named are
-    /// asked for), and kept for the next batches.
+    /// The person's standing now (sums, the latest consent entry per scope), from what is
+    /// kept and the members `read` gives (each member's consent and sums now; only those
+    /// `needs` named are asked for), and kept for the next batches.
     pub fn of<'a>(
         &mut self,
         person: &Person,
         read: impl Fn(Id) -> (&'a Consent, &'a [BigUint; 4]),
-    ) -> ([BigUint; 4], Consent) {
+    ) -> ([BigUint; 4], Latest) {
         let (sums, consent) = match self.serves(person).then(|| self.kept.remove(&person.anchor)).flatten() {
             Some(kept) => {
                 self.garbage += kept.len as usize;
@@ -190,25 +232,19 @@ impl Standings {
                         *sum -= &old;
                         *sum += new;
                     }
-                    for (scope, history) in now_consent {
-                        let old = before.consent.get(scope).map_or(&[][..], Vec::as_slice);
-                        let added = history.iter().filter(|entry| !old.contains(entry));
-                        merge(consent.entry(scope.clone()).or_default(), added);
-                    }
+                    self.scopes.keep_latest(&mut consent, now_consent);
                 }
                 (sums, consent)
             }
             None => {
                 let mut sums: [BigUint; 4] = Default::default();
-                let mut consent = Consent::new();
+                let mut consent = Latest::new();
                 for &member in &person.members {
                     let (member_consent, member_sums) = read(member);
                     for (sum, part) in sums.iter_mut().zip(member_sums) {
                         *sum += part;
                     }
-                    for (scope, history) in member_consent {
-                        merge(consent.entry(scope.clone()).or_default(), history.iter());
-                    }
+                    self.scopes.keep_latest(&mut consent, member_consent);
                 }
                 (sums, consent)
             }
@@ -217,7 +253,13 @@ impl Standings {
         (sums, consent)
     }
 
-    fn keep(&mut self, person: &Person, sums: &[BigUint; 4], consent: Consent) {
+    /// The scope a number of `Latest` names.
+    pub fn scope(&self, number: u32) -> &Scope {
+        &self.scopes.list[number as usize]
+    }
+
+    fn keep(&mut self, person: &Person, sums: &[BigUint; 4], mut consent: Latest) {
+        consent.shrink_to_fit();
         let at = self.arena.len();
         for member in &person.members {
             self.arena.extend_from_slice(&member.to_le_bytes());
@@ -259,16 +301,13 @@ impl Standings {
 
     /// How many persons are kept, and about how many bytes they hold (see `footprint`).
     pub fn footprint(&self) -> (usize, usize) {
-        // an entry: its key, the `Kept` and a control byte; then the arena
+        // an entry: its key, the `Kept` and a control byte; then the arena, and the consent
+        // entries with their event ids' texts
         let entries = self.kept.capacity() * (size_of::<(Id, Kept)>() + 1);
-        (self.kept.len(), entries + self.arena.capacity() + self.changed_at.capacity() * 4)
-    }
-}
-
-/// Add entries to a consent history, as the member's own grew (`fold::insort`).
-fn merge<'a>(history: &mut Vec<ConsentEntry>, entries: impl Iterator<Item = &'a ConsentEntry>) {
-    for entry in entries {
-        insort(history, entry.clone());
+        let consent: usize = (self.kept.values())
+            .map(|kept| kept.consent.iter().map(|(_, e)| size_of::<(u32, ConsentEntry)>() + e.1.len()).sum::<usize>())
+            .sum();
+        (self.kept.len(), entries + consent + self.arena.capacity() + self.changed_at.capacity() * 4)
     }
 }
 
@@ -292,15 +331,37 @@ mod tests {
     }
 
     #[test]
+    fn a_scope_keeps_the_latest_entry_whichever_member_holds_it_and_whenever_it_came() {
+        let scope: Scope = ("brand".into(), "marketing".into(), "sms".into());
+        let history = |entries: &[(i64, &str, bool)]| -> Consent {
+            let list = entries.iter().map(|&(ts, id, granted)| (ts, id.to_string(), granted, None)).collect();
+            Consent::from([(scope.clone(), list)])
+        };
+        let other: Scope = ("brand".into(), "service".into(), "sms".into());
+        let mut standings = Standings::default();
+        let mut latest = Latest::new();
+        standings.scopes.keep_latest(&mut latest, &history(&[(5, "e5", true), (9, "e9", false)]));
+        standings.scopes.keep_latest(&mut latest, &history(&[(7, "e7", true)])); // earlier: the later stays
+        assert_eq!(latest, vec![(0, (9, "e9".to_string(), false, None))]);
+        standings.scopes.keep_latest(&mut latest, &history(&[(9, "e9b", true)])); // same time, later id
+        assert_eq!(latest, vec![(0, (9, "e9b".to_string(), true, None))]);
+        standings
+            .scopes
+            .keep_latest(&mut latest, &Consent::from([(other.clone(), vec![(1, "e1".into(), true, None)])]));
+        assert_eq!(latest.len(), 2);
+        assert_eq!((standings.scope(0), standings.scope(1)), (&scope, &other));
+    }
+
+    #[test]
     fn a_kept_standing_knows_its_members() {
         let person = Person { person_id: "p".into(), anchor: 3, members: vec![3, 70_000, 9] };
         let mut standings = Standings::default();
         let mut sums: [BigUint; 4] = Default::default();
         sums[1] = BigUint::from(5u32) << 700;
-        standings.keep(&person, &sums, Consent::new());
-        standings.keep(&Person { anchor: 4, ..person.clone() }, &Default::default(), Consent::new());
+        standings.keep(&person, &sums, Latest::new());
+        standings.keep(&Person { anchor: 4, ..person.clone() }, &Default::default(), Latest::new());
         for _ in 0..3 {
-            standings.keep(&person, &sums, Consent::new()); // again: the one before is garbage
+            standings.keep(&person, &sums, Latest::new()); // again: the one before is garbage
         }
         let kept = &standings.kept[&3];
         assert!(kept.has_members(&standings.arena, &[3, 70_000, 9]));
