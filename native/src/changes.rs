@@ -123,10 +123,8 @@ pub fn score_changes(
         for person in persons {
             let (sums, consent) = standings.of(person, |id| standing(facts, glances, id));
             let value = valued(&facts.scales, &sums, day, cfg);
-            let (previous_composite, previous_tier) = match facts.last_emitted.get(&person.person_id) {
-                Some((composite, tier)) => (*composite, tier.as_str()),
-                None => (0.0, cfg.lowest_tier()),
-            };
+            let (previous_composite, previous_tier) =
+                facts.last_emitted.get(&person.person_id).unwrap_or((0.0, cfg.lowest_tier()));
             let moved = (value.composite - previous_composite).abs() >= cfg.delta;
             if value.tier == previous_tier && !moved {
                 continue;
@@ -165,9 +163,9 @@ pub fn score_changes(
                 }
                 out.extend_from_slice(b"]}");
             }
-            let tier = value.tier.to_string();
-            facts.last_emitted.insert(person.person_id.clone(), (value.composite, tier));
-            facts.dirty.emitted.insert(person.person_id.clone());
+            if facts.last_emitted.insert(&person.person_id, value.composite, value.tier) {
+                facts.dirty.emitted.extend(crate::emitted::person_key(&person.person_id));
+            }
         }
     }
     standings.end_batch();

@@ -104,7 +104,7 @@ impl Segment {
                 (0..facts.idents.len() as Id).collect(),
                 facts.pairs.keys().copied().collect(),
                 facts.shares.referrals.keys().copied().collect(),
-                facts.last_emitted.keys().cloned().collect(),
+                facts.last_emitted.person_ids(),
             )
         } else {
             let mut idents = dirty.records;
@@ -118,7 +118,7 @@ impl Segment {
                 idents,
                 dirty.pairs.into_iter().collect(),
                 dirty.referrals.into_iter().collect(),
-                dirty.emitted.into_iter().collect(),
+                dirty.emitted.iter().map(crate::emitted::person_id).collect(),
             )
         };
         let record = Vec::with_capacity(4096);

@@ -140,7 +140,7 @@ pub struct Dirty {
     pub records: IdSet,
     pub pairs: HashSet<(Id, Id)>,
     pub referrals: HashSet<Sid>,
-    pub emitted: HashSet<String>,
+    pub emitted: crate::emitted::Emitted,
 }
 
 #[derive(Debug, Clone)]
@@ -167,7 +167,7 @@ pub struct Facts {
     pub shares: Shares,
     pub seen: SeenIds,
     pub max_ts: Option<i64>,
-    pub last_emitted: HashMap<String, (f64, String)>,
+    pub last_emitted: crate::emitted::LastEmitted,
     pub adjacency: HashMap<Id, HashSet<Id>>,
     /// per identifier id, the identifiers with ties to it (each once): who must republish
     /// a relationship when it changes person (see `publication`)
@@ -226,7 +226,7 @@ impl Facts {
             shares: Shares::default(),
             seen: SeenIds::default(),
             max_ts: None,
-            last_emitted: HashMap::new(),
+            last_emitted: crate::emitted::LastEmitted::default(),
             adjacency: HashMap::new(),
             incoming: Vec::new(),
             dirty: Dirty::default(),

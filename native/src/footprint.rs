@@ -43,12 +43,7 @@ pub fn footprint(facts: &Facts) -> Vec<(&'static str, usize, usize)> {
             facts.incoming.len(),
             facts.incoming.capacity() * 24 + facts.incoming.iter().map(|v| v.capacity() * 4).sum::<usize>(),
         ),
-        (
-            "last emitted",
-            facts.last_emitted.len(),
-            facts.last_emitted.capacity() * 64
-                + facts.last_emitted.iter().map(|(k, v)| text(k) + text(&v.1)).sum::<usize>(),
-        ),
+        ("last emitted", facts.last_emitted.len(), facts.last_emitted.bytes()),
         ("kept standings", facts.standings.footprint().0, facts.standings.footprint().1),
         (
             "person cache",

@@ -21,6 +21,7 @@ mod compaction;
 mod convert;
 mod decode;
 mod digest;
+mod emitted;
 mod facts;
 mod fold;
 mod footprint;

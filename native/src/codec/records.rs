@@ -58,7 +58,7 @@ pub fn decode_referrals(facts: &mut Facts, share_id: &str, data: &[u8]) -> Resul
 }
 
 pub fn encode_emitted(facts: &Facts, person_id: &str, buffer: Vec<u8>) -> Vec<u8> {
-    let (composite, tier) = &facts.last_emitted[person_id];
+    let (composite, tier) = facts.last_emitted.get(person_id).expect("a person with a score emitted");
     let mut w = Writer::into(buffer, FORMAT);
     w.0.extend_from_slice(&composite.to_le_bytes());
     w.text(tier);
@@ -70,6 +70,8 @@ pub fn decode_emitted(facts: &mut Facts, person_id: &str, data: &[u8]) -> Result
     let raw: [u8; 8] = r.data.get(1..9).ok_or("record ends early")?.try_into().map_err(|_| "bad float")?;
     r.at = 9;
     let tier = r.text()?;
-    facts.last_emitted.insert(person_id.to_string(), (f64::from_le_bytes(raw), tier));
+    if !facts.last_emitted.insert(person_id, f64::from_le_bytes(raw), &tier) {
+        return Err(format!("{person_id:?} is not a person id"));
+    }
     Ok(())
 }
