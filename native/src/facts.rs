@@ -168,7 +168,7 @@ pub struct Facts {
     pub seen: SeenIds,
     pub max_ts: Option<i64>,
     pub last_emitted: crate::emitted::LastEmitted,
-    pub adjacency: HashMap<Id, HashSet<Id>>,
+    pub adjacency: crate::ids::Adjacency,
     /// per identifier id, the identifiers with ties to it (each once): who must republish
     /// a relationship when it changes person (see `publication`)
     pub incoming: Vec<Vec<Id>>,
@@ -227,7 +227,7 @@ impl Facts {
             seen: SeenIds::default(),
             max_ts: None,
             last_emitted: crate::emitted::LastEmitted::default(),
-            adjacency: HashMap::new(),
+            adjacency: crate::ids::Adjacency::new(),
             incoming: Vec::new(),
             dirty: Dirty::default(),
             indexes: false,
@@ -359,8 +359,7 @@ impl Facts {
         self.adjacency.clear();
         for (&(a, b), history) in &self.pairs {
             if history.last().is_some_and(|e| e.2) {
-                self.adjacency.entry(a).or_default().insert(b);
-                self.adjacency.entry(b).or_default().insert(a);
+                self.adjacency.link(a, b);
             }
         }
         self.shares.reindex();

@@ -142,15 +142,9 @@ impl Facts {
             self.relinked.insert(pair);
         }
         if linked {
-            self.adjacency.entry(pair.0).or_default().insert(pair.1);
-            self.adjacency.entry(pair.1).or_default().insert(pair.0);
+            self.adjacency.link(pair.0, pair.1);
         } else {
-            if let Some(set) = self.adjacency.get_mut(&pair.0) {
-                set.remove(&pair.1);
-            }
-            if let Some(set) = self.adjacency.get_mut(&pair.1) {
-                set.remove(&pair.0);
-            }
+            self.adjacency.unlink(pair.0, pair.1);
         }
     }
 }

@@ -34,8 +34,7 @@ pub fn footprint(facts: &Facts) -> Vec<(&'static str, usize, usize)> {
                     .values()
                     .map(|v| v.capacity() * size_of::<LinkEntry>() + v.iter().map(|e| text(&e.1)).sum::<usize>())
                     .sum::<usize>()
-                + facts.adjacency.capacity() * 40
-                + facts.adjacency.values().map(|s| s.capacity() * 5).sum::<usize>(),
+                + facts.adjacency.bytes(),
         ),
         ("shares", shares.0, shares.1),
         (

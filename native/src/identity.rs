@@ -49,7 +49,7 @@ pub fn current_person(facts: &mut Facts, id: Id, id_key: &[u8]) -> Rc<Person> {
     let mut frontier = vec![id];
     let mut seen = HashSet::from_iter([id]);
     while let Some(node) = frontier.pop() {
-        for &next in facts.adjacency.get(&node).into_iter().flatten() {
+        for &next in facts.adjacency.linked(node) {
             if seen.insert(next) {
                 component.push(next);
                 frontier.push(next);

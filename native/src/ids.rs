@@ -1,6 +1,9 @@
-//! Sets of ids the facts keep: the accepted event ids, and sets of identifier ids.
+//! Sets of ids the facts keep: the accepted event ids, sets of identifier ids, and the
+//! links that stand between identifiers.
 
 use crate::facts::Id;
+use foldhash::{HashMap, HashMapExt};
+use std::mem::size_of;
 
 /// The accepted event ids. Each is kept with its hash, so growing the table never reads
 /// the strings again: with millions of ids, that is most of what inserting costs.
@@ -68,5 +71,90 @@ impl IdSet {
             self.flags[id as usize] = false;
         }
         std::mem::take(&mut self.ids)
+    }
+}
+
+/// The links that stand now: per identifier, the identifiers linked to it, sorted. A
+/// boxed slice rather than a set: most identifiers have one or two links, and a hash set
+/// each took 81 MiB for 850,000 identifiers at 9M events (measured by dropping it).
+#[derive(Debug, Default)]
+pub struct Adjacency(HashMap<Id, Box<[Id]>>);
+
+impl Adjacency {
+    pub fn new() -> Self {
+        Adjacency(HashMap::new())
+    }
+
+    /// The identifiers linked to `id` now, sorted.
+    pub fn linked(&self, id: Id) -> &[Id] {
+        self.0.get(&id).map_or(&[], |ids| ids)
+    }
+
+    /// `a` and `b` are linked now.
+    pub fn link(&mut self, a: Id, b: Id) {
+        self.add(a, b);
+        self.add(b, a);
+    }
+
+    /// `a` and `b` are not linked now.
+    pub fn unlink(&mut self, a: Id, b: Id) {
+        self.remove(a, b);
+        self.remove(b, a);
+    }
+
+    pub fn clear(&mut self) {
+        self.0.clear();
+    }
+
+    /// About how many bytes it holds (see `footprint`).
+    pub fn bytes(&self) -> usize {
+        let slots = self.0.capacity() * (size_of::<(Id, Box<[Id]>)>() + 1);
+        slots + self.0.values().map(|ids| (ids.len() * size_of::<Id>()).max(8)).sum::<usize>()
+    }
+
+    fn add(&mut self, from: Id, to: Id) {
+        let ids = self.0.entry(from).or_default();
+        if let Err(at) = ids.binary_search(&to) {
+            let mut grown = Vec::with_capacity(ids.len() + 1);
+            grown.extend_from_slice(&ids[..at]);
+            grown.push(to);
+            grown.extend_from_slice(&ids[at..]);
+            *ids = grown.into_boxed_slice();
+        }
+    }
+
+    fn remove(&mut self, from: Id, to: Id) {
+        let Some(ids) = self.0.get_mut(&from) else { return };
+        if let Ok(at) = ids.binary_search(&to) {
+            if ids.len() == 1 {
+                self.0.remove(&from);
+            } else {
+                let mut kept = ids.to_vec();
+                kept.remove(at);
+                *ids = kept.into_boxed_slice();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_stand_both_ways_sorted_and_go() {
+        let mut links = Adjacency::new();
+        links.link(5, 2);
+        links.link(5, 9);
+        links.link(5, 1);
+        links.link(5, 9); // again: no change
+        assert_eq!(links.linked(5), &[1, 2, 9]);
+        assert_eq!((links.linked(9), links.linked(7)), (&[5][..], &[][..]));
+        links.unlink(5, 2);
+        links.unlink(5, 7); // never linked: no change
+        assert_eq!((links.linked(5), links.linked(2)), (&[1, 9][..], &[][..]));
+        links.unlink(9, 5);
+        links.unlink(1, 5);
+        assert!(links.linked(5).is_empty() && links.0.is_empty());
     }
 }

@@ -391,8 +391,7 @@ pub fn render(
         }
         out[persons].push(at, person_id, Some(&person_row(facts, cfg, person)));
         for &member in &person.members {
-            let linked: Vec<&str> =
-                facts.adjacency.get(&member).into_iter().flatten().map(|&other| facts.key(other)).collect();
+            let linked: Vec<&str> = facts.adjacency.linked(member).iter().map(|&other| facts.key(other)).collect();
             out[identity].push(at, facts.key(member), Some(&identity_row(facts, member, person, linked)));
         }
         out[interactions].push(at, person_id, Some(&interactions_row(facts, cfg, person, day)));
