@@ -57,7 +57,8 @@ check: $(DEV_STAMP) lint
 	$(BIN)/python -m pytest -q $(UNIT_TESTS)
 
 # the tests that start nothing: the contract, the spec against the core, the core's parts
-UNIT_TESTS = tests/core tests/spec tests/test_native.py tests/test_schemas.py \
+UNIT_TESTS = tests/core tests/spec tests/test_native.py tests/test_native_allocator.py \
+  tests/test_schemas.py \
   tests/test_topology.py tests/engine/test_publication.py tests/engine/test_segments.py \
   tests/engine/test_lines.py tests/engine/test_compaction.py tests/kafka/test_chunks.py \
   tests/test_layers.py tests/test_docs.py tests/engine/test_core.py tests/api/test_readmodel.py
