@@ -94,6 +94,9 @@ class Store:
         options = modest_options()
         # Log pages, output batches and checkpoint parts never change: kept in blob
         # files, they are compressed once when flushed instead of at every compaction.
+        # The few identifier bodies as large (an identifier with years of daily activity)
+        # are blobs too; each checkpoint writes them anew, and blob garbage collection
+        # reclaims the versions it replaced.
         options.set_enable_blob_files(True)
         options.set_min_blob_size(BLOB_MIN_BYTES)
         options.set_blob_compression_type(DBCompressionType.lz4())

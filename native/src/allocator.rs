@@ -89,7 +89,8 @@ extern "C" {
 
 /// Hand the memory mimalloc keeps freed back to the system now, rather than when an
 /// allocation next passes the purge delay: after a batch (or a write of a publication)
-/// the core has freed what the call held. On the 9M directory of the bench's input, this
+/// the core has freed what the call held. (A publication at 9M events, 66 writes of
+/// 5,000 persons each calling it, took 48.9 s; 51.4 s before.) On the 9M directory of the bench's input, this
 /// took 12 to 49 ms after a batch of 50,000 events, and the process's RSS after it fell by
 /// 190 to 380 MiB; six batches took as long with it as without, and peaked 60 MiB lower.
 pub fn collect() {

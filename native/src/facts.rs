@@ -356,12 +356,8 @@ impl Facts {
     /// Rebuild the derived indexes (adjacency, share children) from the stored facts.
     pub fn reindex(&mut self) {
         self.incoming.resize(self.idents.len(), Vec::new());
-        self.adjacency.clear();
-        for (&(a, b), history) in &self.pairs {
-            if history.last().is_some_and(|e| e.2) {
-                self.adjacency.link(a, b);
-            }
-        }
+        let standing = self.pairs.iter().filter(|(_, history)| history.last().is_some_and(|e| e.2));
+        self.adjacency = crate::ids::Adjacency::of_pairs(standing.map(|(&pair, _)| pair));
         self.shares.reindex();
     }
 

@@ -102,8 +102,23 @@ impl Adjacency {
         self.remove(b, a);
     }
 
-    pub fn clear(&mut self) {
-        self.0.clear();
+    /// The links of these pairs, each once per direction: sorted once per identifier, not
+    /// inserted one by one (an identifier with d links would cost d² copies).
+    pub fn of_pairs(pairs: impl Iterator<Item = (Id, Id)>) -> Self {
+        let mut lists: HashMap<Id, Vec<Id>> = HashMap::new();
+        for (a, b) in pairs {
+            lists.entry(a).or_default().push(b);
+            lists.entry(b).or_default().push(a);
+        }
+        Adjacency(
+            (lists.into_iter())
+                .map(|(id, mut ids)| {
+                    ids.sort_unstable();
+                    ids.dedup();
+                    (id, ids.into_boxed_slice())
+                })
+                .collect(),
+        )
     }
 
     /// About how many bytes it holds (see `footprint`).
@@ -156,5 +171,7 @@ mod tests {
         links.unlink(9, 5);
         links.unlink(1, 5);
         assert!(links.linked(5).is_empty() && links.0.is_empty());
+        let rebuilt = Adjacency::of_pairs([(5, 9), (2, 5), (5, 1), (9, 5)].into_iter());
+        assert_eq!((rebuilt.linked(5), rebuilt.linked(9)), (&[1, 2, 9][..], &[5][..]));
     }
 }

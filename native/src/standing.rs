@@ -110,7 +110,8 @@ struct Scopes {
 
 impl Scopes {
     /// Hold in `latest`, per scope, the later of its entry and the last of `member`'s
-    /// history (histories are sorted by time, then event id, as `deciding` orders them).
+    /// history (histories are sorted entries, (time, event id) first, as `deciding`
+    /// orders them; two entries of one time and event id are ordered as wholes, as there).
     fn keep_latest(&mut self, latest: &mut Latest, member: &Consent) {
         for (scope, history) in member {
             let Some(last) = history.last() else { continue };
@@ -124,7 +125,7 @@ impl Scopes {
                 }
             };
             match latest.binary_search_by_key(&number, |(n, _)| *n) {
-                Ok(at) if (latest[at].1 .0, &latest[at].1 .1) >= (last.0, &last.1) => {}
+                Ok(at) if latest[at].1 >= *last => {}
                 Ok(at) => latest[at].1 = last.clone(),
                 Err(at) => latest.insert(at, (number, last.clone())),
             }
@@ -287,6 +288,7 @@ impl Standings {
             self.kept = HashMap::new();
             self.arena = Vec::new();
             self.garbage = 0;
+            self.scopes = Scopes::default(); // no kept standing names one now
         } else if self.garbage > self.arena.len() / 2 {
             let mut arena = Vec::with_capacity(self.arena.len() - self.garbage);
             for kept in self.kept.values_mut() {
