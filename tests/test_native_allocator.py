@@ -8,8 +8,6 @@ import os
 import subprocess
 import sys
 
-from crm2stream import _native
-
 PROBE = """
 from crm2stream import _native
 from crm2stream.engine.core import Core
@@ -27,8 +25,13 @@ print(held, peak, after)
 
 
 def test_counting_is_off_unless_asked_for() -> None:
-    if os.environ.get("CRM2STREAM_COUNT_ALLOCATIONS", "") in ("", "0"):
-        assert _native.allocated() is None
+    env = {k: v for k, v in os.environ.items() if k != "CRM2STREAM_COUNT_ALLOCATIONS"}
+    probe = "from crm2stream import _native; print(_native.allocated())"
+    for setting in ({}, {"CRM2STREAM_COUNT_ALLOCATIONS": "0"}):
+        out = subprocess.run(
+            [sys.executable, "-c", probe], env={**env, **setting}, capture_output=True, text=True
+        )
+        assert out.stdout.strip() == "None", (setting, out.stdout, out.stderr)
 
 
 def test_counted_bytes_are_what_a_core_holds_and_gives_back() -> None:

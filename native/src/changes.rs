@@ -163,9 +163,8 @@ pub fn score_changes(
                 }
                 out.extend_from_slice(b"]}");
             }
-            if facts.last_emitted.insert(&person.person_id, value.composite, value.tier) {
-                facts.dirty.emitted.extend(crate::emitted::person_key(&person.person_id));
-            }
+            let key = facts.last_emitted.insert(&person.person_id, value.composite, value.tier);
+            facts.dirty.emitted.extend(key);
         }
     }
     standings.end_batch();

@@ -118,7 +118,7 @@ impl Segment {
                 idents,
                 dirty.pairs.into_iter().collect(),
                 dirty.referrals.into_iter().collect(),
-                dirty.emitted.iter().map(crate::emitted::person_id).collect(),
+                dirty.emitted.iter().map(crate::identity::person_id).collect(),
             )
         };
         let record = Vec::with_capacity(4096);

@@ -33,7 +33,8 @@ pub enum Kind {
 
 impl Kind {
     const NAMES: [&'static str; 6] = ["identify", "unlink", "share", "comment", "purchase", "permission"];
-    const ALL: [Kind; 6] = [Kind::Identify, Kind::Unlink, Kind::Share, Kind::Comment, Kind::Purchase, Kind::Permission];
+    pub const ALL: [Kind; 6] =
+        [Kind::Identify, Kind::Unlink, Kind::Share, Kind::Comment, Kind::Purchase, Kind::Permission];
 
     /// The type an event's `type` names, if any.
     pub fn named(name: &str) -> Option<Kind> {
@@ -416,8 +417,10 @@ mod tests {
     fn every_type_is_named_by_its_name() {
         for kind in Kind::ALL {
             assert_eq!(Kind::named(kind.name()), Some(kind));
-            assert_eq!(kind.done(), kind as usize);
         }
+        // a day bucket counts what was done in the six first counters, in this order
+        let done: Vec<usize> = Kind::ALL.iter().map(|kind| kind.done()).collect();
+        assert_eq!(done, (0..6).collect::<Vec<_>>());
         assert_eq!(Kind::named("Purchase"), None);
     }
 }

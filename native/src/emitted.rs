@@ -1,37 +1,26 @@
 //! The last score emitted per person: what a batch's score changes are measured from.
 //!
 //! Kept for every person ever emitted (635,000 at 9M events of the bench's input), so kept
-//! small: a person id is `p_` and 20 hex digits (`identity::person_id_of`), held as its 10
+//! small: a person id is `p_` and 20 hex digits (`identity::person_id`), held as its 10
 //! bytes, and a tier as its number among the tier names seen. As `String`s, key and tier,
 //! the map took 74 MiB at 9M events, measured by dropping it (`footprint`).
 
+use crate::identity::{person_id, PERSON_DIGEST};
 use foldhash::{HashMap, HashSet};
 use std::mem::size_of;
 
 /// A person id's digest: the 10 bytes its 20 hex digits spell.
-pub type PersonKey = [u8; 10];
+pub type PersonKey = [u8; PERSON_DIGEST];
 
 /// The digest of a person id, or None for text that is not one.
 pub fn person_key(person_id: &str) -> Option<PersonKey> {
-    let hex = person_id.strip_prefix("p_").filter(|hex| hex.len() == 20)?.as_bytes();
+    let hex = person_id.strip_prefix("p_").filter(|hex| hex.len() == 2 * PERSON_DIGEST)?.as_bytes();
     let digit = |c: u8| char::from(c).to_digit(16).filter(|_| !c.is_ascii_uppercase());
     let mut key = [0u8; 10];
     for (byte, pair) in key.iter_mut().zip(hex.chunks_exact(2)) {
         *byte = u8::try_from(digit(pair[0])? * 16 + digit(pair[1])?).ok()?;
     }
     Some(key)
-}
-
-/// The person id a digest spells.
-pub fn person_id(key: &PersonKey) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(22);
-    out.push_str("p_");
-    for byte in key {
-        out.push(char::from(HEX[usize::from(byte >> 4)]));
-        out.push(char::from(HEX[usize::from(byte & 15)]));
-    }
-    out
 }
 
 #[derive(Debug, Default)]
@@ -47,10 +36,10 @@ impl LastEmitted {
         Some((*composite, &self.tiers[usize::from(*tier)]))
     }
 
-    /// Record what was emitted for a person; false (and nothing kept) for text that is
-    /// not a person id.
-    pub fn insert(&mut self, person_id: &str, composite: f64, tier: &str) -> bool {
-        let Some(key) = person_key(person_id) else { return false };
+    /// Record what was emitted for a person: its key, or None (and nothing kept) for text
+    /// that is not a person id.
+    pub fn insert(&mut self, person_id: &str, composite: f64, tier: &str) -> Option<PersonKey> {
+        let key = person_key(person_id)?;
         let number = match self.tiers.iter().position(|t| **t == *tier) {
             Some(number) => number,
             None => {
@@ -60,7 +49,7 @@ impl LastEmitted {
         };
         let number = u16::try_from(number).expect("fewer than 65,536 tier names");
         self.scores.insert(key, (composite, number));
-        true
+        Some(key)
     }
 
     pub fn len(&self) -> usize {
@@ -106,10 +95,10 @@ mod tests {
     fn scores_keep_their_tier_by_name() {
         let mut emitted = LastEmitted::default();
         let (a, b) = (person_id_of("qq:a", b"k"), person_id_of("qq:b", b"k"));
-        assert!(emitted.insert(&a, 1.5, "gold"));
-        assert!(emitted.insert(&b, 0.25, "silver"));
-        assert!(emitted.insert(&a, 2.0, "silver"));
-        assert!(!emitted.insert("not a person", 1.0, "gold"));
+        assert_eq!(emitted.insert(&a, 1.5, "gold"), person_key(&a));
+        assert!(emitted.insert(&b, 0.25, "silver").is_some());
+        assert!(emitted.insert(&a, 2.0, "silver").is_some());
+        assert_eq!(emitted.insert("not a person", 1.0, "gold"), None);
         assert_eq!(emitted.get(&a), Some((2.0, "silver")));
         assert_eq!(emitted.get(&b), Some((0.25, "silver")));
         assert_eq!(emitted.get("p_0000000000000000000f"), None);

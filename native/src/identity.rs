@@ -8,16 +8,24 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use std::rc::Rc;
 
+/// The bytes of an HMAC a person id spells (`person_id`).
+pub const PERSON_DIGEST: usize = 10;
+
 pub fn person_id_of(anchor: &str, id_key: &[u8]) -> String {
     let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(id_key).expect("HMAC takes any key");
     mac.update(anchor.as_bytes());
     let digest = mac.finalize().into_bytes();
+    person_id(digest[..PERSON_DIGEST].try_into().expect("an HMAC-SHA256 is 32 bytes"))
+}
+
+/// A person id: `p_` and the digest's bytes in lowercase hex.
+pub fn person_id(digest: &[u8; PERSON_DIGEST]) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(22);
+    let mut out = String::with_capacity(2 + 2 * PERSON_DIGEST);
     out.push_str("p_");
-    for byte in &digest[..10] {
-        out.push(HEX[usize::from(byte >> 4)] as char);
-        out.push(HEX[usize::from(byte & 15)] as char);
+    for byte in digest {
+        out.push(char::from(HEX[usize::from(byte >> 4)]));
+        out.push(char::from(HEX[usize::from(byte & 15)]));
     }
     out
 }

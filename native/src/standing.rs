@@ -44,9 +44,8 @@ struct Before {
 
 /// A person's standing as of the end of batch `as_of`: its members, then its sums packed
 /// (see `pack`), at `at..at + len` of the standings' arena; and per consent scope the
-/// latest entry of its members (`Latest`). One arena, not an allocation per person, compacted when
-/// half of it is replaced standings: its memory is counted exactly (`footprint`) and
-/// dropped in one piece.
+/// latest entry of its members (`Latest`). One arena, not an allocation per person,
+/// compacted when half of it is replaced standings, and dropped in one piece.
 #[derive(Debug)]
 struct Kept {
     at: u32,

@@ -1,6 +1,7 @@
 //! Individual value, interaction counts and consent of a person (references:
 //! `crm2stream/core/value.py`, `interactions.py`, `consent.py`).
 
+use crate::decode::Kind;
 use crate::facts::{
     ConsentEntry, DayBucket, Facts, Id, Scope, COUNTERS, PURCHASES, R_SHARE, S_CONSUMPTION, S_POPULARITY, S_REACH,
     S_REVENUE,
@@ -173,12 +174,11 @@ pub fn valued<'c>(scales: &Scales, totals: &[BigUint; 4], as_of_day: i64, cfg: &
     Value { consumption, popularity, reach, referred_revenue: revenue, social, composite, tier: cfg.tier_of(composite) }
 }
 
-const DONE_TYPES: [&str; 6] = ["identify", "unlink", "share", "comment", "purchase", "permission"];
 const RECEIVED: [&str; 4] = ["share", "comment", "reply", "recipient"];
 const WINDOWS: [(&str, i64); 3] = [("last_1d", 1), ("last_7d", 7), ("last_30d", 30)];
 
 fn counts(total: &[u64; 10]) -> J {
-    let done = DONE_TYPES.iter().enumerate().map(|(i, k)| (*k, J::Int(total[i].into())));
+    let done = Kind::ALL.iter().map(|kind| (kind.name(), J::Int(total[kind.done()].into())));
     let received = RECEIVED.iter().enumerate().map(|(i, k)| (*k, J::Int(total[6 + i].into())));
     J::obj(vec![("done", J::Obj(done.collect())), ("received", J::Obj(received.collect()))])
 }

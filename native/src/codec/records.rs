@@ -70,8 +70,8 @@ pub fn decode_emitted(facts: &mut Facts, person_id: &str, data: &[u8]) -> Result
     let raw: [u8; 8] = r.data.get(1..9).ok_or("record ends early")?.try_into().map_err(|_| "bad float")?;
     r.at = 9;
     let tier = r.text()?;
-    if !facts.last_emitted.insert(person_id, f64::from_le_bytes(raw), &tier) {
-        return Err(format!("{person_id:?} is not a person id"));
+    match facts.last_emitted.insert(person_id, f64::from_le_bytes(raw), &tier) {
+        Some(_) => Ok(()),
+        None => Err(format!("{person_id:?} is not a person id")),
     }
-    Ok(())
 }
