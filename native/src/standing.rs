@@ -34,12 +34,11 @@ pub type Consent = BTreeMap<Scope, Vec<ConsentEntry>>;
 const KEPT: usize = 1 << 18;
 
 /// A member's sums before the batch first changed its standing (packed as `Kept`'s, at
-/// `at..at + len` of the batch's arena), and the batch that changed it before that.
+/// `at..at + len` of the batch's arena).
 #[derive(Debug)]
 struct Before {
     at: u32,
     len: u32,
-    changed_at: u32,
 }
 
 /// A person's standing as of the end of batch `as_of`: its members, then its sums packed
@@ -141,7 +140,8 @@ pub struct Standings {
     garbage: usize,
     before: HashMap<Id, Before>,
     before_arena: Vec<u8>,
-    /// per identifier, the last batch that changed its standing (0: none since the start)
+    /// per identifier, the last batch before this one that changed its standing (0: none
+    /// since the start); this batch's changes are `before`'s keys, written at its end
     changed_at: Vec<u32>,
     scopes: Scopes,
     /// the batch under way: the number of score-change rounds since the start, plus one
@@ -167,26 +167,18 @@ impl Standings {
     /// Before a member's sums or consent change: keep its standing before the batch, the
     /// first time the batch changes it.
     pub fn will_change(&mut self, id: Id, body: &Body) {
-        let at = id as usize;
-        if at >= self.changed_at.len() {
-            self.changed_at.resize(at + 1, 0);
-        }
-        let changed_at = std::mem::replace(&mut self.changed_at[at], self.batch);
         if let std::collections::hash_map::Entry::Vacant(slot) = self.before.entry(id) {
             let at = self.before_arena.len();
             pack(&body.sums, &mut self.before_arena);
             let number = |n: usize| u32::try_from(n).expect("a batch's standings within 4 GiB");
             let len = number(self.before_arena.len() - at);
-            slot.insert(Before { at: number(at), len, changed_at });
+            slot.insert(Before { at: number(at), len });
         }
     }
 
     /// The last batch before this one that changed a member's standing.
     fn changed_before(&self, id: Id) -> u32 {
-        match self.before.get(&id) {
-            Some(before) => before.changed_at,
-            None => self.changed_at.get(id as usize).copied().unwrap_or(0),
-        }
+        self.changed_at.get(id as usize).copied().unwrap_or(0)
     }
 
     /// Whether the person's kept standing serves, brought up to date by the members this
@@ -280,6 +272,13 @@ impl Standings {
 
     /// The batch's persons are valued: the next batch begins.
     pub fn end_batch(&mut self) {
+        for &id in self.before.keys() {
+            let at = id as usize;
+            if at >= self.changed_at.len() {
+                self.changed_at.resize(at + 1, 0);
+            }
+            self.changed_at[at] = self.batch;
+        }
         self.before.clear();
         self.before_arena.clear();
         self.batch += 1;
