@@ -132,6 +132,9 @@ impl Facts {
         let mut held = self.held;
         let n = self.idents.len();
         let mut written = Vec::new();
+        // bodies are encoded into one buffer and copied out at their length: one
+        // allocation each, of the size it keeps
+        let mut scratch = Vec::new();
         let mut passed = 0;
         let decoded = budget / DECODED_SHARE;
         // three rounds at most: one clears the second chances, one packs, one drops
@@ -148,9 +151,9 @@ impl Facts {
             }
             if let Some(body) = ident.body.take() {
                 held -= std::mem::take(&mut ident.counted) as usize;
-                let record = codec::encode_body(&body, Vec::new());
-                self.packed += record.len();
-                self.idents[at].packed = Some(record.into_boxed_slice());
+                scratch = codec::encode_body(&body, scratch);
+                self.packed += scratch.len();
+                self.idents[at].packed = Some(Box::from(scratch.as_slice()));
                 // the person is memoised for its members together: whoever needs it again
                 // decodes this body first, and recomputing it costs less than the body
                 self.forget_person(at as Id);

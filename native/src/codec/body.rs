@@ -1,52 +1,73 @@
 //! Identifier bodies: their day buckets, ties, consent and decayed sums, as the store
 //! keeps them under their keys (and the cache packs them), and glances at them.
 
-use super::{Reader, Result, Writer, BODY_FORMAT, BODY_FORMAT_2, FORMAT};
+use super::{Reader, Result, Writer, BODY_FORMAT, BODY_FORMAT_2, BODY_FORMAT_3, FORMAT};
 use crate::facts::{Body, ConsentEntry, DayBucket, Facts, Id, Scope, Tie, COUNTERS};
 use num_bigint::BigUint;
 use std::collections::BTreeMap;
 
-/// An identifier's body as the store keeps it under its key (and the cache packs it).
+/// An identifier's body as the store keeps it under its key (and the cache packs it):
+/// its consent and sums first, so that a glance reads no further, then its day buckets
+/// and ties, each day and each tie's target as the step from the one before.
 pub fn encode_body(body: &Body, buffer: Vec<u8>) -> Vec<u8> {
     let mut w = Writer::into(buffer, BODY_FORMAT).shifting();
-    write_body(&mut w, body);
+    write_consent_and_sums(&mut w, body);
+    w.uint64(body.days.len() as u64);
+    let mut previous = 0;
+    for b in &body.days {
+        w.int(b.day() - previous);
+        previous = b.day();
+        write_bucket(&mut w, b);
+    }
+    write_ties(&mut w, &body.out);
     w.0
 }
 
-pub(super) fn write_body(w: &mut Writer, body: &Body) {
+/// `body` as formats 2 and 3 wrote it, and identifier records still hold it inline:
+/// days, ties, then consent and sums.
+pub(super) fn write_days_first(w: &mut Writer, body: &Body) {
     write_days(w, &body.days);
-    // ties are sorted by (target, day): each target as the step from the one before
-    w.uint(body.out.len() as u128);
-    let mut previous = 0;
-    for tie in &body.out {
-        w.uint((tie.target - previous).into());
-        previous = tie.target;
-        w.int(tie.day.into());
-        for &c in &tie.counts {
-            w.uint(c.into());
-        }
-    }
+    write_ties(w, &body.out);
     write_consent_and_sums(w, body);
 }
 
-pub(super) fn write_days(w: &mut Writer, days: &[DayBucket]) {
-    w.uint(days.len() as u128);
-    for b in days {
-        w.int(b.day());
-        for &c in &b.counts {
-            w.uint(c.into());
+/// Ties, sorted by (target, day): each target as the step from the one before.
+fn write_ties(w: &mut Writer, ties: &[Tie]) {
+    w.uint64(ties.len() as u64);
+    let mut previous = 0;
+    for tie in ties {
+        w.uint64((tie.target - previous).into());
+        previous = tie.target;
+        w.int(tie.day.into());
+        for &c in &tie.counts {
+            w.uint64(c.into());
         }
-        w.uint(b.amount);
     }
 }
 
+/// Day buckets as formats 1 to 3 wrote them, each day whole.
+pub(super) fn write_days(w: &mut Writer, days: &[DayBucket]) {
+    w.uint64(days.len() as u64);
+    for b in days {
+        w.int(b.day());
+        write_bucket(w, b);
+    }
+}
+
+fn write_bucket(w: &mut Writer, b: &DayBucket) {
+    for &c in &b.counts {
+        w.uint64(c.into());
+    }
+    w.uint(b.amount);
+}
+
 pub(super) fn write_consent_and_sums(w: &mut Writer, body: &Body) {
-    w.uint(body.consent.len() as u128);
+    w.uint64(body.consent.len() as u64);
     for ((grantee, purpose, channel), history) in &body.consent {
         w.text(grantee);
         w.text(purpose);
         w.text(channel);
-        w.uint(history.len() as u128);
+        w.uint64(history.len() as u64);
         for (ts, eid, granted, expires) in history {
             w.int(*ts);
             w.text(eid);
@@ -62,16 +83,25 @@ pub(super) fn write_consent_and_sums(w: &mut Writer, body: &Body) {
 /// A tie as stored: its target is named by key, resolved once every identifier is loaded.
 pub type StoredTie = (String, i32, [u32; 4]);
 
-/// An identifier's body as `encode_body` stored it (or format 1, its ties resolved by
-/// key).
+/// An identifier's body as `encode_body` stored it (or an earlier format: 1 has its ties
+/// resolved by key).
 pub fn decode_body(facts: &Facts, data: &[u8]) -> Result<Body> {
-    if data.first() == Some(&FORMAT) {
-        let mut r = Reader::new(data, FORMAT)?;
-        let (mut body, ties) = read_keyed_body(&mut r)?;
-        body.out = resolve_ties(facts, ties)?;
-        return Ok(body);
-    }
-    let body = read_body(&mut body_reader(data)?)?;
+    let body = match data.first() {
+        Some(&FORMAT) => {
+            let mut r = Reader::new(data, FORMAT)?;
+            let (mut body, ties) = read_keyed_body(&mut r)?;
+            body.out = resolve_ties(facts, ties)?;
+            return Ok(body);
+        }
+        Some(&BODY_FORMAT) => {
+            let mut r = Reader::new(data, BODY_FORMAT)?.shifting(true);
+            let consent = read_consent(&mut r)?;
+            let sums = read_sums(&mut r)?;
+            let days = read_stepped_days(&mut r)?;
+            Body { days, out: read_ties(&mut r)?, consent, sums }
+        }
+        _ => read_body(&mut body_reader(data)?)?,
+    };
     check_ties(facts, &body.out)?;
     Ok(body)
 }
@@ -86,14 +116,22 @@ pub struct Glance {
     pub sums: [BigUint; 4],
 }
 
-/// The glance of a body as `encode_body` stored it: its days and ties are stepped over,
-/// not decoded (a body of format 1, from an older directory, is decoded whole). Stepped
-/// over, its ties are not checked (`check_ties`, their order): a body damaged there is
-/// found when it is decoded, as every body a batch applies events to is.
+/// The glance of a body as `encode_body` stored it: its head, whatever the length of its
+/// history. Of formats 2 and 3 the days and ties are stepped over, not decoded; a body of
+/// format 1, from an older directory, is decoded whole. Days and ties not decoded are not
+/// checked: a body damaged there is found when it is decoded, as every body a batch
+/// applies events to is.
 pub fn glance_body(facts: &Facts, data: &[u8]) -> Result<Glance> {
-    if data.first() == Some(&FORMAT) {
-        let body = decode_body(facts, data)?;
-        return Ok(Glance { consent: body.consent, sums: body.sums });
+    match data.first() {
+        Some(&FORMAT) => {
+            let body = decode_body(facts, data)?;
+            return Ok(Glance { consent: body.consent, sums: body.sums });
+        }
+        Some(&BODY_FORMAT) => {
+            let mut r = Reader::new(data, BODY_FORMAT)?.shifting(true);
+            return Ok(Glance { consent: read_consent(&mut r)?, sums: read_sums(&mut r)? });
+        }
+        _ => {}
     }
     let mut r = body_reader(data)?;
     for _ in 0..r.len()? {
@@ -117,7 +155,7 @@ pub fn glance_body(facts: &Facts, data: &[u8]) -> Result<Glance> {
 fn body_reader(data: &[u8]) -> Result<Reader<'_>> {
     match data.first() {
         Some(&BODY_FORMAT_2) => Ok(Reader::new(data, BODY_FORMAT_2)?),
-        _ => Ok(Reader::new(data, BODY_FORMAT)?.shifting(true)),
+        _ => Ok(Reader::new(data, BODY_FORMAT_3)?.shifting(true)),
     }
 }
 
@@ -140,8 +178,16 @@ pub fn resolve_ties(facts: &Facts, ties: Vec<StoredTie>) -> Result<Vec<Tie>> {
     Ok(out)
 }
 
+/// A body as `write_days_first` wrote it.
 pub(super) fn read_body(r: &mut Reader<'_>) -> Result<Body> {
     let days = read_days(r)?;
+    let out = read_ties(r)?;
+    let consent = read_consent(r)?;
+    let sums = read_sums(r)?;
+    Ok(Body { days, out, consent, sums })
+}
+
+fn read_ties(r: &mut Reader<'_>) -> Result<Vec<Tie>> {
     let n = r.len()?;
     let mut out = Vec::with_capacity(r.bounded(n));
     let mut target: Id = 0;
@@ -157,9 +203,7 @@ pub(super) fn read_body(r: &mut Reader<'_>) -> Result<Body> {
     if !out.is_sorted_by_key(|t| (t.target, t.day)) {
         return Err("ties out of order".into());
     }
-    let consent = read_consent(r)?;
-    let sums = read_sums(r)?;
-    Ok(Body { days, out, consent, sums })
+    Ok(out)
 }
 
 pub(super) fn read_keyed_body(r: &mut Reader<'_>) -> Result<(Body, Vec<StoredTie>)> {
@@ -174,14 +218,36 @@ pub(super) fn read_days(r: &mut Reader<'_>) -> Result<Vec<DayBucket>> {
     let n = r.len()?;
     let mut days = Vec::with_capacity(r.bounded(n));
     for _ in 0..n {
-        let mut b = DayBucket { day: r.day()?, ..DayBucket::default() };
-        for i in 0..COUNTERS {
-            b.counts[i] = r.count()?;
-        }
-        b.amount = r.uint()?;
-        days.push(b);
+        let day = r.day()?;
+        days.push(read_bucket(r, day)?);
     }
     Ok(days)
+}
+
+/// Day buckets as `encode_body` writes them: each day the step from the one before, so
+/// strictly increasing.
+fn read_stepped_days(r: &mut Reader<'_>) -> Result<Vec<DayBucket>> {
+    let n = r.len()?;
+    let mut days = Vec::with_capacity(r.bounded(n));
+    let mut day: i32 = 0;
+    for at in 0..n {
+        let step = r.day()?;
+        if at > 0 && step <= 0 {
+            return Err("day buckets out of order".into());
+        }
+        day = day.checked_add(step).ok_or("day out of range")?;
+        days.push(read_bucket(r, day)?);
+    }
+    Ok(days)
+}
+
+fn read_bucket(r: &mut Reader<'_>, day: i32) -> Result<DayBucket> {
+    let mut b = DayBucket { day, ..DayBucket::default() };
+    for i in 0..COUNTERS {
+        b.counts[i] = r.count()?;
+    }
+    b.amount = r.uint()?;
+    Ok(b)
 }
 
 pub(super) fn read_keyed_ties(r: &mut Reader<'_>) -> Result<Vec<StoredTie>> {

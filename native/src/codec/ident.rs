@@ -1,7 +1,7 @@
 //! Identifier records: what a checkpoint segment keeps of each identifier.
 
 use super::body::{
-    read_body, read_consent, read_days, read_keyed_body, read_keyed_ties, read_sums, write_body, StoredTie,
+    read_body, read_consent, read_days, read_keyed_body, read_keyed_ties, read_sums, write_days_first, StoredTie,
 };
 use super::{Reader, Result, Writer, FORMAT, IDENT_FORMAT, IDENT_FORMAT_2, IDENT_FORMAT_3};
 use crate::facts::{Body, Facts, Id, UNPUBLISHED};
@@ -40,7 +40,7 @@ pub fn encode_ident(facts: &Facts, id: Id, inline: bool, buffer: Vec<u8>) -> Vec
     }
     if inline {
         w.uint(0);
-        write_body(&mut w, facts.body(id));
+        write_days_first(&mut w, facts.body(id));
     } else {
         w.uint(ident.stored.into());
     }

@@ -1,4 +1,4 @@
-use super::body::{write_body, write_consent_and_sums, write_days};
+use super::body::{write_consent_and_sums, write_days, write_days_first};
 use super::*;
 use crate::checkpoint::Loader;
 use crate::facts::{Body, Facts, Tie, COUNTERS};
@@ -82,8 +82,77 @@ fn a_glance_reads_the_consent_and_sums_of_a_body_as_decoding_it_does() {
         let glance = glance_body(&facts, &record).unwrap();
         assert_eq!((glance.consent, glance.sums), (body.consent.clone(), body.sums.clone()));
         // a body cut short is a corrupt record, not a glance of something else
-        assert!(glance_body(&facts, &record[..record.len() - 1]).is_err());
+        assert!(glance_body(&facts, &record[..5]).is_err());
+        assert!(decode_body(&facts, &record[..record.len() - 1]).is_err());
     }
+}
+
+#[test]
+fn a_glance_reads_only_the_head_of_a_body_of_this_format() {
+    let facts = Facts::new(Scales::new(30.0), [1; 4], vec![1], 0);
+    let mut body = Body::default();
+    body.sums[3] = BigUint::from(12u32);
+    let short = encode_body(&body, Vec::new());
+    for day in 0..2_000 {
+        body.bucket(day).bump(1);
+    }
+    let long = encode_body(&body, Vec::new());
+    assert!(long.len() > short.len() + 2_000 * COUNTERS);
+    // the days after the head are neither read nor checked by a glance
+    let head = short.len() - 1; // without the empty day and tie lists
+    assert_eq!(glance_body(&facts, &long[..head + 3]).unwrap().sums, body.sums);
+    assert_eq!(decode_body(&facts, &long), Ok(body));
+}
+
+#[test]
+fn days_are_written_as_steps_and_a_record_whose_days_do_not_increase_is_corrupt() {
+    let facts = Facts::new(Scales::new(30.0), [1; 4], vec![1], 0);
+    let mut body = Body::default();
+    for day in [20_400, 3, 20_401, -5] {
+        body.bucket(day).bump(0);
+        body.bucket(day).amount = 1 << 70;
+    }
+    let record = encode_body(&body, Vec::new());
+    assert_eq!(decode_body(&facts, &record), Ok(body));
+    for steps in [[20_400, 0], [20_400, -1]] {
+        let mut w = Writer::into(Vec::new(), BODY_FORMAT).shifting();
+        w.uint(0); // consent
+        for _ in 0..4 {
+            w.uint(0);
+            w.bytes(&[]);
+        }
+        w.uint(2);
+        for step in steps {
+            w.int(step);
+            for _ in 0..=COUNTERS {
+                w.uint(0);
+            }
+        }
+        w.uint(0); // ties
+        assert!(decode_body(&facts, &w.0).unwrap_err().contains("out of order"), "{steps:?}");
+    }
+}
+
+#[test]
+fn numbers_of_64_bits_and_more_read_back_as_written() {
+    let mut w = Writer::default();
+    for v in [0, 0x7f, 0x80, u64::MAX] {
+        w.uint64(v);
+        w.uint(v.into());
+    }
+    w.uint(u128::from(u64::MAX) + 1);
+    w.uint(u128::MAX);
+    let mut r = Reader { data: &w.0, at: 0, sums: Sums::Whole };
+    for v in [0, 0x7f, 0x80, u64::MAX] {
+        assert_eq!(r.uint64(), Ok(v));
+        assert_eq!(r.uint(), Ok(v.into()));
+    }
+    let at = r.at;
+    assert_eq!(r.uint64(), Err("number beyond 64 bits".into())); // not cut to 64 bits
+    r.at = at;
+    assert_eq!(r.uint(), Ok(u128::from(u64::MAX) + 1));
+    assert_eq!(r.uint(), Ok(u128::MAX));
+    assert_eq!(r.at, w.0.len());
 }
 
 #[test]
@@ -97,21 +166,25 @@ fn sums_are_written_shifted_and_bodies_with_whole_sums_still_read() {
     body.sums[2] = BigUint::from(5u32);
     let record = encode_body(&body, Vec::new());
     assert_eq!(decode_body(&facts, &record), Ok(body.clone()));
+    // format 3 wrote its days first and each whole; it reads as before
+    let mut days_first = Writer::into(Vec::new(), BODY_FORMAT_3).shifting();
+    write_days_first(&mut days_first, &body);
+    assert_eq!(decode_body(&facts, &days_first.0), Ok(body.clone()));
+    assert_eq!(glance_body(&facts, &days_first.0).unwrap().sums, body.sums);
     // format 2 wrote them whole: its bodies read as before, and take more bytes
     let mut whole = Writer::into(Vec::new(), BODY_FORMAT_2);
-    write_body(&mut whole, &body);
+    write_days_first(&mut whole, &body);
     assert_eq!(decode_body(&facts, &whole.0), Ok(body.clone()));
     let glance = glance_body(&facts, &whole.0).unwrap();
     assert_eq!(glance.sums, body.sums);
     assert!(record.len() + 50 < whole.0.len(), "{} against {}", record.len(), whole.0.len());
     // a shift no sum can have is a corrupt record, not an allocation without bound
     let mut w = Writer::into(Vec::new(), BODY_FORMAT).shifting();
-    write_days(&mut w, &[]);
-    w.uint(0); // ties
     w.uint(0); // consent
     w.uint(MAX_SHIFT + 1);
     w.bytes(&[1]);
     assert!(decode_body(&facts, &w.0).unwrap_err().contains("shifted by"));
+    assert!(glance_body(&facts, &w.0).unwrap_err().contains("shifted by"));
 }
 
 /// `body` as format 1 stored it.
