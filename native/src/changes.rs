@@ -14,8 +14,8 @@ use crate::scales::Config;
 use crate::standing::Consent;
 use crate::tables::DAY_US;
 use crate::value::{active_at, valued};
+use foldhash::HashMap;
 use num_bigint::BigUint;
-use std::collections::HashMap;
 use std::rc::Rc;
 
 /// A member's consent and kept sums: from its body when decoded in memory, else from its

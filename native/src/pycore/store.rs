@@ -5,10 +5,10 @@ use super::Core;
 use crate::codec;
 use crate::facts::{Id, IdSet};
 use crate::footprint;
+use foldhash::HashMap;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
-use std::collections::HashMap;
 
 /// The bodies asked of the store in one read, at most. A read's answers are copied on
 /// their way in (the store's bytes, then the core's), and the allocators keep what a
@@ -35,7 +35,7 @@ impl Core {
     /// the next batch's persons have most of these members again, and `evict` keeps the
     /// budget.
     pub(super) fn glance(&mut self, py: Python<'_>, ids: &[Id]) -> PyResult<HashMap<Id, codec::Glance>> {
-        let mut glances = HashMap::new();
+        let mut glances = HashMap::with_capacity_and_hasher(ids.len(), Default::default());
         let mut stored = IdSet::default();
         for &id in ids {
             self.facts.idents[id as usize].recent = true;
