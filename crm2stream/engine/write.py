@@ -57,10 +57,14 @@ class Write:
             self.wb.put(ARRIVALS + key_number(start), b"%d" % arrival)
 
     def accepted(self, start: int, event_ids: bytes) -> None:
-        """The event ids the chunk at ``start`` accepted (a JSON array), into the index."""
+        """The event ids the chunk at ``start`` accepted (a JSON array), into the index, in
+        key order: RocksDB inserts keys that come in order into its memtable several times
+        faster than keys in any order (3 million random index keys in batches of 150,000:
+        6.0 s unsorted, 1.4 s sorted), and the core hands its own keys over sorted."""
         at = key_number(start)
-        for event_id in orjson.loads(event_ids):
-            self.wb.put(ACCEPTED + event_id.encode(), at)
+        put = self.wb.put
+        for event_id in sorted(orjson.loads(event_ids)):
+            put(ACCEPTED + event_id.encode(), at)
 
     def indexes(self, mentions: list[bytes], links: list[tuple[bytes, bool]]) -> None:
         """The mention and link keys a batch indexes (``Core.take_indexes``): a link that

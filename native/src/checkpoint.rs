@@ -98,6 +98,10 @@ impl Segment {
                 let before = std::mem::replace(&mut ident.stored, seq);
                 bodies.push((id, before, std::mem::take(&mut ident.spilled), resident));
             }
+            // in the order of their store keys (`body_key`: no identifier holds a
+            // character below its separator): RocksDB inserts keys that come in order
+            // into its memtable several times faster than keys in any order
+            bodies.sort_unstable_by(|a, b| facts.key(a.0).cmp(facts.key(b.0)));
         }
         let (idents, pairs, referrals, emitted) = if full {
             (

@@ -367,10 +367,11 @@ impl Facts {
     /// now (its latest entry in event time).
     pub fn take_indexes(&mut self) -> Indexes {
         let key = |prefix: &[u8], a: &str, b: &[u8]| [prefix, a.as_bytes(), &[0x1f], b].concat();
-        let mentions = std::mem::take(&mut self.mentioned)
+        let mut mentions: Vec<Vec<u8>> = std::mem::take(&mut self.mentioned)
             .into_iter()
             .map(|(id, position)| key(b"x/", self.key(id), format!("{position:016x}").as_bytes()))
             .collect();
+        mentions.sort_unstable(); // in key order, as a checkpoint writes bodies
         let mut links = Vec::with_capacity(self.relinked.len() * 2);
         for (a, b) in std::mem::take(&mut self.relinked) {
             let linked = self.pairs[&(a, b)].last().is_some_and(|e| e.2);

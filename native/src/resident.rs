@@ -172,6 +172,7 @@ impl Facts {
             }
         }
         self.held = held;
+        written.sort_unstable(); // in key order, as a checkpoint writes them
         written
     }
 }
