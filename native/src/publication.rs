@@ -4,8 +4,9 @@
 //! pairs whose value changed: those with a changed tie, or with a tie from or to an
 //! identifier that changed person (then under its old person id and its new one).
 
+use crate::emitted::{person_key, PersonKey};
 use crate::facts::{Facts, Id, IdSet, Person, UNPUBLISHED};
-use crate::identity::{current_person, person_id_of, Partition};
+use crate::identity::{current_person, person_id, person_id_of, Partition};
 use crate::json::{format_micros, write_canonical, write_int, write_str, J};
 use crate::scales::Config;
 use crate::tables::{
@@ -25,8 +26,11 @@ enum Role {
 pub struct Publication {
     at: String,
     day: i64,
-    /// (person id, what it carries, the person), sorted by person id
-    items: Vec<(String, Role, Option<Rc<Person>>)>,
+    /// (person id as its digest, what it carries, the person's anchor; for a retired
+    /// person id, the identifier that anchored it), sorted by person id. A person is
+    /// found again from its anchor when rendered: no person is held for the whole
+    /// publication (at the end of an ingest, one item per person there is).
+    items: Vec<(PersonKey, Role, Id)>,
     /// the (from, to) persons, by anchor, of the relationships whose value may have
     /// changed; None: any relationship of the persons rendered may have
     rewrite: Option<HashSet<(Id, Id)>>,
@@ -58,18 +62,21 @@ impl Publication {
     /// `render` reads and rewrites.
     pub fn persons_ahead(&self, limit: usize) -> Vec<String> {
         let end = (self.done + limit).min(self.items.len());
-        let mut ids: Vec<String> = self.items[self.done..end].iter().map(|(id, _, _)| id.clone()).collect();
-        ids.dedup(); // sorted by person id
-        ids
+        let mut keys: Vec<&PersonKey> = self.items[self.done..end].iter().map(|(key, _, _)| key).collect();
+        keys.dedup(); // sorted by person id
+        keys.into_iter().map(person_id).collect()
     }
 
     /// The members of the persons the next `limit` items render (whose bodies it reads).
-    pub fn members_ahead(&self, limit: usize) -> Vec<Id> {
+    pub fn members_ahead(&self, facts: &mut Facts, cfg: &Config, limit: usize) -> Vec<Id> {
         let end = (self.done + limit).min(self.items.len());
-        self.items[self.done..end]
-            .iter()
-            .flat_map(|(_, _, person)| person.iter().flat_map(|p| p.members.iter().copied()))
-            .collect()
+        let mut members = Vec::new();
+        for &(_, role, anchor) in &self.items[self.done..end] {
+            if role != Role::Retired {
+                members.extend_from_slice(&current_person(facts, anchor, &cfg.id_key).members);
+            }
+        }
+        members
     }
 }
 
@@ -178,7 +185,7 @@ pub fn begin(facts: &mut Facts, cfg: &Config) -> Option<Publication> {
     // the identifiers whose person changed, with the anchor they were published under
     let mut moved_from: HashMap<Id, Id> = HashMap::default();
     let mut covered = IdSet::default();
-    let mut items: Vec<(String, Role, Option<Rc<Person>>)> = Vec::new();
+    let mut items: Vec<(PersonKey, Role, Id)> = Vec::new();
     for id in unpublished {
         // its checkpoint record says whether it waits for a publication (`codec`)
         facts.dirty.records.insert(id);
@@ -196,10 +203,10 @@ pub fn begin(facts: &mut Facts, cfg: &Config) -> Option<Publication> {
             }
             // an anchor that no longer anchors its person retires its person id
             if before == member && member != person.anchor {
-                items.push((person_id_of(facts.key(member), &cfg.id_key), Role::Retired, None));
+                items.push((digest(&person_id_of(facts.key(member), &cfg.id_key)), Role::Retired, member));
             }
         }
-        items.push((person.person_id.clone(), Role::Full, Some(person)));
+        items.push((digest(&person.person_id), Role::Full, person.anchor));
     }
     // Relationships: the pairs a changed tie or a moved identifier affects, under the
     // persons before and after (named by their anchors); and the persons with ties into a
@@ -242,11 +249,19 @@ pub fn resolve(facts: &mut Facts, cfg: &Config, publication: &mut Publication) {
                 for &other in &person.members {
                     covered.insert(other);
                 }
-                items.push((person.person_id.clone(), Role::Links, Some(person)));
+                items.push((digest(&person.person_id), Role::Links, person.anchor));
             }
         }
     }
+    // a digest's bytes sort as the hex digits of its person id do
     items.sort_unstable_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+    // what finding the persons memoised: the items name them by anchor
+    facts.person_cache = Vec::new();
+}
+
+/// The digest a person id spells (`identity::person_id`).
+fn digest(person_id: &str) -> PersonKey {
+    person_key(person_id).expect("a person id is its digest in hex")
 }
 
 /// The anchor of an identifier's person now, and the one it was last published under if
@@ -321,8 +336,9 @@ pub fn render(
     let at = publication.at.as_str();
     // the pairs each person's records now hold, kept once the loop lets go of the facts
     let mut published: Vec<(String, Vec<String>)> = Vec::new();
-    for (person_id, role, person) in &publication.items[publication.done..end] {
-        let Some(person) = person else {
+    for &(key, role, anchor) in &publication.items[publication.done..end] {
+        let person_id = &person_id(&key);
+        if role == Role::Retired {
             for t in [persons, interactions, rfm, scores, permissions] {
                 out[t].push(at, person_id, None);
             }
@@ -330,7 +346,8 @@ pub fn render(
                 out[relationships].push(at, &format!("{person_id}>{target}"), None);
             }
             continue;
-        };
+        }
+        let person = &current_person(facts, anchor, &cfg.id_key);
         // the persons the ties reach, looked up (and cached) before the rows borrow the facts
         let mut targets: Vec<Rc<Person>> = Vec::new();
         let mut slot_of = HashMap::<Id, usize>::default();
@@ -386,7 +403,7 @@ pub fn render(
         if !now.is_empty() {
             published.push((person_id.clone(), now));
         }
-        if *role == Role::Links {
+        if role == Role::Links {
             continue;
         }
         out[persons].push(at, person_id, Some(&person_row(facts, cfg, person)));

@@ -90,8 +90,10 @@ impl Core {
         if bases.len() != tables::STATE_TABLES.len() {
             return Err(PyValueError::new_err("one base per state table"));
         }
-        let Some((ahead, persons)) =
-            self.publication.as_ref().map(|p| (p.members_ahead(limit), p.persons_ahead(limit)))
+        let Some((ahead, persons)) = self
+            .publication
+            .as_ref()
+            .map(|p| (p.members_ahead(&mut self.facts, &self.cfg, limit), p.persons_ahead(limit)))
         else {
             return Ok(bases.iter().map(|_| (0, PyBytes::new(py, b""))).collect());
         };
