@@ -61,7 +61,8 @@ UNIT_TESTS = tests/core tests/spec tests/test_native.py tests/test_native_alloca
   tests/test_schemas.py \
   tests/test_topology.py tests/engine/test_publication.py tests/engine/test_segments.py \
   tests/engine/test_lines.py tests/engine/test_compaction.py tests/kafka/test_chunks.py \
-  tests/test_layers.py tests/test_docs.py tests/engine/test_core.py tests/api/test_readmodel.py
+  tests/test_layers.py tests/test_docs.py tests/engine/test_core.py tests/api/test_readmodel.py \
+  tests/bench
 
 browser:
 	@test -x $(CHROMIUM) || { echo "installing Debian's chromium for the browser tests"; \

@@ -1,0 +1,121 @@
+"""Where a batch's time goes on a large data directory: the figures behind the rows of
+``docs/performance.md``'s "What each change did" measured on the 9M tail.
+
+``python -m bench.tail DIR FILE [--batches N] [--publish]`` opens a data directory (it is
+written to: give it a copy), applies the first N batches of 50,000 lines of FILE (the
+lines that come after the directory's), and prints per batch its seconds and the
+process's RSS; then, in total, the seconds spent applying events, valuing the persons
+they touched (score changes) and writing to the store, and how many bodies each of the
+first two read back from the store. ``--publish`` then publishes the table topics and
+prints how long that took and the most RSS it reached (sampled every 50 ms). Run it
+pinned to one core (``taskset -c 1``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+BATCH = 50_000
+
+
+def rss_mib() -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS"):
+                return int(line.split()[1]) // 1024
+    return 0
+
+
+def timed(spent: Counter[str], name: str, call: Callable[..., Any]) -> Callable[..., Any]:
+    """``call``, adding the seconds it takes to ``spent[name]``."""
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return call(*args, **kwargs)
+        finally:
+            spent[name] += time.perf_counter() - started
+
+    return wrapper
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("data_dir", type=Path)
+    parser.add_argument("file", type=Path)
+    parser.add_argument("--batches", type=int, default=6)
+    parser.add_argument("--publish", action="store_true")
+    args = parser.parse_args()
+    from crm2stream.core.config import CoreConfig
+    from crm2stream.engine import publishing
+    from crm2stream.engine.embedded import EmbeddedEngine
+    from crm2stream.engine.lines import read_chunks
+
+    started = time.perf_counter()
+    engine = EmbeddedEngine(args.data_dir, CoreConfig(id_key=b"bench"), batch_size=BATCH)
+    print(f"opened in {time.perf_counter() - started:.1f} s: RSS {rss_mib():,} MiB", flush=True)
+    spent: Counter[str] = Counter()
+    reads: Counter[str] = Counter()
+    phase = ["other"]
+    fetch = engine.store.bodies
+
+    def counted_fetch(keys: list[bytes]) -> list[bytes | None]:
+        reads[phase[0]] += len(keys)
+        return fetch(keys)
+
+    core = engine.core
+    core.attach_store(counted_fetch, engine.cache_bytes)
+
+    def in_phase(name: str, call: Callable[..., Any]) -> Callable[..., Any]:
+        """``call``, its store reads counted under ``name``."""
+
+        def wrapper(*args: Any) -> Any:
+            phase[0] = name
+            try:
+                return call(*args)
+            finally:
+                phase[0] = "other"
+
+        return timed(spent, name, wrapper)
+
+    core.process = in_phase("applying", core.process)  # type: ignore[method-assign]
+    core.score_changes = in_phase("score changes", core.score_changes)  # type: ignore[method-assign]
+    engine.store.write = timed(spent, "store writes", engine.store.write)  # type: ignore[method-assign]
+    total = 0.0
+    with args.file.open("rb") as stream:
+        for n, (chunk, _, _) in enumerate(read_chunks(stream, BATCH), start=1):
+            started = time.perf_counter()
+            engine.submit(chunk)
+            took = time.perf_counter() - started
+            total += took
+            print(f"batch {n}: {took:.2f} s, RSS {rss_mib():,} MiB", flush=True)
+            if n >= args.batches:
+                break
+    parts = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in spent.items())
+    print(f"batches {total:.2f} s: {parts}")
+    print("bodies read from the store: " + ", ".join(f"{k} {v:,}" for k, v in reads.items()))
+    if args.publish:
+        peak = [rss_mib()]
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.wait(0.05):
+                peak[0] = max(peak[0], rss_mib())
+
+        threading.Thread(target=sample, daemon=True).start()
+        started = time.perf_counter()
+        publishing.publish(engine)
+        done.set()
+        took = time.perf_counter() - started
+        print(f"publication {took:.1f} s: RSS at most {peak[0]:,} MiB, after it {rss_mib():,} MiB")
+    engine.close()
+
+
+if __name__ == "__main__":
+    main()

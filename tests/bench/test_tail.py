@@ -1,0 +1,46 @@
+"""``python -m bench.tail`` on a small directory: it applies the batches after the
+directory's lines, says where their time went, and publishes."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from crm2stream.synth import Campaign, lines
+from tests.conftest import CLI, cli_env
+
+
+def test_the_tail_bench_times_the_batches_after_a_directory_and_its_publication(
+    tmp_path: Path,
+) -> None:
+    events = list(lines(Campaign(identifiers=400, events=6_000, days=30, seed=3)))
+    head, tail = tmp_path / "head.ndjson", tmp_path / "tail.ndjson"
+    head.write_bytes(b"\n".join(events[:4_000]) + b"\n")
+    tail.write_bytes(b"\n".join(events[4_000:]) + b"\n")
+    data = tmp_path / "data"
+    env = cli_env(id_key="bench")
+    ingest = [*CLI, "--data-dir", str(data), "ingest", str(head)]
+    subprocess.run(ingest, check=True, env=env, capture_output=True, timeout=300)
+    bench = [sys.executable, "-m", "bench.tail", str(data), str(tail), "--batches", "1"]
+    out = subprocess.run(
+        [*bench, "--publish"], check=True, env=env, capture_output=True, text=True, timeout=300
+    ).stdout
+    assert re.search(r"^batch 1: [\d.]+ s, RSS [\d,]+ MiB$", out, re.M), out
+    spent = re.search(r"^batches ([\d.]+) s: (.*)$", out, re.M)
+    assert spent is not None, out
+    parts = dict(part.rsplit(" ", 2)[:2] for part in spent.group(2).split(", "))
+    assert set(parts) == {"applying", "score changes", "store writes"}, parts
+    assert sum(float(s) for s in parts.values()) <= float(spent.group(1)) + 0.01
+    assert re.search(r"^publication [\d.]+ s: RSS at most [\d,]+ MiB", out, re.M), out
+    # what the tail applied is in the directory: its events are accepted once
+    again = subprocess.run(
+        [*CLI, "--data-dir", str(data), "ingest", str(tail)],
+        check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    ).stdout
+    assert '"accepted":0' in again and '"duplicates":2000' in again, again
