@@ -1,14 +1,16 @@
 """Where a batch's time goes on a large data directory: the figures behind the rows of
 ``docs/performance.md``'s "What each change did" measured on the 9M tail.
 
-``python -m bench.tail DIR FILE [--batches N] [--publish]`` opens a data directory (it is
-written to: give it a copy), applies the first N batches of 50,000 lines of FILE (the
-lines that come after the directory's), and prints per batch its seconds and the
-process's RSS; then, in total, the seconds spent applying events, valuing the persons
-they touched (score changes) and writing to the store, and how many bodies each of the
-first two read back from the store. ``--publish`` then publishes the table topics and
-prints how long that took and the most RSS it reached (sampled every 50 ms). Run it
-pinned to one core (``taskset -c 1``).
+``python -m bench.tail DIR FILE [--batches N] [--publish] [--cache-mib M]`` opens a data
+directory ingested with ``CRM2STREAM_ID_KEY=bench``, as the scale step's are (it is
+written to: give it a copy), with a cache of M MiB (by default 512, the engine's), and
+applies the first N batches of 50,000 lines of FILE (the lines that come after the
+directory's). It prints per batch its seconds and the process's RSS; then, in total, the
+seconds spent applying events, valuing the persons they touched (score changes) and
+writing to the store, and how many bodies each of the first two read back from the
+store. ``--publish`` then publishes the table topics and prints how long that took and
+the most RSS it reached (sampled every 50 ms). Run it pinned to one core (``taskset -c
+1``).
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ def main() -> None:
     parser.add_argument("file", type=Path)
     parser.add_argument("--batches", type=int, default=6)
     parser.add_argument("--publish", action="store_true")
+    parser.add_argument("--cache-mib", type=int, default=512)
     args = parser.parse_args()
     from crm2stream.core.config import CoreConfig
     from crm2stream.engine import publishing
@@ -58,7 +61,12 @@ def main() -> None:
     from crm2stream.engine.lines import read_chunks
 
     started = time.perf_counter()
-    engine = EmbeddedEngine(args.data_dir, CoreConfig(id_key=b"bench"), batch_size=BATCH)
+    engine = EmbeddedEngine(
+        args.data_dir,
+        CoreConfig(id_key=b"bench"),
+        batch_size=BATCH,
+        cache_bytes=args.cache_mib << 20,
+    )
     print(f"opened in {time.perf_counter() - started:.1f} s: RSS {rss_mib():,} MiB", flush=True)
     spent: Counter[str] = Counter()
     reads: Counter[str] = Counter()

@@ -348,6 +348,8 @@ pub fn render(
             continue;
         }
         let person = &current_person(facts, anchor, &cfg.id_key);
+        // nothing changes who belongs to whom between `begin` and the last page
+        debug_assert_eq!(person_key(&person.person_id), Some(key));
         // the persons the ties reach, looked up (and cached) before the rows borrow the facts
         let mut targets: Vec<Rc<Person>> = Vec::new();
         let mut slot_of = HashMap::<Id, usize>::default();

@@ -23,7 +23,9 @@ def test_the_tail_bench_times_the_batches_after_a_directory_and_its_publication(
     env = cli_env(id_key="bench")
     ingest = [*CLI, "--data-dir", str(data), "ingest", str(head)]
     subprocess.run(ingest, check=True, env=env, capture_output=True, timeout=300)
+    # after an open the bodies are in the store: the batch reads those it needs back
     bench = [sys.executable, "-m", "bench.tail", str(data), str(tail), "--batches", "1"]
+    bench += ["--cache-mib", "1"]
     out = subprocess.run(
         [*bench, "--publish"], check=True, env=env, capture_output=True, text=True, timeout=300
     ).stdout
@@ -33,6 +35,11 @@ def test_the_tail_bench_times_the_batches_after_a_directory_and_its_publication(
     parts = dict(part.rsplit(" ", 2)[:2] for part in spent.group(2).split(", "))
     assert set(parts) == {"applying", "score changes", "store writes"}, parts
     assert sum(float(s) for s in parts.values()) <= float(spent.group(1)) + 0.01
+    reads = re.search(
+        r"^bodies read from the store: applying ([\d,]+), score changes ([\d,]+)$", out, re.M
+    )
+    assert reads is not None, out
+    assert all(int(n.replace(",", "")) > 0 for n in reads.groups()), out
     assert re.search(r"^publication [\d.]+ s: RSS at most [\d,]+ MiB", out, re.M), out
     # what the tail applied is in the directory: its events are accepted once
     again = subprocess.run(

@@ -214,11 +214,16 @@ pub(super) fn read_keyed_body(r: &mut Reader<'_>) -> Result<(Body, Vec<StoredTie
     Ok((Body { days, out: Vec::new(), consent, sums }, ties))
 }
 
+/// Day buckets as formats 1 to 3 wrote them, each day whole (and increasing, as a body
+/// keeps them: a record whose days do not increase is corrupt, not a body to store again).
 pub(super) fn read_days(r: &mut Reader<'_>) -> Result<Vec<DayBucket>> {
     let n = r.len()?;
-    let mut days = Vec::with_capacity(r.bounded(n));
+    let mut days: Vec<DayBucket> = Vec::with_capacity(r.bounded(n));
     for _ in 0..n {
         let day = r.day()?;
+        if days.last().is_some_and(|last| last.day >= day) {
+            return Err("day buckets out of order".into());
+        }
         days.push(read_bucket(r, day)?);
     }
     Ok(days)

@@ -1,7 +1,7 @@
 use super::body::{write_consent_and_sums, write_days, write_days_first};
 use super::*;
 use crate::checkpoint::Loader;
-use crate::facts::{Body, Facts, Tie, COUNTERS};
+use crate::facts::{Body, DayBucket, Facts, Tie, COUNTERS};
 use crate::scales::Scales;
 
 /// A format-1 record as the previous version wrote it (a worker's changelog).
@@ -99,8 +99,8 @@ fn a_glance_reads_only_the_head_of_a_body_of_this_format() {
     let long = encode_body(&body, Vec::new());
     assert!(long.len() > short.len() + 2_000 * COUNTERS);
     // the days after the head are neither read nor checked by a glance
-    let head = short.len() - 1; // without the empty day and tie lists
-    assert_eq!(glance_body(&facts, &long[..head + 3]).unwrap().sums, body.sums);
+    let head = short.len() - 2; // without the counts of its days and ties (none)
+    assert_eq!(glance_body(&facts, &long[..head]).unwrap().sums, body.sums);
     assert_eq!(decode_body(&facts, &long), Ok(body));
 }
 
@@ -114,6 +114,11 @@ fn days_are_written_as_steps_and_a_record_whose_days_do_not_increase_is_corrupt(
     }
     let record = encode_body(&body, Vec::new());
     assert_eq!(decode_body(&facts, &record), Ok(body));
+    // nor is a record of format 3 whose days do not increase: it is not stored again
+    let mut w = Writer::into(Vec::new(), BODY_FORMAT_3).shifting();
+    let repeated = Body { days: vec![DayBucket { day: 9, ..DayBucket::default() }; 2], ..Body::default() };
+    write_days_first(&mut w, &repeated);
+    assert!(decode_body(&facts, &w.0).unwrap_err().contains("out of order"));
     for steps in [[20_400, 0], [20_400, -1]] {
         let mut w = Writer::into(Vec::new(), BODY_FORMAT).shifting();
         w.uint(0); // consent
