@@ -11,7 +11,7 @@ use crate::facts::{Facts, Id, IdSet, Person, Scope};
 use crate::identity::current_person;
 use crate::json::{format_micros, round4, write_float, write_int, write_str};
 use crate::scales::Config;
-use crate::standing::Consent;
+use crate::standing::{Consent, Standings};
 use crate::tables::DAY_US;
 use crate::value::{active_at, valued};
 use foldhash::HashMap;
@@ -49,15 +49,6 @@ pub fn touched_persons(facts: &mut Facts, cfg: &Config) -> Vec<Rc<Person>> {
         persons.push(person);
     }
     persons
-}
-
-/// The members whose consent and sums valuing these persons reads (see `standing`).
-pub fn needs(facts: &Facts, persons: &[Rc<Person>]) -> Vec<Id> {
-    let mut out = Vec::new();
-    for person in persons {
-        facts.standings.needs(person, &mut out);
-    }
-    out
 }
 
 /// Records of one output stream as NDJSON, numbered from a base offset.
@@ -100,26 +91,48 @@ fn field_float(out: &mut Vec<u8>, name: &[u8], value: f64) {
     write_float(out, value);
 }
 
-/// (score changes, marketing triggers) for `persons` (`touched_persons`), the records
-/// numbered from the offsets given. Every member `needs` named has its body decoded in
-/// memory or a glance in `glances`.
-pub fn score_changes(
-    facts: &mut Facts,
-    cfg: &Config,
-    persons: &[Rc<Person>],
-    glances: &HashMap<Id, Glance>,
-    change_base: i64,
-    trigger_base: i64,
-) -> (Records, Records) {
-    let mut changes = Records::new(change_base);
-    let mut triggers = Records::new(trigger_base);
-    for id in facts.touched.drain() {
-        facts.unpublished.insert(id);
+/// The score changes and marketing triggers of one batch's touched persons
+/// (`touched_persons`), valued a page of persons at a time (`value`), so that only a
+/// page's glances are held at once; records are numbered from the offsets given.
+pub struct Valuation {
+    changes: Records,
+    triggers: Records,
+    standings: Standings,
+    /// the latest event time: the moment persons are valued at, and its day
+    moment: Option<(i64, i64, String)>,
+}
+
+impl Valuation {
+    /// Begin valuing the persons a batch touched: what it touched waits for the next
+    /// publication, and the kept standings are taken until `finish`.
+    pub fn begin(facts: &mut Facts, change_base: i64, trigger_base: i64) -> Self {
+        for id in facts.touched.drain() {
+            facts.unpublished.insert(id);
+        }
+        let moment = facts.max_ts.map(|moment| (moment, moment.div_euclid(DAY_US), format_micros(moment)));
+        Valuation {
+            changes: Records::new(change_base),
+            triggers: Records::new(trigger_base),
+            standings: std::mem::take(&mut facts.standings),
+            moment,
+        }
     }
-    let mut standings = std::mem::take(&mut facts.standings);
-    if let Some(moment) = facts.max_ts.filter(|_| !persons.is_empty()) {
-        let day = moment.div_euclid(DAY_US);
-        let at = format_micros(moment);
+
+    /// The members whose consent and sums valuing these persons reads (see `standing`).
+    pub fn needs(&self, persons: &[Rc<Person>]) -> Vec<Id> {
+        let mut out = Vec::new();
+        for person in persons {
+            self.standings.needs(person, &mut out);
+        }
+        out
+    }
+
+    /// Value the next persons, in order. Every member `needs` named has its body decoded
+    /// in memory or a glance in `glances`.
+    pub fn value(&mut self, facts: &mut Facts, cfg: &Config, persons: &[Rc<Person>], glances: &HashMap<Id, Glance>) {
+        let Some((moment, day, at)) = &self.moment else { return };
+        let (moment, day) = (*moment, *day);
+        let (changes, triggers, standings) = (&mut self.changes, &mut self.triggers, &mut self.standings);
         for person in persons {
             let (sums, consent) = standings.of(person, |id| standing(facts, glances, id));
             let value = valued(&facts.scales, &sums, day, cfg);
@@ -131,7 +144,7 @@ pub fn score_changes(
             }
             let previous_tier = previous_tier.to_string();
             let label = crate::tables::label_of(facts, cfg, person);
-            let out = changes.open(&person.person_id, &label, &at, value.composite, value.tier);
+            let out = changes.open(&person.person_id, &label, at, value.composite, value.tier);
             field_float(out, b",\"previous_composite\":", previous_composite);
             out.extend_from_slice(b",\"previous_tier\":");
             write_str(out, &previous_tier);
@@ -147,7 +160,7 @@ pub fn score_changes(
                 .collect();
             grants.sort_unstable();
             if !grants.is_empty() {
-                let out = triggers.open(&person.person_id, &label, &at, value.composite, value.tier);
+                let out = triggers.open(&person.person_id, &label, at, value.composite, value.tier);
                 out.extend_from_slice(b",\"previous_tier\":");
                 write_str(out, &previous_tier);
                 out.extend_from_slice(b",\"grants\":[");
@@ -167,7 +180,11 @@ pub fn score_changes(
             facts.dirty.emitted.extend(key);
         }
     }
-    standings.end_batch();
-    facts.standings = standings;
-    (changes, triggers)
+
+    /// The records of every person valued; the kept standings go back to the facts.
+    pub fn finish(mut self, facts: &mut Facts) -> (Records, Records) {
+        self.standings.end_batch();
+        facts.standings = self.standings;
+        (self.changes, self.triggers)
+    }
 }

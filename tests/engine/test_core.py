@@ -108,6 +108,26 @@ def test_a_chunk_larger_than_a_piece_sheds_its_bodies_as_it_goes() -> None:
     assert core.digest(day // DAY_US) == whole.digest(day // DAY_US)
 
 
+def test_the_persons_of_a_batch_are_valued_a_page_at_a_time() -> None:
+    """Score changes value a batch's persons ``VALUED_PAGE`` (8,192, in pycore/apply.rs) at a
+    time, glancing at one page's members at once. Here every body is in the store when the
+    batch's persons are valued (checkpointed, then evicted with a budget of 0), so every
+    member is glanced from the store, page by page; the records are those of a core that
+    keeps every body decoded."""
+    raw = b"\n".join(lines(Campaign(identifiers=40_000, events=24_000, days=60, seed=8)))
+    store, core, whole = DictStore(), Core(CFG), Core(CFG)
+    core.attach_store(store.fetch, 0)
+    for each in (core, whole):
+        each.process(raw, 0)
+    checkpoint(core, store, 1)
+    store.data.update(core.evict(2))
+    assert {name: n for name, n, _ in core.footprint()}["packed bodies"] == 0
+    assert core.score_changes(5, 7) == whole.score_changes(5, 7)
+    day = core.max_ts
+    assert day is not None
+    assert len(list(whole.rows("persons", day // DAY_US))) > 2 * 8_192  # three pages
+
+
 def test_a_body_the_store_lost_is_a_clear_error() -> None:
     store, core = DictStore(), Core(CFG)
     core.attach_store(store.fetch, 0)
