@@ -9,13 +9,17 @@ directory's). It prints per batch its seconds and the process's RSS; then, in to
 seconds spent applying events, valuing the persons they touched (score changes) and
 writing to the store, and how many bodies each of the first two read back from the
 store. ``--publish`` then publishes the table topics and prints how long that took and
-the most RSS it reached (sampled every 50 ms). Run it pinned to one core (``taskset -c
-1``).
+the most RSS it reached (sampled every 50 ms). ``--count`` also counts the core's
+allocations (``CRM2STREAM_COUNT_ALLOCATIONS``, set before the core loads) and prints, per
+phase, the most it held above what it held when the phase began. Run it pinned to one
+core (``taskset -c 1``).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import threading
 import time
 from collections import Counter
@@ -34,15 +38,26 @@ def rss_mib() -> int:
     return 0
 
 
+#: per phase, the most bytes the core held above what it held when the phase began
+#: (with ``--count``)
+above: Counter[str] = Counter()
+
+
 def timed(spent: Counter[str], name: str, call: Callable[..., Any]) -> Callable[..., Any]:
-    """``call``, adding the seconds it takes to ``spent[name]``."""
+    """``call``, adding the seconds it takes to ``spent[name]`` (and, counting, the most
+    it held above its start to ``above``)."""
+    from crm2stream import _native
 
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        held = _native.allocated()
         started = time.perf_counter()
         try:
             return call(*args, **kwargs)
         finally:
             spent[name] += time.perf_counter() - started
+            now = _native.allocated()
+            if held is not None and now is not None:
+                above[name] = max(above[name], now[1] - held[0])
 
     return wrapper
 
@@ -54,7 +69,12 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=6)
     parser.add_argument("--publish", action="store_true")
     parser.add_argument("--cache-mib", type=int, default=512)
+    parser.add_argument("--count", action="store_true")
     args = parser.parse_args()
+    if args.count:
+        if "crm2stream._native" in sys.modules:
+            raise SystemExit("the core is loaded already: counting is set as it loads")
+        os.environ["CRM2STREAM_COUNT_ALLOCATIONS"] = "1"
     from crm2stream.core.config import CoreConfig
     from crm2stream.engine import publishing
     from crm2stream.engine.embedded import EmbeddedEngine
@@ -108,6 +128,9 @@ def main() -> None:
     parts = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in spent.items())
     print(f"batches {total:.2f} s: {parts}")
     print("bodies read from the store: " + ", ".join(f"{k} {v:,}" for k, v in reads.items()))
+    if above:
+        most = ", ".join(f"{name} {size >> 20:,} MiB" for name, size in above.items())
+        print(f"the core held at most, above a phase's start: {most}")
     if args.publish:
         peak = [rss_mib()]
         done = threading.Event()

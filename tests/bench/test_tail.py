@@ -25,7 +25,7 @@ def test_the_tail_bench_times_the_batches_after_a_directory_and_its_publication(
     subprocess.run(ingest, check=True, env=env, capture_output=True, timeout=300)
     # after an open the bodies are in the store: the batch reads those it needs back
     bench = [sys.executable, "-m", "bench.tail", str(data), str(tail), "--batches", "1"]
-    bench += ["--cache-mib", "1"]
+    bench += ["--cache-mib", "1", "--count"]
     out = subprocess.run(
         [*bench, "--publish"], check=True, env=env, capture_output=True, text=True, timeout=300
     ).stdout
@@ -40,6 +40,9 @@ def test_the_tail_bench_times_the_batches_after_a_directory_and_its_publication(
     )
     assert reads is not None, out
     assert all(int(n.replace(",", "")) > 0 for n in reads.groups()), out
+    held = re.search(r"^the core held at most, above a phase's start: (.*)$", out, re.M)
+    assert held is not None, out
+    assert {part.split(" ")[0] for part in held.group(1).split(", ")} >= {"applying", "score"}
     assert re.search(r"^publication [\d.]+ s: RSS at most [\d,]+ MiB", out, re.M), out
     # what the tail applied is in the directory: its events are accepted once
     again = subprocess.run(
