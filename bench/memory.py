@@ -26,7 +26,7 @@ BATCH = 50_000
 MIB = 1 << 20
 
 
-def _rss_mib() -> int:
+def rss_mib() -> int:
     with open("/proc/self/status") as status:
         for line in status:
             if line.startswith("VmRSS"):
@@ -53,11 +53,11 @@ def main() -> None:
         return f"core {now // MIB:,} MiB (at most {peak // MIB:,})"
 
     engine = EmbeddedEngine(args.data_dir, CoreConfig(id_key=b"bench"), batch_size=BATCH)
-    print(f"opened: RSS {_rss_mib():,} MiB, {held()}", flush=True)
+    print(f"opened: RSS {rss_mib():,} MiB, {held()}", flush=True)
     with args.file.open("rb") as stream:
         for n, (chunk, _, _) in enumerate(read_chunks(stream, BATCH), start=1):
             engine.submit(chunk)
-            print(f"batch {n}: RSS {_rss_mib():,} MiB, {held()}", flush=True)
+            print(f"batch {n}: RSS {rss_mib():,} MiB, {held()}", flush=True)
             if n >= args.batches:
                 break
     db = engine.store.db
@@ -75,7 +75,7 @@ def main() -> None:
     for name, size in sorted(measured, key=lambda item: -item[1]):
         guess = f"{estimated[name] // MIB:,}" if name in estimated else ""
         print(f"{name:30} {size // MIB:12,} {guess:>13}")
-    print(f"left in the core: {held()}; RSS {_rss_mib():,} MiB")
+    print(f"left in the core: {held()}; RSS {rss_mib():,} MiB")
 
 
 if __name__ == "__main__":

@@ -27,15 +27,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.memory import rss_mib
+
 BATCH = 50_000
-
-
-def rss_mib() -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS"):
-                return int(line.split()[1]) // 1024
-    return 0
 
 
 #: per phase, the most bytes the core held above what it held when the phase began
