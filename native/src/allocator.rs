@@ -147,15 +147,17 @@ mod tests {
     fn counted_bytes_follow_what_is_held_and_the_peak_what_was() {
         let _one = count_from_now();
         let before = LIVE.load(Relaxed);
-        let mut block: Vec<u8> = Vec::with_capacity(64 << 20);
+        // 256 MiB reserved, one page of it written: other tests allocate and free tens
+        // of MiB meanwhile (with 64 MiB and a margin of 8, a test freeing 8.4 MiB at the
+        // same moment failed it), so only what is far larger than them is checked
+        let mut block: Vec<u8> = Vec::with_capacity(256 << 20);
         block.push(1);
         let during = LIVE.load(Relaxed);
         drop(block);
         let after = LIVE.load(Relaxed);
-        // other tests allocate meanwhile: only what is far larger than them is checked
-        assert!(during - before >= 56 << 20, "{before} then {during}");
-        assert!(during - after >= 56 << 20, "{during} then {after}");
-        assert!(PEAK.load(Relaxed) >= during - (8 << 20));
+        assert!(during - before >= 192 << 20, "{before} then {during}");
+        assert!(during - after >= 192 << 20, "{during} then {after}");
+        assert!(PEAK.load(Relaxed) >= during - (64 << 20));
         assert!(allocated().is_some());
     }
 }
