@@ -16,7 +16,7 @@ pub type PersonKey = [u8; PERSON_DIGEST];
 pub fn person_key(person_id: &str) -> Option<PersonKey> {
     let hex = person_id.strip_prefix("p_").filter(|hex| hex.len() == 2 * PERSON_DIGEST)?.as_bytes();
     let digit = |c: u8| char::from(c).to_digit(16).filter(|_| !c.is_ascii_uppercase());
-    let mut key = [0u8; 10];
+    let mut key = [0u8; PERSON_DIGEST];
     for (byte, pair) in key.iter_mut().zip(hex.chunks_exact(2)) {
         *byte = u8::try_from(digit(pair[0])? * 16 + digit(pair[1])?).ok()?;
     }

@@ -12,13 +12,7 @@ use std::collections::BTreeMap;
 pub fn encode_body(body: &Body, buffer: Vec<u8>) -> Vec<u8> {
     let mut w = Writer::into(buffer, BODY_FORMAT).shifting();
     write_consent_and_sums(&mut w, body);
-    w.uint64(body.days.len() as u64);
-    let mut previous = 0;
-    for b in &body.days {
-        w.int(b.day() - previous);
-        previous = b.day();
-        write_bucket(&mut w, b);
-    }
+    write_days(&mut w, &body.days, Days::Stepped);
     write_ties(&mut w, &body.out);
     w.0
 }
@@ -26,7 +20,7 @@ pub fn encode_body(body: &Body, buffer: Vec<u8>) -> Vec<u8> {
 /// `body` as formats 2 and 3 wrote it, and identifier records still hold it inline:
 /// days, ties, then consent and sums.
 pub(super) fn write_days_first(w: &mut Writer, body: &Body) {
-    write_days(w, &body.days);
+    write_days(w, &body.days, Days::Whole);
     write_ties(w, &body.out);
     write_consent_and_sums(w, body);
 }
@@ -45,11 +39,20 @@ fn write_ties(w: &mut Writer, ties: &[Tie]) {
     }
 }
 
-/// Day buckets as formats 1 to 3 wrote them, each day whole.
-pub(super) fn write_days(w: &mut Writer, days: &[DayBucket]) {
+/// How a record writes its days: each whole (formats 1 to 3, and identifier records), or
+/// as the step from the one before (format 4).
+#[derive(Clone, Copy, PartialEq)]
+pub(super) enum Days {
+    Whole,
+    Stepped,
+}
+
+pub(super) fn write_days(w: &mut Writer, days: &[DayBucket], how: Days) {
     w.uint64(days.len() as u64);
+    let mut previous = 0;
     for b in days {
-        w.int(b.day());
+        w.int(if how == Days::Stepped { b.day() - previous } else { b.day() });
+        previous = b.day();
         write_bucket(w, b);
     }
 }
@@ -97,7 +100,7 @@ pub fn decode_body(facts: &Facts, data: &[u8]) -> Result<Body> {
             let mut r = Reader::new(data, BODY_FORMAT)?.shifting(true);
             let consent = read_consent(&mut r)?;
             let sums = read_sums(&mut r)?;
-            let days = read_stepped_days(&mut r)?;
+            let days = read_days(&mut r, Days::Stepped)?;
             Body { days, out: read_ties(&mut r)?, consent, sums }
         }
         _ => read_body(&mut body_reader(data)?)?,
@@ -180,7 +183,7 @@ pub fn resolve_ties(facts: &Facts, ties: Vec<StoredTie>) -> Result<Vec<Tie>> {
 
 /// A body as `write_days_first` wrote it.
 pub(super) fn read_body(r: &mut Reader<'_>) -> Result<Body> {
-    let days = read_days(r)?;
+    let days = read_days(r, Days::Whole)?;
     let out = read_ties(r)?;
     let consent = read_consent(r)?;
     let sums = read_sums(r)?;
@@ -207,40 +210,27 @@ fn read_ties(r: &mut Reader<'_>) -> Result<Vec<Tie>> {
 }
 
 pub(super) fn read_keyed_body(r: &mut Reader<'_>) -> Result<(Body, Vec<StoredTie>)> {
-    let days = read_days(r)?;
+    let days = read_days(r, Days::Whole)?;
     let ties = read_keyed_ties(r)?;
     let consent = read_consent(r)?;
     let sums = read_sums(r)?;
     Ok((Body { days, out: Vec::new(), consent, sums }, ties))
 }
 
-/// Day buckets as formats 1 to 3 wrote them, each day whole (and increasing, as a body
-/// keeps them: a record whose days do not increase is corrupt, not a body to store again).
-pub(super) fn read_days(r: &mut Reader<'_>) -> Result<Vec<DayBucket>> {
+/// Day buckets as `write_days` wrote them. Days increase, as a body keeps them: a record
+/// whose days do not is corrupt, not a body to store again.
+pub(super) fn read_days(r: &mut Reader<'_>, how: Days) -> Result<Vec<DayBucket>> {
     let n = r.len()?;
     let mut days: Vec<DayBucket> = Vec::with_capacity(r.bounded(n));
     for _ in 0..n {
-        let day = r.day()?;
+        let read = r.day()?;
+        let day = match (how, days.last()) {
+            (Days::Stepped, Some(last)) => last.day.checked_add(read).ok_or("day out of range")?,
+            _ => read,
+        };
         if days.last().is_some_and(|last| last.day >= day) {
             return Err("day buckets out of order".into());
         }
-        days.push(read_bucket(r, day)?);
-    }
-    Ok(days)
-}
-
-/// Day buckets as `encode_body` writes them: each day the step from the one before, so
-/// strictly increasing.
-fn read_stepped_days(r: &mut Reader<'_>) -> Result<Vec<DayBucket>> {
-    let n = r.len()?;
-    let mut days = Vec::with_capacity(r.bounded(n));
-    let mut day: i32 = 0;
-    for at in 0..n {
-        let step = r.day()?;
-        if at > 0 && step <= 0 {
-            return Err("day buckets out of order".into());
-        }
-        day = day.checked_add(step).ok_or("day out of range")?;
         days.push(read_bucket(r, day)?);
     }
     Ok(days)

@@ -1,7 +1,7 @@
 //! Identifier records: what a checkpoint segment keeps of each identifier.
 
 use super::body::{
-    read_body, read_consent, read_days, read_keyed_body, read_keyed_ties, read_sums, write_days_first, StoredTie,
+    read_body, read_consent, read_days, read_keyed_body, read_keyed_ties, read_sums, write_days_first, Days, StoredTie,
 };
 use super::{Reader, Result, Writer, FORMAT, IDENT_FORMAT, IDENT_FORMAT_2, IDENT_FORMAT_3};
 use crate::facts::{Body, Facts, Id, UNPUBLISHED};
@@ -150,7 +150,7 @@ fn decode_ident_v1(facts: &mut Facts, key: &str, data: &[u8]) -> Result<Named> {
     let mut r = Reader::new(data, FORMAT)?;
     let first = (r.int()?, r.text()?);
     let (id, _) = facts.intern(key, (first.0, &first.1));
-    let days = read_days(&mut r)?;
+    let days = read_days(&mut r, Days::Whole)?;
     let ties = read_keyed_ties(&mut r)?;
     let shares = read_shares(&mut r, facts, id)?;
     let consent = read_consent(&mut r)?;

@@ -1,4 +1,4 @@
-use super::body::{write_consent_and_sums, write_days, write_days_first};
+use super::body::{write_consent_and_sums, write_days, write_days_first, Days};
 use super::*;
 use crate::checkpoint::Loader;
 use crate::facts::{Body, DayBucket, Facts, Tie, COUNTERS};
@@ -194,7 +194,7 @@ fn sums_are_written_shifted_and_bodies_with_whole_sums_still_read() {
 
 /// `body` as format 1 stored it.
 fn write_body_keyed(w: &mut Writer, facts: &Facts, body: &Body) {
-    write_days(w, &body.days);
+    write_days(w, &body.days, Days::Whole);
     w.uint(body.out.len() as u128);
     for tie in &body.out {
         w.text(facts.key(tie.target));
