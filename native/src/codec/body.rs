@@ -1,19 +1,20 @@
 //! Identifier bodies: their day buckets, ties, consent and decayed sums, as the store
 //! keeps them under their keys (and the cache packs them), and glances at them.
 
-use super::{Reader, Result, Writer, BODY_FORMAT, BODY_FORMAT_2, BODY_FORMAT_3, FORMAT};
+use super::{Reader, Result, Writer, BODY_FORMAT, BODY_FORMAT_2, BODY_FORMAT_3, BODY_FORMAT_4, FORMAT};
 use crate::facts::{Body, ConsentEntry, DayBucket, Facts, Id, Scope, Tie, COUNTERS};
 use num_bigint::BigUint;
 use std::collections::BTreeMap;
 
 /// An identifier's body as the store keeps it under its key (and the cache packs it):
 /// its consent and sums first, so that a glance reads no further, then its day buckets
-/// and ties, each day and each tie's target as the step from the one before.
+/// and ties, each day and each tie's target as the step from the one before, and of
+/// their counters only those not zero (`Days::Sparse`).
 pub fn encode_body(body: &Body, buffer: Vec<u8>) -> Vec<u8> {
     let mut w = Writer::into(buffer, BODY_FORMAT).shifting();
     write_consent_and_sums(&mut w, body);
-    write_days(&mut w, &body.days, Days::Stepped);
-    write_ties(&mut w, &body.out);
+    write_days(&mut w, &body.days, Days::Sparse);
+    write_ties(&mut w, &body.out, Days::Sparse);
     w.0
 }
 
@@ -21,47 +22,103 @@ pub fn encode_body(body: &Body, buffer: Vec<u8>) -> Vec<u8> {
 /// days, ties, then consent and sums.
 pub(super) fn write_days_first(w: &mut Writer, body: &Body) {
     write_days(w, &body.days, Days::Whole);
-    write_ties(w, &body.out);
+    write_ties(w, &body.out, Days::Whole);
     write_consent_and_sums(w, body);
 }
 
-/// Ties, sorted by (target, day): each target as the step from the one before.
-fn write_ties(w: &mut Writer, ties: &[Tie]) {
-    w.uint64(ties.len() as u64);
-    let mut previous = 0;
-    for tie in ties {
-        w.uint64((tie.target - previous).into());
-        previous = tie.target;
-        w.int(tie.day.into());
-        for &c in &tie.counts {
-            w.uint64(c.into());
-        }
-    }
-}
-
-/// How a record writes its days: each whole (formats 1 to 3, and identifier records), or
-/// as the step from the one before (format 4).
+/// How a record writes its days and counters: each day whole and every counter
+/// (formats 1 to 3, and identifier records); each day as the step from the one before
+/// (format 4); or stepped too, and of the counters a mask of those not zero, then those
+/// alone (format 5). A day bucket counts what one identifier did and received in one
+/// day, and a tie what it did to one other, most often one or two kinds of thing: on
+/// the 9M tail of the bench's input, a bucket took XX bytes instead of XX.
 #[derive(Clone, Copy, PartialEq)]
 pub(super) enum Days {
     Whole,
     Stepped,
+    Sparse,
+}
+
+/// Ties, sorted by (target, day): each target as the step from the one before; sparse,
+/// the day of a tie to the same target as the one before as the step from its day.
+pub(super) fn write_ties(w: &mut Writer, ties: &[Tie], how: Days) {
+    w.uint64(ties.len() as u64);
+    let mut previous = Tie::default();
+    for tie in ties {
+        let step = tie.target - previous.target;
+        w.uint64(step.into());
+        if how == Days::Sparse {
+            w.int(if step == 0 { tie.day - previous.day } else { tie.day }.into());
+            write_counts(w, &tie.counts, None);
+        } else {
+            w.int(tie.day.into());
+            for &c in &tie.counts {
+                w.uint64(c.into());
+            }
+        }
+        previous = tie.clone();
+    }
 }
 
 pub(super) fn write_days(w: &mut Writer, days: &[DayBucket], how: Days) {
     w.uint64(days.len() as u64);
     let mut previous = 0;
     for b in days {
-        w.int(if how == Days::Stepped { b.day() - previous } else { b.day() });
+        w.int(if how == Days::Whole { b.day() } else { b.day() - previous });
         previous = b.day();
-        write_bucket(w, b);
+        if how == Days::Sparse {
+            write_counts(w, &b.counts, Some(b.amount));
+        } else {
+            for &c in &b.counts {
+                w.uint64(c.into());
+            }
+            w.uint(b.amount);
+        }
     }
 }
 
-fn write_bucket(w: &mut Writer, b: &DayBucket) {
-    for &c in &b.counts {
+/// Sparse counters: a mask with a bit per counter not zero (and, after the counters, a
+/// bit for an amount not zero), then those alone, in order.
+fn write_counts(w: &mut Writer, counts: &[u32], amount: Option<u128>) {
+    let mut mask: u64 = 0;
+    for (i, &c) in counts.iter().enumerate() {
+        mask |= u64::from(c != 0) << i;
+    }
+    let spent = amount.filter(|&a| a != 0);
+    mask |= u64::from(spent.is_some()) << counts.len();
+    w.uint64(mask);
+    for &c in counts.iter().filter(|&&c| c != 0) {
         w.uint64(c.into());
     }
-    w.uint(b.amount);
+    if let Some(amount) = spent {
+        w.uint(amount);
+    }
+}
+
+/// Counters as `write_counts` wrote them, into `counts`; the amount, if it had a place.
+fn read_counts(r: &mut Reader<'_>, counts: &mut [u32], amount: Option<&mut u128>) -> Result<()> {
+    let mut mask = r.uint64()?;
+    let places = counts.len() + usize::from(amount.is_some());
+    if mask >> places != 0 {
+        return Err("counter mask names no counter".into());
+    }
+    let spent = mask >> counts.len() != 0;
+    mask &= (1 << counts.len()) - 1;
+    while mask != 0 {
+        let i = mask.trailing_zeros() as usize;
+        mask &= mask - 1;
+        counts[i] = r.count()?;
+        if counts[i] == 0 {
+            return Err("counter written as not zero is zero".into());
+        }
+    }
+    if let (true, Some(amount)) = (spent, amount) {
+        *amount = r.uint()?;
+        if *amount == 0 {
+            return Err("amount written as not zero is zero".into());
+        }
+    }
+    Ok(())
 }
 
 pub(super) fn write_consent_and_sums(w: &mut Writer, body: &Body) {
@@ -96,12 +153,13 @@ pub fn decode_body(facts: &Facts, data: &[u8]) -> Result<Body> {
             body.out = resolve_ties(facts, ties)?;
             return Ok(body);
         }
-        Some(&BODY_FORMAT) => {
-            let mut r = Reader::new(data, BODY_FORMAT)?.shifting(true);
+        Some(&format @ (BODY_FORMAT | BODY_FORMAT_4)) => {
+            let how = if format == BODY_FORMAT { Days::Sparse } else { Days::Stepped };
+            let mut r = Reader::new(data, format)?.shifting(true);
             let consent = read_consent(&mut r)?;
             let sums = read_sums(&mut r)?;
-            let days = read_days(&mut r, Days::Stepped)?;
-            Body { days, out: read_ties(&mut r)?, consent, sums }
+            let days = read_days(&mut r, how)?;
+            Body { days, out: read_ties(&mut r, how)?, consent, sums }
         }
         _ => read_body(&mut body_reader(data)?)?,
     };
@@ -130,8 +188,8 @@ pub fn glance_body(facts: &Facts, data: &[u8]) -> Result<Glance> {
             let body = decode_body(facts, data)?;
             return Ok(Glance { consent: body.consent, sums: body.sums });
         }
-        Some(&BODY_FORMAT) => {
-            let mut r = Reader::new(data, BODY_FORMAT)?.shifting(true);
+        Some(&format @ (BODY_FORMAT | BODY_FORMAT_4)) => {
+            let mut r = Reader::new(data, format)?.shifting(true);
             return Ok(Glance { consent: read_consent(&mut r)?, sums: read_sums(&mut r)? });
         }
         _ => {}
@@ -184,24 +242,31 @@ pub fn resolve_ties(facts: &Facts, ties: Vec<StoredTie>) -> Result<Vec<Tie>> {
 /// A body as `write_days_first` wrote it.
 pub(super) fn read_body(r: &mut Reader<'_>) -> Result<Body> {
     let days = read_days(r, Days::Whole)?;
-    let out = read_ties(r)?;
+    let out = read_ties(r, Days::Whole)?;
     let consent = read_consent(r)?;
     let sums = read_sums(r)?;
     Ok(Body { days, out, consent, sums })
 }
 
-fn read_ties(r: &mut Reader<'_>) -> Result<Vec<Tie>> {
+fn read_ties(r: &mut Reader<'_>, how: Days) -> Result<Vec<Tie>> {
     let n = r.len()?;
-    let mut out = Vec::with_capacity(r.bounded(n));
+    let mut out: Vec<Tie> = Vec::with_capacity(r.bounded(n));
     let mut target: Id = 0;
     for _ in 0..n {
-        target = target.checked_add(r.number()?).ok_or("tie target out of range")?;
-        let day = r.day()?;
-        let mut counts = [0; 4];
-        for count in &mut counts {
-            *count = r.count()?;
+        let step = r.number()?;
+        target = target.checked_add(step).ok_or("tie target out of range")?;
+        let mut tie = Tie { target, day: r.day()?, counts: [0; 4] };
+        if how == Days::Sparse {
+            if let (0, Some(last)) = (step, out.last()) {
+                tie.day = last.day.checked_add(tie.day).ok_or("day out of range")?;
+            }
+            read_counts(r, &mut tie.counts, None)?;
+        } else {
+            for count in &mut tie.counts {
+                *count = r.count()?;
+            }
         }
-        out.push(Tie { target, day, counts });
+        out.push(tie);
     }
     if !out.is_sorted_by_key(|t| (t.target, t.day)) {
         return Err("ties out of order".into());
@@ -225,24 +290,24 @@ pub(super) fn read_days(r: &mut Reader<'_>, how: Days) -> Result<Vec<DayBucket>>
     for _ in 0..n {
         let read = r.day()?;
         let day = match (how, days.last()) {
-            (Days::Stepped, Some(last)) => last.day.checked_add(read).ok_or("day out of range")?,
+            (Days::Stepped | Days::Sparse, Some(last)) => last.day.checked_add(read).ok_or("day out of range")?,
             _ => read,
         };
         if days.last().is_some_and(|last| last.day >= day) {
             return Err("day buckets out of order".into());
         }
-        days.push(read_bucket(r, day)?);
+        let mut b = DayBucket { day, ..DayBucket::default() };
+        if how == Days::Sparse {
+            read_counts(r, &mut b.counts, Some(&mut b.amount))?;
+        } else {
+            for count in &mut b.counts {
+                *count = r.count()?;
+            }
+            b.amount = r.uint()?;
+        }
+        days.push(b);
     }
     Ok(days)
-}
-
-fn read_bucket(r: &mut Reader<'_>, day: i32) -> Result<DayBucket> {
-    let mut b = DayBucket { day, ..DayBucket::default() };
-    for i in 0..COUNTERS {
-        b.counts[i] = r.count()?;
-    }
-    b.amount = r.uint()?;
-    Ok(b)
 }
 
 pub(super) fn read_keyed_ties(r: &mut Reader<'_>) -> Result<Vec<StoredTie>> {

@@ -28,11 +28,13 @@ pub(super) const FORMAT: u8 = 1;
 pub(super) const IDENT_FORMAT: u8 = 4;
 pub(super) const IDENT_FORMAT_3: u8 = 3;
 pub(super) const IDENT_FORMAT_2: u8 = 2;
-/// Bodies with their consent and sums first, so that a glance reads only them, and their
-/// days stepped (format 3, still read, wrote the days first and each whole, and before
-/// it: format 2 wrote the sums whole; format 1 named the ties' targets by key, and
-/// decoding looked every one up).
-pub(super) const BODY_FORMAT: u8 = 4;
+/// Bodies with their consent and sums first, so that a glance reads only them, their
+/// days stepped and of their counters only those not zero (format 4, still read, wrote
+/// every counter; format 3 wrote the days first and each whole, and before it: format 2
+/// wrote the sums whole; format 1 named the ties' targets by key, and decoding looked
+/// every one up).
+pub(super) const BODY_FORMAT: u8 = 5;
+pub(super) const BODY_FORMAT_4: u8 = 4;
 pub(super) const BODY_FORMAT_3: u8 = 3;
 pub(super) const BODY_FORMAT_2: u8 = 2;
 /// The most low zero bits a shifted sum may say it had: a corrupt record must not make a

@@ -1,4 +1,4 @@
-use super::body::{write_consent_and_sums, write_days, write_days_first, Days};
+use super::body::{write_consent_and_sums, write_days, write_days_first, write_ties, Days};
 use super::*;
 use crate::checkpoint::Loader;
 use crate::facts::{Body, DayBucket, Facts, Tie, COUNTERS};
@@ -97,7 +97,8 @@ fn a_glance_reads_only_the_head_of_a_body_of_this_format() {
         body.bucket(day).bump(1);
     }
     let long = encode_body(&body, Vec::new());
-    assert!(long.len() > short.len() + 2_000 * COUNTERS);
+    // a step, a mask and a count each
+    assert!(long.len() > short.len() + 2_000 * 3);
     // the days after the head are neither read nor checked by a glance
     let head = short.len() - 2; // without the counts of its days and ties (none)
     assert_eq!(glance_body(&facts, &long[..head]).unwrap().sums, body.sums);
@@ -119,22 +120,100 @@ fn days_are_written_as_steps_and_a_record_whose_days_do_not_increase_is_corrupt(
     let repeated = Body { days: vec![DayBucket { day: 9, ..DayBucket::default() }; 2], ..Body::default() };
     write_days_first(&mut w, &repeated);
     assert!(decode_body(&facts, &w.0).unwrap_err().contains("out of order"));
-    for steps in [[20_400, 0], [20_400, -1]] {
-        let mut w = Writer::into(Vec::new(), BODY_FORMAT).shifting();
-        w.uint(0); // consent
-        for _ in 0..4 {
-            w.uint(0);
-            w.bytes(&[]);
-        }
-        w.uint(2);
-        for step in steps {
-            w.int(step);
-            for _ in 0..=COUNTERS {
+    // formats 4 (every counter) and 5 (a mask of those not zero)
+    for (format, zeros) in [(BODY_FORMAT_4, COUNTERS + 1), (BODY_FORMAT, 1)] {
+        for steps in [[20_400, 0], [20_400, -1]] {
+            let mut w = Writer::into(Vec::new(), format).shifting();
+            w.uint(0); // consent
+            for _ in 0..4 {
                 w.uint(0);
+                w.bytes(&[]);
+            }
+            w.uint(2);
+            for step in steps {
+                w.int(step);
+                for _ in 0..zeros {
+                    w.uint(0);
+                }
+            }
+            w.uint(0); // ties
+            assert!(decode_body(&facts, &w.0).unwrap_err().contains("out of order"), "{format} {steps:?}");
+        }
+    }
+}
+
+/// A body with counters of every kind: some zero, one at its limit, amounts of 0, 1
+/// and beyond 64 bits, and ties to one target over several days.
+fn body_of_every_counter() -> Body {
+    let mut body = Body::default();
+    for (day, counter) in [(20_000, 0), (20_001, 10), (20_005, 5), (20_400, 9)] {
+        body.bucket(day).bump(counter);
+        body.bucket(day).bump(day as usize % COUNTERS);
+    }
+    body.bucket(20_001).amount = 1;
+    body.bucket(20_005).amount = 1 << 100;
+    body.bucket(20_400).counts[7] = u32::MAX;
+    body.out = vec![
+        Tie { target: 0, day: 20_000, counts: [1, 0, 0, 0] },
+        Tie { target: 0, day: 20_003, counts: [0, 0, 5, 0] },
+        Tie { target: 1, day: 19_000, counts: [0, 0, 0, u32::MAX] },
+        Tie { target: 1, day: 20_400, counts: [2, 3, 4, 5] },
+    ];
+    body.sums[0] = BigUint::from(3u32);
+    body
+}
+
+#[test]
+fn bodies_keep_only_the_counters_not_zero_and_bodies_of_format_4_still_read() {
+    let mut facts = Facts::new(Scales::new(30.0), [1; 4], vec![1], 0);
+    for key in ["qq:a", "qq:b"] {
+        facts.intern(key, (1, "e1"));
+    }
+    let body = body_of_every_counter();
+    let record = encode_body(&body, Vec::new());
+    assert_eq!(record[0], BODY_FORMAT);
+    assert_eq!(decode_body(&facts, &record), Ok(body.clone()));
+    // format 4 wrote every counter
+    let mut w = Writer::into(Vec::new(), BODY_FORMAT_4).shifting();
+    write_consent_and_sums(&mut w, &body);
+    write_days(&mut w, &body.days, Days::Stepped);
+    write_ties(&mut w, &body.out, Days::Stepped);
+    assert_eq!(decode_body(&facts, &w.0), Ok(body.clone()));
+    assert_eq!(glance_body(&facts, &w.0).unwrap().sums, body.sums);
+    assert!(record.len() + 4 * (COUNTERS - 3) < w.0.len(), "{} against {}", record.len(), w.0.len());
+}
+
+#[test]
+fn a_counter_mask_that_does_not_say_what_follows_is_a_corrupt_record() {
+    let mut facts = Facts::new(Scales::new(30.0), [1; 4], vec![1], 0);
+    facts.intern("qq:a", (1, "e1"));
+    let record = |days: &[(u64, &[u64])], ties: &[(u64, &[u64])]| {
+        let mut w = Writer::into(Vec::new(), BODY_FORMAT).shifting();
+        write_consent_and_sums(&mut w, &Body::default());
+        for list in [days, ties] {
+            w.uint64(list.len() as u64);
+            for &(mask, values) in list {
+                if std::ptr::eq(list, ties) {
+                    w.uint64(0); // the step to its target, 0
+                }
+                w.int(1); // a day
+                w.uint64(mask);
+                values.iter().for_each(|&v| w.uint64(v));
             }
         }
-        w.uint(0); // ties
-        assert!(decode_body(&facts, &w.0).unwrap_err().contains("out of order"), "{steps:?}");
+        w.0
+    };
+    let good = record(&[(1 << 11 | 1, &[2, 7])], &[(0b1001, &[1, 1])]);
+    assert_eq!(decode_body(&facts, &good).unwrap().days[0].amount, 7);
+    for (bad, why) in [
+        // beyond the amount's bit; a tie has no amount
+        (record(&[(1 << 12, &[])], &[]), "names no counter"),
+        (record(&[], &[(1 << 4, &[])]), "names no counter"),
+        (record(&[(0b11, &[4, 0])], &[]), "is zero"),
+        (record(&[(1 << 11, &[0])], &[]), "is zero"),
+        (good[..good.len() - 1].to_vec(), "ends early"),
+    ] {
+        assert!(decode_body(&facts, &bad).unwrap_err().contains(why), "{why}");
     }
 }
 
