@@ -5,14 +5,15 @@
 directory ingested with ``CRM2STREAM_ID_KEY=bench``, as the scale step's are (it is
 written to: give it a copy), with a cache of M MiB (by default 512, the engine's), and
 applies the first N batches of 50,000 lines of FILE (the lines that come after the
-directory's). It prints per batch its seconds and the process's RSS; then, in total, the
-seconds spent applying events, valuing the persons they touched (score changes) and
-writing to the store, and how many bodies each of the first two read back from the
-store. ``--publish`` then publishes the table topics and prints how long that took and
-the most RSS it reached (sampled every 50 ms). ``--count`` also counts the core's
-allocations (``CRM2STREAM_COUNT_ALLOCATIONS``, set before the core loads) and prints, per
-phase, the most it held above what it held when the phase began. Run it pinned to one
-core (``taskset -c 1``).
+directory's). It prints per batch its seconds (and each phase's), the process's RSS and
+the bodies read back from the store; then, in total, the seconds spent applying events,
+valuing the persons they touched (score changes) and writing to the store, how many
+bodies each of the first two read back from the store, and the core's largest
+structures (``Core.footprint``). ``--publish`` then publishes the table topics and prints
+how long that took and the most RSS it reached (sampled every 50 ms). ``--count`` also
+counts the core's allocations (``CRM2STREAM_COUNT_ALLOCATIONS``, set before the core
+loads) and prints, per phase, the most it held above what it held when the phase began.
+Run it pinned to one core (``taskset -c 1``).
 """
 
 from __future__ import annotations
@@ -110,13 +111,21 @@ def main() -> None:
     core.score_changes = in_phase("score changes", core.score_changes)  # type: ignore[method-assign]
     engine.store.write = timed(spent, "store writes", engine.store.write)  # type: ignore[method-assign]
     total = 0.0
+    before, at = 0, dict(spent)
     with args.file.open("rb") as stream:
         for n, (chunk, _, _) in enumerate(read_chunks(stream, BATCH), start=1):
             started = time.perf_counter()
             engine.submit(chunk)
             took = time.perf_counter() - started
             total += took
-            print(f"batch {n}: {took:.2f} s, RSS {rss_mib():,} MiB", flush=True)
+            read = sum(reads.values())
+            phases = ", ".join(f"{name} {spent[name] - at.get(name, 0):.2f}" for name in spent)
+            rss = rss_mib()
+            print(
+                f"batch {n}: {took:.2f} s ({phases}), RSS {rss:,} MiB, {read - before:,} read",
+                flush=True,
+            )
+            before, at = read, dict(spent)
             if n >= args.batches:
                 break
     parts = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in spent.items())
@@ -125,6 +134,9 @@ def main() -> None:
     if above:
         most = ", ".join(f"{name} {size >> 20:,} MiB" for name, size in above.items())
         print(f"the core held at most, above a phase's start: {most}")
+    print("the core's largest structures (Core.footprint):")
+    for name, entries, size in core.footprint()[:8]:
+        print(f"  {name}: {entries:,} entries, {size >> 20:,} MiB")
     if args.publish:
         peak = [rss_mib()]
         done = threading.Event()

@@ -29,7 +29,13 @@ def test_the_tail_bench_times_the_batches_after_a_directory_and_its_publication(
     out = subprocess.run(
         [*bench, "--publish"], check=True, env=env, capture_output=True, text=True, timeout=300
     ).stdout
-    assert re.search(r"^batch 1: [\d.]+ s, RSS [\d,]+ MiB$", out, re.M), out
+    batch = re.search(r"^batch 1: [\d.]+ s \((.*)\), RSS [\d,]+ MiB, ([\d,]+) read$", out, re.M)
+    assert batch is not None, out
+    assert {p.rsplit(" ", 1)[0] for p in batch.group(1).split(", ")} == {
+        "applying",
+        "score changes",
+        "store writes",
+    }
     spent = re.search(r"^batches ([\d.]+) s: (.*)$", out, re.M)
     assert spent is not None, out
     parts = dict(part.rsplit(" ", 2)[:2] for part in spent.group(2).split(", "))
@@ -40,6 +46,10 @@ def test_the_tail_bench_times_the_batches_after_a_directory_and_its_publication(
     )
     assert reads is not None, out
     assert all(int(n.replace(",", "")) > 0 for n in reads.groups()), out
+    # one batch: it read them all
+    assert sum(int(n.replace(",", "")) for n in reads.groups()) == int(batch[2].replace(",", ""))
+    footprint = re.search(r"^  packed bodies: ([\d,]+) entries, [\d,]+ MiB$", out, re.M)
+    assert footprint is not None, out
     held = re.search(r"^the core held at most, above a phase's start: (.*)$", out, re.M)
     assert held is not None, out
     assert {part.split(" ")[0] for part in held.group(1).split(", ")} >= {"applying", "score"}
