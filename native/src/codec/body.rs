@@ -89,8 +89,10 @@ fn write_counts(w: &mut Writer, counts: &[u32], amount: Option<u128>) {
     let spent = amount.filter(|&a| a != 0);
     mask |= u64::from(spent.is_some()) << counts.len();
     w.uint64(mask);
-    for &c in counts.iter().filter(|&&c| c != 0) {
-        w.uint64(c.into());
+    let mut set = mask & ((1 << counts.len()) - 1);
+    while set != 0 {
+        w.uint64(counts[set.trailing_zeros() as usize].into());
+        set &= set - 1;
     }
     if let Some(amount) = spent {
         w.uint(amount);
@@ -252,7 +254,9 @@ pub(super) fn read_body(r: &mut Reader<'_>) -> Result<Body> {
 
 fn read_ties(r: &mut Reader<'_>, how: Days) -> Result<Vec<Tie>> {
     let n = r.len()?;
-    let mut out: Vec<Tie> = Vec::with_capacity(r.bounded(n));
+    // room for one more: a body is decoded to be added to, and a vector decoded full was
+    // copied whole by the first push (1% of a tail's batches)
+    let mut out: Vec<Tie> = Vec::with_capacity(r.bounded(n) + 1);
     let mut target: Id = 0;
     for _ in 0..n {
         let step = r.number()?;
@@ -288,7 +292,7 @@ pub(super) fn read_keyed_body(r: &mut Reader<'_>) -> Result<(Body, Vec<StoredTie
 /// whose days do not is corrupt, not a body to store again.
 pub(super) fn read_days(r: &mut Reader<'_>, how: Days) -> Result<Vec<DayBucket>> {
     let n = r.len()?;
-    let mut days: Vec<DayBucket> = Vec::with_capacity(r.bounded(n));
+    let mut days: Vec<DayBucket> = Vec::with_capacity(r.bounded(n) + 1); // see `read_ties`
     for _ in 0..n {
         let read = r.day()?;
         let day = match (how, days.last()) {

@@ -75,9 +75,35 @@ impl Writer {
         if self.1 == Sums::Shifted {
             let shift = sum.trailing_zeros().unwrap_or(0);
             self.uint(shift.into());
-            self.bytes(&(sum >> shift).to_bytes_le());
+            self.shifted_bytes(sum, shift);
         } else {
             self.bytes(&sum.to_bytes_le());
+        }
+    }
+    /// The bytes of `(sum >> shift).to_bytes_le()`, with their length, written from the
+    /// sum's digits: shifting and converting allocated twice for every sum of every body
+    /// encoded.
+    fn shifted_bytes(&mut self, sum: &BigUint, shift: u64) {
+        let len = (sum.bits() - shift).div_ceil(8).max(1); // zero is one byte, as to_bytes_le
+        self.uint64(len);
+        let (skip, offset) = ((shift / 64) as usize, (shift % 64) as u32);
+        let mut left = len;
+        let mut bits: u128 = 0;
+        let mut held = 0;
+        for (i, digit) in sum.iter_u64_digits().enumerate().skip(skip) {
+            let (digit, width) = if i == skip { (digit >> offset, 64 - offset) } else { (digit, 64) };
+            bits |= u128::from(digit) << held;
+            held += width;
+            while held >= 8 && left > 0 {
+                self.0.push(bits as u8);
+                bits >>= 8;
+                held -= 8;
+                left -= 1;
+            }
+        }
+        for _ in 0..left {
+            self.0.push(bits as u8);
+            bits >>= 8;
         }
     }
     pub(super) fn uint(&mut self, mut v: u128) {
@@ -98,6 +124,9 @@ impl Writer {
     /// lengths and days are most of what bodies hold, and most take one byte.
     #[inline]
     pub(super) fn uint64(&mut self, mut v: u64) {
+        if v < 0x80 {
+            return self.0.push(v as u8);
+        }
         while v >= 0x80 {
             self.0.push((v & 0x7f) as u8 | 0x80);
             v >>= 7;
@@ -186,6 +215,12 @@ impl<'a> Reader<'a> {
     /// `uint` of at most 64 bits, in 64-bit steps (see `Writer::uint64`).
     #[inline]
     pub(super) fn uint64(&mut self) -> Result<u64> {
+        if let Some(&b) = self.data.get(self.at) {
+            if b < 0x80 {
+                self.at += 1;
+                return Ok(b.into());
+            }
+        }
         let mut v: u64 = 0;
         for shift in (0..64).step_by(7) {
             let b = self.byte()?;

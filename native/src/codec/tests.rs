@@ -391,3 +391,26 @@ fn a_format_1_identifier_record_loads_with_its_incoming_ties_derived() {
     assert_eq!(facts.incoming[b as usize], vec![a]);
     assert!(facts.shares.get("s1").is_some_and(|sid| facts.shares.made(sid).is_some()));
 }
+
+#[test]
+fn a_shifted_sum_is_written_as_its_shifted_bytes() {
+    let mut values = vec![BigUint::default(), BigUint::from(1u32), BigUint::from(0x80u32) << 63];
+    let mut x = BigUint::from(0x9e37_79b9_7f4a_7c15u64);
+    for shift in [0, 1, 7, 8, 63, 64, 65, 127, 128, 600, 701] {
+        x = &x * 0x2545_f491_4f6c_dd1du64 + 1u32;
+        values.push(&x << shift);
+        values.push(BigUint::from(1u32) << shift);
+        values.push((BigUint::from(u64::MAX) << shift) + (BigUint::from(1u32) << (shift + 200)));
+    }
+    for sum in values {
+        let mut w = Writer::default().shifting();
+        w.sum(&sum);
+        let shift = sum.trailing_zeros().unwrap_or(0);
+        let mut expected = Writer::default();
+        expected.uint(shift.into());
+        expected.bytes(&(&sum >> shift).to_bytes_le());
+        assert_eq!(w.0, expected.0, "{sum:x}");
+        let mut r = Reader { data: &w.0, at: 0, sums: Sums::Shifted };
+        assert_eq!(r.sum(), Ok(sum));
+    }
+}
