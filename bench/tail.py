@@ -7,13 +7,14 @@ written to: give it a copy), with a cache of M MiB (by default 512, the engine's
 applies the first N batches of 50,000 lines of FILE (the lines that come after the
 directory's). It prints per batch its seconds (and each phase's), the process's RSS and
 the bodies read back from the store; then, in total, the seconds spent applying events,
-valuing the persons they touched (score changes) and writing to the store, how many
-bodies each of the first two read back from the store, and the core's largest
-structures (``Core.footprint``). ``--publish`` then publishes the table topics and prints
-how long that took and the most RSS it reached (sampled every 50 ms). ``--count`` also
-counts the core's allocations (``CRM2STREAM_COUNT_ALLOCATIONS``, set before the core
-loads) and prints, per phase, the most it held above what it held when the phase began.
-Run it pinned to one core (``taskset -c 1``).
+valuing the persons they touched (score changes) and writing to the store, the CPU time
+of the process over the batches (every thread's), how many bodies each of the first two
+read back from the store, and the core's largest structures (``Core.footprint``).
+``--publish`` then publishes the table topics and prints how long that took and the most
+RSS it reached (sampled every 50 ms). ``--count`` also counts the core's allocations
+(``CRM2STREAM_COUNT_ALLOCATIONS``, set before the core loads) and prints, per phase, the
+most it held above what it held when the phase began. Run it pinned to one core
+(``taskset -c 1``).
 """
 
 from __future__ import annotations
@@ -112,6 +113,7 @@ def main() -> None:
     engine.store.write = timed(spent, "store writes", engine.store.write)  # type: ignore[method-assign]
     total = 0.0
     before, at = 0, dict(spent)
+    cpu_before = time.process_time()
     with args.file.open("rb") as stream:
         for n, (chunk, _, _) in enumerate(read_chunks(stream, BATCH), start=1):
             started = time.perf_counter()
@@ -130,6 +132,7 @@ def main() -> None:
                 break
     parts = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in spent.items())
     print(f"batches {total:.2f} s: {parts}")
+    print(f"CPU over the batches, every thread: {time.process_time() - cpu_before:.2f} s")
     print("bodies read from the store: " + ", ".join(f"{k} {v:,}" for k, v in reads.items()))
     if above:
         most = ", ".join(f"{name} {size >> 20:,} MiB" for name, size in above.items())

@@ -41,6 +41,8 @@ def test_the_tail_bench_times_the_batches_after_a_directory_and_its_publication(
     parts = dict(part.rsplit(" ", 2)[:2] for part in spent.group(2).split(", "))
     assert set(parts) == {"applying", "score changes", "store writes"}, parts
     assert sum(float(s) for s in parts.values()) <= float(spent.group(1)) + 0.01
+    cpu = re.search(r"^CPU over the batches, every thread: ([\d.]+) s$", out, re.M)
+    assert cpu is not None and float(cpu[1]) > 0, out
     reads = re.search(
         r"^bodies read from the store: applying ([\d,]+), score changes ([\d,]+)$", out, re.M
     )
