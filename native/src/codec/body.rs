@@ -50,7 +50,8 @@ pub(super) fn write_ties(w: &mut Writer, ties: &[Tie], how: Days) {
         let step = tie.target - previous.target;
         w.uint64(step.into());
         if how == Days::Sparse {
-            w.int(if step == 0 { tie.day - previous.day } else { tie.day }.into());
+            let day = i64::from(tie.day);
+            w.int(if step == 0 { day - i64::from(previous.day) } else { day });
             write_counts(w, &tie.counts, None);
         } else {
             w.int(tie.day.into());
@@ -256,7 +257,7 @@ fn read_ties(r: &mut Reader<'_>, how: Days) -> Result<Vec<Tie>> {
     let n = r.len()?;
     // room for one more: a body is decoded to be added to, and a vector decoded full was
     // copied whole by the first push (1% of a tail's batches)
-    let mut out: Vec<Tie> = Vec::with_capacity(r.bounded(n) + 1);
+    let mut out: Vec<Tie> = Vec::with_capacity(r.bounded(n) + usize::from(n > 0));
     let mut target: Id = 0;
     for _ in 0..n {
         let step = r.number()?;
@@ -292,7 +293,7 @@ pub(super) fn read_keyed_body(r: &mut Reader<'_>) -> Result<(Body, Vec<StoredTie
 /// whose days do not is corrupt, not a body to store again.
 pub(super) fn read_days(r: &mut Reader<'_>, how: Days) -> Result<Vec<DayBucket>> {
     let n = r.len()?;
-    let mut days: Vec<DayBucket> = Vec::with_capacity(r.bounded(n) + 1); // see `read_ties`
+    let mut days: Vec<DayBucket> = Vec::with_capacity(r.bounded(n) + usize::from(n > 0)); // see `read_ties`
     for _ in 0..n {
         let read = r.day()?;
         let day = match (how, days.last()) {
