@@ -49,16 +49,9 @@ pub(super) fn write_ties(w: &mut Writer, ties: &[Tie], how: Days) {
     for tie in ties {
         let step = tie.target - previous.target;
         w.uint64(step.into());
-        if how == Days::Sparse {
-            let day = i64::from(tie.day);
-            w.int(if step == 0 { day - i64::from(previous.day) } else { day });
-            write_counts(w, &tie.counts, None);
-        } else {
-            w.int(tie.day.into());
-            for &c in &tie.counts {
-                w.uint64(c.into());
-            }
-        }
+        let day = i64::from(tie.day);
+        w.int(if step == 0 && how == Days::Sparse { day - i64::from(previous.day) } else { day });
+        write_counts(w, how, &tie.counts, None);
         previous = tie.clone();
     }
 }
@@ -69,20 +62,19 @@ pub(super) fn write_days(w: &mut Writer, days: &[DayBucket], how: Days) {
     for b in days {
         w.int(if how == Days::Whole { b.day() } else { b.day() - previous });
         previous = b.day();
-        if how == Days::Sparse {
-            write_counts(w, &b.counts, Some(b.amount));
-        } else {
-            for &c in &b.counts {
-                w.uint64(c.into());
-            }
-            w.uint(b.amount);
-        }
+        write_counts(w, how, &b.counts, Some(b.amount));
     }
 }
 
-/// Sparse counters: a mask with a bit per counter not zero (and, after the counters, a
-/// bit for an amount not zero), then those alone, in order.
-fn write_counts(w: &mut Writer, counts: &[u32], amount: Option<u128>) {
+/// Counters and, for a day bucket, its amount: every one, or (`Days::Sparse`) a mask
+/// with a bit per counter not zero (and, after the counters, a bit for an amount not
+/// zero), then those alone, in order.
+fn write_counts(w: &mut Writer, how: Days, counts: &[u32], amount: Option<u128>) {
+    if how != Days::Sparse {
+        counts.iter().for_each(|&c| w.uint64(c.into()));
+        amount.into_iter().for_each(|a| w.uint(a));
+        return;
+    }
     let mut mask: u64 = 0;
     for (i, &c) in counts.iter().enumerate() {
         mask |= u64::from(c != 0) << i;
@@ -101,7 +93,16 @@ fn write_counts(w: &mut Writer, counts: &[u32], amount: Option<u128>) {
 }
 
 /// Counters as `write_counts` wrote them, into `counts`; the amount, if it had a place.
-fn read_counts(r: &mut Reader<'_>, counts: &mut [u32], amount: Option<&mut u128>) -> Result<()> {
+fn read_counts(r: &mut Reader<'_>, how: Days, counts: &mut [u32], amount: Option<&mut u128>) -> Result<()> {
+    if how != Days::Sparse {
+        for count in counts.iter_mut() {
+            *count = r.count()?;
+        }
+        if let Some(amount) = amount {
+            *amount = r.uint()?;
+        }
+        return Ok(());
+    }
     let mut mask = r.uint64()?;
     let places = counts.len() + usize::from(amount.is_some());
     if mask >> places != 0 {
@@ -263,16 +264,10 @@ fn read_ties(r: &mut Reader<'_>, how: Days) -> Result<Vec<Tie>> {
         let step = r.number()?;
         target = target.checked_add(step).ok_or("tie target out of range")?;
         let mut tie = Tie { target, day: r.day()?, counts: [0; 4] };
-        if how == Days::Sparse {
-            if let (0, Some(last)) = (step, out.last()) {
-                tie.day = last.day.checked_add(tie.day).ok_or("day out of range")?;
-            }
-            read_counts(r, &mut tie.counts, None)?;
-        } else {
-            for count in &mut tie.counts {
-                *count = r.count()?;
-            }
+        if let (Days::Sparse, 0, Some(last)) = (how, step, out.last()) {
+            tie.day = last.day.checked_add(tie.day).ok_or("day out of range")?;
         }
+        read_counts(r, how, &mut tie.counts, None)?;
         out.push(tie);
     }
     if !out.is_sorted_by_key(|t| (t.target, t.day)) {
@@ -304,14 +299,7 @@ pub(super) fn read_days(r: &mut Reader<'_>, how: Days) -> Result<Vec<DayBucket>>
             return Err("day buckets out of order".into());
         }
         let mut b = DayBucket { day, ..DayBucket::default() };
-        if how == Days::Sparse {
-            read_counts(r, &mut b.counts, Some(&mut b.amount))?;
-        } else {
-            for count in &mut b.counts {
-                *count = r.count()?;
-            }
-            b.amount = r.uint()?;
-        }
+        read_counts(r, how, &mut b.counts, Some(&mut b.amount))?;
         days.push(b);
     }
     Ok(days)
