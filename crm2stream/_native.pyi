@@ -14,6 +14,9 @@ def frame(data: bytes, start: int, limit: int, last: bool) -> tuple[bytes, int, 
 def json_fault(line: bytes) -> tuple[str, str] | None:
     """Why a line is not I-JSON, as (reason, error); None when it is."""
 
+class CorruptRecord(ValueError):
+    """A checkpoint record the core cannot read: damaged, or of a version it does not know."""
+
 class JsonArray:
     """A JSON array body framed into log lines, one per element; raises ValueError when
     the body is not one array."""

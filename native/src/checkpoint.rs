@@ -78,6 +78,9 @@ pub struct Segment {
     keyed: Option<u32>,
 }
 
+/// Records for the store to write, as (key, record).
+pub type StoreWrites = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// The store key of an identifier's body as checkpoint `seq` wrote it.
 pub fn body_key(key: &str, seq: u32) -> Vec<u8> {
     format!("i/{key}\x1f{seq:08x}").into_bytes()
@@ -180,12 +183,12 @@ impl Segment {
     /// The next bodies to store, as (store key, record), about `PART_BYTES` of them; None
     /// once all are handed out, and from the start when the checkpoint has no number (its
     /// bodies are in its segment).
-    pub fn next_bodies(&mut self, facts: &Facts) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
-        let seq = self.keyed?;
+    pub fn next_bodies(&mut self, facts: &Facts) -> Result<Option<StoreWrites>, String> {
+        let Some(seq) = self.keyed else { return Ok(None) };
         let mut out = Vec::new();
         let mut size = 0;
         if self.body_at >= self.bodies.len() {
-            return None;
+            return Ok(None);
         }
         while size < PART_BYTES && self.body_at < self.bodies.len() {
             let (id, _, _, resident) = self.bodies[self.body_at];
@@ -194,14 +197,16 @@ impl Segment {
                 continue; // written ahead under this checkpoint's number
             }
             let ident = &facts.idents[id as usize];
-            let record = match &ident.packed {
-                Some(packed) => packed.to_vec(),
-                None => codec::encode_body(facts.body(id), Vec::new()),
+            let record = match (&ident.packed, &ident.body, &ident.earlier) {
+                (Some(packed), _, _) => packed.to_vec(),
+                (None, Some(body), Some(earlier)) => codec::encode_body_over(body, earlier, Vec::new())
+                    .map_err(|e| format!("body of {}: {e}", facts.key(id)))?,
+                _ => codec::encode_body(facts.body(id), Vec::new()),
             };
             size += record.len();
             out.push((body_key(facts.key(id), seq), record));
         }
-        Some(out)
+        Ok(Some(out))
     }
 
     /// The store keys of the bodies this checkpoint replaces: delete them in the write

@@ -115,6 +115,10 @@ pub struct Ident {
     pub spilled: u32,
     /// None while it is packed or only the store holds it (see `stored` and `spilled`)
     pub body: Option<Box<Body>>,
+    /// With `body`, when it was opened to be added to (`codec::open_body`): the record it
+    /// was opened over, whose day buckets and ties are not in `body` (its consent and
+    /// sums are). Readers of the whole body merge them first (`Facts::missing`).
+    pub earlier: Option<Box<[u8]>>,
     /// the body encoded as the store keeps it (`codec::encode_body`), held in memory
     /// instead of decoded: a fraction of the memory, and read back without the store (see
     /// `Facts::evict`). Never together with `body`.
@@ -123,6 +127,13 @@ pub struct Ident {
     pub recent: bool,
     /// the bytes of its decoded body when last counted (`Facts::held`)
     pub counted: u32,
+}
+
+impl Ident {
+    /// About how many bytes its decoded body holds, with the record it was opened over.
+    pub fn decoded_bytes(&self) -> usize {
+        self.body.as_deref().map_or(0, Body::bytes) + self.earlier.as_deref().map_or(0, <[u8]>::len)
+    }
 }
 
 pub use crate::ids::{IdSet, SeenIds};
@@ -282,7 +293,10 @@ impl Facts {
     /// before making it (`wants`), so a missing one is a bug, not a state.
     pub fn body(&self, id: Id) -> &Body {
         let ident = &self.idents[id as usize];
-        ident.body.as_deref().unwrap_or_else(|| panic!("the body of {} is not resident", self.key(id)))
+        match (ident.body.as_deref(), &ident.earlier) {
+            (Some(body), None) => body,
+            _ => panic!("the body of {} is not resident whole", self.key(id)),
+        }
     }
 
     /// Before an identifier's sums or consent change (see `standing`).
@@ -337,7 +351,7 @@ impl Facts {
         self.grown.drain();
         self.held = 0;
         for ident in &mut self.idents {
-            let bytes = ident.body.as_deref().map_or(0, Body::bytes);
+            let bytes = ident.decoded_bytes();
             ident.counted = u32::try_from(bytes).unwrap_or(u32::MAX);
             self.held += bytes;
         }

@@ -13,6 +13,19 @@ pub(crate) fn insort<T: Ord>(list: &mut Vec<T>, item: T) {
     list.insert(at, item);
 }
 
+/// Add `source` to the identifiers with ties into one. A body opened to be added to
+/// (`codec::open_body`) holds the ties of its latest events alone, so a tie new to it may
+/// be known already: the list may name a source more than once, and it is sorted and
+/// each kept once whenever it is full, before it grows (a few times over its life, each
+/// at least half of its length after the one before).
+fn push_source(sources: &mut Vec<Id>, source: Id) {
+    if sources.len() == sources.capacity() && sources.len() >= 8 {
+        sources.sort_unstable();
+        sources.dedup();
+    }
+    sources.push(source);
+}
+
 impl Facts {
     /// Apply one valid event whose event_id was not accepted before (the caller knows:
     /// `seen`, or a keyed index of its own).
@@ -124,7 +137,7 @@ impl Facts {
                     if index >= self.incoming.len() {
                         self.incoming.resize(self.idents.len().max(index + 1), Vec::new());
                     }
-                    self.incoming[index].push(actor);
+                    push_source(&mut self.incoming[index], actor);
                 }
             }
         }

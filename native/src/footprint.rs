@@ -22,7 +22,7 @@ pub fn footprint(facts: &Facts) -> Vec<(&'static str, usize, usize)> {
                 + facts.firsts.bytes()
                 + idents.iter().map(|i| i.shares.capacity() * 4).sum::<usize>(),
         ),
-        ("resident bodies", resident.len(), resident.iter().map(|b| b.bytes()).sum()),
+        ("resident bodies", resident.len(), idents.iter().map(Ident::decoded_bytes).sum()),
         ("packed bodies", idents.iter().filter(|i| i.packed.is_some()).count(), facts.packed),
         ("identifier ids", facts.keys.len(), facts.keys.bytes()),
         (
@@ -92,7 +92,12 @@ pub fn measure_by_dropping(facts: &mut Facts) -> Option<Vec<(&'static str, usize
     allocator::held()?;
     // each structure, and how to drop it: in this order, a body before its identifier
     let drops: [Release; 17] = [
-        ("resident bodies", |f| f.idents.iter_mut().for_each(|i| i.body = None)),
+        ("resident bodies", |f| {
+            f.idents.iter_mut().for_each(|i| {
+                i.body = None;
+                i.earlier = None;
+            })
+        }),
         ("packed bodies", |f| f.idents.iter_mut().for_each(|i| i.packed = None)),
         ("identifiers", |f| f.idents = Vec::new()),
         ("identifier first events", |f| f.firsts = Default::default()),

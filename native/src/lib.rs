@@ -53,6 +53,7 @@ use pyo3::prelude::*;
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     allocator::configure();
     m.add_class::<pycore::Core>()?;
+    m.add("CorruptRecord", m.py().get_type::<pycore::CorruptRecord>())?;
     m.add_class::<bindings::JsonArray>()?;
     m.add_class::<bindings::TopicLatest>()?;
     m.add_function(wrap_pyfunction!(bindings::json_fault, m)?)?;

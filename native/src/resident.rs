@@ -74,13 +74,26 @@ impl Facts {
         }
     }
 
-    /// Mark `ids` as asked for and decode those packed; those whose bodies only the
+    /// Mark `ids` as asked for and make their bodies whole: decode those packed, merge
+    /// into those opened what they were opened over; return those whose bodies only the
     /// store holds, each once.
     pub fn missing(&mut self, ids: &[Id]) -> Result<Vec<Id>, String> {
         let mut out = IdSet::default();
         for &id in ids {
             let ident = &mut self.idents[id as usize];
             ident.recent = true;
+            if let Some(earlier) = ident.earlier.take() {
+                let mut body = ident.body.take().expect("a body opened over its record");
+                let merged = codec::merge_earlier(self, &mut body, &earlier);
+                self.idents[id as usize].body = Some(body);
+                if let Err(e) = merged {
+                    // a corrupt record: the body stays opened over it, never taken for whole
+                    self.idents[id as usize].earlier = Some(earlier);
+                    return Err(format!("body of {}: {e}", self.key(id)));
+                }
+                self.grown.insert(id);
+                continue;
+            }
             if ident.body.is_some() {
                 continue;
             }
@@ -95,6 +108,29 @@ impl Facts {
         Ok(out.drain())
     }
 
+    /// Mark `ids` as asked for and make their bodies ready to be added to: a packed body
+    /// is opened over its record (`codec::open_body`), without decoding its history;
+    /// return those whose bodies only the store holds, each once (`install` them with
+    /// `open`).
+    pub fn unopened(&mut self, ids: &[Id]) -> Result<Vec<Id>, String> {
+        let mut out = IdSet::default();
+        for &id in ids {
+            let ident = &mut self.idents[id as usize];
+            ident.recent = true;
+            if ident.body.is_some() {
+                continue;
+            }
+            match ident.packed.take() {
+                Some(packed) => {
+                    self.packed -= packed.len();
+                    self.install_open(id, packed)?;
+                }
+                None => out.insert(id),
+            }
+        }
+        Ok(out.drain())
+    }
+
     /// The store key of a non-resident identifier's body.
     pub fn body_key(&self, id: Id) -> Vec<u8> {
         let ident = &self.idents[id as usize];
@@ -102,15 +138,30 @@ impl Facts {
         crate::checkpoint::body_key(self.key(id), seq)
     }
 
-    /// Make a fetched body resident.
+    /// Make a fetched or packed body resident, decoded whole.
     pub fn install(&mut self, id: Id, record: &[u8]) -> Result<(), String> {
         let body = codec::decode_body(self, record).map_err(|e| format!("body of {}: {e}", self.key(id)))?;
-        let bytes = body.bytes();
-        self.held += bytes;
-        let ident = &mut self.idents[id as usize];
-        ident.counted = u32::try_from(bytes).unwrap_or(u32::MAX);
-        ident.body = Some(Box::new(body));
+        self.reside(id, body, None);
         Ok(())
+    }
+
+    /// Make a fetched or packed body resident to be added to: opened over its record
+    /// (`codec::open_body`), or decoded whole if its format has no parts.
+    pub fn install_open(&mut self, id: Id, record: Box<[u8]>) -> Result<(), String> {
+        match codec::open_body(&record).map_err(|e| format!("body of {}: {e}", self.key(id)))? {
+            Some(body) => self.reside(id, body, Some(record)),
+            None => self.install(id, &record)?,
+        }
+        Ok(())
+    }
+
+    fn reside(&mut self, id: Id, body: Body, earlier: Option<Box<[u8]>>) {
+        let ident = &mut self.idents[id as usize];
+        ident.body = Some(Box::new(body));
+        ident.earlier = earlier;
+        let bytes = ident.decoded_bytes();
+        self.held += bytes;
+        ident.counted = u32::try_from(bytes).unwrap_or(u32::MAX);
     }
 
     /// While the decoded bodies hold more than a `DECODED_SHARE`th of `budget` bytes, or
@@ -120,11 +171,11 @@ impl Facts {
     /// number of the next checkpoint), returned as (store key, record) under that number,
     /// for the caller to write with its batch, and read back from there (without `ahead`
     /// dirty bodies stay packed).
-    pub fn evict(&mut self, budget: usize, ahead: Option<u32>) -> Vec<(Vec<u8>, Vec<u8>)> {
+    pub fn evict(&mut self, budget: usize, ahead: Option<u32>) -> Result<crate::checkpoint::StoreWrites, String> {
         for id in self.grown.drain() {
             let ident = &mut self.idents[id as usize];
-            if let Some(body) = ident.body.as_deref() {
-                let bytes = body.bytes();
+            if ident.body.is_some() {
+                let bytes = ident.decoded_bytes();
                 self.held = self.held + bytes - ident.counted as usize;
                 ident.counted = u32::try_from(bytes).unwrap_or(u32::MAX);
             }
@@ -151,7 +202,11 @@ impl Facts {
             }
             if let Some(body) = ident.body.take() {
                 held -= std::mem::take(&mut ident.counted) as usize;
-                scratch = codec::encode_body(&body, scratch);
+                scratch = match ident.earlier.take() {
+                    Some(earlier) => codec::encode_body_over(&body, &earlier, scratch)
+                        .map_err(|e| format!("body of {}: {e}", self.keys.name(at as Id)))?,
+                    None => codec::encode_body(&body, scratch),
+                };
                 self.packed += scratch.len();
                 self.idents[at].packed = Some(Box::from(scratch.as_slice()));
                 // the person is memoised for its members together: whoever needs it again
@@ -173,6 +228,6 @@ impl Facts {
         }
         self.held = held;
         written.sort_unstable(); // in key order, as a checkpoint writes them
-        written
+        Ok(written)
     }
 }

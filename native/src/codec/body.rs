@@ -1,21 +1,131 @@
 //! Identifier bodies: their day buckets, ties, consent and decayed sums, as the store
 //! keeps them under their keys (and the cache packs them), and glances at them.
 
-use super::{Reader, Result, Writer, BODY_FORMAT, BODY_FORMAT_2, BODY_FORMAT_3, BODY_FORMAT_4, FORMAT};
+use super::{Reader, Result, Writer, BODY_FORMAT, BODY_FORMAT_2, BODY_FORMAT_3, BODY_FORMAT_4, BODY_FORMAT_5, FORMAT};
 use crate::facts::{Body, ConsentEntry, DayBucket, Facts, Id, Scope, Tie, COUNTERS};
 use num_bigint::BigUint;
 use std::collections::BTreeMap;
 
 /// An identifier's body as the store keeps it under its key (and the cache packs it):
 /// its consent and sums first, so that a glance reads no further, then its day buckets
-/// and ties, each day and each tie's target as the step from the one before, and of
-/// their counters only those not zero (`Days::Sparse`).
+/// and ties as parts (here one), each day and each tie's target as the step from the one
+/// before, and of their counters only those not zero (`Days::Sparse`).
 pub fn encode_body(body: &Body, buffer: Vec<u8>) -> Vec<u8> {
     let mut w = Writer::into(buffer, BODY_FORMAT).shifting();
     write_consent_and_sums(&mut w, body);
+    w.uint64(1);
     write_days(&mut w, &body.days, Days::Sparse);
     write_ties(&mut w, &body.out, Days::Sparse);
     w.0
+}
+
+/// The most parts a body's record holds. An event is applied to a body opened over its
+/// record (`open_body`: its consent and sums, and none of its history), and packing it
+/// again writes what the events added as one more part in front of the record's parts,
+/// copied as they are: neither step decodes or encodes the history. Past this many parts
+/// they are merged into one, which does; and a reader of the whole body merges them.
+pub const MAX_PARTS: usize = 8;
+
+/// `body` opened over `earlier` (see `MAX_PARTS`): its consent and sums whole, its day
+/// buckets and ties those added since it was opened. Its part is written first (none if
+/// it has no day bucket nor tie), then those of `earlier` as they are, or merged with
+/// them into one when that would make more than `MAX_PARTS`.
+pub fn encode_body_over(body: &Body, earlier: &[u8], buffer: Vec<u8>) -> Result<Vec<u8>> {
+    let (mut r, count) = parts_of(earlier)?;
+    let mut w = Writer::into(buffer, BODY_FORMAT).shifting();
+    write_consent_and_sums(&mut w, body);
+    if body.days.is_empty() && body.out.is_empty() {
+        // nothing added but to its consent or sums (a sharer credited): no part
+        w.uint64(count as u64);
+        w.0.extend_from_slice(r.rest());
+        return Ok(w.0);
+    }
+    if count < MAX_PARTS {
+        w.uint64(count as u64 + 1);
+        write_days(&mut w, &body.days, Days::Sparse);
+        write_ties(&mut w, &body.out, Days::Sparse);
+        w.0.extend_from_slice(r.rest());
+        return Ok(w.0);
+    }
+    let (mut days, mut ties) = (body.days.clone(), body.out.clone());
+    read_parts(&mut r, count, &mut days, &mut ties)?;
+    w.uint64(1);
+    write_days(&mut w, &days, Days::Sparse);
+    write_ties(&mut w, &ties, Days::Sparse);
+    Ok(w.0)
+}
+
+/// A body whose record has parts (formats 5 and 6), opened to be added to: its consent
+/// and sums, without its day buckets and ties (see `MAX_PARTS`); None for a record of
+/// an earlier format, which is decoded whole.
+pub fn open_body(data: &[u8]) -> Result<Option<Body>> {
+    match data.first() {
+        Some(&format @ (BODY_FORMAT | BODY_FORMAT_5)) => {
+            let mut r = Reader::new(data, format)?.shifting(true);
+            let consent = read_consent(&mut r)?;
+            Ok(Some(Body { days: Vec::new(), out: Vec::new(), consent, sums: read_sums(&mut r)? }))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Merge into a body opened over `earlier` (`open_body`) the day buckets and ties of
+/// `earlier`: the body whole.
+pub fn merge_earlier(facts: &Facts, body: &mut Body, earlier: &[u8]) -> Result<()> {
+    let (mut r, count) = parts_of(earlier)?;
+    read_parts(&mut r, count, &mut body.days, &mut body.out)?;
+    check_ties(facts, &body.out)
+}
+
+/// A reader of a record with parts, at its first part, and how many it has (a record of
+/// format 5 has one, not counted).
+pub(super) fn parts_of(data: &[u8]) -> Result<(Reader<'_>, usize)> {
+    let format = *data.first().ok_or("record ends early")?;
+    if format != BODY_FORMAT && format != BODY_FORMAT_5 {
+        return Err("body of a format without parts opened".into());
+    }
+    let mut r = Reader::new(data, format)?.shifting(true);
+    skip_consent_and_sums(&mut r)?;
+    let count = if format == BODY_FORMAT { r.len()? } else { 1 };
+    Ok((r, count))
+}
+
+/// Read `count` parts into `days` and `ties` (which may hold some already), then order
+/// them and add up what two parts hold for the same day, or the same target and day.
+fn read_parts(r: &mut Reader<'_>, count: usize, days: &mut Vec<DayBucket>, ties: &mut Vec<Tie>) -> Result<()> {
+    for _ in 0..count {
+        read_days(r, Days::Sparse, days)?;
+        read_ties(r, Days::Sparse, ties)?;
+    }
+    if !days.is_sorted_by(|a, b| a.day < b.day) {
+        days.sort_by_key(|b| b.day);
+        days.dedup_by(|later, kept| {
+            let same = later.day == kept.day;
+            if same {
+                add_counts(&mut kept.counts, &later.counts);
+                kept.amount += later.amount;
+            }
+            same
+        });
+    }
+    if !ties.is_sorted_by(|a, b| (a.target, a.day) < (b.target, b.day)) {
+        ties.sort_by_key(|t| (t.target, t.day));
+        ties.dedup_by(|later, kept| {
+            let same = (later.target, later.day) == (kept.target, kept.day);
+            if same {
+                add_counts(&mut kept.counts, &later.counts);
+            }
+            same
+        });
+    }
+    Ok(())
+}
+
+/// Counters of two parts added up, saturating as counting them one by one does.
+fn add_counts(kept: &mut [u32], other: &[u32]) {
+    for (k, o) in kept.iter_mut().zip(other) {
+        *k = k.saturating_add(*o);
+    }
 }
 
 /// `body` as formats 2 and 3 wrote it, and identifier records still hold it inline:
@@ -159,13 +269,19 @@ pub fn decode_body(facts: &Facts, data: &[u8]) -> Result<Body> {
             body.out = resolve_ties(facts, ties)?;
             return Ok(body);
         }
-        Some(&format @ (BODY_FORMAT | BODY_FORMAT_4)) => {
-            let how = if format == BODY_FORMAT { Days::Sparse } else { Days::Stepped };
-            let mut r = Reader::new(data, format)?.shifting(true);
+        Some(&(BODY_FORMAT | BODY_FORMAT_5)) => {
+            let mut body = open_body(data)?.expect("a record with parts");
+            merge_earlier(facts, &mut body, data)?;
+            return Ok(body);
+        }
+        Some(&BODY_FORMAT_4) => {
+            let mut r = Reader::new(data, BODY_FORMAT_4)?.shifting(true);
             let consent = read_consent(&mut r)?;
             let sums = read_sums(&mut r)?;
-            let days = read_days(&mut r, how)?;
-            Body { days, out: read_ties(&mut r, how)?, consent, sums }
+            let mut body = Body { days: Vec::new(), out: Vec::new(), consent, sums };
+            read_days(&mut r, Days::Stepped, &mut body.days)?;
+            read_ties(&mut r, Days::Stepped, &mut body.out)?;
+            body
         }
         _ => read_body(&mut body_reader(data)?)?,
     };
@@ -194,7 +310,7 @@ pub fn glance_body(facts: &Facts, data: &[u8]) -> Result<Glance> {
             let body = decode_body(facts, data)?;
             return Ok(Glance { consent: body.consent, sums: body.sums });
         }
-        Some(&format @ (BODY_FORMAT | BODY_FORMAT_4)) => {
+        Some(&format @ (BODY_FORMAT | BODY_FORMAT_5 | BODY_FORMAT_4)) => {
             let mut r = Reader::new(data, format)?.shifting(true);
             return Ok(Glance { consent: read_consent(&mut r)?, sums: read_sums(&mut r)? });
         }
@@ -247,62 +363,70 @@ pub fn resolve_ties(facts: &Facts, ties: Vec<StoredTie>) -> Result<Vec<Tie>> {
 
 /// A body as `write_days_first` wrote it.
 pub(super) fn read_body(r: &mut Reader<'_>) -> Result<Body> {
-    let days = read_days(r, Days::Whole)?;
-    let out = read_ties(r, Days::Whole)?;
+    let (mut days, mut out) = (Vec::new(), Vec::new());
+    read_days(r, Days::Whole, &mut days)?;
+    read_ties(r, Days::Whole, &mut out)?;
     let consent = read_consent(r)?;
     let sums = read_sums(r)?;
     Ok(Body { days, out, consent, sums })
 }
 
-fn read_ties(r: &mut Reader<'_>, how: Days) -> Result<Vec<Tie>> {
+/// Ties as `write_ties` wrote them, added to `out` (a part of a body, in (target, day)
+/// order: a record whose ties are not is corrupt).
+fn read_ties(r: &mut Reader<'_>, how: Days, out: &mut Vec<Tie>) -> Result<()> {
     let n = r.len()?;
     // room for one more: a body is decoded to be added to, and a vector decoded full was
     // copied whole by the first push (1% of a tail's batches)
-    let mut out: Vec<Tie> = Vec::with_capacity(r.bounded(n) + usize::from(n > 0));
+    out.reserve(r.bounded(n) + usize::from(n > 0));
+    let from = out.len();
     let mut target: Id = 0;
     for _ in 0..n {
         let step = r.number()?;
         target = target.checked_add(step).ok_or("tie target out of range")?;
         let mut tie = Tie { target, day: r.day()?, counts: [0; 4] };
-        if let (Days::Sparse, 0, Some(last)) = (how, step, out.last()) {
+        if let (Days::Sparse, 0, Some(last)) = (how, step, out[from..].last()) {
             tie.day = last.day.checked_add(tie.day).ok_or("day out of range")?;
         }
         read_counts(r, how, &mut tie.counts, None)?;
         out.push(tie);
     }
-    if !out.is_sorted_by_key(|t| (t.target, t.day)) {
+    if !out[from..].is_sorted_by_key(|t| (t.target, t.day)) {
         return Err("ties out of order".into());
     }
-    Ok(out)
+    Ok(())
 }
 
 pub(super) fn read_keyed_body(r: &mut Reader<'_>) -> Result<(Body, Vec<StoredTie>)> {
-    let days = read_days(r, Days::Whole)?;
+    let mut days = Vec::new();
+    read_days(r, Days::Whole, &mut days)?;
     let ties = read_keyed_ties(r)?;
     let consent = read_consent(r)?;
     let sums = read_sums(r)?;
     Ok((Body { days, out: Vec::new(), consent, sums }, ties))
 }
 
-/// Day buckets as `write_days` wrote them. Days increase, as a body keeps them: a record
-/// whose days do not is corrupt, not a body to store again.
-pub(super) fn read_days(r: &mut Reader<'_>, how: Days) -> Result<Vec<DayBucket>> {
+/// Day buckets as `write_days` wrote them, added to `out`. Days increase, as a body (or
+/// a part of one) keeps them: a record whose days do not is corrupt, not a body to store
+/// again.
+pub(super) fn read_days(r: &mut Reader<'_>, how: Days, out: &mut Vec<DayBucket>) -> Result<()> {
     let n = r.len()?;
-    let mut days: Vec<DayBucket> = Vec::with_capacity(r.bounded(n) + usize::from(n > 0)); // see `read_ties`
+    out.reserve(r.bounded(n) + usize::from(n > 0)); // see `read_ties`
+    let from = out.len();
     for _ in 0..n {
         let read = r.day()?;
-        let day = match (how, days.last()) {
-            (Days::Stepped | Days::Sparse, Some(last)) => last.day.checked_add(read).ok_or("day out of range")?,
+        let last = out[from..].last().map(|b| b.day);
+        let day = match (how, last) {
+            (Days::Stepped | Days::Sparse, Some(last)) => last.checked_add(read).ok_or("day out of range")?,
             _ => read,
         };
-        if days.last().is_some_and(|last| last.day >= day) {
+        if last.is_some_and(|last| last >= day) {
             return Err("day buckets out of order".into());
         }
         let mut b = DayBucket { day, ..DayBucket::default() };
         read_counts(r, how, &mut b.counts, Some(&mut b.amount))?;
-        days.push(b);
+        out.push(b);
     }
-    Ok(days)
+    Ok(())
 }
 
 pub(super) fn read_keyed_ties(r: &mut Reader<'_>) -> Result<Vec<StoredTie>> {
@@ -340,4 +464,24 @@ pub(super) fn read_sums(r: &mut Reader<'_>) -> Result<[BigUint; 4]> {
         *sum = r.sum()?;
     }
     Ok(sums)
+}
+
+/// Step over what `write_consent_and_sums` wrote, allocating nothing.
+fn skip_consent_and_sums(r: &mut Reader<'_>) -> Result<()> {
+    for _ in 0..r.len()? {
+        for _ in 0..3 {
+            r.bytes()?;
+        }
+        for _ in 0..r.len()? {
+            r.int()?;
+            r.bytes()?;
+            r.byte()?;
+            r.opt_int()?;
+        }
+    }
+    for _ in 0..4 {
+        r.uint()?;
+        r.bytes()?;
+    }
+    Ok(())
 }

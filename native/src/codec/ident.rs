@@ -33,9 +33,12 @@ pub fn encode_ident(facts: &Facts, id: Id, inline: bool, buffer: Vec<u8>) -> Vec
         w.opt_text(share.parent.map(|parent| facts.shares.key(parent)));
         w.uint(share.recipients.into());
     }
-    let incoming = facts.incoming.get(id as usize).map_or(&[][..], Vec::as_slice);
+    // each once, in order (`Facts::receive` may hold one more than once)
+    let mut incoming = facts.incoming.get(id as usize).cloned().unwrap_or_default();
+    incoming.sort_unstable();
+    incoming.dedup();
     w.uint(incoming.len() as u128);
-    for &source in incoming {
+    for &source in &incoming {
         w.uint(source.into());
     }
     if inline {
@@ -127,6 +130,7 @@ pub fn decode_ident(facts: &mut Facts, key: &str, data: &[u8]) -> Result<Named> 
     ident.shares = shares;
     ident.stored = stored;
     ident.body = body;
+    ident.earlier = None;
     ident.packed = None;
     Ok(Named { incoming: Some(incoming), ties, published })
 }
@@ -150,7 +154,8 @@ fn decode_ident_v1(facts: &mut Facts, key: &str, data: &[u8]) -> Result<Named> {
     let mut r = Reader::new(data, FORMAT)?;
     let first = (r.int()?, r.text()?);
     let (id, _) = facts.intern(key, (first.0, &first.1));
-    let days = read_days(&mut r, Days::Whole)?;
+    let mut days = Vec::new();
+    read_days(&mut r, Days::Whole, &mut days)?;
     let ties = read_keyed_ties(&mut r)?;
     let shares = read_shares(&mut r, facts, id)?;
     let consent = read_consent(&mut r)?;

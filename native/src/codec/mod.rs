@@ -12,7 +12,9 @@ mod records;
 #[cfg(test)]
 mod tests;
 
-pub use body::{check_ties, decode_body, encode_body, glance_body, resolve_ties, Glance};
+pub use body::{
+    check_ties, decode_body, encode_body, encode_body_over, glance_body, merge_earlier, open_body, resolve_ties, Glance,
+};
 pub use ident::{decode_ident, encode_ident, Named, Sources};
 pub use records::{decode_emitted, decode_pair, decode_referrals, encode_emitted, encode_pair, encode_referrals};
 
@@ -28,12 +30,14 @@ pub(super) const FORMAT: u8 = 1;
 pub(super) const IDENT_FORMAT: u8 = 4;
 pub(super) const IDENT_FORMAT_3: u8 = 3;
 pub(super) const IDENT_FORMAT_2: u8 = 2;
-/// Bodies with their consent and sums first, so that a glance reads only them, their
-/// days stepped and of their counters only those not zero (format 4, still read, wrote
-/// every counter; format 3 wrote the days first and each whole, and before it: format 2
-/// wrote the sums whole; format 1 named the ties' targets by key, and decoding looked
-/// every one up).
-pub(super) const BODY_FORMAT: u8 = 5;
+/// Bodies with their consent and sums first, so that a glance reads only them, then their
+/// day buckets and ties in parts (`body::MAX_PARTS`), days stepped and of their counters
+/// only those not zero. Format 5, still read, had one part and did not count it; format 4
+/// wrote every counter; format 3 wrote the days first and each whole, and before it:
+/// format 2 wrote the sums whole; format 1 named the ties' targets by key, and decoding
+/// looked every one up.
+pub(super) const BODY_FORMAT: u8 = 6;
+pub(super) const BODY_FORMAT_5: u8 = 5;
 pub(super) const BODY_FORMAT_4: u8 = 4;
 pub(super) const BODY_FORMAT_3: u8 = 3;
 pub(super) const BODY_FORMAT_2: u8 = 2;
@@ -234,6 +238,10 @@ impl<'a> Reader<'a> {
             }
         }
         Err("varint too long".into())
+    }
+    /// What is left of the record, unread.
+    pub(super) fn rest(&self) -> &'a [u8] {
+        &self.data[self.at..]
     }
     pub(super) fn len(&mut self) -> Result<usize> {
         usize::try_from(self.uint64()?).map_err(|e| e.to_string())

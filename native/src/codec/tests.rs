@@ -1,4 +1,4 @@
-use super::body::{write_consent_and_sums, write_days, write_days_first, write_ties, Days};
+use super::body::{write_consent_and_sums, write_days, write_days_first, write_ties, Days, MAX_PARTS};
 use super::*;
 use crate::checkpoint::Loader;
 use crate::facts::{Body, DayBucket, Facts, Tie, COUNTERS};
@@ -121,7 +121,7 @@ fn days_are_written_as_steps_and_a_record_whose_days_do_not_increase_is_corrupt(
     write_days_first(&mut w, &repeated);
     assert!(decode_body(&facts, &w.0).unwrap_err().contains("out of order"));
     // formats 4 (every counter) and 5 (a mask of those not zero)
-    for (format, zeros) in [(BODY_FORMAT_4, COUNTERS + 1), (BODY_FORMAT, 1)] {
+    for (format, zeros) in [(BODY_FORMAT_4, COUNTERS + 1), (BODY_FORMAT_5, 1)] {
         for steps in [[20_400, 0], [20_400, -1]] {
             let mut w = Writer::into(Vec::new(), format).shifting();
             w.uint(0); // consent
@@ -188,7 +188,7 @@ fn a_counter_mask_that_does_not_say_what_follows_is_a_corrupt_record() {
     let mut facts = Facts::new(Scales::new(30.0), [1; 4], vec![1], 0);
     facts.intern("qq:a", (1, "e1"));
     let record = |days: &[(u64, &[u64])], ties: &[(u64, &[u64])]| {
-        let mut w = Writer::into(Vec::new(), BODY_FORMAT).shifting();
+        let mut w = Writer::into(Vec::new(), BODY_FORMAT_5).shifting();
         write_consent_and_sums(&mut w, &Body::default());
         for list in [days, ties] {
             w.uint64(list.len() as u64);
@@ -412,5 +412,123 @@ fn a_shifted_sum_is_written_as_its_shifted_bytes() {
         assert_eq!(w.0, expected.0, "{sum:x}");
         let mut r = Reader { data: &w.0, at: 0, sums: Sums::Shifted };
         assert_eq!(r.sum(), Ok(sum));
+    }
+}
+
+/// What a batch adds to `body_of_every_counter` (and to a body opened over it): a day it
+/// has and one it has not, a tie it has (at its limit: adding saturates) and a new one,
+/// a consent entry and a sum.
+fn add_a_batch(body: &mut Body, round: u32) {
+    body.bucket(20_400).bump(1);
+    body.bucket(20_400).counts[7] = body.bucket(20_400).counts[7].saturating_add(1);
+    body.bucket(20_500 + i64::from(round)).bump(2);
+    body.bucket(20_005).amount += 5;
+    for (target, day, field) in [(1, 19_000, 3), (0, 20_600 + round as i32, 0)] {
+        match body.out.binary_search_by(|t| (t.target, t.day).cmp(&(target, day))) {
+            Ok(at) => body.out[at].counts[field] = body.out[at].counts[field].saturating_add(1),
+            Err(at) => {
+                let mut tie = Tie { target, day, counts: [0; 4] };
+                tie.counts[field] = 1;
+                body.out.insert(at, tie);
+            }
+        }
+    }
+    let scope = ("brand".to_string(), "marketing".to_string(), "email".to_string());
+    crate::fold::insort(body.consent.entry(scope).or_default(), (i64::from(round), format!("p{round}"), true, None));
+    body.sums[1] += BigUint::from(round + 1) << 700;
+}
+
+#[test]
+fn a_body_opened_and_packed_again_adds_a_part_and_reads_back_whole() {
+    let mut facts = Facts::new(Scales::new(30.0), [1; 4], vec![1], 0);
+    for key in ["qq:a", "qq:b"] {
+        facts.intern(key, (1, "e1"));
+    }
+    let mut whole = body_of_every_counter();
+    let mut record = encode_body(&whole, Vec::new());
+    assert_eq!(record[0], BODY_FORMAT);
+    let mut parts = 1;
+    for round in 0..2 * MAX_PARTS as u32 {
+        let mut opened = open_body(&record).unwrap().expect("a record with parts opens");
+        assert!(opened.days.is_empty() && opened.out.is_empty());
+        assert_eq!((&opened.consent, &opened.sums), (&whole.consent, &whole.sums));
+        add_a_batch(&mut opened, round);
+        add_a_batch(&mut whole, round);
+        let packed = encode_body_over(&opened, &record, Vec::new()).unwrap();
+        assert_eq!(decode_body(&facts, &packed), Ok(whole.clone()), "round {round}");
+        assert_eq!(glance_body(&facts, &packed).unwrap().sums, whole.sums);
+        if parts < MAX_PARTS {
+            parts += 1;
+            // the parts before are copied as they were, after the new one
+            let before = super::body::parts_of(&record).unwrap().0.rest().to_vec();
+            assert!(packed.ends_with(&before), "round {round}");
+        } else {
+            // merged into one: the record of the whole body
+            parts = 1;
+            assert_eq!(packed, encode_body(&whole, Vec::new()), "round {round}");
+        }
+        // merged into the opened body, as a reader of the whole body does
+        let mut merged = open_body(&record).unwrap().unwrap();
+        add_a_batch(&mut merged, round);
+        merge_earlier(&facts, &mut merged, &record).unwrap();
+        assert_eq!(merged, whole);
+        record = packed;
+    }
+    // a body to which nothing was added but to its sums writes no part
+    let mut opened = open_body(&record).unwrap().unwrap();
+    opened.sums[2] += 1u32;
+    whole.sums[2] += 1u32;
+    let packed = encode_body_over(&opened, &record, Vec::new()).unwrap();
+    assert_eq!(super::body::parts_of(&packed).unwrap().1, parts);
+    assert_eq!(decode_body(&facts, &packed), Ok(whole.clone()));
+    // a record of format 5 (one part, not counted) opens too
+    let mut w = Writer::into(Vec::new(), BODY_FORMAT_5).shifting();
+    write_consent_and_sums(&mut w, &whole);
+    write_days(&mut w, &whole.days, Days::Sparse);
+    write_ties(&mut w, &whole.out, Days::Sparse);
+    assert_eq!(decode_body(&facts, &w.0), Ok(whole.clone()));
+    let mut opened = open_body(&w.0).unwrap().unwrap();
+    add_a_batch(&mut opened, 99);
+    add_a_batch(&mut whole, 99);
+    assert_eq!(decode_body(&facts, &encode_body_over(&opened, &w.0, Vec::new()).unwrap()), Ok(whole));
+    // earlier formats are decoded whole instead
+    let mut days_first = Writer::into(Vec::new(), BODY_FORMAT_3).shifting();
+    write_days_first(&mut days_first, &Body::default());
+    assert_eq!(open_body(&days_first.0), Ok(None));
+    assert!(encode_body_over(&Body::default(), &days_first.0, Vec::new()).is_err());
+}
+
+#[test]
+fn a_record_whose_parts_are_not_what_it_says_is_corrupt() {
+    let mut facts = Facts::new(Scales::new(30.0), [1; 4], vec![1], 0);
+    facts.intern("qq:a", (1, "e1"));
+    let record = |parts: u64, days: &[&[i64]]| {
+        let mut w = Writer::into(Vec::new(), BODY_FORMAT).shifting();
+        write_consent_and_sums(&mut w, &Body::default());
+        w.uint64(parts);
+        for part in days {
+            w.uint64(part.len() as u64);
+            for &step in *part {
+                w.int(step);
+                w.uint64(1); // a mask: the first counter
+                w.uint64(1);
+            }
+            w.uint64(0); // ties
+        }
+        w.0
+    };
+    // two parts, each in order, the same day in both: added up
+    let good = record(2, &[&[20_000, 3], &[20_001, 2]]);
+    let body = decode_body(&facts, &good).unwrap();
+    let days: Vec<(i32, u32)> = body.days.iter().map(|b| (b.day, b.counts[0])).collect();
+    assert_eq!(days, [(20_000, 1), (20_001, 1), (20_003, 2)]);
+    for (bad, why) in [
+        (record(3, &[&[20_000], &[20_001]]), "ends early"),
+        (record(2, &[&[20_000, 0], &[20_001]]), "out of order"),
+        (record(2, &[&[20_000], &[20_001, -1]]), "out of order"),
+    ] {
+        assert!(decode_body(&facts, &bad).unwrap_err().contains(why), "{why}");
+        let opened = open_body(&bad).unwrap().unwrap();
+        assert!(merge_earlier(&facts, &mut opened.clone(), &bad).unwrap_err().contains(why), "{why}");
     }
 }

@@ -104,13 +104,13 @@ impl Core {
         let mut wanted = Vec::new();
         for (p, piece) in valid.chunks(APPLY_PIECE).enumerate() {
             if p > 0 {
-                self.shed();
+                self.shed()?;
             }
             wanted.clear();
             for (_, event) in piece {
                 self.facts.wants(event, &mut wanted);
             }
-            self.ensure(py, &wanted)?;
+            self.open(py, &wanted)?;
             for (i, (index, event)) in piece.iter().enumerate() {
                 let first = match &before {
                     Some(before) => !before[p * APPLY_PIECE + i] && in_chunk.insert(&*event.id),
@@ -124,7 +124,7 @@ impl Core {
                 wanted.clear();
                 self.facts.chain_wants(event, &mut wanted);
                 if wanted.iter().any(|&id| self.facts.idents[id as usize].body.is_none()) {
-                    self.ensure(py, &wanted)?;
+                    self.open(py, &wanted)?;
                 }
                 self.facts.apply(event, start + *index as i64);
                 if accepted > 0 {

@@ -9,6 +9,8 @@ mod publish;
 mod read;
 mod store;
 
+pub use store::CorruptRecord;
+
 use crate::facts::Facts;
 use crate::scales::{Config, Scales};
 use crate::{checkpoint, publication, reading};

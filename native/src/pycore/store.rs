@@ -18,12 +18,25 @@ use pyo3::types::PyBytes;
 const FETCH_PIECE: usize = 16_384;
 
 impl Core {
-    /// Make the bodies of `ids` resident, fetching those that are not (`FETCH_PIECE` a read).
+    /// Make the bodies of `ids` resident and whole, fetching those that are not
+    /// (`FETCH_PIECE` a read).
     pub(super) fn ensure(&mut self, py: Python<'_>, ids: &[Id]) -> PyResult<()> {
         let missing = self.facts.missing(ids).map_err(corrupt)?;
         for keys in missing.chunks(FETCH_PIECE) {
             for (id, record) in self.stored_bodies(py, keys)? {
                 self.facts.install(id, &record).map_err(corrupt)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Make the bodies of `ids` ready to be added to (`Facts::unopened`), fetching those
+    /// the store alone holds.
+    pub(super) fn open(&mut self, py: Python<'_>, ids: &[Id]) -> PyResult<()> {
+        let missing = self.facts.unopened(ids).map_err(corrupt)?;
+        for keys in missing.chunks(FETCH_PIECE) {
+            for (id, record) in self.stored_bodies(py, keys)? {
+                self.facts.install_open(id, record.into_boxed_slice()).map_err(corrupt)?;
             }
         }
         Ok(())
@@ -88,10 +101,11 @@ impl Core {
     /// Between the pieces of a chunk, and the pages of a whole-state read (or of the
     /// derivation after a load), keep the cache's budget: clean bodies beyond it leave
     /// memory, dirty ones stay packed (writing them ahead is the engine's, after the call).
-    pub(super) fn shed(&mut self) {
+    pub(super) fn shed(&mut self) -> PyResult<()> {
         if self.facts.keyed {
-            self.facts.evict(self.budget, None);
+            self.facts.evict(self.budget, None).map_err(corrupt)?;
         }
+        Ok(())
     }
 }
 
@@ -105,8 +119,15 @@ pub(super) fn fetch_records(py: Python<'_>, fetch: &Py<PyAny>, keys: &[Vec<u8>])
     Ok(found)
 }
 
+pyo3::create_exception!(
+    _native,
+    CorruptRecord,
+    PyValueError,
+    "A checkpoint record the core cannot read: damaged, or written by a version it does not know."
+);
+
 pub(super) fn corrupt(error: String) -> PyErr {
-    PyValueError::new_err(format!("corrupt checkpoint record: {error}"))
+    CorruptRecord::new_err(format!("corrupt checkpoint record: {error}"))
 }
 
 #[pymethods]
@@ -128,7 +149,7 @@ impl Core {
         if self.fetch.is_none() || self.segment.is_some() {
             return Err(PyValueError::new_err("evict needs an attached store and no checkpoint under way"));
         }
-        let written = self.facts.evict(self.budget, Some(ahead));
+        let written = self.facts.evict(self.budget, Some(ahead)).map_err(corrupt)?;
         py.detach(crate::allocator::collect);
         Ok(written.iter().map(|(k, v)| (PyBytes::new(py, k), PyBytes::new(py, v))).collect())
     }
