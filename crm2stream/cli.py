@@ -16,8 +16,10 @@ import orjson
 from pydantic import ValidationError
 
 from crm2stream.core.events import parse_day, parse_identifier_key
+from crm2stream.engine.core import CorruptRecord
 from crm2stream.engine.embedded import EmbeddedEngine
 from crm2stream.engine.results import Counts, EngineError
+from crm2stream.engine.segments import CorruptSegment
 from crm2stream.settings import Settings
 from crm2stream.topology import load_topology
 
@@ -258,6 +260,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         code = run(argv)
     except (UsageError, EngineError) as exc:
         print(f"crm2stream: error: {exc}", file=sys.stderr)
+        code = 2
+    except (CorruptRecord, CorruptSegment) as exc:
+        print(f"crm2stream: error: {exc}", file=sys.stderr)
+        print(
+            "crm2stream: the data directory's checkpoint cannot be read; if a later version"
+            " wrote it, `crm2stream replay` rebuilds its tables from its log",
+            file=sys.stderr,
+        )
         code = 2
     except BrokenPipeError:
         code = 0

@@ -45,6 +45,24 @@ def test_a_missing_file_is_a_clear_error(crm: Run, tmp_path: Path) -> None:
     assert crm("digest").stdout.strip() == crm("digest", data_dir=tmp_path / "empty").stdout.strip()
 
 
+def test_a_checkpoint_record_it_cannot_read_is_a_clear_error(crm: Run, tmp_path: Path) -> None:
+    from crm2stream.engine.keyspace import BODIES
+    from crm2stream.engine.store import Store
+
+    crm("ingest", str(write(tmp_path / "e.ndjson", CAMPAIGN[:200])))
+    store = Store(tmp_path / "data")
+    key = next(k for k, _ in store.db.items(from_key=BODIES) if k.startswith(BODIES))
+    store.db[key] = bytes([99]) + b"a body of a format to come"
+    store.close()
+    result = crm("digest")
+    assert result.returncode == 2
+    assert "corrupt checkpoint record" in result.stderr and "not in this version's" in result.stderr
+    assert "crm2stream replay" in result.stderr and "Traceback" not in result.stderr
+    replayed = crm("replay")
+    assert replayed.returncode == 0, replayed.stderr
+    assert crm("digest").stdout == replayed.stdout
+
+
 def test_bad_options_are_refused(crm: Run) -> None:
     assert crm("export", "people").returncode == 2
     assert crm("frobnicate").returncode == 2

@@ -17,6 +17,10 @@ from crm2stream.core.decay import Scales
 from crm2stream.core.flat import decode_flat
 from crm2stream.core.tables import Row
 
+#: What the core raises for a checkpoint record it cannot read (damaged, or written by a
+#: version it does not know): a ValueError.
+CorruptRecord = _native.CorruptRecord
+
 #: Persons per write when publishing the table topics: bounds the memory a publication
 #: of every person (the end of a bulk ingest) takes.
 PUBLISH_ITEMS = 5_000
