@@ -282,6 +282,7 @@ impl Loader {
                 (None, _) => published = None, // a record of an earlier format says nothing
                 (Some(_), None) => {}
             }
+            // sorted, each once (records before format 6's bodies kept them as they came)
             match named.incoming {
                 Some(codec::Sources::Numbers(sources)) => {
                     facts.incoming[id as usize] = sources.into_iter().map(known).collect::<Result<_, _>>()?;
@@ -294,6 +295,11 @@ impl Loader {
                     facts.incoming[id as usize] = incoming;
                 }
                 None => derive = true,
+            }
+            let sources = &mut facts.incoming[id as usize];
+            if !sources.is_sorted_by(|a, b| a < b) {
+                sources.sort_unstable();
+                sources.dedup();
             }
             let ident = &facts.idents[id as usize];
             if let Some(ties) = named.ties {

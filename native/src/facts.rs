@@ -180,8 +180,8 @@ pub struct Facts {
     pub max_ts: Option<i64>,
     pub last_emitted: crate::emitted::LastEmitted,
     pub adjacency: crate::ids::Adjacency,
-    /// per identifier id, the identifiers with ties to it (each once): who must republish
-    /// a relationship when it changes person (see `publication`)
+    /// per identifier id, the identifiers with ties to it (each once, sorted): who must
+    /// republish a relationship when it changes person (see `publication`)
     pub incoming: Vec<Vec<Id>>,
     pub dirty: Dirty,
     /// since the shell last took them (see `take_indexes`): the (identifier, log position)

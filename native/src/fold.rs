@@ -13,19 +13,6 @@ pub(crate) fn insort<T: Ord>(list: &mut Vec<T>, item: T) {
     list.insert(at, item);
 }
 
-/// Add `source` to the identifiers with ties into one. A body opened to be added to
-/// (`codec::open_body`) holds the ties of its latest events alone, so a tie new to it may
-/// be known already: the list may name a source more than once, and it is sorted and
-/// each kept once whenever it is full, before it grows (a few times over its life, each
-/// at least half of its length after the one before).
-fn push_source(sources: &mut Vec<Id>, source: Id) {
-    if sources.len() == sources.capacity() && sources.len() >= 8 {
-        sources.sort_unstable();
-        sources.dedup();
-    }
-    sources.push(source);
-}
-
 impl Facts {
     /// Apply one valid event whose event_id was not accepted before (the caller knows:
     /// `seen`, or a keyed index of its own).
@@ -127,17 +114,19 @@ impl Facts {
         match ties.binary_search_by(|t| (t.target, t.day).cmp(&(target, day))) {
             Ok(at) => ties[at].counts[field] = ties[at].counts[field].saturating_add(1),
             Err(at) => {
-                let known =
-                    (at > 0 && ties[at - 1].target == target) || ties.get(at).is_some_and(|t| t.target == target);
                 let mut tie = Tie { target, day, counts: [0; 4] };
                 tie.counts[field] = 1;
                 ties.insert(at, tie);
-                if !known {
-                    let index = target as usize;
-                    if index >= self.incoming.len() {
-                        self.incoming.resize(self.idents.len().max(index + 1), Vec::new());
-                    }
-                    push_source(&mut self.incoming[index], actor);
+                // a body opened to be added to (`codec::open_body`) holds the ties of its
+                // latest events alone: whether the target had a tie from the actor before
+                // is asked of the target's sources, kept sorted
+                let index = target as usize;
+                if index >= self.incoming.len() {
+                    self.incoming.resize(self.idents.len().max(index + 1), Vec::new());
+                }
+                let sources = &mut self.incoming[index];
+                if let Err(at) = sources.binary_search(&actor) {
+                    sources.insert(at, actor);
                 }
             }
         }

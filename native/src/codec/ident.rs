@@ -33,12 +33,9 @@ pub fn encode_ident(facts: &Facts, id: Id, inline: bool, buffer: Vec<u8>) -> Vec
         w.opt_text(share.parent.map(|parent| facts.shares.key(parent)));
         w.uint(share.recipients.into());
     }
-    // each once, in order (`Facts::receive` may hold one more than once)
-    let mut incoming = facts.incoming.get(id as usize).cloned().unwrap_or_default();
-    incoming.sort_unstable();
-    incoming.dedup();
+    let incoming = facts.incoming.get(id as usize).map_or(&[][..], Vec::as_slice);
     w.uint(incoming.len() as u128);
-    for &source in &incoming {
+    for &source in incoming {
         w.uint(source.into());
     }
     if inline {
