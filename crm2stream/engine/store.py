@@ -101,6 +101,15 @@ class Store:
         options.set_min_blob_size(BLOB_MIN_BYTES)
         options.set_blob_compression_type(DBCompressionType.lz4())
         options.set_enable_blob_gc(True)
+        # Most keys a batch writes land all over the key space (event ids, mentions,
+        # bodies), so every compaction of level 0 into the level below rewrites most of
+        # it. Compacting level 0 at 16 files instead of 4 rewrites it a quarter as often:
+        # the first 3M events of the scale file took 137 s instead of 156 s, and
+        # compactions 19 s of CPU instead of 38 (run side by side, one core each). A
+        # point read looks in more files, each behind a bloom filter.
+        options.set_level_zero_file_num_compaction_trigger(16)
+        options.set_level_zero_slowdown_writes_trigger(40)
+        options.set_level_zero_stop_writes_trigger(64)
         self.path = path
         with _storage(path, "opening it"):
             self.db = Rdict(str(path / "db"), options)
