@@ -183,12 +183,12 @@ impl Segment {
     /// The next bodies to store, as (store key, record), about `PART_BYTES` of them; None
     /// once all are handed out, and from the start when the checkpoint has no number (its
     /// bodies are in its segment).
-    pub fn next_bodies(&mut self, facts: &Facts) -> Result<Option<StoreWrites>, String> {
-        let Some(seq) = self.keyed else { return Ok(None) };
+    pub fn next_bodies(&mut self, facts: &Facts) -> Option<StoreWrites> {
+        let seq = self.keyed?;
         let mut out = Vec::new();
         let mut size = 0;
         if self.body_at >= self.bodies.len() {
-            return Ok(None);
+            return None;
         }
         while size < PART_BYTES && self.body_at < self.bodies.len() {
             let (id, _, _, resident) = self.bodies[self.body_at];
@@ -199,14 +199,13 @@ impl Segment {
             let ident = &facts.idents[id as usize];
             let record = match (&ident.packed, &ident.body, &ident.earlier) {
                 (Some(packed), _, _) => packed.to_vec(),
-                (None, Some(body), Some(earlier)) => codec::encode_body_over(body, earlier, Vec::new())
-                    .map_err(|e| format!("body of {}: {e}", facts.key(id)))?,
+                (None, Some(body), Some(earlier)) => codec::encode_body_over(body, earlier, Vec::new()),
                 _ => codec::encode_body(facts.body(id), Vec::new()),
             };
             size += record.len();
             out.push((body_key(facts.key(id), seq), record));
         }
-        Ok(Some(out))
+        Some(out)
     }
 
     /// The store keys of the bodies this checkpoint replaces: delete them in the write

@@ -100,7 +100,11 @@ impl Facts {
             match ident.packed.take() {
                 Some(packed) => {
                     self.packed -= packed.len();
-                    self.install(id, &packed)?;
+                    if let Err(e) = self.install(id, &packed) {
+                        self.packed += packed.len();
+                        self.idents[id as usize].packed = Some(packed);
+                        return Err(e);
+                    }
                 }
                 None => out.insert(id),
             }
@@ -122,8 +126,13 @@ impl Facts {
             }
             match ident.packed.take() {
                 Some(packed) => {
-                    self.packed -= packed.len();
-                    self.install_open(id, packed)?;
+                    let len = packed.len();
+                    self.packed -= len;
+                    if let Err((e, packed)) = self.install_open(id, packed) {
+                        self.packed += len;
+                        self.idents[id as usize].packed = Some(packed);
+                        return Err(e);
+                    }
                 }
                 None => out.insert(id),
             }
@@ -146,13 +155,24 @@ impl Facts {
     }
 
     /// Make a fetched or packed body resident to be added to: opened over its record
-    /// (`codec::open_body`), or decoded whole if its format has no parts.
-    pub fn install_open(&mut self, id: Id, record: Box<[u8]>) -> Result<(), String> {
-        match codec::open_body(&record).map_err(|e| format!("body of {}: {e}", self.key(id)))? {
-            Some(body) => self.reside(id, body, Some(record)),
-            None => self.install(id, &record)?,
+    /// (`codec::open_body`), or decoded whole if its format has no parts. A record it
+    /// cannot read is handed back with the error.
+    pub fn install_open(&mut self, id: Id, record: Box<[u8]>) -> Result<(), (String, Box<[u8]>)> {
+        let decoded = match codec::open_body(&record) {
+            Ok(Some(body)) => {
+                self.reside(id, body, Some(record));
+                return Ok(());
+            }
+            Ok(None) => codec::decode_body(self, &record),
+            Err(e) => Err(e),
+        };
+        match decoded {
+            Ok(body) => {
+                self.reside(id, body, None);
+                Ok(())
+            }
+            Err(e) => Err((format!("body of {}: {e}", self.key(id)), record)),
         }
-        Ok(())
     }
 
     fn reside(&mut self, id: Id, body: Body, earlier: Option<Box<[u8]>>) {
@@ -171,7 +191,7 @@ impl Facts {
     /// number of the next checkpoint), returned as (store key, record) under that number,
     /// for the caller to write with its batch, and read back from there (without `ahead`
     /// dirty bodies stay packed).
-    pub fn evict(&mut self, budget: usize, ahead: Option<u32>) -> Result<crate::checkpoint::StoreWrites, String> {
+    pub fn evict(&mut self, budget: usize, ahead: Option<u32>) -> crate::checkpoint::StoreWrites {
         for id in self.grown.drain() {
             let ident = &mut self.idents[id as usize];
             if ident.body.is_some() {
@@ -203,8 +223,7 @@ impl Facts {
             if let Some(body) = ident.body.take() {
                 held -= std::mem::take(&mut ident.counted) as usize;
                 scratch = match ident.earlier.take() {
-                    Some(earlier) => codec::encode_body_over(&body, &earlier, scratch)
-                        .map_err(|e| format!("body of {}: {e}", self.keys.name(at as Id)))?,
+                    Some(earlier) => codec::encode_body_over(&body, &earlier, scratch),
                     None => codec::encode_body(&body, scratch),
                 };
                 self.packed += scratch.len();
@@ -228,6 +247,6 @@ impl Facts {
         }
         self.held = held;
         written.sort_unstable(); // in key order, as a checkpoint writes them
-        Ok(written)
+        written
     }
 }

@@ -26,55 +26,73 @@ pub fn encode_body(body: &Body, buffer: Vec<u8>) -> Vec<u8> {
 /// they are merged into one, which does; and a reader of the whole body merges them.
 pub const MAX_PARTS: usize = 8;
 
-/// `body` opened over `earlier` (see `MAX_PARTS`): its consent and sums whole, its day
-/// buckets and ties those added since it was opened. Its part is written first (none if
-/// it has no day bucket nor tie), then those of `earlier` as they are, or merged with
-/// them into one when that would make more than `MAX_PARTS`.
-pub fn encode_body_over(body: &Body, earlier: &[u8], buffer: Vec<u8>) -> Result<Vec<u8>> {
-    let (mut r, count) = parts_of(earlier)?;
+/// `body` opened over `earlier` (see `MAX_PARTS`, `open_body`): its consent and sums
+/// whole, its day buckets and ties those added since it was opened. Its part is written
+/// first (none if it has no day bucket nor tie), then those of `earlier` as they are, or
+/// merged with them into one when that would make more than `MAX_PARTS`. A part found
+/// damaged by that merge is left as it was, not merged: the record keeps every part, and
+/// whoever reads the whole body is told (`merge_earlier`).
+pub fn encode_body_over(body: &Body, earlier: &[u8], buffer: Vec<u8>) -> Vec<u8> {
+    let (r, count) = parts_of(earlier).expect("a record opened by open_body has parts");
     let mut w = Writer::into(buffer, BODY_FORMAT).shifting();
     write_consent_and_sums(&mut w, body);
-    if body.days.is_empty() && body.out.is_empty() {
-        // nothing added but to its consent or sums (a sharer credited): no part
-        w.uint64(count as u64);
-        w.0.extend_from_slice(r.rest());
-        return Ok(w.0);
+    let added = !(body.days.is_empty() && body.out.is_empty());
+    if added && count >= MAX_PARTS {
+        let (mut days, mut ties) = (body.days.clone(), body.out.clone());
+        if read_parts(&mut r.clone(), count, &mut days, &mut ties).is_ok() {
+            coalesce(&mut days, &mut ties);
+            w.uint64(1);
+            write_days(&mut w, &days, Days::Sparse);
+            write_ties(&mut w, &ties, Days::Sparse);
+            return w.0;
+        }
     }
-    if count < MAX_PARTS {
-        w.uint64(count as u64 + 1);
+    // nothing added but to its consent or sums (a sharer credited): no part
+    w.uint64((count + usize::from(added)) as u64);
+    if added {
         write_days(&mut w, &body.days, Days::Sparse);
         write_ties(&mut w, &body.out, Days::Sparse);
-        w.0.extend_from_slice(r.rest());
-        return Ok(w.0);
     }
-    let (mut days, mut ties) = (body.days.clone(), body.out.clone());
-    read_parts(&mut r, count, &mut days, &mut ties)?;
-    w.uint64(1);
-    write_days(&mut w, &days, Days::Sparse);
-    write_ties(&mut w, &ties, Days::Sparse);
-    Ok(w.0)
+    w.0.extend_from_slice(r.rest());
+    w.0
 }
 
 /// A body whose record has parts (formats 5 and 6), opened to be added to: its consent
 /// and sums, without its day buckets and ties (see `MAX_PARTS`); None for a record of
-/// an earlier format, which is decoded whole.
+/// an earlier format, which is decoded whole. The record is checked as far as the count
+/// of its parts, so that `encode_body_over` finds them.
 pub fn open_body(data: &[u8]) -> Result<Option<Body>> {
     match data.first() {
         Some(&format @ (BODY_FORMAT | BODY_FORMAT_5)) => {
             let mut r = Reader::new(data, format)?.shifting(true);
             let consent = read_consent(&mut r)?;
-            Ok(Some(Body { days: Vec::new(), out: Vec::new(), consent, sums: read_sums(&mut r)? }))
+            let sums = read_sums(&mut r)?;
+            if format == BODY_FORMAT {
+                r.len()?;
+            }
+            Ok(Some(Body { days: Vec::new(), out: Vec::new(), consent, sums }))
         }
         _ => Ok(None),
     }
 }
 
 /// Merge into a body opened over `earlier` (`open_body`) the day buckets and ties of
-/// `earlier`: the body whole.
+/// `earlier`: the body whole. A damaged record leaves the body as it was.
 pub fn merge_earlier(facts: &Facts, body: &mut Body, earlier: &[u8]) -> Result<()> {
-    let (mut r, count) = parts_of(earlier)?;
-    read_parts(&mut r, count, &mut body.days, &mut body.out)?;
-    check_ties(facts, &body.out)
+    let (days, ties) = (body.days.len(), body.out.len());
+    let read = parts_of(earlier).and_then(|(mut r, count)| read_parts(&mut r, count, &mut body.days, &mut body.out));
+    let known = |t: &Tie| (t.target as usize) < facts.idents.len();
+    let checked = read.and_then(|()| match body.out[ties..].iter().find(|t| !known(t)) {
+        Some(tie) => Err(format!("tie to unknown number {}", tie.target)),
+        None => Ok(()),
+    });
+    if let Err(e) = checked {
+        body.days.truncate(days);
+        body.out.truncate(ties);
+        return Err(e);
+    }
+    coalesce(&mut body.days, &mut body.out);
+    Ok(())
 }
 
 /// A reader of a record with parts, at its first part, and how many it has (a record of
@@ -90,13 +108,19 @@ pub(super) fn parts_of(data: &[u8]) -> Result<(Reader<'_>, usize)> {
     Ok((r, count))
 }
 
-/// Read `count` parts into `days` and `ties` (which may hold some already), then order
-/// them and add up what two parts hold for the same day, or the same target and day.
+/// Read `count` parts, adding their day buckets to `days` and their ties to `ties`
+/// (`coalesce` orders them after).
 fn read_parts(r: &mut Reader<'_>, count: usize, days: &mut Vec<DayBucket>, ties: &mut Vec<Tie>) -> Result<()> {
     for _ in 0..count {
         read_days(r, Days::Sparse, days)?;
         read_ties(r, Days::Sparse, ties)?;
     }
+    Ok(())
+}
+
+/// Order day buckets and ties read from several parts, adding up what two parts hold for
+/// the same day, or the same target and day.
+fn coalesce(days: &mut Vec<DayBucket>, ties: &mut Vec<Tie>) {
     if !days.is_sorted_by(|a, b| a.day < b.day) {
         days.sort_by_key(|b| b.day);
         days.dedup_by(|later, kept| {
@@ -118,7 +142,6 @@ fn read_parts(r: &mut Reader<'_>, count: usize, days: &mut Vec<DayBucket>, ties:
             same
         });
     }
-    Ok(())
 }
 
 /// Counters of two parts added up, saturating as counting them one by one does.

@@ -164,6 +164,8 @@ fn decode_ident_v1(facts: &mut Facts, key: &str, data: &[u8]) -> Result<Named> {
     let ident = &mut facts.idents[id as usize];
     ident.shares = shares;
     ident.stored = 0;
+    ident.earlier = None;
+    ident.packed = None;
     ident.body = Some(Box::new(Body { days, out: Vec::new(), consent, sums }));
     Ok(Named { incoming: None, ties: Some(ties), published: None })
 }

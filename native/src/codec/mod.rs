@@ -167,6 +167,7 @@ impl Writer {
     }
 }
 
+#[derive(Clone)]
 pub struct Reader<'a> {
     data: &'a [u8],
     at: usize,

@@ -454,7 +454,7 @@ fn a_body_opened_and_packed_again_adds_a_part_and_reads_back_whole() {
         assert_eq!((&opened.consent, &opened.sums), (&whole.consent, &whole.sums));
         add_a_batch(&mut opened, round);
         add_a_batch(&mut whole, round);
-        let packed = encode_body_over(&opened, &record, Vec::new()).unwrap();
+        let packed = encode_body_over(&opened, &record, Vec::new());
         assert_eq!(decode_body(&facts, &packed), Ok(whole.clone()), "round {round}");
         assert_eq!(glance_body(&facts, &packed).unwrap().sums, whole.sums);
         if parts < MAX_PARTS {
@@ -478,7 +478,7 @@ fn a_body_opened_and_packed_again_adds_a_part_and_reads_back_whole() {
     let mut opened = open_body(&record).unwrap().unwrap();
     opened.sums[2] += 1u32;
     whole.sums[2] += 1u32;
-    let packed = encode_body_over(&opened, &record, Vec::new()).unwrap();
+    let packed = encode_body_over(&opened, &record, Vec::new());
     assert_eq!(super::body::parts_of(&packed).unwrap().1, parts);
     assert_eq!(decode_body(&facts, &packed), Ok(whole.clone()));
     // a record of format 5 (one part, not counted) opens too
@@ -490,12 +490,60 @@ fn a_body_opened_and_packed_again_adds_a_part_and_reads_back_whole() {
     let mut opened = open_body(&w.0).unwrap().unwrap();
     add_a_batch(&mut opened, 99);
     add_a_batch(&mut whole, 99);
-    assert_eq!(decode_body(&facts, &encode_body_over(&opened, &w.0, Vec::new()).unwrap()), Ok(whole));
+    assert_eq!(decode_body(&facts, &encode_body_over(&opened, &w.0, Vec::new())), Ok(whole));
     // earlier formats are decoded whole instead
     let mut days_first = Writer::into(Vec::new(), BODY_FORMAT_3).shifting();
     write_days_first(&mut days_first, &Body::default());
     assert_eq!(open_body(&days_first.0), Ok(None));
-    assert!(encode_body_over(&Body::default(), &days_first.0, Vec::new()).is_err());
+}
+
+#[test]
+fn a_damaged_part_is_kept_and_told_not_merged_away() {
+    let mut facts = Facts::new(Scales::new(30.0), [1; 4], vec![1], 0);
+    for key in ["qq:a", "qq:b"] {
+        facts.intern(key, (1, "e1"));
+    }
+    // MAX_PARTS parts, the last one damaged: its two days the same (a step of 0), or a
+    // tie to a number no identifier has
+    let record = |damage: &str| {
+        let mut w = Writer::into(Vec::new(), BODY_FORMAT).shifting();
+        write_consent_and_sums(&mut w, &Body::default());
+        w.uint64(MAX_PARTS as u64);
+        for part in 0..MAX_PARTS {
+            let last = part + 1 == MAX_PARTS;
+            let bucket = DayBucket { day: 20_000 + part as i32, counts: [1; COUNTERS], amount: 1 };
+            let days = if last && damage == "days" { vec![bucket.clone(), bucket] } else { vec![bucket] };
+            let mut d = Writer::into(Vec::new(), BODY_FORMAT).shifting();
+            write_days(&mut d, &days, Days::Whole); // each day whole: the second a step of 0
+            if damage == "days" && last {
+                w.0.extend_from_slice(&d.0[1..]);
+            } else {
+                write_days(&mut w, &days, Days::Sparse);
+            }
+            let target = if last && damage == "tie" { 7 } else { 0 };
+            write_ties(&mut w, &[Tie { target, day: 20_000, counts: [1, 0, 0, 0] }], Days::Sparse);
+        }
+        w.0
+    };
+    for (damage, why) in [("days", "out of order"), ("tie", "unknown number 7")] {
+        let damaged = record(damage);
+        assert!(decode_body(&facts, &damaged).unwrap_err().contains(why), "{damage}");
+        let mut opened = open_body(&damaged).unwrap().unwrap();
+        opened.bucket(20_100).bump(0);
+        let before = opened.clone();
+        assert!(merge_earlier(&facts, &mut opened, &damaged).unwrap_err().contains(why), "{damage}");
+        assert_eq!(opened, before, "a merge that fails leaves the body as it was ({damage})");
+        // packed past MAX_PARTS: parts that do not read are kept as they are, one more
+        // in front; a tie to an unknown number reads, is merged, and is told when read
+        let packed = encode_body_over(&opened, &damaged, Vec::new());
+        let parts = super::body::parts_of(&packed).unwrap().1;
+        assert_eq!(parts, if damage == "days" { MAX_PARTS + 1 } else { 1 }, "{damage}");
+        assert!(decode_body(&facts, &packed).unwrap_err().contains(why), "{damage}");
+    }
+    // a record is checked when opened as far as the count of its parts
+    let mut cut = Writer::into(Vec::new(), BODY_FORMAT).shifting();
+    write_consent_and_sums(&mut cut, &Body::default());
+    assert!(open_body(&cut.0).is_err(), "no count of parts");
 }
 
 #[test]

@@ -104,7 +104,7 @@ impl Core {
         let mut wanted = Vec::new();
         for (p, piece) in valid.chunks(APPLY_PIECE).enumerate() {
             if p > 0 {
-                self.shed()?;
+                self.shed();
             }
             wanted.clear();
             for (_, event) in piece {

@@ -33,14 +33,10 @@ impl Core {
 
     /// The next bodies of the checkpoint begun, as (store key, record), None once all are.
     #[allow(clippy::type_complexity)]
-    fn checkpoint_bodies<'py>(
-        &mut self,
-        py: Python<'py>,
-    ) -> PyResult<Option<Vec<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)>>> {
-        let Some(segment) = self.segment.as_mut() else { return Ok(None) };
-        let bodies = detached(py, (&self.facts, &mut *segment), |(facts, segment)| segment.next_bodies(facts));
-        let Some(bodies) = bodies.map_err(super::store::corrupt)? else { return Ok(None) };
-        Ok(Some(bodies.iter().map(|(k, v)| (PyBytes::new(py, k), PyBytes::new(py, v))).collect()))
+    fn checkpoint_bodies<'py>(&mut self, py: Python<'py>) -> Option<Vec<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)>> {
+        let segment = self.segment.as_mut()?;
+        let bodies = detached(py, (&self.facts, &mut *segment), |(facts, segment)| segment.next_bodies(facts))?;
+        Some(bodies.iter().map(|(k, v)| (PyBytes::new(py, k), PyBytes::new(py, v))).collect())
     }
 
     /// The store keys of the bodies the checkpoint begun replaces: to delete in the write
@@ -124,7 +120,7 @@ impl Core {
                 self.facts.body_mut(id).sums = sums;
                 self.facts.changed(id);
             }
-            self.shed()?;
+            self.shed();
         }
         Ok(())
     }

@@ -26,7 +26,7 @@ impl Core {
         while !derivation.finished() {
             self.ensure(py, &derivation.members_ahead(reading::PAGE))?;
             derivation.step(&self.facts, &self.cfg, reading::PAGE);
-            self.shed()?;
+            self.shed();
         }
         derivation.finish(&mut self.facts);
         Ok(())

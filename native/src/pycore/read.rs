@@ -38,7 +38,7 @@ impl Core {
         self.ensure(py, &reading.members_ahead(limit))?;
         let Some((_, reading)) = self.reading.as_mut() else { unreachable!("checked above") };
         let rows = reading.rows(&self.facts, &self.cfg, limit);
-        self.shed()?;
+        self.shed();
         Ok(Some(to_py_list(py, &rows)?))
     }
 
@@ -57,7 +57,7 @@ impl Core {
             while !reading.finished() {
                 self.ensure(py, &reading.members_ahead(page))?;
                 reading.digest(&self.facts, &self.cfg, page, &mut digest, &names);
-                self.shed()?;
+                self.shed();
             }
             partition = reading.into_partition();
         }

@@ -36,7 +36,7 @@ impl Core {
         let missing = self.facts.unopened(ids).map_err(corrupt)?;
         for keys in missing.chunks(FETCH_PIECE) {
             for (id, record) in self.stored_bodies(py, keys)? {
-                self.facts.install_open(id, record.into_boxed_slice()).map_err(corrupt)?;
+                self.facts.install_open(id, record.into_boxed_slice()).map_err(|(e, _)| corrupt(e))?;
             }
         }
         Ok(())
@@ -101,11 +101,10 @@ impl Core {
     /// Between the pieces of a chunk, and the pages of a whole-state read (or of the
     /// derivation after a load), keep the cache's budget: clean bodies beyond it leave
     /// memory, dirty ones stay packed (writing them ahead is the engine's, after the call).
-    pub(super) fn shed(&mut self) -> PyResult<()> {
+    pub(super) fn shed(&mut self) {
         if self.facts.keyed {
-            self.facts.evict(self.budget, None).map_err(corrupt)?;
+            self.facts.evict(self.budget, None);
         }
-        Ok(())
     }
 }
 
@@ -149,7 +148,7 @@ impl Core {
         if self.fetch.is_none() || self.segment.is_some() {
             return Err(PyValueError::new_err("evict needs an attached store and no checkpoint under way"));
         }
-        let written = self.facts.evict(self.budget, Some(ahead)).map_err(corrupt)?;
+        let written = self.facts.evict(self.budget, Some(ahead));
         py.detach(crate::allocator::collect);
         Ok(written.iter().map(|(k, v)| (PyBytes::new(py, k), PyBytes::new(py, v))).collect())
     }
