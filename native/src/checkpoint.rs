@@ -197,10 +197,10 @@ impl Segment {
                 continue; // written ahead under this checkpoint's number
             }
             let ident = &facts.idents[id as usize];
-            let record = match (&ident.packed, &ident.body, &ident.earlier) {
-                (Some(packed), _, _) => packed.to_vec(),
-                (None, Some(body), Some(earlier)) => codec::encode_body_over(body, earlier, Vec::new()),
-                _ => codec::encode_body(facts.body(id), Vec::new()),
+            let record = match (&ident.packed, &ident.body) {
+                (Some(packed), _) => packed.to_vec(),
+                (None, Some(body)) => codec::pack_body(body, ident.earlier.as_deref(), Vec::new()),
+                (None, None) => unreachable!("{} is resident (begin)", facts.key(id)),
             };
             size += record.len();
             out.push((body_key(facts.key(id), seq), record));

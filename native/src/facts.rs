@@ -119,7 +119,7 @@ pub struct Ident {
     /// was opened over, whose day buckets and ties are not in `body` (its consent and
     /// sums are). Readers of the whole body merge them first (`Facts::missing`).
     pub earlier: Option<Box<[u8]>>,
-    /// the body encoded as the store keeps it (`codec::encode_body`), held in memory
+    /// the body encoded as the store keeps it (`codec::pack_body`), held in memory
     /// instead of decoded: a fraction of the memory, and read back without the store (see
     /// `Facts::evict`). Never together with `body`.
     pub packed: Option<Box<[u8]>>,

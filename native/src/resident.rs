@@ -97,16 +97,8 @@ impl Facts {
             if ident.body.is_some() {
                 continue;
             }
-            match ident.packed.take() {
-                Some(packed) => {
-                    self.packed -= packed.len();
-                    if let Err(e) = self.install(id, &packed) {
-                        self.packed += packed.len();
-                        self.idents[id as usize].packed = Some(packed);
-                        return Err(e);
-                    }
-                }
-                None => out.insert(id),
+            if !self.unpack(id, false)? {
+                out.insert(id);
             }
         }
         Ok(out.drain())
@@ -124,20 +116,27 @@ impl Facts {
             if ident.body.is_some() {
                 continue;
             }
-            match ident.packed.take() {
-                Some(packed) => {
-                    let len = packed.len();
-                    self.packed -= len;
-                    if let Err((e, packed)) = self.install_open(id, packed) {
-                        self.packed += len;
-                        self.idents[id as usize].packed = Some(packed);
-                        return Err(e);
-                    }
-                }
-                None => out.insert(id),
+            if !self.unpack(id, true)? {
+                out.insert(id);
             }
         }
         Ok(out.drain())
+    }
+
+    /// Make a packed body resident, opened to be added to when `open` (`install_open`)
+    /// or decoded whole; whether it was packed. One that does not read stays packed.
+    fn unpack(&mut self, id: Id, open: bool) -> Result<bool, String> {
+        let Some(packed) = self.idents[id as usize].packed.take() else { return Ok(false) };
+        let len = packed.len();
+        self.packed -= len;
+        let installed =
+            if open { self.install_open(id, packed) } else { self.install(id, &packed).map_err(|e| (e, packed)) };
+        if let Err((e, packed)) = installed {
+            self.packed += len;
+            self.idents[id as usize].packed = Some(packed);
+            return Err(e);
+        }
+        Ok(true)
     }
 
     /// The store key of a non-resident identifier's body.
@@ -222,10 +221,7 @@ impl Facts {
             }
             if let Some(body) = ident.body.take() {
                 held -= std::mem::take(&mut ident.counted) as usize;
-                scratch = match ident.earlier.take() {
-                    Some(earlier) => codec::encode_body_over(&body, &earlier, scratch),
-                    None => codec::encode_body(&body, scratch),
-                };
+                scratch = codec::pack_body(&body, ident.earlier.take().as_deref(), scratch);
                 self.packed += scratch.len();
                 self.idents[at].packed = Some(Box::from(scratch.as_slice()));
                 // the person is memoised for its members together: whoever needs it again

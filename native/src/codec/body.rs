@@ -57,36 +57,55 @@ pub fn encode_body_over(body: &Body, earlier: &[u8], buffer: Vec<u8>) -> Vec<u8>
     w.0
 }
 
+/// A decoded body as the store keeps it: over the record it was opened over, if any
+/// (`encode_body_over`), else whole (`encode_body`).
+pub fn pack_body(body: &Body, earlier: Option<&[u8]>, buffer: Vec<u8>) -> Vec<u8> {
+    match earlier {
+        Some(earlier) => encode_body_over(body, earlier, buffer),
+        None => encode_body(body, buffer),
+    }
+}
+
 /// A body whose record has parts (formats 5 and 6), opened to be added to: its consent
 /// and sums, without its day buckets and ties (see `MAX_PARTS`); None for a record of
 /// an earlier format, which is decoded whole. The record is checked as far as the count
 /// of its parts, so that `encode_body_over` finds them.
 pub fn open_body(data: &[u8]) -> Result<Option<Body>> {
-    match data.first() {
-        Some(&format @ (BODY_FORMAT | BODY_FORMAT_5)) => {
-            let mut r = Reader::new(data, format)?.shifting(true);
-            let consent = read_consent(&mut r)?;
-            let sums = read_sums(&mut r)?;
-            if format == BODY_FORMAT {
-                r.len()?;
-            }
-            Ok(Some(Body { days: Vec::new(), out: Vec::new(), consent, sums }))
-        }
-        _ => Ok(None),
-    }
+    Ok(opened(data)?.map(|(body, _, _)| body))
+}
+
+/// `open_body`, with a reader at the record's first part and how many it has.
+fn opened(data: &[u8]) -> Result<Option<(Body, Reader<'_>, usize)>> {
+    let format = match data.first() {
+        Some(&format @ (BODY_FORMAT | BODY_FORMAT_5)) => format,
+        _ => return Ok(None),
+    };
+    let mut r = Reader::new(data, format)?.shifting(true);
+    let consent = read_consent(&mut r)?;
+    let sums = read_sums(&mut r)?;
+    let count = if format == BODY_FORMAT { r.len()? } else { 1 };
+    Ok(Some((Body { days: Vec::new(), out: Vec::new(), consent, sums }, r, count)))
 }
 
 /// Merge into a body opened over `earlier` (`open_body`) the day buckets and ties of
 /// `earlier`: the body whole. A damaged record leaves the body as it was.
 pub fn merge_earlier(facts: &Facts, body: &mut Body, earlier: &[u8]) -> Result<()> {
+    let (mut r, count) = parts_of(earlier)?;
+    add_parts(facts, body, &mut r, count)
+}
+
+/// Add `count` parts read from `r` to `body`, and order them (`coalesce`); a part that
+/// does not read, or names an identifier this core lacks, leaves the body as it was.
+fn add_parts(facts: &Facts, body: &mut Body, r: &mut Reader<'_>, count: usize) -> Result<()> {
     let (days, ties) = (body.days.len(), body.out.len());
-    let read = parts_of(earlier).and_then(|(mut r, count)| read_parts(&mut r, count, &mut body.days, &mut body.out));
     let known = |t: &Tie| (t.target as usize) < facts.idents.len();
-    let checked = read.and_then(|()| match body.out[ties..].iter().find(|t| !known(t)) {
-        Some(tie) => Err(format!("tie to unknown number {}", tie.target)),
-        None => Ok(()),
+    let read = read_parts(r, count, &mut body.days, &mut body.out).and_then(|()| {
+        match body.out[ties..].iter().find(|t| !known(t)) {
+            Some(tie) => Err(format!("tie to unknown number {}", tie.target)),
+            None => Ok(()),
+        }
     });
-    if let Err(e) = checked {
+    if let Err(e) = read {
         body.days.truncate(days);
         body.out.truncate(ties);
         return Err(e);
@@ -293,8 +312,8 @@ pub fn decode_body(facts: &Facts, data: &[u8]) -> Result<Body> {
             return Ok(body);
         }
         Some(&(BODY_FORMAT | BODY_FORMAT_5)) => {
-            let mut body = open_body(data)?.expect("a record with parts");
-            merge_earlier(facts, &mut body, data)?;
+            let (mut body, mut r, count) = opened(data)?.expect("a record with parts");
+            add_parts(facts, &mut body, &mut r, count)?;
             return Ok(body);
         }
         Some(&BODY_FORMAT_4) => {

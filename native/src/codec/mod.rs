@@ -12,9 +12,7 @@ mod records;
 #[cfg(test)]
 mod tests;
 
-pub use body::{
-    check_ties, decode_body, encode_body, encode_body_over, glance_body, merge_earlier, open_body, resolve_ties, Glance,
-};
+pub use body::{check_ties, decode_body, glance_body, merge_earlier, open_body, pack_body, resolve_ties, Glance};
 pub use ident::{decode_ident, encode_ident, Named, Sources};
 pub use records::{decode_emitted, decode_pair, decode_referrals, encode_emitted, encode_pair, encode_referrals};
 

@@ -1,4 +1,6 @@
-use super::body::{write_consent_and_sums, write_days, write_days_first, write_ties, Days, MAX_PARTS};
+use super::body::{
+    encode_body, encode_body_over, write_consent_and_sums, write_days, write_days_first, write_ties, Days, MAX_PARTS,
+};
 use super::*;
 use crate::checkpoint::Loader;
 use crate::facts::{Body, DayBucket, Facts, Tie, COUNTERS};
