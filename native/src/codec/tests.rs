@@ -144,6 +144,16 @@ fn days_are_written_as_steps_and_a_record_whose_days_do_not_increase_is_corrupt(
     }
 }
 
+/// `body` as formats 4 and 5 wrote it: consent and sums, then its days and ties, one
+/// part not counted.
+fn one_part_record(format: u8, body: &Body, how: Days) -> Vec<u8> {
+    let mut w = Writer::into(Vec::new(), format).shifting();
+    write_consent_and_sums(&mut w, body);
+    write_days(&mut w, &body.days, how);
+    write_ties(&mut w, &body.out, how);
+    w.0
+}
+
 /// A body with counters of every kind: some zero, one at its limit, amounts of 0, 1
 /// and beyond 64 bits, and ties to one target over several days.
 fn body_of_every_counter() -> Body {
@@ -176,13 +186,10 @@ fn bodies_keep_only_the_counters_not_zero_and_bodies_of_format_4_still_read() {
     assert_eq!(record[0], BODY_FORMAT);
     assert_eq!(decode_body(&facts, &record), Ok(body.clone()));
     // format 4 wrote every counter
-    let mut w = Writer::into(Vec::new(), BODY_FORMAT_4).shifting();
-    write_consent_and_sums(&mut w, &body);
-    write_days(&mut w, &body.days, Days::Stepped);
-    write_ties(&mut w, &body.out, Days::Stepped);
-    assert_eq!(decode_body(&facts, &w.0), Ok(body.clone()));
-    assert_eq!(glance_body(&facts, &w.0).unwrap().sums, body.sums);
-    assert!(record.len() + 4 * (COUNTERS - 3) < w.0.len(), "{} against {}", record.len(), w.0.len());
+    let old = one_part_record(BODY_FORMAT_4, &body, Days::Stepped);
+    assert_eq!(decode_body(&facts, &old), Ok(body.clone()));
+    assert_eq!(glance_body(&facts, &old).unwrap().sums, body.sums);
+    assert!(record.len() + 4 * (COUNTERS - 3) < old.len(), "{} against {}", record.len(), old.len());
 }
 
 #[test]
@@ -484,15 +491,12 @@ fn a_body_opened_and_packed_again_adds_a_part_and_reads_back_whole() {
     assert_eq!(super::body::parts_of(&packed).unwrap().1, parts);
     assert_eq!(decode_body(&facts, &packed), Ok(whole.clone()));
     // a record of format 5 (one part, not counted) opens too
-    let mut w = Writer::into(Vec::new(), BODY_FORMAT_5).shifting();
-    write_consent_and_sums(&mut w, &whole);
-    write_days(&mut w, &whole.days, Days::Sparse);
-    write_ties(&mut w, &whole.out, Days::Sparse);
-    assert_eq!(decode_body(&facts, &w.0), Ok(whole.clone()));
-    let mut opened = open_body(&w.0).unwrap().unwrap();
+    let five = one_part_record(BODY_FORMAT_5, &whole, Days::Sparse);
+    assert_eq!(decode_body(&facts, &five), Ok(whole.clone()));
+    let mut opened = open_body(&five).unwrap().unwrap();
     add_a_batch(&mut opened, 99);
     add_a_batch(&mut whole, 99);
-    assert_eq!(decode_body(&facts, &encode_body_over(&opened, &w.0, Vec::new())), Ok(whole));
+    assert_eq!(decode_body(&facts, &encode_body_over(&opened, &five, Vec::new())), Ok(whole));
     // earlier formats are decoded whole instead
     let mut days_first = Writer::into(Vec::new(), BODY_FORMAT_3).shifting();
     write_days_first(&mut days_first, &Body::default());
