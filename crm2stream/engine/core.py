@@ -22,8 +22,12 @@ from crm2stream.core.tables import Row
 CorruptRecord = _native.CorruptRecord
 
 #: Persons per write when publishing the table topics: bounds the memory a publication
-#: of every person (the end of a bulk ingest) takes.
-PUBLISH_ITEMS = 5_000
+#: of every person (the end of a bulk ingest) takes. What a write holds while it is made
+#: (the members' bodies decoded whole, the records, their copies in the WriteBatch and
+#: the memtable) stays in the allocators after it: a publication after 200,000 events on
+#: the bench's 10M directory peaked 410 MiB above its start in writes of 5,000 persons,
+#: 151 MiB in writes of 1,000, and took no longer (``docs/performance.md``).
+PUBLISH_ITEMS = 1_000
 #: Persons (identifiers, for the identity table) per page of a table read or a digest.
 ROWS_PAGE = 20_000
 
