@@ -1,20 +1,21 @@
 """Where a batch's time goes on a large data directory: the figures behind the rows of
 ``docs/performance.md``'s "What each change did" measured on the 9M tail.
 
-``python -m bench.tail DIR FILE [--batches N] [--publish] [--cache-mib M]`` opens a data
-directory ingested with ``CRM2STREAM_ID_KEY=bench``, as the scale step's are (it is
-written to: give it a copy), with a cache of M MiB (by default 512, the engine's), and
-applies the first N batches of 50,000 lines of FILE (the lines that come after the
-directory's). It prints per batch its seconds (and each phase's), the process's RSS and
-the bodies read back from the store; then, in total, the seconds spent applying events,
-valuing the persons they touched (score changes) and writing to the store, the CPU time
-of the process over the batches (every thread's), how many bodies each of the first two
-read back from the store, and the core's largest structures (``Core.footprint``).
-``--publish`` then publishes the table topics and prints how long that took and the most
-RSS it reached (sampled every 50 ms). ``--count`` also counts the core's allocations
-(``CRM2STREAM_COUNT_ALLOCATIONS``, set before the core loads) and prints, per phase, the
-most it held above what it held when the phase began. Run it pinned to one core
-(``taskset -c 1``).
+``python -m bench.tail DIR FILE [--batches N] [--publish [--publish-items P]]
+[--cache-mib M]`` opens a data directory ingested with ``CRM2STREAM_ID_KEY=bench``, as
+the scale step's are (it is written to: give it a copy), with a cache of M MiB (by
+default 512, the engine's), and applies the first N batches of 50,000 lines of FILE (the
+lines that come after the directory's). It prints per batch its seconds (and each
+phase's), the process's RSS and the bodies read back from the store; then, in total, the
+seconds spent applying events, valuing the persons they touched (score changes) and
+writing to the store, the CPU time of the process over the batches (every thread's), how
+many bodies each of the first two read back from the store, and the core's largest
+structures (``Core.footprint``). ``--publish`` then publishes the table topics and
+prints how long that took and the most RSS it reached (sampled every 50 ms), in writes
+of ``--publish-items`` persons (by default the engine's). ``--count`` also counts the
+core's allocations (``CRM2STREAM_COUNT_ALLOCATIONS``, set before the core loads) and
+prints, per phase, the most it held above what it held when the phase began. Run it
+pinned to one core (``taskset -c 1``).
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ def main() -> None:
     parser.add_argument("--publish", action="store_true")
     parser.add_argument("--cache-mib", type=int, default=512)
     parser.add_argument("--count", action="store_true")
+    parser.add_argument("--publish-items", type=int, default=None)
     args = parser.parse_args()
     if args.count:
         if "crm2stream._native" in sys.modules:
@@ -149,11 +151,16 @@ def main() -> None:
                 peak[0] = max(peak[0], rss_mib())
 
         threading.Thread(target=sample, daemon=True).start()
+        if args.publish_items:
+            publishing.PUBLISH_ITEMS = args.publish_items
         started = time.perf_counter()
         publishing.publish(engine)
         done.set()
         took = time.perf_counter() - started
-        print(f"publication {took:.1f} s: RSS at most {peak[0]:,} MiB, after it {rss_mib():,} MiB")
+        print(
+            f"publication {took:.1f} s: RSS at most {peak[0]:,} MiB, after it {rss_mib():,} MiB;"
+            f" writes of {publishing.PUBLISH_ITEMS:,} persons"
+        )
     engine.close()
 
 

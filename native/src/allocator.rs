@@ -93,17 +93,24 @@ extern "C" {
     fn mi_collect(force: bool);
 }
 
-/// Hand the memory mimalloc keeps freed back to the system now, rather than when an
+/// Hand the memory the allocators keep freed back to the system now, rather than when an
 /// allocation next passes the purge delay: after a batch (or a write of a publication)
-/// the core has freed what the call held. On the 9M directory of the bench's input, this
-/// took 12 to 49 ms after a batch of 50,000 events, and the process's RSS after it fell by
-/// 190 to 380 MiB; six batches took as long with it as without, and peaked 60 MiB lower.
-/// (A publication there, 66 writes of 5,000 persons each calling it, took 48.9 s; 51.4 s
-/// in an earlier run without it.)
+/// the core has freed what the call held. On the 9M directory of the bench's input,
+/// mimalloc's collection took 12 to 49 ms after a batch of 50,000 events, and the
+/// process's RSS after it fell by 190 to 380 MiB; six batches took as long with it as
+/// without, and peaked 60 MiB lower.
 ///
 /// The C library's allocator (the interpreter's large objects, RocksDB's buffers) keeps
-/// what they free too, and is asked to hand it back here as well (`malloc_trim`).
+/// what they free too, and is asked to hand it back as well (`malloc_trim`). Both run at
+/// most once per `COLLECT_EVERY`: what they hand back is faulted in again when next
+/// allocated, and at every call (each write of 1,000 persons of a publication) they cost
+/// the 1M ingest of the bench 5 to 7 s more.
 pub fn collect() {
+    static LAST: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
+    let mut last = LAST.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if last.is_some_and(|at| at.elapsed() < COLLECT_EVERY) {
+        return;
+    }
     // SAFETY: a plain call into the linked allocator.
     unsafe { mi_collect(true) };
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -111,7 +118,11 @@ pub fn collect() {
     unsafe {
         malloc_trim(0);
     }
+    *last = Some(std::time::Instant::now());
 }
+
+/// How often `collect` hands freed memory back, at most.
+const COLLECT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 extern "C" {

@@ -27,7 +27,12 @@ def test_the_tail_bench_times_the_batches_after_a_directory_and_its_publication(
     bench = [sys.executable, "-m", "bench.tail", str(data), str(tail), "--batches", "1"]
     bench += ["--cache-mib", "1", "--count"]
     out = subprocess.run(
-        [*bench, "--publish"], check=True, env=env, capture_output=True, text=True, timeout=300
+        [*bench, "--publish", "--publish-items", "7"],
+        check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     ).stdout
     batch = re.search(r"^batch 1: [\d.]+ s \((.*)\), RSS [\d,]+ MiB, ([\d,]+) read$", out, re.M)
     assert batch is not None, out
@@ -55,7 +60,8 @@ def test_the_tail_bench_times_the_batches_after_a_directory_and_its_publication(
     held = re.search(r"^the core held at most, above a phase's start: (.*)$", out, re.M)
     assert held is not None, out
     assert {part.split(" ")[0] for part in held.group(1).split(", ")} >= {"applying", "score"}
-    assert re.search(r"^publication [\d.]+ s: RSS at most [\d,]+ MiB", out, re.M), out
+    published = r"^publication [\d.]+ s: RSS at most [\d,]+ MiB.*; writes of 7 persons$"
+    assert re.search(published, out, re.M), out
     # what the tail applied is in the directory: its events are accepted once
     again = subprocess.run(
         [*CLI, "--data-dir", str(data), "ingest", str(tail)],
