@@ -80,7 +80,8 @@ def checkpoint(engine: EmbeddedEngine, publish: bool | None) -> None:
         segments.written(size, full)
         if full:
             batch.drop_segments(below=seq)
-        batch.delete(engine.core.checkpoint_stale())
+        for keys in engine.core.checkpoint_stale():
+            batch.delete(keys)
         batch.meta(
             "state",
             {

@@ -28,6 +28,8 @@ CorruptRecord = _native.CorruptRecord
 #: the bench's 10M directory peaked 410 MiB above its start in writes of 5,000 persons,
 #: 151 MiB in writes of 1,000, and took no longer (``docs/performance.md``).
 PUBLISH_ITEMS = 1_000
+#: Store keys of replaced bodies per list handed to the shell (``checkpoint_stale``).
+STALE_KEYS = 10_000
 #: Persons (identifiers, for the identity table) per page of a table read or a digest.
 ROWS_PAGE = 20_000
 
@@ -161,10 +163,11 @@ class Core:
         while (part := self._core.checkpoint_part()) is not None:
             yield part
 
-    def checkpoint_stale(self) -> list[bytes]:
-        """The store keys of the bodies the checkpoint begun replaces: delete them in the
-        write that commits it."""
-        return self._core.checkpoint_stale()
+    def checkpoint_stale(self, limit: int = STALE_KEYS) -> Iterator[list[bytes]]:
+        """The store keys of the bodies the checkpoint begun replaces, ``limit`` at a
+        time: delete them in the write that commits it."""
+        while (keys := self._core.checkpoint_stale(limit)) is not None:
+            yield keys
 
     def end_checkpoint(self, committed: bool) -> None:
         """End the checkpoint begun: ``committed`` once the write that makes it the

@@ -75,6 +75,8 @@ pub struct Segment {
     /// was written ahead for, whether its body is resident and so written here)
     bodies: Vec<(Id, u32, u32, bool)>,
     body_at: usize,
+    /// how many of `bodies` `next_stale` went through
+    stale_at: usize,
     keyed: Option<u32>,
 }
 
@@ -129,7 +131,7 @@ impl Segment {
             )
         };
         let record = Vec::with_capacity(4096);
-        Segment { idents, pairs, referrals, emitted, table: 0, at: 0, record, bodies, body_at: 0, keyed }
+        Segment { idents, pairs, referrals, emitted, table: 0, at: 0, record, bodies, body_at: 0, stale_at: 0, keyed }
     }
 
     /// Give up on this checkpoint before it is committed: its bodies are dirty again, and
@@ -208,15 +210,22 @@ impl Segment {
         Some(out)
     }
 
-    /// The store keys of the bodies this checkpoint replaces: delete them in the write
-    /// that commits it.
-    pub fn stale(&self, facts: &Facts) -> Vec<Vec<u8>> {
+    /// The next store keys, at most `limit`, of the bodies this checkpoint replaces
+    /// (None once all were handed out): delete them in the write that commits it. Handed
+    /// out in pieces, since a checkpoint after a million events replaced 887,376 bodies,
+    /// whose keys held 86 MiB more at once as a list of the interpreter's bytes.
+    pub fn next_stale(&mut self, facts: &Facts, limit: usize) -> Option<Vec<Vec<u8>>> {
         let seq = self.keyed.unwrap_or(0);
-        self.bodies
-            .iter()
-            .filter(|&&(_, before, _, _)| before != 0 && before != seq)
-            .map(|&(id, before, _, _)| body_key(facts.key(id), before))
-            .collect()
+        let rest = self.bodies.get(self.stale_at..).filter(|rest| !rest.is_empty())?;
+        let taken = rest.len().min(limit.max(1));
+        self.stale_at += taken;
+        Some(
+            rest[..taken]
+                .iter()
+                .filter(|&&(_, before, _, _)| before != 0 && before != seq)
+                .map(|&(id, before, _, _)| body_key(facts.key(id), before))
+                .collect(),
+        )
     }
 }
 

@@ -43,8 +43,9 @@ def checkpoint(core: Core, store: DictStore, seq: int, full: bool = False) -> No
     for bodies in core.checkpoint_bodies():
         store.data.update(bodies)
     list(core.checkpoint_segment())
-    for key in core.checkpoint_stale():
-        del store.data[key]
+    for keys in core.checkpoint_stale(limit=7):  # in pieces, as the engine's are
+        for key in keys:
+            del store.data[key]
     core.end_checkpoint(committed=True)
 
 

@@ -39,11 +39,11 @@ impl Core {
         Some(bodies.iter().map(|(k, v)| (PyBytes::new(py, k), PyBytes::new(py, v))).collect())
     }
 
-    /// The store keys of the bodies the checkpoint begun replaces: to delete in the write
-    /// that commits it.
-    fn checkpoint_stale<'py>(&self, py: Python<'py>) -> Vec<Bound<'py, PyBytes>> {
-        let stale = self.segment.as_ref().map(|segment| segment.stale(&self.facts)).unwrap_or_default();
-        stale.iter().map(|k| PyBytes::new(py, k)).collect()
+    /// The next store keys, at most `limit`, of the bodies the checkpoint begun replaces:
+    /// to delete in the write that commits it. None once all were handed out.
+    fn checkpoint_stale<'py>(&mut self, py: Python<'py>, limit: usize) -> Option<Vec<Bound<'py, PyBytes>>> {
+        let stale = self.segment.as_mut()?.next_stale(&self.facts, limit)?;
+        Some(stale.iter().map(|k| PyBytes::new(py, k)).collect())
     }
 
     /// End the checkpoint begun: `committed` once the write that makes it the checkpoint
