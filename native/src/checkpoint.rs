@@ -8,6 +8,7 @@
 //! earlier one's: loading keeps the latest record of each key.
 
 use crate::codec;
+use crate::emitted::PersonKey;
 use crate::facts::{Facts, Id, UNPUBLISHED};
 use crate::shares::Sid;
 
@@ -66,7 +67,9 @@ pub struct Segment {
     idents: Vec<Id>,
     pairs: Vec<(Id, Id)>,
     referrals: Vec<Sid>,
-    emitted: Vec<String>,
+    /// the persons whose last emitted score to write, by the digest of their ids (the
+    /// ids spelled out took 56 bytes each, 10 as digests, for the whole checkpoint)
+    emitted: Vec<PersonKey>,
     /// the table being written (index into `TABLES`) and the next key in it
     table: usize,
     at: usize,
@@ -113,7 +116,7 @@ impl Segment {
                 (0..facts.idents.len() as Id).collect(),
                 facts.pairs.keys().copied().collect(),
                 facts.shares.referrals.keys().copied().collect(),
-                facts.last_emitted.person_ids(),
+                facts.last_emitted.keys(),
             )
         } else {
             let mut idents = dirty.records;
@@ -127,7 +130,7 @@ impl Segment {
                 idents,
                 dirty.pairs.into_iter().collect(),
                 dirty.referrals.into_iter().collect(),
-                dirty.emitted.iter().map(crate::identity::person_id).collect(),
+                dirty.emitted.iter().copied().collect(),
             )
         };
         let record = Vec::with_capacity(4096);
@@ -169,7 +172,7 @@ impl Segment {
                     parts.push(b'r', facts.shares.key(sid).as_bytes(), &self.record);
                 }
                 3 if at < self.emitted.len() => {
-                    let pid = &self.emitted[at];
+                    let pid = &crate::identity::person_id(&self.emitted[at]);
                     self.record = codec::encode_emitted(facts, pid, std::mem::take(&mut self.record));
                     parts.push(b'e', pid.as_bytes(), &self.record);
                 }

@@ -5,7 +5,7 @@
 //! bytes, and a tier as its number among the tier names seen. As `String`s, key and tier,
 //! the map took 74 MiB at 9M events, measured by dropping it (`footprint`).
 
-use crate::identity::{person_id, PERSON_DIGEST};
+use crate::identity::PERSON_DIGEST;
 use foldhash::{HashMap, HashSet};
 use std::mem::size_of;
 
@@ -57,8 +57,9 @@ impl LastEmitted {
     }
 
     /// Every person id with a score emitted.
-    pub fn person_ids(&self) -> Vec<String> {
-        self.scores.keys().map(person_id).collect()
+    /// The persons with a score emitted, as the digests of their ids.
+    pub fn keys(&self) -> Vec<PersonKey> {
+        self.scores.keys().copied().collect()
     }
 
     /// About how many bytes it holds (see `footprint`): a table slot per capacity.
@@ -73,7 +74,7 @@ pub type Emitted = HashSet<PersonKey>;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::identity::person_id_of;
+    use crate::identity::{person_id, person_id_of};
 
     #[test]
     fn a_person_id_reads_back_from_its_digest_and_nothing_else_is_one() {
@@ -102,7 +103,7 @@ mod tests {
         assert_eq!(emitted.get(&a), Some((2.0, "silver")));
         assert_eq!(emitted.get(&b), Some((0.25, "silver")));
         assert_eq!(emitted.get("p_0000000000000000000f"), None);
-        let mut ids = emitted.person_ids();
+        let mut ids: Vec<String> = emitted.keys().iter().map(person_id).collect();
         ids.sort();
         let mut want = vec![a, b];
         want.sort();
