@@ -56,7 +56,6 @@ impl LastEmitted {
         self.scores.len()
     }
 
-    /// Every person id with a score emitted.
     /// The persons with a score emitted, as the digests of their ids.
     pub fn keys(&self) -> Vec<PersonKey> {
         self.scores.keys().copied().collect()
