@@ -11,7 +11,6 @@ use crate::shares::{Shares, Sid};
 use crate::standing::Standings;
 use foldhash::{HashMap, HashMapExt, HashSet};
 use num_bigint::BigUint;
-use std::collections::BTreeMap;
 
 pub type Id = u32;
 /// `Facts::published_anchor` of an identifier not yet published
@@ -64,6 +63,87 @@ pub type ConsentEntry = (i64, String, bool, Option<i64>);
 pub type Scope = (String, String, String);
 pub type LinkEntry = (i64, String, bool);
 
+/// An identifier's consent histories per scope, sorted by scope. A sorted vector, not a
+/// `BTreeMap`: a map's first node took about a kilobyte however few its scopes, and most
+/// identifiers that hold consent hold one or two scopes. The vector is kept at its
+/// length, so a body holds what its scopes take.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Consent(Vec<(Scope, Vec<ConsentEntry>)>);
+
+impl Consent {
+    pub fn with_capacity(scopes: usize) -> Self {
+        Consent(Vec::with_capacity(scopes))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// (scope, history), sorted by scope.
+    pub fn iter(&self) -> impl Iterator<Item = (&Scope, &Vec<ConsentEntry>)> {
+        self.0.iter().map(|(scope, history)| (scope, history))
+    }
+
+    /// The history of a scope, begun empty if the scope is new.
+    pub fn history_mut(&mut self, scope: Scope) -> &mut Vec<ConsentEntry> {
+        let at = match self.0.binary_search_by(|(held, _)| held.cmp(&scope)) {
+            Ok(at) => at,
+            Err(at) => {
+                self.0.reserve_exact(1);
+                self.0.insert(at, (scope, Vec::new()));
+                at
+            }
+        };
+        &mut self.0[at].1
+    }
+
+    /// Set the history of a scope (a scope given twice keeps the last, as a map does).
+    pub fn insert(&mut self, scope: Scope, history: Vec<ConsentEntry>) {
+        *self.history_mut(scope) = history;
+    }
+
+    /// About how many bytes it holds (lengths and capacities).
+    pub fn bytes(&self) -> usize {
+        let per_scope = size_of::<(Scope, Vec<ConsentEntry>)>();
+        self.0.capacity() * per_scope
+            + (self.0.iter())
+                .map(|(scope, history)| {
+                    scope.0.capacity()
+                        + scope.1.capacity()
+                        + scope.2.capacity()
+                        + history.capacity() * size_of::<ConsentEntry>()
+                        + history.iter().map(|e| e.1.capacity()).sum::<usize>()
+                })
+                .sum::<usize>()
+    }
+}
+
+impl<const N: usize> From<[(Scope, Vec<ConsentEntry>); N]> for Consent {
+    fn from(histories: [(Scope, Vec<ConsentEntry>); N]) -> Self {
+        let mut consent = Consent::with_capacity(N);
+        for (scope, history) in histories {
+            consent.insert(scope, history);
+        }
+        consent
+    }
+}
+
+impl<'a> IntoIterator for &'a Consent {
+    type Item = (&'a Scope, &'a Vec<ConsentEntry>);
+    type IntoIter = std::iter::Map<
+        std::slice::Iter<'a, (Scope, Vec<ConsentEntry>)>,
+        fn(&'a (Scope, Vec<ConsentEntry>)) -> (&'a Scope, &'a Vec<ConsentEntry>),
+    >;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter().map(|(scope, history)| (scope, history))
+    }
+}
+
 /// What an identifier's events added up to: its day buckets, ties, consent and decayed
 /// sums. It grows with the identifier's history, so an engine with a store keeps it under
 /// the identifier's key and holds only the bodies a batch needs (see `Facts::evict`).
@@ -71,7 +151,7 @@ pub type LinkEntry = (i64, String, bool);
 pub struct Body {
     pub days: Vec<DayBucket>,
     pub out: Vec<Tie>,
-    pub consent: BTreeMap<Scope, Vec<ConsentEntry>>,
+    pub consent: Consent,
     pub sums: [BigUint; 4],
 }
 
@@ -394,5 +474,34 @@ impl Facts {
         }
         links.sort();
         (mentions, links)
+    }
+}
+
+#[cfg(test)]
+mod consent_tests {
+    use super::*;
+
+    fn scope(grantee: &str) -> Scope {
+        (grantee.into(), "marketing".into(), "email".into())
+    }
+
+    #[test]
+    fn consent_keeps_scopes_sorted_each_once_at_their_length() {
+        let mut consent = Consent::default();
+        consent.history_mut(scope("b")).push((2, "e2".into(), true, None));
+        consent.history_mut(scope("a")).push((1, "e1".into(), true, None));
+        consent.history_mut(scope("b")).push((3, "e3".into(), false, None));
+        let scopes: Vec<&str> = consent.iter().map(|(s, _)| s.0.as_str()).collect();
+        assert_eq!(scopes, ["a", "b"]);
+        assert_eq!(consent.iter().map(|(_, h)| h.len()).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(consent.0.capacity(), 2);
+        // a scope given again replaces its history, as a map's insert does
+        consent.insert(scope("a"), vec![(9, "e9".into(), true, Some(10))]);
+        assert_eq!(consent.len(), 2);
+        assert_eq!(consent.iter().next().map(|(_, h)| h[0].0), Some(9));
+        assert_eq!(
+            Consent::from([(scope("b"), vec![]), (scope("a"), vec![])]).iter().next().map(|(s, _)| &s.0[..]),
+            Some("a")
+        );
     }
 }

@@ -79,7 +79,8 @@ impl Facts {
                 let scope = (event.grantee.to_string(), event.purpose.clone(), event.channel.clone());
                 let entry = (ts, event_id.to_string(), event.granted, event.expires);
                 self.will_change(actor);
-                let history = self.body_mut(actor).consent.entry(scope).or_default();
+                let history = self.body_mut(actor).consent.history_mut(scope);
+                history.reserve_exact(1); // a scope's history takes a few entries, kept at its length
                 insort(history, entry);
             }
         }

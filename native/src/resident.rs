@@ -12,28 +12,17 @@
 
 use crate::codec;
 use crate::decode::{Event, Kind};
-use crate::facts::{Body, ConsentEntry, DayBucket, Facts, Id, IdSet, Tie};
+use crate::facts::{Body, DayBucket, Facts, Id, IdSet, Tie};
 use std::mem::size_of;
 
 impl Body {
     /// About how many bytes of memory it holds (lengths and capacities).
     pub fn bytes(&self) -> usize {
-        let consent: usize = self
-            .consent
-            .iter()
-            .map(|(scope, history)| {
-                96 + scope.0.capacity()
-                    + scope.1.capacity()
-                    + scope.2.capacity()
-                    + history.capacity() * size_of::<ConsentEntry>()
-                    + history.iter().map(|e| e.1.capacity()).sum::<usize>()
-            })
-            .sum();
         let sums: usize = self.sums.iter().map(|s| s.bits().div_ceil(64) as usize * 8).sum();
         size_of::<Body>()
             + self.days.capacity() * size_of::<DayBucket>()
             + self.out.capacity() * size_of::<Tie>()
-            + consent
+            + self.consent.bytes()
             + sums
     }
 }

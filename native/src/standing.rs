@@ -24,10 +24,9 @@
 use crate::facts::{Body, ConsentEntry, Id, Person, Scope};
 use foldhash::{HashMap, HashMapExt};
 use num_bigint::BigUint;
-use std::collections::BTreeMap;
 use std::mem::size_of;
 
-pub type Consent = BTreeMap<Scope, Vec<ConsentEntry>>;
+pub use crate::facts::Consent;
 
 /// Persons kept, at most; past it, those valued longest ago are dropped, down to half,
 /// and kept again when a batch values them. (195,000 kept persons held 89 MiB at 9M
@@ -57,8 +56,8 @@ struct Kept {
 }
 
 /// Per consent scope (its number among `Standings::scopes`), the latest entry, sorted by
-/// number: a few dozen bytes a scope, where a person's `Consent` map took a B-tree node of
-/// about a kilobyte however few its scopes. A person without consent allocates nothing.
+/// number: a few dozen bytes a scope, where a map of the members' histories took a B-tree
+/// node of about a kilobyte however few its scopes. A person without consent allocates nothing.
 pub type Latest = Vec<(u32, ConsentEntry)>;
 
 impl Kept {

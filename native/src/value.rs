@@ -3,8 +3,8 @@
 
 use crate::decode::Kind;
 use crate::facts::{
-    ConsentEntry, DayBucket, Facts, Id, Scope, COUNTERS, PURCHASES, R_SHARE, S_CONSUMPTION, S_POPULARITY, S_REACH,
-    S_REVENUE,
+    Consent, ConsentEntry, DayBucket, Facts, Id, Scope, COUNTERS, PURCHASES, R_SHARE, S_CONSUMPTION, S_POPULARITY,
+    S_REACH, S_REVENUE,
 };
 use crate::json::{round4, J};
 use crate::scales::{Config, Scales, CREDIT_FX, WEIGHT_FX};
@@ -208,10 +208,7 @@ pub fn consent_of<'a>(facts: &'a Facts, members: &[Id], cutoff: i64) -> Vec<(&'a
 }
 
 /// `consent_of`, from the members' consent histories.
-pub fn deciding<'a>(
-    histories: impl Iterator<Item = &'a BTreeMap<Scope, Vec<ConsentEntry>>>,
-    cutoff: i64,
-) -> Vec<(&'a Scope, &'a ConsentEntry)> {
+pub fn deciding<'a>(histories: impl Iterator<Item = &'a Consent>, cutoff: i64) -> Vec<(&'a Scope, &'a ConsentEntry)> {
     let mut latest: BTreeMap<&Scope, &ConsentEntry> = BTreeMap::new();
     for consent in histories {
         for (scope, history) in consent {

@@ -2,9 +2,8 @@
 //! keeps them under their keys (and the cache packs them), and glances at them.
 
 use super::{Reader, Result, Writer, BODY_FORMAT, BODY_FORMAT_2, BODY_FORMAT_3, BODY_FORMAT_4, BODY_FORMAT_5, FORMAT};
-use crate::facts::{Body, ConsentEntry, DayBucket, Facts, Id, Scope, Tie, COUNTERS};
+use crate::facts::{Body, Consent, DayBucket, Facts, Id, Tie, COUNTERS};
 use num_bigint::BigUint;
-use std::collections::BTreeMap;
 
 /// An identifier's body as the store keeps it under its key (and the cache packs it):
 /// its consent and sums first, so that a glance reads no further, then its day buckets
@@ -337,7 +336,7 @@ pub fn decode_body(facts: &Facts, data: &[u8]) -> Result<Body> {
 /// grow with history) to read these cost more memory and time than the batch itself.
 #[derive(Debug, Default)]
 pub struct Glance {
-    pub consent: BTreeMap<Scope, Vec<ConsentEntry>>,
+    pub consent: Consent,
     pub sums: [BigUint; 4],
 }
 
@@ -486,9 +485,10 @@ pub(super) fn read_keyed_ties(r: &mut Reader<'_>) -> Result<Vec<StoredTie>> {
     Ok(ties)
 }
 
-pub(super) fn read_consent(r: &mut Reader<'_>) -> Result<BTreeMap<Scope, Vec<ConsentEntry>>> {
-    let mut consent = BTreeMap::new();
-    for _ in 0..r.len()? {
+pub(super) fn read_consent(r: &mut Reader<'_>) -> Result<Consent> {
+    let scopes = r.len()?;
+    let mut consent = Consent::with_capacity(r.bounded(scopes));
+    for _ in 0..scopes {
         let scope = (r.text()?, r.text()?, r.text()?);
         let n = r.len()?;
         let mut history = Vec::with_capacity(r.bounded(n));

@@ -443,7 +443,7 @@ fn add_a_batch(body: &mut Body, round: u32) {
         }
     }
     let scope = ("brand".to_string(), "marketing".to_string(), "email".to_string());
-    crate::fold::insort(body.consent.entry(scope).or_default(), (i64::from(round), format!("p{round}"), true, None));
+    crate::fold::insort(body.consent.history_mut(scope), (i64::from(round), format!("p{round}"), true, None));
     body.sums[1] += BigUint::from(round + 1) << 700;
 }
 
