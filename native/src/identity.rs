@@ -12,10 +12,15 @@ use std::rc::Rc;
 pub const PERSON_DIGEST: usize = 10;
 
 pub fn person_id_of(anchor: &str, id_key: &[u8]) -> String {
+    person_id(&person_digest(anchor, id_key))
+}
+
+/// The bytes a person id spells: the first `PERSON_DIGEST` of the anchor's HMAC.
+pub fn person_digest(anchor: &str, id_key: &[u8]) -> [u8; PERSON_DIGEST] {
     let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(id_key).expect("HMAC takes any key");
     mac.update(anchor.as_bytes());
     let digest = mac.finalize().into_bytes();
-    person_id(digest[..PERSON_DIGEST].try_into().expect("an HMAC-SHA256 is 32 bytes"))
+    digest[..PERSON_DIGEST].try_into().expect("an HMAC-SHA256 is 32 bytes")
 }
 
 /// A person id: `p_` and the digest's bytes in lowercase hex.
@@ -38,21 +43,23 @@ pub fn linked_at(history: &[LinkEntry], cutoff: i64) -> bool {
 
 pub fn make_person(facts: &Facts, mut members: Vec<Id>, id_key: &[u8]) -> Person {
     members.sort_by(|a, b| facts.key(*a).cmp(facts.key(*b)));
-    let anchor = *members
+    let anchor = anchor_of(facts, &members);
+    Person { person_id: person_id_of(facts.key(anchor), id_key), anchor, members }
+}
+
+/// The anchor of a person's members: the one seen first (then by key).
+pub fn anchor_of(facts: &Facts, members: &[Id]) -> Id {
+    *members
         .iter()
         .min_by(|a, b| {
             let (fa, fb) = (facts.first(**a), facts.first(**b));
             (fa.0, fa.1, facts.key(**a)).cmp(&(fb.0, fb.1, facts.key(**b)))
         })
-        .expect("a person has members");
-    Person { person_id: person_id_of(facts.key(anchor), id_key), anchor, members }
+        .expect("a person has members")
 }
 
-/// The person an identifier belongs to now, cached until a link or an anchor changes.
-pub fn current_person(facts: &mut Facts, id: Id, id_key: &[u8]) -> Rc<Person> {
-    if let Some(Some(person)) = facts.person_cache.get(id as usize) {
-        return person.clone();
-    }
+/// The identifiers linked to `id` now through any chain of links, itself first.
+pub fn component(facts: &Facts, id: Id) -> Vec<Id> {
     let mut component = vec![id];
     let mut frontier = vec![id];
     let mut seen = HashSet::from_iter([id]);
@@ -64,7 +71,15 @@ pub fn current_person(facts: &mut Facts, id: Id, id_key: &[u8]) -> Rc<Person> {
             }
         }
     }
-    let person = Rc::new(make_person(facts, component, id_key));
+    component
+}
+
+/// The person an identifier belongs to now, cached until a link or an anchor changes.
+pub fn current_person(facts: &mut Facts, id: Id, id_key: &[u8]) -> Rc<Person> {
+    if let Some(Some(person)) = facts.person_cache.get(id as usize) {
+        return person.clone();
+    }
+    let person = Rc::new(make_person(facts, component(facts, id), id_key));
     for &member in &person.members {
         let at = member as usize;
         if at >= facts.person_cache.len() {

@@ -5,8 +5,8 @@
 //! identifier that changed person (then under its old person id and its new one).
 
 use crate::emitted::{person_key, PersonKey};
-use crate::facts::{Facts, Id, IdSet, Person, UNPUBLISHED};
-use crate::identity::{current_person, person_id, person_id_of, Partition};
+use crate::facts::{Facts, Id, IdSet, UNPUBLISHED};
+use crate::identity::{anchor_of, component, current_person, person_digest, person_id, person_id_of, Partition};
 use crate::json::{format_micros, write_canonical, write_int, write_str, J};
 use crate::scales::Config;
 use crate::tables::{
@@ -14,7 +14,6 @@ use crate::tables::{
     write_relationship, DAY_US, STATE_TABLES,
 };
 use foldhash::{HashMap, HashSet};
-use std::rc::Rc;
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Role {
@@ -39,6 +38,40 @@ pub struct Publication {
     /// published under, and the identifiers the items cover
     moved_from: HashMap<Id, Id>,
     covered: IdSet,
+    reached: Reached,
+}
+
+/// The persons the ties of a publication's rows reach: per identifier reached, its
+/// person's anchor, and per anchor, its person id's digest. Found once each for the whole
+/// publication (nothing changes who belongs to whom until its last page), a few dozen
+/// bytes an identifier reached. Memoising a whole `Person` for every identifier a tie
+/// reaches instead held 159 MiB after a tail of 200,000 events at 9M events.
+#[derive(Default)]
+struct Reached {
+    anchor: HashMap<Id, Id>,
+    digest: HashMap<Id, PersonKey>,
+}
+
+impl Reached {
+    /// The anchor of `id`'s person and its person id's digest.
+    fn of(&mut self, facts: &Facts, cfg: &Config, id: Id) -> (Id, PersonKey) {
+        let anchor = match self.anchor.get(&id) {
+            Some(&anchor) => anchor,
+            None => {
+                let (anchor, members) = match facts.person_cache.get(id as usize) {
+                    Some(Some(person)) => (person.anchor, person.members.clone()),
+                    _ => {
+                        let members = component(facts, id);
+                        (anchor_of(facts, &members), members)
+                    }
+                };
+                self.anchor.extend(members.into_iter().map(|member| (member, anchor)));
+                anchor
+            }
+        };
+        let digest = self.digest.entry(anchor).or_insert_with(|| person_digest(facts.key(anchor), &cfg.id_key));
+        (anchor, *digest)
+    }
 }
 
 impl Publication {
@@ -222,7 +255,7 @@ pub fn begin(facts: &mut Facts, cfg: &Config) -> Option<Publication> {
     facts.published_anchor = Some(anchors);
     let at = format_micros(moment);
     let day = moment.div_euclid(DAY_US);
-    Some(Publication { at, day, items, rewrite, done: 0, moved_from, covered })
+    Some(Publication { at, day, items, rewrite, done: 0, moved_from, covered, reached: Reached::default() })
 }
 
 /// The relationships of the identifiers whose person changed: their ties' pairs under the
@@ -336,6 +369,7 @@ pub fn render(
     let at = publication.at.as_str();
     // the pairs each person's records now hold, kept once the loop lets go of the facts
     let mut published: Vec<(String, Vec<String>)> = Vec::new();
+    let reached_by_ties = &mut publication.reached;
     for &(key, role, anchor) in &publication.items[publication.done..end] {
         let person_id = &person_id(&key);
         if role == Role::Retired {
@@ -350,29 +384,30 @@ pub fn render(
         let person = &current_person(facts, anchor, &cfg.id_key);
         // nothing changes who belongs to whom between `begin` and the last page
         debug_assert_eq!(person_key(&person.person_id), Some(key));
-        // the persons the ties reach, looked up (and cached) before the rows borrow the facts
-        let mut targets: Vec<Rc<Person>> = Vec::new();
-        let mut slot_of = HashMap::<Id, usize>::default();
-        let mut slot_of_person = HashMap::<*const Person, usize>::default();
-        for &member in &person.members {
-            let ties: Vec<Id> = facts.body(member).out.iter().map(|t| t.target).collect();
-            for target in ties {
-                let reached = current_person(facts, target, &cfg.id_key);
-                let slot = *slot_of_person.entry(Rc::as_ptr(&reached)).or_insert_with(|| {
-                    targets.push(reached.clone());
-                    targets.len() - 1
-                });
-                slot_of.insert(target, slot);
-            }
-        }
+        // the persons the ties reach, as (anchor, person id digest), looked up before the
+        // rows borrow the facts
         let old = facts.published_ties.remove(person_id).unwrap_or_default();
         let facts: &Facts = facts;
-        let own = targets.iter().position(|p| p.person_id == *person_id).unwrap_or(usize::MAX);
+        let mut targets: Vec<(Id, PersonKey)> = Vec::new();
+        let mut slot_of = HashMap::<Id, usize>::default();
+        let mut slot_of_anchor = HashMap::<Id, usize>::default();
+        for &member in &person.members {
+            for tie in &facts.body(member).out {
+                let target = reached_by_ties.of(facts, cfg, tie.target);
+                let slot = *slot_of_anchor.entry(target.0).or_insert_with(|| {
+                    targets.push(target);
+                    targets.len() - 1
+                });
+                slot_of.insert(tie.target, slot);
+            }
+        }
+        let own = targets.iter().position(|&(a, _)| a == person.anchor).unwrap_or(usize::MAX);
         let mut reached = tie_sums(facts, cfg, &person.members, day, |id| slot_of.get(&id).copied(), own);
-        reached.sort_unstable_by(|a, b| targets[a.0].person_id.cmp(&targets[b.0].person_id));
+        // a digest's bytes sort as the hex digits of its person id do
+        reached.sort_unstable_by(|a, b| targets[a.0].1.cmp(&targets[b.0].1));
         // the pairs to write: those whose value may have changed, and the new ones
         let touched: Vec<bool> = match &publication.rewrite {
-            Some(rewrite) => targets.iter().map(|target| rewrite.contains(&(person.anchor, target.anchor))).collect(),
+            Some(rewrite) => targets.iter().map(|&(to, _)| rewrite.contains(&(person.anchor, to))).collect(),
             None => vec![true; targets.len()],
         };
         let (mut from_label, mut from_id) = (Vec::new(), Vec::new());
@@ -382,7 +417,7 @@ pub fn render(
         let mut now = Vec::with_capacity(reached.len());
         let mut gone = old.iter().peekable();
         for (to, counts, strength) in reached {
-            let target = &targets[to].person_id;
+            let target = &crate::identity::person_id(&targets[to].1);
             while let Some(stale) = gone.next_if(|stale| *stale < target) {
                 out[relationships].push(at, &format!("{person_id}>{stale}"), None);
             }
@@ -392,7 +427,7 @@ pub fn render(
                 to_label.clear();
                 to_id.clear();
                 row.clear();
-                write_str(&mut to_label, &label_of(facts, cfg, &targets[to]));
+                write_str(&mut to_label, &crate::labels::label(facts.key(targets[to].0), cfg.raw_labels));
                 write_str(&mut to_id, target);
                 write_relationship(&mut row, counts, strength, (&from_label, &from_id), (&to_label, &to_id));
                 out[relationships].push_raw(at, &format!("{person_id}>{target}"), &row);
@@ -419,6 +454,12 @@ pub fn render(
         out[permissions].push(at, person_id, list_or_null(permission_rows(facts, cfg, person, cutoff)).as_ref());
     }
     facts.published_ties.extend(published);
+    // the persons rendered were memoised for this write alone (`members_ahead`, above)
+    for &(_, role, anchor) in &publication.items[publication.done..end] {
+        if role != Role::Retired {
+            facts.forget_person(anchor);
+        }
+    }
     publication.done = end;
     out
 }

@@ -105,10 +105,6 @@ impl Core {
         });
         if publication.finished() {
             self.publication = None;
-            // Rendering memoised the person of every identifier a rendered tie reaches
-            // (1.1 million of them, 159 MiB, after a tail of 200,000 events at 9M): a
-            // memo for this publication, not the next batch.
-            self.facts.person_cache = Vec::new();
         }
         self.spill_ties(persons, &stored);
         Ok(out.into_iter().map(|records| (records.count, PyBytes::new(py, &records.ndjson))).collect())
