@@ -95,10 +95,10 @@ def main() -> None:
         note()
     wall = time.perf_counter() - started
     seconds["batches"] += wall
-    print(f"ingest {wall:.1f} s, exit {code}; RSS at most {max(peak.values()):,} MiB")
+    print(f"ingest {wall:.2f} s, exit {code}; RSS at most {max(peak.values()):,} MiB")
     for name in ("open", "batches", "checkpoint", "publication", "topic compaction"):
         times = "" if name == "batches" else f" in {calls[name]} call(s)"
-        print(f"{name}: {seconds[name]:.1f} s{times}, RSS at most {peak[name]:,} MiB")
+        print(f"{name}: {seconds[name]:.2f} s{times}, RSS at most {peak[name]:,} MiB")
 
 
 if __name__ == "__main__":

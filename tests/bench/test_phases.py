@@ -35,8 +35,9 @@ def test_the_phases_bench_ingests_as_the_command_does_and_times_each_phase(
     # one open; the command's ingest publishes once, at its end, inside its last checkpoint
     assert (phases["open"][1], phases["publication"][1]) == (1, 1), phases
     assert phases["checkpoint"][1] >= 1, phases
-    # the phases' own times add up to the whole, and the sampler saw the process
-    assert abs(sum(s for s, _, _ in phases.values()) - float(total[1])) < 0.05, phases
+    # the phases' own times add up to the whole (each printed to 0.005 s), and the sampler
+    # saw the process
+    assert abs(sum(s for s, _, _ in phases.values()) - float(total[1])) <= 0.031, phases
     assert phases["batches"][2] > 0
     assert max(rss for _, _, rss in phases.values()) == int(total[2].replace(",", ""))
     # the directory is the command's: it reads back as an ingested one
