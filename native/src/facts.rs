@@ -85,7 +85,7 @@ impl Consent {
 
     /// (scope, history), sorted by scope.
     pub fn iter(&self) -> impl Iterator<Item = (&Scope, &Vec<ConsentEntry>)> {
-        self.0.iter().map(|(scope, history)| (scope, history))
+        self.into_iter()
     }
 
     /// The history of a scope, begun empty if the scope is new.
