@@ -24,7 +24,8 @@ READ_MODEL_DIR = "read-model"
 
 
 def open_engine(settings: Settings, data_dir: Path) -> EmbeddedEngine:
-    """The engine as a server runs it: table topics published within ``publish_seconds``."""
+    """The engine as a server runs it: table topics published within ``publish_seconds``;
+    the facts loaded when the first events arrive (the read model needs only the topics)."""
     return EmbeddedEngine(
         data_dir,
         settings.core_config(),
@@ -33,6 +34,7 @@ def open_engine(settings: Settings, data_dir: Path) -> EmbeddedEngine:
         cache_bytes=settings.cache_mb << 20,
         checkpoint_seconds=min(settings.checkpoint_seconds, settings.publish_seconds),
         followed=True,
+        defer_load=True,
     )
 
 

@@ -93,6 +93,8 @@ def checkpoint(engine: EmbeddedEngine, publish: bool | None) -> None:
                 "indexes": True,
                 "bodies": "keyed",
                 "published": "keyed",
+                # what waits for a publication (see ``EmbeddedEngine.settled``)
+                "unpublished": engine.core.unpublished,
             },
         )
         positions = {"applied": engine.log_end, "segments": segments}

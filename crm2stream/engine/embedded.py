@@ -85,9 +85,13 @@ class EmbeddedEngine:
         load: bool = True,
         cache_bytes: int = CACHE_BYTES,
         followed: bool = False,
+        defer_load: bool = False,
     ) -> None:
         """Open (or create) a data directory. ``load=False`` skips loading the facts and
         recovering the log tail: for a replay, which rebuilds them anyway.
+        ``defer_load``: when the directory is ``settled`` (nothing to recover or publish),
+        load the facts only when something first needs them (a batch, a table read, a
+        checkpoint): a server that is only read never holds them.
         ``cache_bytes``: about how much memory the identifier bodies may hold between
         batches (the store keeps every body; see ``docs/architecture.md``).
         ``followed``: subscribers follow the table topics while the engine runs (a
@@ -144,11 +148,14 @@ class EmbeddedEngine:
         self.listeners: list[Callable[[], None]] = []
         #: the time new lines arrive at, in microseconds since the epoch
         self.clock: Callable[[], int] = lambda: time.time_ns() // 1000
-        if load:
+        #: the facts wait in the store until something needs them (``defer_load``)
+        self.deferred = load and defer_load and self.settled
+        if load and not self.deferred:
             self.load()
 
     def load(self) -> None:
         """Load the facts and apply the log after them (what opening does by default)."""
+        self.deferred = False
         checkpointing.load(self)
         if self.applied < self.log_end or self.replay_end > self.log_end:
             replay.recover(self)
@@ -156,6 +163,29 @@ class EmbeddedEngine:
             self.checkpoint()  # what an unfollowed run left for the end it never reached
         if self.followed and self.store.meta("log").get("topics") != self.topics_id:
             self.write(self.store.batch())  # the id its subscribers may keep
+
+    @property
+    def settled(self) -> bool:
+        """Whether loading the facts would change nothing stored: the last checkpoint
+        applied the whole log in this version's layout, with these value settings, and
+        left nothing to publish, and the topics' id is recorded. Only then may a server
+        leave them unloaded: its subscribers already have every table's rows."""
+        state = self.store.meta("state")
+        return (
+            self.applied == self.log_end
+            and self.replay_end <= self.log_end
+            and state.get("unpublished") == 0
+            and state.get("scales") == self.scales.fingerprint
+            and self.store.meta("log").get("topics") == self.topics_id
+        )
+
+    def need_facts(self) -> None:
+        """Load the facts if they were deferred (``defer_load``)."""
+        if self.deferred:
+            log.info("loading the facts")
+            started = time.perf_counter()
+            self.load()
+            log.info("loaded the facts in %.1f s", time.perf_counter() - started)
 
     @property
     def indexed(self) -> bool:
@@ -255,6 +285,7 @@ class EmbeddedEngine:
         ``originals``: the bytes received of lines the log holds otherwise (by index), kept
         with them for their dead letters.
         """
+        self.need_facts()
         if not in_log and self.replay_end > self.log_end:
             raise EngineError(
                 "a replay of this data directory is unfinished: open it again to finish it"
@@ -312,8 +343,11 @@ class EmbeddedEngine:
 
     def checkpoint(self, *, publish: bool | None = None) -> None:
         """Publish the table topics (``publish``; by default when ``followed``), then
-        write every dirty fact with the log position it stands at (``checkpointing``)."""
-        checkpointing.checkpoint(self, publish)
+        write every dirty fact with the log position it stands at (``checkpointing``).
+        With the facts deferred there is nothing to write: nothing changed since the
+        checkpoint they wait in (writing an empty core would replace them)."""
+        if not self.deferred:
+            checkpointing.checkpoint(self, publish)
 
     # -- input --------------------------------------------------------------------------
     def ingest_lines(self, lines: Iterable[bytes]) -> Counts:
@@ -346,11 +380,13 @@ class EmbeddedEngine:
 
     # -- reading ------------------------------------------------------------------------
     def default_day(self) -> int | None:
+        self.need_facts()
         max_ts = self.core.max_ts
         return None if max_ts is None else max_ts // DAY_US
 
     def export(self, table: str, as_of_day: int | None = None) -> Iterator[Row]:
         if table in self.topology.tables:
+            self.need_facts()
             day = self.default_day() if as_of_day is None else as_of_day
             if day is None:
                 return iter(())
@@ -369,6 +405,7 @@ class EmbeddedEngine:
             checkpointing.evict(self)
 
     def digest(self, as_of_day: int | None = None) -> str:
+        self.need_facts()
         day = self.default_day() if as_of_day is None else as_of_day
         if day is None:
             return hashlib.sha256(b"").hexdigest()

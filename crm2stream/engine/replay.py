@@ -43,7 +43,7 @@ def replay_in_place(engine: EmbeddedEngine) -> None:
     Interrupted, it carries on at the next open: the log end to reach is persisted.
     """
     engine.replay_end = max(engine.log_end, engine.replay_end)
-    engine.core = engine.new_core()
+    engine.core, engine.deferred = engine.new_core(), False  # the stored facts go
     engine.output_ends, engine.in_progress, engine.compacted = {}, {}, {}
     engine.applied = engine.log_end = 0
     engine.segments = Segments()

@@ -6,8 +6,10 @@ from __future__ import annotations
 import signal
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import httpx
+import orjson
 
 from tests.api.conftest import eventually, start
 from tests.conformance import CAMPAIGN
@@ -30,6 +32,30 @@ def test_serve_stops_on_sigterm_with_everything_written(crm: Run, tmp_path: Path
     assert served == crm("digest", data_dir=tmp_path / "direct").stdout
     topics = crm("export", "score-changes", data_dir=data).stdout
     assert topics == crm("export", "score-changes", data_dir=tmp_path / "direct").stdout
+
+
+def test_serve_reads_an_ingested_directory_and_takes_more_events(crm: Run, tmp_path: Path) -> None:
+    """The server leaves the facts in the store until events arrive (``defer_load``)."""
+    data, first, rest = tmp_path / "served", CAMPAIGN[:1000], CAMPAIGN[1000:]
+    (tmp_path / "first.ndjson").write_bytes(b"\n".join(first) + b"\n")
+    crm("ingest", str(tmp_path / "first.ndjson"), data_dir=data)
+    person = orjson.loads(crm("export", "persons", data_dir=data).stdout.splitlines()[0])
+    process, url = start("--data-dir", str(data), "serve")
+    try:
+        view = eventually(lambda: _ok(httpx.get(url + f"persons/{person['person_id']}")))
+        assert view["person_id"] == person["person_id"]
+        answer = httpx.post(url + "events", content=b"\n".join(rest), timeout=60).json()
+        assert answer["accepted"] == len(rest)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == -signal.SIGTERM
+    (tmp_path / "events.ndjson").write_bytes(b"\n".join(CAMPAIGN) + b"\n")
+    crm("ingest", str(tmp_path / "events.ndjson"), data_dir=tmp_path / "direct")
+    assert crm("digest", data_dir=data).stdout == crm("digest", data_dir=tmp_path / "direct").stdout
+
+
+def _ok(response: httpx.Response) -> Any:
+    return response.json() if response.status_code == 200 else None
 
 
 def test_serve_refuses_a_data_directory_it_cannot_open(crm: Run, tmp_path: Path) -> None:
