@@ -4,7 +4,8 @@ The same generator at each size (by default 1,000,000 and 10,000,000 events over
 1,000,000 identifiers and two years; each file generated once and cached under
 ``.bench/``), each ingested once into a fresh data directory by a process pinned to one
 core. On the largest directory: one person's ``history`` (a command: its wall time and
-peak RSS, and the wall time of starting Python and importing the command line alone),
+peak RSS, and the wall time of starting Python and importing the command line alone;
+then the read alone, in a process, ``bench.point_read``),
 and ``GET /persons/{id}`` against ``serve`` (the request's latency; the time from its
 start until its read model has read every topic and it answers; the server's peak RSS).
 What the step reports is measured here; the targets it is read against are in
@@ -112,10 +113,25 @@ def _point_reads(data: Path, env: dict[str, str]) -> dict[str, Any]:
         f"scale: history of {who}: {seconds * 1000:,.0f} ms, peak RSS {rss:,.0f} MiB; "
         f"starting Python and importing the command line alone: {imports * 1000:,.0f} ms"
     )
+    # the read alone, inside a process that has started and imported already
+    read = orjson.loads(
+        subprocess.run(
+            [sys.executable, "-m", "bench.point_read", str(data), who],
+            capture_output=True,
+            check=True,
+            env=env,
+            preexec_fn=lambda: os.sched_setaffinity(0, {0}),
+        ).stdout
+    )
+    print(
+        f"scale: the same read inside a process: {read['first_read_ms']:,.1f} ms on a store "
+        f"just opened, then {read['read_ms']:,.1f} ms ({read['events']} events)"
+    )
     report: dict[str, Any] = {
         "history_seconds": round(seconds, 3),
         "history_peak_rss_mib": round(rss),
         "cli_import_seconds": round(imports, 3),
+        "history_read": read,
     }
     # the first start builds the read model from the topics, the second resumes it
     for prefix in ("serve", "serve_again"):
