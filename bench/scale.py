@@ -7,7 +7,8 @@ core. On the largest directory: one person's ``history`` (a command: its wall ti
 peak RSS, and the wall time of starting Python and importing the command line alone;
 then the read alone, in a process, ``bench.point_read``),
 and ``GET /persons/{id}`` against ``serve`` (the request's latency; the time from its
-start until its read model has read every topic and it answers; the server's peak RSS).
+start until its read model has read every topic and it answers; the server's peak RSS);
+last, a ``replay`` of it in place (its time and peak RSS, its rate against the ingest's).
 What the step reports is measured here; the targets it is read against are in
 ``docs/performance.md``.
 """
@@ -58,6 +59,7 @@ def run(sizes: list[int], identifiers: int, days: int, env: dict[str, str]) -> d
         )
     largest = WORK / f"scale-{max(sizes)}"
     reads = _point_reads(largest, env)
+    replay = _replay(largest, max(sizes), steps[-1]["seconds"], env)
     first, last = steps[0], steps[-1]
     summary = {
         "step": "scale",
@@ -67,12 +69,31 @@ def run(sizes: list[int], identifiers: int, days: int, env: dict[str, str]) -> d
         "rate_ratio": round(last["events_per_second"] / first["events_per_second"], 3),
         "rss_ratio": round(last["peak_rss_mib"] / first["peak_rss_mib"], 3),
         **reads,
+        "replay": replay,
     }
     print(
         f"scale: events/s at {last['events']:,} vs {first['events']:,}: "
         f"{summary['rate_ratio']:.2f}x; peak RSS {summary['rss_ratio']:.2f}x"
     )
     return summary
+
+
+def _replay(data: Path, events: int, ingest_seconds: float, env: dict[str, str]) -> dict[str, Any]:
+    """``replay`` of the largest directory in place (last: it renumbers the topics),
+    against the ingest that made it."""
+    cli = [sys.executable, "-m", "crm2stream.cli", "--data-dir", str(data), "replay"]
+    seconds, rss = run_once(f"replay {events:,}", cli, env)
+    print(
+        f"scale: replay of {events:,} events in place: {events / seconds:,.0f} events/s "
+        f"({seconds:.1f} s, {ingest_seconds / seconds:.2f}x the ingest's rate), "
+        f"peak RSS {rss:,.0f} MiB"
+    )
+    return {
+        "seconds": round(seconds, 2),
+        "events_per_second": round(events / seconds),
+        "rate_vs_ingest": round(ingest_seconds / seconds, 3),
+        "peak_rss_mib": round(rss),
+    }
 
 
 def _busiest_person(data: Path, env: dict[str, str]) -> tuple[str, str]:

@@ -106,7 +106,9 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _open(settings: Settings, data_dir: Path, *, load: bool = True) -> EmbeddedEngine:
+def _open(
+    settings: Settings, data_dir: Path, *, load: bool = True, defer_load: bool = False
+) -> EmbeddedEngine:
     return EmbeddedEngine(
         data_dir,
         settings.core_config(),
@@ -115,6 +117,7 @@ def _open(settings: Settings, data_dir: Path, *, load: bool = True) -> EmbeddedE
         cache_bytes=settings.cache_mb << 20,
         checkpoint_seconds=settings.checkpoint_seconds,
         load=load,
+        defer_load=defer_load,
     )
 
 
@@ -230,9 +233,11 @@ def run(argv: Sequence[str] | None = None) -> int:
     into = args.into if args.command == "replay" else None
     if into is not None and into.exists() and any(into.iterdir()):
         raise UsageError(f"--into {into} exists and is not empty")
-    # one person's history, asked by an identifier, reads only that person's keys
+    # one person's history reads only that person's keys: asked by an identifier, always;
+    # by a person id, when the facts may stay in the store (``EmbeddedEngine.members``)
     point_read = args.command == "history" and not args.who.startswith("p_")
-    with _open(settings, data_dir, load=args.command != "replay" and not point_read) as engine:
+    load = args.command != "replay" and not point_read
+    with _open(settings, data_dir, load=load, defer_load=args.command == "history") as engine:
         if point_read and not engine.indexed:
             engine.load()  # a directory of an older version: its indexes are built first
         if args.command == "ingest":

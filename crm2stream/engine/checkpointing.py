@@ -95,6 +95,7 @@ def checkpoint(engine: EmbeddedEngine, publish: bool | None) -> None:
                 "published": "keyed",
                 # what waits for a publication (see ``EmbeddedEngine.settled``)
                 "unpublished": engine.core.unpublished,
+                "anchors": engine.anchors_indexed,
             },
         )
         positions = {"applied": engine.log_end, "segments": segments}

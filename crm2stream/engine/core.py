@@ -184,14 +184,16 @@ class Core:
     def keep_published_ties(self, fetch: Callable[[list[bytes]], list[bytes | None]]) -> None:
         """Keep each person's published ties (the persons its relationship records
         name) in a store rather than in memory: a publication asks ``fetch(keys)`` for
-        those of the persons it renders, and ``take_published_ties`` hands back what it
-        wrote. Call it before ``load``: a load then derives no ties from the bodies."""
+        those of the persons it renders, and ``take_published_keys`` hands back what it
+        wrote, with the anchor of each person it rendered (``n/<person id>``). Call it
+        before ``load``: a load then derives no ties from the bodies."""
         self._core.keep_published_ties(fetch)
 
-    def take_published_ties(self) -> list[tuple[bytes, bytes | None]]:
-        """The published ties the publication wrote since the last call, as (store key,
-        record, or None: delete the key), to write with the records ``publish`` gave."""
-        return self._core.take_published_ties()
+    def take_published_keys(self) -> list[tuple[bytes, bytes | None]]:
+        """The published ties and anchors the publication wrote since the last call, as
+        (store key, record, or None: delete the key), to write with the records
+        ``publish`` gave."""
+        return self._core.take_published_keys()
 
     def evict(self, ahead: int) -> list[tuple[bytes, bytes]]:
         """Keep the cache's budget after a batch or a committed checkpoint: clean bodies

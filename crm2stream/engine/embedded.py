@@ -140,6 +140,10 @@ class EmbeddedEngine:
         #: checkpoint segments: the last number, bytes written since the last full one
         #: (included), and the size of that full one
         self.segments = Segments(**state.get("segments", {}))
+        #: whether the store indexes the anchor of every person the table topics hold
+        #: (``n/``): since the directory's first publication, or its last replay in place
+        #: (a directory never checkpointed has published nothing)
+        self.anchors_indexed: bool = state.get("anchors", not state)
         self.since_checkpoint = 0
         self.last_checkpoint = time.monotonic()
         #: whether writes go through the write-ahead log (all but a replay's)
@@ -417,7 +421,12 @@ class EmbeddedEngine:
     def members(self, who: str) -> set[str] | None:
         """The identifiers of a person id (as of the latest day) or, for an identifier
         key, of the person it belongs to now; None when unknown. For an identifier the
-        store's indexes answer (``indexed``), reading only that person's keys."""
+        store's indexes answer (``indexed``), reading only that person's keys; for a
+        person id too, while the facts are deferred (the topics hold every person) and
+        the store indexes their anchors."""
+        if who.startswith("p_") and self.deferred and self.anchors_indexed:
+            anchor = self.store.anchor(who)
+            return None if anchor is None else members_of(self.store, anchor)
         if who.startswith("p_"):
             day = self.default_day()
             return None if day is None else self.core.person_members(who, day)

@@ -36,6 +36,9 @@ Key space (raw bytes):
                      it: its day buckets, ties, consent and sums
   ``t/<person id>``  the persons a person's relationship records in the table topic name,
                      written with them: what the next publication tombstones or keeps
+  ``n/<person id>``  the identifier anchoring a person the table topics hold, written with
+                     its records (deleted with a retired person id's): with ``g/``, what
+                     one person's history reads when asked by person id
   ``m/log``          log end, output ends, in-progress file ingests
   ``m/state``        the log position the checkpointed facts stand at, and the segments
 """
@@ -65,6 +68,8 @@ BODIES = b"i/"
 #: Each person's published ties: the persons its relationship records in the table topic
 #: name (``t/<person id>``; the core makes the keys), written with those records.
 PUBLISHED_TIES = b"t/"
+#: Each published person's anchor (``n/<person id>``; the core makes the keys).
+ANCHORS = b"n/"
 #: Where checkpoint records were kept one per key before segments: cleared on rebuild.
 LEGACY_RECORDS = b"s/"
 #: Output topics' records (``o/<topic>/<offset>``).
@@ -83,6 +88,7 @@ DERIVED = (
     LINKS,
     BODIES,
     PUBLISHED_TIES,
+    ANCHORS,
     OUTPUTS,
     LEGACY_RECORDS,
     META,

@@ -42,7 +42,7 @@ def publish(engine: EmbeddedEngine) -> None:
             if not any(count for count, _ in out):
                 break
             batch = engine.store.batch()
-            batch.published_ties(engine.core.take_published_ties())
+            batch.published_keys(engine.core.take_published_keys())
             batch.bodies(engine.core.evict(engine.segments.seq + 1))
             outputs = dict(engine.output_ends)
             for table, base, (count, records) in zip(STATE_TABLES, bases, out, strict=True):

@@ -44,6 +44,7 @@ def replay_in_place(engine: EmbeddedEngine) -> None:
     """
     engine.replay_end = max(engine.log_end, engine.replay_end)
     engine.core, engine.deferred = engine.new_core(), False  # the stored facts go
+    engine.anchors_indexed = True  # ...and every publication from here indexes its persons
     engine.output_ends, engine.in_progress, engine.compacted = {}, {}, {}
     engine.applied = engine.log_end = 0
     engine.segments = Segments()

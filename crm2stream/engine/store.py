@@ -24,6 +24,7 @@ from rocksdict import (
 from crm2stream.engine import compaction
 from crm2stream.engine.keyspace import (
     ACCEPTED,
+    ANCHORS,
     ARRIVALS,
     BATCHES,
     BLOB_MIN_BYTES,
@@ -229,6 +230,11 @@ class Store:
     def known(self, identifier: str) -> bool:
         """Whether an accepted event named this identifier."""
         return next(self.scan(MENTIONS + identifier.encode() + b"\x1f"), None) is not None
+
+    def anchor(self, person_id: str) -> str | None:
+        """The identifier anchoring a person the table topics hold (None: none they hold)."""
+        raw = cast(bytes | None, self.db.get(ANCHORS + person_id.encode()))
+        return None if raw is None else raw.decode()
 
     def linked(self, identifier: str) -> list[str]:
         """The identifiers linked to this one now."""

@@ -100,10 +100,11 @@ class Write:
         for key, record in bodies:
             put(key, record)
 
-    def published_ties(self, ties: list[tuple[bytes, bytes | None]]) -> None:
-        """Published ties a publication wrote, as (key, record; None: delete the key)."""
+    def published_keys(self, keys: list[tuple[bytes, bytes | None]]) -> None:
+        """Published ties and anchors a publication wrote, as (key, record; None: delete
+        the key)."""
         put, delete = self.wb.put, self.wb.delete
-        for key, record in ties:
+        for key, record in keys:
             if record is None:
                 delete(key)
             else:

@@ -100,6 +100,21 @@ impl Publication {
         keys.into_iter().map(person_id).collect()
     }
 
+    /// The anchors of the persons the next `limit` items render, as (person id, the
+    /// anchor's key; None for a person id they retire): what the store indexes so that
+    /// a person id finds its members without the facts (`anchor_key`).
+    pub fn anchors_ahead(&self, facts: &Facts, limit: usize) -> Vec<(String, Option<String>)> {
+        let end = (self.done + limit).min(self.items.len());
+        let mut anchors: Vec<(String, Option<String>)> = self.items[self.done..end]
+            .iter()
+            .map(|(key, role, anchor)| {
+                (person_id(key), (*role != Role::Retired).then(|| facts.key(*anchor).to_owned()))
+            })
+            .collect();
+        anchors.dedup(); // sorted by person id: a person rendered whole and for its links
+        anchors
+    }
+
     /// The members of the persons the next `limit` items render (whose bodies it reads).
     pub fn members_ahead(&self, facts: &mut Facts, cfg: &Config, limit: usize) -> Vec<Id> {
         let end = (self.done + limit).min(self.items.len());
@@ -189,6 +204,11 @@ fn anchors_of_persons(partition: &Partition, identifiers: usize) -> Vec<Id> {
 /// The store key of a person's published ties: `t/<person id>`.
 pub fn ties_key(person_id: &str) -> Vec<u8> {
     [b"t/", person_id.as_bytes()].concat()
+}
+
+/// The store key of a published person's anchor: `n/<person id>`.
+pub fn anchor_key(person_id: &str) -> Vec<u8> {
+    [b"n/", person_id.as_bytes()].concat()
 }
 
 /// A person's published ties as stored: the person ids, sorted, one per line.

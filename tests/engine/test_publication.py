@@ -20,7 +20,8 @@ from tests.topics import check_core_compaction
 
 
 class TieStore:
-    """Keeps the published ties a core hands out, as the embedded engine's store does."""
+    """Keeps the published ties and anchors a core hands out, as the embedded engine's
+    store does."""
 
     def __init__(self) -> None:
         self.data: dict[bytes, bytes] = {}
@@ -29,7 +30,7 @@ class TieStore:
         return [self.data.get(key) for key in keys]
 
     def keep(self, core: Core) -> None:
-        for key, record in core.take_published_ties():
+        for key, record in core.take_published_keys():
             if record is None:
                 del self.data[key]  # only a stored key is deleted
             else:
@@ -130,4 +131,4 @@ def test_published_ties_in_a_store_publish_what_ties_in_memory_do(events, data) 
     position = sum(len(batch) for batch in batches[:stop])
     topics = run(loaded, batches[stop:], publish_after[stop:], ties, position, first)
     assert topics == whole
-    assert not loaded.take_published_ties()  # every write was taken
+    assert not loaded.take_published_keys()  # every write was taken

@@ -65,10 +65,10 @@ pub struct Core {
     reading: Option<(u64, reading::Reading)>,
     reads: u64,
     /// with a store that keeps each person's published ties under its key:
-    /// `fetch(keys) -> [bytes | None]`, and what the publication wrote since
-    /// `take_published_ties` (store key, record or None to delete)
+    /// `fetch(keys) -> [bytes | None]`
     ties: Option<Py<PyAny>>,
-    ties_written: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    /// the published ties and anchors a publication wrote (`take_published_keys`)
+    keys_written: Vec<(Vec<u8>, Option<Vec<u8>>)>,
 }
 
 #[pymethods]
@@ -131,7 +131,7 @@ impl Core {
             reading: None,
             reads: 0,
             ties: None,
-            ties_written: Vec::new(),
+            keys_written: Vec::new(),
         })
     }
 

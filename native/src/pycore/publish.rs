@@ -58,7 +58,7 @@ impl Core {
         for id in persons {
             let record = self.facts.published_ties.remove(&id).map(|targets| publication::encode_ties(&targets));
             if record.is_some() || stored.contains(&id) {
-                self.ties_written.push((publication::ties_key(&id), record));
+                self.keys_written.push((publication::ties_key(&id), record));
             }
         }
     }
@@ -100,6 +100,11 @@ impl Core {
         self.ensure(py, &ahead)?;
         let stored = self.fetch_ties(py, &persons)?;
         let Some(publication) = self.publication.as_mut() else { unreachable!("checked above") };
+        if self.ties.is_some() {
+            for (id, anchor) in publication.anchors_ahead(&self.facts, limit) {
+                self.keys_written.push((publication::anchor_key(&id), anchor.map(String::into_bytes)));
+            }
+        }
         let out = detached(py, (&mut self.facts, &self.cfg, &mut *publication), |(facts, cfg, publication)| {
             publication::render(facts, cfg, publication, &bases, limit)
         });
@@ -112,18 +117,21 @@ impl Core {
 
     /// Keep each person's published ties in the store, under `t/<person id>`: a
     /// publication reads those of the persons it renders with `fetch(keys) -> [bytes |
-    /// None]` and hands the new ones to `take_published_ties`, so none stays in memory and
-    /// a load need not derive them from every body. Attach it before loading.
+    /// None]` and hands the new ones to `take_published_keys`, so none stays in memory and
+    /// a load need not derive them from every body. With them, each person it renders
+    /// gets its anchor's key under `n/<person id>` (a retired person id loses it).
+    /// Attach it before loading.
     fn keep_published_ties(&mut self, fetch: Py<PyAny>) {
         self.ties = Some(fetch);
         self.facts.published_ties.clear();
     }
 
-    /// The published ties written since the last call, as (store key, record or None
-    /// for a key to delete): write them with the records `publish` returned.
+    /// The published ties and anchors written since the last call, as (store key,
+    /// record or None for a key to delete): write them with the records `publish`
+    /// returned.
     #[allow(clippy::type_complexity)]
-    fn take_published_ties<'py>(&mut self, py: Python<'py>) -> Vec<(Bound<'py, PyBytes>, Option<Bound<'py, PyBytes>>)> {
-        std::mem::take(&mut self.ties_written)
+    fn take_published_keys<'py>(&mut self, py: Python<'py>) -> Vec<(Bound<'py, PyBytes>, Option<Bound<'py, PyBytes>>)> {
+        std::mem::take(&mut self.keys_written)
             .into_iter()
             .map(|(key, record)| (PyBytes::new(py, &key), record.map(|r| PyBytes::new(py, &r))))
             .collect()
