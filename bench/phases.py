@@ -3,7 +3,9 @@
 
 ``python -m bench.phases DIR FILE`` ingests FILE into the data directory DIR exactly as
 ``crm2stream --data-dir DIR ingest FILE`` does (settings from the environment, as the
-command's), while a thread samples the process's RSS every 50 ms. It then prints, per
+command's), while a thread samples the process's RSS every 50 ms; ``python -m
+bench.phases DIR --replay`` runs ``crm2stream --data-dir DIR replay`` so, the digest it
+prints at its end a phase of its own (``digest``). It then prints, per
 phase, the seconds spent in it, how many times it ran and the most RSS sampled while in
 it: ``open`` (loading the directory), ``checkpoint`` (each checkpoint, but for the
 publication it begins with), ``publication`` (the table topics), ``topic compaction``,
@@ -70,8 +72,11 @@ def sample(stop: threading.Event) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("data_dir", type=Path)
-    parser.add_argument("file", type=Path)
+    parser.add_argument("file", type=Path, nargs="?", help="the file to ingest")
+    parser.add_argument("--replay", action="store_true", help="replay DIR in place instead")
     args = parser.parse_args()
+    if (args.file is None) != args.replay:
+        parser.error("give either FILE or --replay")
 
     from crm2stream import cli
     from crm2stream.engine import checkpointing, publishing
@@ -82,21 +87,24 @@ def main() -> None:
     publishing.publish = phase("publication", publishing.publish)
     publishing.compact_due = phase("topic compaction", publishing.compact_due)
     EmbeddedEngine.__init__ = phase("open", EmbeddedEngine.__init__)  # type: ignore[method-assign]
+    EmbeddedEngine.digest = phase("digest", EmbeddedEngine.digest)  # type: ignore[method-assign]
+    command = ["replay"] if args.replay else ["ingest", str(args.file)]
 
     stop = threading.Event()
     sampler = threading.Thread(target=sample, args=(stop,), daemon=True)
     started = time.perf_counter()
     sampler.start()
     try:
-        code = cli.run(["--data-dir", str(args.data_dir), "ingest", str(args.file)])
+        code = cli.run(["--data-dir", str(args.data_dir), *command])
     finally:
         stop.set()
         sampler.join()
         note()
     wall = time.perf_counter() - started
     seconds["batches"] += wall
-    print(f"ingest {wall:.2f} s, exit {code}; RSS at most {max(peak.values()):,} MiB")
-    for name in ("open", "batches", "checkpoint", "publication", "topic compaction"):
+    print(f"{command[0]} {wall:.2f} s, exit {code}; RSS at most {max(peak.values()):,} MiB")
+    names = ["open", "batches", "checkpoint", "publication", "topic compaction"]
+    for name in names + ["digest"] * args.replay:
         times = "" if name == "batches" else f" in {calls[name]} call(s)"
         print(f"{name}: {seconds[name]:.2f} s{times}, RSS at most {peak[name]:,} MiB")
 

@@ -25,7 +25,7 @@ import os
 import sys
 import threading
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,9 @@ BATCH = 50_000
 above: Counter[str] = Counter()
 
 
-def timed(spent: Counter[str], name: str, call: Callable[..., Any]) -> Callable[..., Any]:
+def timed(
+    spent: defaultdict[str, float], name: str, call: Callable[..., Any]
+) -> Callable[..., Any]:
     """``call``, adding the seconds it takes to ``spent[name]`` (and, counting, the most
     it held above its start to ``above``)."""
     from crm2stream import _native
@@ -86,7 +88,7 @@ def main() -> None:
         cache_bytes=args.cache_mib << 20,
     )
     print(f"opened in {time.perf_counter() - started:.1f} s: RSS {rss_mib():,} MiB", flush=True)
-    spent: Counter[str] = Counter()
+    spent: defaultdict[str, float] = defaultdict(float)
     reads: Counter[str] = Counter()
     phase = ["other"]
     fetch = engine.store.bodies

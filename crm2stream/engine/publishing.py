@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from crm2stream.core.tables import STATE_TABLES
 from crm2stream.engine import compaction
-from crm2stream.engine.core import PUBLISH_ITEMS
+from crm2stream.engine.core import PUBLISH_ITEMS as PUBLISH_ITEMS  # set by bench.tail
 
 if TYPE_CHECKING:
     from crm2stream.engine.embedded import EmbeddedEngine

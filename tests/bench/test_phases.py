@@ -43,3 +43,22 @@ def test_the_phases_bench_ingests_as_the_command_does_and_times_each_phase(
     # the directory is the command's: it reads back as an ingested one
     digest = [*CLI, "--data-dir", str(tmp_path / "bench"), "digest"]
     assert subprocess.run(digest, check=True, env=env, capture_output=True, timeout=300).stdout
+
+
+def test_the_phases_bench_replays_in_place_with_its_digest_a_phase_of_its_own(
+    tmp_path: Path,
+) -> None:
+    events = tmp_path / "events.ndjson"
+    events.write_bytes(b"\n".join(lines(Campaign(identifiers=300, events=3_000, days=20))) + b"\n")
+    env, data = cli_env(id_key="bench"), str(tmp_path / "bench")
+    subprocess.run([*CLI, "--data-dir", data, "ingest", str(events)], check=True, env=env)
+    digest = subprocess.run(
+        [*CLI, "--data-dir", data, "digest"], check=True, env=env, capture_output=True, text=True
+    ).stdout
+    bench = [sys.executable, "-m", "bench.phases", data, "--replay"]
+    out = subprocess.run(bench, check=True, env=env, capture_output=True, text=True, timeout=300)
+    assert out.stdout.startswith(digest)  # what the command prints, first
+    assert re.search(r"^replay [\d.]+ s, exit 0; RSS at most [\d,]+ MiB$", out.stdout, re.M)
+    found = re.search(r"^digest: [\d.]+ s in 1 call\(s\), RSS at most [\d,]+ MiB$", out.stdout, re.M)
+    assert found, out.stdout
+    assert re.search(r"^publication: [\d.]+ s in 1 call\(s\)", out.stdout, re.M), out.stdout
