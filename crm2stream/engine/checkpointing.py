@@ -56,6 +56,21 @@ def load(engine: EmbeddedEngine) -> None:
         engine.core.rebuild_sums()
 
 
+def settled(engine: EmbeddedEngine) -> bool:
+    """Whether loading the facts would change nothing stored: the last checkpoint applied
+    the whole log in this version's layout, with these value settings, and left nothing
+    to publish, and the topics' id is recorded. Only then may a server or a point read
+    leave them unloaded: the topics already hold every table's rows."""
+    state = engine.store.meta("state")
+    return (
+        engine.applied == engine.log_end
+        and engine.replay_end <= engine.log_end
+        and state.get("unpublished") == 0
+        and state.get("scales") == engine.scales.fingerprint
+        and engine.store.meta("log").get("topics") == engine.topics_id
+    )
+
+
 def rebuild(engine: EmbeddedEngine) -> None:
     """Recover every fact from the log; the next checkpoint replaces the stored ones."""
     engine.applied = 0

@@ -141,9 +141,12 @@ class EmbeddedEngine:
         #: (included), and the size of that full one
         self.segments = Segments(**state.get("segments", {}))
         #: whether the store indexes the anchor of every person the table topics hold
-        #: (``n/``): since the directory's first publication, or its last replay in place
-        #: (a directory never checkpointed has published nothing)
-        self.anchors_indexed: bool = state.get("anchors", not state)
+        #: (``n/``): every publication since the directory's first, or since its last
+        #: replay in place, wrote it (a checkpoint says; before the first, nothing was
+        #: published, unless a crash stopped it between its publication and its write)
+        self.anchors_indexed: bool = state.get(
+            "anchors", not state and not self.output_ends.get("persons")
+        )
         self.since_checkpoint = 0
         self.last_checkpoint = time.monotonic()
         #: whether writes go through the write-ahead log (all but a replay's)
@@ -170,18 +173,8 @@ class EmbeddedEngine:
 
     @property
     def settled(self) -> bool:
-        """Whether loading the facts would change nothing stored: the last checkpoint
-        applied the whole log in this version's layout, with these value settings, and
-        left nothing to publish, and the topics' id is recorded. Only then may a server
-        leave them unloaded: its subscribers already have every table's rows."""
-        state = self.store.meta("state")
-        return (
-            self.applied == self.log_end
-            and self.replay_end <= self.log_end
-            and state.get("unpublished") == 0
-            and state.get("scales") == self.scales.fingerprint
-            and self.store.meta("log").get("topics") == self.topics_id
-        )
+        """Whether loading the facts would change nothing stored (``checkpointing``)."""
+        return checkpointing.settled(self)
 
     def need_facts(self) -> None:
         """Load the facts if they were deferred (``defer_load``)."""
