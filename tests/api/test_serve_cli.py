@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import signal
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,22 +18,27 @@ from tests.conformance import CAMPAIGN
 from tests.conftest import CLI, Run, cli_env
 
 
-def test_serve_stops_on_sigterm_with_everything_written(crm: Run, tmp_path: Path) -> None:
-    data = tmp_path / "served"
+@contextmanager
+def serving(data: Path) -> Iterator[str]:
+    """``serve`` on ``data`` (its URL), stopped by SIGTERM at the end."""
     process, url = start("--data-dir", str(data), "serve")
     try:
-        answer = httpx.post(url + "events", content=b"\n".join(CAMPAIGN), timeout=60).json()
-        assert answer["accepted"] == len(CAMPAIGN)
+        yield url
     finally:
         process.send_signal(signal.SIGTERM)
         # after a clean shutdown the server ends by the signal it was sent, as is usual
         assert process.wait(timeout=60) == -signal.SIGTERM
-    (tmp_path / "events.ndjson").write_bytes(b"\n".join(CAMPAIGN) + b"\n")
-    crm("ingest", str(tmp_path / "events.ndjson"), data_dir=tmp_path / "direct")
-    served = crm("digest", data_dir=data).stdout
-    assert served == crm("digest", data_dir=tmp_path / "direct").stdout
+
+
+def test_serve_stops_on_sigterm_with_everything_written(crm: Run, tmp_path: Path) -> None:
+    data = tmp_path / "served"
+    with serving(data) as url:
+        answer = httpx.post(url + "events", content=b"\n".join(CAMPAIGN), timeout=60).json()
+        assert answer["accepted"] == len(CAMPAIGN)
+    direct = _ingested_directly(crm, tmp_path)
+    assert crm("digest", data_dir=data).stdout == crm("digest", data_dir=direct).stdout
     topics = crm("export", "score-changes", data_dir=data).stdout
-    assert topics == crm("export", "score-changes", data_dir=tmp_path / "direct").stdout
+    assert topics == crm("export", "score-changes", data_dir=direct).stdout
 
 
 def test_serve_reads_an_ingested_directory_and_takes_more_events(crm: Run, tmp_path: Path) -> None:
@@ -40,18 +47,20 @@ def test_serve_reads_an_ingested_directory_and_takes_more_events(crm: Run, tmp_p
     (tmp_path / "first.ndjson").write_bytes(b"\n".join(first) + b"\n")
     crm("ingest", str(tmp_path / "first.ndjson"), data_dir=data)
     person = orjson.loads(crm("export", "persons", data_dir=data).stdout.splitlines()[0])
-    process, url = start("--data-dir", str(data), "serve")
-    try:
+    with serving(data) as url:
         view = eventually(lambda: _ok(httpx.get(url + f"persons/{person['person_id']}")))
         assert view["person_id"] == person["person_id"]
         answer = httpx.post(url + "events", content=b"\n".join(rest), timeout=60).json()
         assert answer["accepted"] == len(rest)
-    finally:
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=60) == -signal.SIGTERM
+    direct = _ingested_directly(crm, tmp_path)
+    assert crm("digest", data_dir=data).stdout == crm("digest", data_dir=direct).stdout
+
+
+def _ingested_directly(crm: Run, tmp_path: Path) -> Path:
+    """A directory the whole campaign was ingested into by the command line."""
     (tmp_path / "events.ndjson").write_bytes(b"\n".join(CAMPAIGN) + b"\n")
     crm("ingest", str(tmp_path / "events.ndjson"), data_dir=tmp_path / "direct")
-    assert crm("digest", data_dir=data).stdout == crm("digest", data_dir=tmp_path / "direct").stdout
+    return tmp_path / "direct"
 
 
 def _ok(response: httpx.Response) -> Any:
