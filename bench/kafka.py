@@ -35,6 +35,7 @@ import orjson
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 
+from bench.memory import status_kib
 from crm2stream.kafka import changelog
 from crm2stream.kafka.admin import admin_client, apply, desired, plan
 from crm2stream.kafka.names import Names
@@ -221,12 +222,6 @@ def _until_taken(tail: KafkaConsumer, total: int, timeout: float = 1800.0) -> No
     raise SystemExit(f"the worker did not take {total} records within {timeout} s")
 
 
-def _peak_rss_mib(pid: int) -> float:
-    status = Path(f"/proc/{pid}/status").read_text()
-    line = next(x for x in status.splitlines() if x.startswith("VmHWM:"))
-    return int(line.split()[1]) / 1024
-
-
 def throughput(broker: Broker, lines: list[bytes], workdir: Path) -> tuple[float, float]:
     names = Names.of(f"bench{uuid.uuid4().hex[:6]}")
     _topics(broker, names)
@@ -237,7 +232,7 @@ def throughput(broker: Broker, lines: list[bytes], workdir: Path) -> tuple[float
     try:
         _until_taken(tail, len(lines))
         seconds = time.perf_counter() - started
-        rss = _peak_rss_mib(worker.pid)
+        rss = status_kib("VmHWM", worker.pid) / 1024
     finally:
         worker.terminate()
         worker.wait(timeout=60)

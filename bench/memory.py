@@ -26,12 +26,16 @@ BATCH = 50_000
 MIB = 1 << 20
 
 
+def status_kib(field: str, pid: int | str = "self") -> int:
+    """A process's ``field`` of ``/proc/PID/status`` in KiB: ``VmRSS`` (resident now),
+    ``VmHWM`` (its peak since it started its program; a child's ``ru_maxrss`` would count
+    its parent's as it forked)."""
+    with open(f"/proc/{pid}/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith(field + ":"))
+
+
 def rss_mib() -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS"):
-                return int(line.split()[1]) // 1024
-    return 0
+    return status_kib("VmRSS") // 1024
 
 
 def main() -> None:

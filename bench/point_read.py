@@ -18,12 +18,7 @@ from pathlib import Path
 
 import orjson
 
-
-def _peak_kib() -> int:
-    """This process's peak RSS since it started its program (``VmHWM``; ``ru_maxrss``
-    would count the parent's as it forked)."""
-    with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM"))
+from bench.memory import status_kib
 
 
 def main() -> None:
@@ -55,7 +50,7 @@ def main() -> None:
         "open_ms": round(opened * 1000, 1),
         "first_read_ms": round(timings[0] * 1000, 1),
         "read_ms": round(statistics.median(timings[1:]) * 1000, 1),
-        "peak_rss_mib": round(_peak_kib() / 1024),
+        "peak_rss_mib": round(status_kib("VmHWM") / 1024),
     }
     print(orjson.dumps(report).decode())
 

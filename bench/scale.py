@@ -30,6 +30,7 @@ from typing import Any
 import httpx
 import orjson
 
+from bench.memory import status_kib
 from bench.run import WORK, dataset, run_once
 
 TOKEN = "bench-token"
@@ -232,8 +233,7 @@ def _serve(
                 begun = time.perf_counter()
                 assert client.get(f"/persons/{person}").status_code == 200
                 timings.append(time.perf_counter() - begun)
-        with open(f"/proc/{server.pid}/status") as status:
-            hwm = next(int(line.split()[1]) for line in status if line.startswith("VmHWM"))
+        hwm = status_kib("VmHWM", server.pid)
     finally:
         server.terminate()
         server.wait()
