@@ -417,10 +417,10 @@ class EmbeddedEngine:
         store's indexes answer (``indexed``), reading only that person's keys; for a
         person id too, while the facts are deferred (the topics hold every person) and
         the store indexes their anchors."""
-        if who.startswith("p_") and self.deferred and self.anchors_indexed:
-            anchor = self.store.anchor(who)
-            return None if anchor is None else members_of(self.store, anchor)
         if who.startswith("p_"):
+            if self.deferred and self.anchors_indexed:
+                anchor = self.store.anchor(who)
+                return None if anchor is None else members_of(self.store, anchor)
             day = self.default_day()
             return None if day is None else self.core.person_members(who, day)
         return members_of(self.store, who)

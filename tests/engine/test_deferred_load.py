@@ -69,7 +69,13 @@ def test_a_directory_with_work_left_loads_its_facts_at_once(tmp_path: Path) -> N
 
 
 def test_a_replay_in_place_of_a_served_directory_starts_from_nothing(tmp_path: Path) -> None:
+    """The replay must not load the stored facts as its first batch arrives: that would
+    recover the whole log inside it, then apply that batch again past the log's end."""
     ingested(tmp_path, CAMPAIGN)
+    with EmbeddedEngine(tmp_path, CFG, batch_size=250) as engine:
+        dead = list(engine.store.outputs("dlq"))
     with served(tmp_path) as engine:
         engine.replay_in_place()
+        assert engine.log_end == len(CAMPAIGN)
+        assert list(engine.store.outputs("dlq")) == dead
         assert engine.digest() == harness.digest(harness.run(CAMPAIGN))
