@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from crm2stream.core.events import AnyEvent, format_micros, timestamp_micros
+from crm2stream.core.events import AnyEvent, timestamp_micros
 from crm2stream.core.tables import Row
 from crm2stream.core.validation import Rejection, decode
 from crm2stream.engine.results import EngineError, dead_letter
@@ -29,7 +29,7 @@ def members_of(store: Store, identifier: str) -> set[str] | None:
 
 def events_of(store: Store, members: Iterable[str], currency: str) -> list[Row]:
     """The accepted events naming any of ``members``, in event-time order."""
-    positions = sorted({at for member in members for at in store.mentions(member)})
+    positions = {at for member in members for at in store.mentions(member)}
     return events_naming(store, positions, currency)
 
 
@@ -41,13 +41,9 @@ def events_naming(store: Store, positions: Iterable[int], currency: str) -> list
     bytes and why it would be rejected now. Stored data never stops a read."""
     events: list[tuple[tuple[int, str], Row]] = []
     unreadable: list[Row] = []
-    chunk: tuple[int, list[bytes]] | None = None
-    for position in positions:
-        if chunk is None or not chunk[0] <= position < chunk[0] + len(chunk[1]):
-            chunk = store.chunk_at(position)
-            if chunk is None:
-                raise EngineError(f"log position {position} is missing")
-        raw = chunk[1][position - chunk[0]]
+    for position, raw in store.lines_at(positions):
+        if raw is None:
+            raise EngineError(f"log position {position} is missing")
         event = decode(raw, currency)
         if isinstance(event, Rejection):
             unreadable.append(dead_letter(position, raw, event))
@@ -58,7 +54,8 @@ def events_naming(store: Store, positions: Iterable[int], currency: str) -> list
 
 
 def _event_row(event: AnyEvent, position: int) -> Row:
+    """The event as the contract reads it (timestamps in UTC, as ``format_micros`` writes
+    them), after its log position."""
     row: Row = {"offset": position}
     row.update(event.model_dump(mode="json", exclude_none=True))
-    row["occurred_at"] = format_micros(timestamp_micros(event.occurred_at))
     return row

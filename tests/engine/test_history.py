@@ -11,13 +11,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crm2stream.core.events import timestamp_micros
+from crm2stream.core.events import format_micros, timestamp_micros
 from crm2stream.core.validation import Rejection, decode
 from crm2stream.engine import write
 from crm2stream.engine.embedded import EmbeddedEngine
 from crm2stream.spec.history import accepted, fold
 from crm2stream.spec.persons import persons
-from tests.events import lines
+from tests.events import identify, lines
 from tests.harness import CFG
 from tests.strategies import IDENTIFIERS, event_sets
 
@@ -55,3 +55,28 @@ def test_an_identifier_s_person_and_history_are_the_spec_s_without_loading(  # t
                     naming.sort(key=lambda e: (timestamp_micros(e.occurred_at), e.event_id))
                     rows = engine.history(members)
                     assert [row["event_id"] for row in rows] == [e.event_id for e in naming]
+                    # every timestamp in UTC, as the tables write them
+                    assert [row["occurred_at"] for row in rows] == [
+                        format_micros(timestamp_micros(e.occurred_at)) for e in naming
+                    ]
+
+
+@pytest.mark.parametrize(
+    ("written", "shown"),
+    [
+        ("2026-03-01T08:00:00+08:00", "2026-03-01T00:00:00Z"),
+        ("2026-03-01T00:00:00.5-01:30", "2026-03-01T01:30:00.500000Z"),
+        ("2026-02-28t23:59:59.123456789z", "2026-02-28T23:59:59.123456Z"),
+        ("2026-03-01 00:00:00.000001Z", "2026-03-01T00:00:00.000001Z"),
+    ],
+)
+def test_history_shows_each_timestamp_in_utc_as_the_tables_do(
+    tmp_path: Path, written: str, shown: str
+) -> None:
+    raw = lines([identify("i1", written, "wechat:w1", "phone:13800000001")])
+    with EmbeddedEngine(tmp_path, CFG) as engine:
+        engine.ingest_lines(raw)
+        members = engine.members("wechat:w1")
+        assert members is not None
+        [row] = engine.history(members)
+    assert row["occurred_at"] == shown
