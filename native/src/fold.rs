@@ -13,6 +13,32 @@ pub(crate) fn insort<T: Ord>(list: &mut Vec<T>, item: T) {
     list.insert(at, item);
 }
 
+/// The ids of an event's identifiers by role, from `ids` in the order of
+/// `Event::identifiers` (actor, link, content owner, replied-to, recipients).
+pub(crate) struct Roles<'a> {
+    pub actor: Id,
+    pub link: Option<Id>,
+    pub content_owner: Option<Id>,
+    pub reply_to: Option<Id>,
+    pub recipients: &'a [Id],
+}
+
+impl<'a> Roles<'a> {
+    fn of(event: &Event<'_>, ids: &'a [Id]) -> Self {
+        let mut at = 1;
+        let mut next = |present: bool| {
+            present.then(|| {
+                at += 1;
+                ids[at - 1]
+            })
+        };
+        let link = next(event.link.is_some());
+        let content_owner = next(event.content_owner.is_some());
+        let reply_to = next(event.reply_to.is_some());
+        Roles { actor: ids[0], link, content_owner, reply_to, recipients: &ids[at..] }
+    }
+}
+
 impl Facts {
     /// Apply one valid event whose event_id was not accepted before (the caller knows:
     /// `seen`, or a keyed index of its own).
@@ -23,9 +49,12 @@ impl Facts {
         if self.max_ts.is_none_or(|m| ts > m) {
             self.max_ts = Some(ts);
         }
+        // each key looked up once: `ids` follows `event.identifiers()`, `named` each once
+        let mut ids: Vec<Id> = Vec::with_capacity(4 + event.recipients.len());
         let mut named: Vec<Id> = Vec::with_capacity(4);
         for key in event.identifiers() {
             let (id, new) = self.intern(key, (ts, event_id));
+            ids.push(id);
             if named.contains(&id) {
                 continue;
             }
@@ -44,23 +73,24 @@ impl Facts {
             }
             named.push(id);
         }
-        let actor = named[0];
+        let roles = Roles::of(event, &ids);
+        let actor = roles.actor;
         let kind = event.kind;
         self.body_mut(actor).bucket(day).bump(kind.done());
         match kind {
             Kind::Identify | Kind::Unlink => {
-                let link = self.id(event.link.as_deref().unwrap_or_default());
+                let link = roles.link.expect("a link event names its link");
                 self.link(actor, link, (ts, event_id.to_string(), kind == Kind::Identify));
                 self.forget_person(actor);
                 self.forget_person(link);
             }
-            Kind::Share => self.share(event, actor, day),
+            Kind::Share => self.share(event, &roles, day),
             Kind::Comment => {
-                if let Some(owner) = &event.content_owner {
-                    self.receive(actor, self.id(owner), day, R_COMMENT);
+                if let Some(owner) = roles.content_owner {
+                    self.receive(actor, owner, day, R_COMMENT);
                 }
-                if let Some(replied) = &event.reply_to {
-                    self.receive(actor, self.id(replied), day, R_REPLY);
+                if let Some(replied) = roles.reply_to {
+                    self.receive(actor, replied, day, R_REPLY);
                 }
             }
             Kind::Purchase => {

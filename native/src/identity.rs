@@ -41,8 +41,11 @@ pub fn linked_at(history: &[LinkEntry], cutoff: i64) -> bool {
     index > 0 && history[index - 1].2
 }
 
-pub fn make_person(facts: &Facts, mut members: Vec<Id>, id_key: &[u8]) -> Person {
-    members.sort_by(|a, b| facts.key(*a).cmp(facts.key(*b)));
+pub fn make_person(facts: &Facts, members: Vec<Id>, id_key: &[u8]) -> Person {
+    // each member's key read once (keys are unique, so the order is the keys')
+    let mut keyed: Vec<(&str, Id)> = members.iter().map(|&member| (facts.key(member), member)).collect();
+    keyed.sort_unstable();
+    let members: Vec<Id> = keyed.into_iter().map(|(_, member)| member).collect();
     let anchor = anchor_of(facts, &members);
     Person { person_id: person_id_of(facts.key(anchor), id_key), anchor, members }
 }
@@ -51,23 +54,38 @@ pub fn make_person(facts: &Facts, mut members: Vec<Id>, id_key: &[u8]) -> Person
 pub fn anchor_of(facts: &Facts, members: &[Id]) -> Id {
     *members
         .iter()
-        .min_by(|a, b| {
-            let (fa, fb) = (facts.first(**a), facts.first(**b));
-            (fa.0, fa.1, facts.key(**a)).cmp(&(fb.0, fb.1, facts.key(**b)))
+        .min_by_key(|&&member| {
+            let (ts, event_id) = facts.first(member);
+            (ts, event_id, facts.key(member))
         })
         .expect("a person has members")
 }
 
+/// Up to this many members, `component` finds a member among those found so far by
+/// looking through them, not in a set.
+const FEW_MEMBERS: usize = 32;
+
 /// The identifiers linked to `id` now through any chain of links, itself first.
+///
+/// Score changes walk the person of every identifier a batch touched whose memo was
+/// dropped with a member's body, and most persons have a few members: for them a set
+/// cost more than the walk (hashing, and an allocation per person).
 pub fn component(facts: &Facts, id: Id) -> Vec<Id> {
     let mut component = vec![id];
-    let mut frontier = vec![id];
-    let mut seen = HashSet::from_iter([id]);
-    while let Some(node) = frontier.pop() {
-        for &next in facts.adjacency.linked(node) {
-            if seen.insert(next) {
-                component.push(next);
-                frontier.push(next);
+    let mut seen: Option<HashSet<Id>> = None;
+    let mut next = 0;
+    while let Some(&node) = component.get(next) {
+        next += 1;
+        for &other in facts.adjacency.linked(node) {
+            let new = match &mut seen {
+                Some(seen) => seen.insert(other),
+                None => !component.contains(&other),
+            };
+            if new {
+                component.push(other);
+                if seen.is_none() && component.len() > FEW_MEMBERS {
+                    seen = Some(component.iter().copied().collect());
+                }
             }
         }
     }
@@ -156,5 +174,47 @@ impl Partition {
     /// The identifiers that exist by the cutoff.
     pub fn members(&self) -> impl Iterator<Item = Id> + '_ {
         (0..self.person_of.len() as Id).filter(|&id| self.person_of[id as usize] != ABSENT)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scales::Scales;
+
+    /// A chain of `n` identifiers, each linked to the next, and one alone.
+    fn chain(n: usize) -> (Facts, Vec<Id>, Id) {
+        let mut facts = Facts::new(Scales::new(30.0), [1; 4], vec![1], 0);
+        let ids: Vec<Id> = (0..n).map(|i| facts.intern(&format!("qq:{i}"), (0, "e")).0).collect();
+        for pair in ids.windows(2) {
+            facts.adjacency.link(pair[0], pair[1]);
+        }
+        let alone = facts.intern("qq:alone", (0, "e")).0;
+        (facts, ids, alone)
+    }
+
+    #[test]
+    fn a_component_holds_every_identifier_linked_once_whatever_its_size() {
+        for n in [1, 2, FEW_MEMBERS, FEW_MEMBERS + 1, 3 * FEW_MEMBERS] {
+            let (facts, ids, alone) = chain(n);
+            for &from in [ids[0], ids[n / 2], ids[n - 1]].iter() {
+                let mut found = component(&facts, from);
+                assert_eq!(found[0], from);
+                found.sort_unstable();
+                assert_eq!(found, ids, "from {from} of {n}");
+            }
+            assert_eq!(component(&facts, alone), vec![alone]);
+        }
+    }
+
+    #[test]
+    fn a_component_with_cycles_and_a_hub_names_each_member_once() {
+        let (mut facts, ids, _) = chain(2 * FEW_MEMBERS);
+        for &id in &ids[2..] {
+            facts.adjacency.link(ids[0], id); // a hub, and cycles through it
+        }
+        let mut found = component(&facts, ids[FEW_MEMBERS]);
+        found.sort_unstable();
+        assert_eq!(found, ids);
     }
 }

@@ -9,6 +9,7 @@
 
 use crate::decode::{Event, DAY_US};
 use crate::facts::{Facts, Id, R_RECIPIENT, R_SHARE, S_REACH, S_REVENUE};
+use crate::fold::Roles;
 use crate::names::Names;
 use foldhash::{HashMap, HashMapExt};
 use num_bigint::BigUint;
@@ -142,13 +143,13 @@ impl Shares {
 }
 
 impl Facts {
-    pub(crate) fn share(&mut self, event: &Event<'_>, actor: Id, day: i64) {
-        if let Some(owner) = &event.content_owner {
-            self.receive(actor, self.id(owner), day, R_SHARE);
+    pub(crate) fn share(&mut self, event: &Event<'_>, roles: &Roles<'_>, day: i64) {
+        let actor = roles.actor;
+        if let Some(owner) = roles.content_owner {
+            self.receive(actor, owner, day, R_SHARE);
         }
-        let mut recipients: Vec<Id> = Vec::with_capacity(event.recipients.len());
-        for key in &event.recipients {
-            let id = self.id(key);
+        let mut recipients: Vec<Id> = Vec::with_capacity(roles.recipients.len());
+        for &id in roles.recipients {
             if id != actor && !recipients.contains(&id) {
                 recipients.push(id);
             }
