@@ -108,7 +108,7 @@ def checkpoint(engine: EmbeddedEngine, publish: bool | None) -> None:
                 "indexes": True,
                 "bodies": "keyed",
                 "published": "keyed",
-                # what waits for a publication (see ``EmbeddedEngine.settled``)
+                # what waits for a publication (see ``settled``)
                 "unpublished": engine.core.unpublished,
                 "anchors": engine.anchors_indexed,
             },

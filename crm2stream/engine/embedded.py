@@ -89,9 +89,10 @@ class EmbeddedEngine:
     ) -> None:
         """Open (or create) a data directory. ``load=False`` skips loading the facts and
         recovering the log tail: for a replay, which rebuilds them anyway.
-        ``defer_load``: when the directory is ``settled`` (nothing to recover or publish),
-        load the facts only when something first needs them (a batch, a table read, a
-        checkpoint): a server that is only read never holds them.
+        ``defer_load``: when the directory is settled (nothing to recover or publish:
+        ``checkpointing.settled``), load the facts only when something first needs them
+        (a batch, a table read, a checkpoint): a server that is only read never holds
+        them.
         ``cache_bytes``: about how much memory the identifier bodies may hold between
         batches (the store keeps every body; see ``docs/architecture.md``).
         ``followed``: subscribers follow the table topics while the engine runs (a
@@ -156,7 +157,7 @@ class EmbeddedEngine:
         #: the time new lines arrive at, in microseconds since the epoch
         self.clock: Callable[[], int] = lambda: time.time_ns() // 1000
         #: the facts wait in the store until something needs them (``defer_load``)
-        self.deferred = load and defer_load and self.settled
+        self.deferred = load and defer_load and checkpointing.settled(self)
         if load and not self.deferred:
             self.load()
 
@@ -170,11 +171,6 @@ class EmbeddedEngine:
             self.checkpoint()  # what an unfollowed run left for the end it never reached
         if self.followed and self.store.meta("log").get("topics") != self.topics_id:
             self.write(self.store.batch())  # the id its subscribers may keep
-
-    @property
-    def settled(self) -> bool:
-        """Whether loading the facts would change nothing stored (``checkpointing``)."""
-        return checkpointing.settled(self)
 
     def need_facts(self) -> None:
         """Load the facts if they were deferred (``defer_load``)."""
