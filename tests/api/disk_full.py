@@ -29,14 +29,15 @@ def mount(directory: Path, size: str, *, remount: bool = False) -> None:
 
 
 def fill(directory: Path) -> None:
-    """Take every byte left on the device."""
-    with (directory / "filler").open("wb") as out:
-        try:
+    """Take every byte left on the device. The server may have filled it already, when
+    even the filler cannot be made (``unfill`` then has nothing to remove)."""
+    try:
+        with (directory / "filler").open("wb") as out:
             while True:
                 out.write(b"\0" * (64 << 10))
                 out.flush()
-        except OSError:
-            pass
+    except OSError:
+        pass
 
 
 def main(work: Path) -> dict[str, Any]:
@@ -77,7 +78,7 @@ def main(work: Path) -> dict[str, Any]:
         timeout=120,
     )
     seen["full_restart"] = [full.returncode, full.stderr]
-    (device / "filler").unlink()
+    (device / "filler").unlink(missing_ok=True)
     mount(device, "256m", remount=True)
     process, url = start("--data-dir", str(data), "serve", **SETTINGS)
     try:
