@@ -137,14 +137,15 @@ impl Valuation {
             let (sums, consent) = standings.of(person, |id| standing(facts, glances, id));
             let value = valued(&facts.scales, &sums, day, cfg);
             let (previous_composite, previous_tier) =
-                facts.last_emitted.get(&person.person_id).unwrap_or((0.0, cfg.lowest_tier()));
+                facts.last_emitted.get(&person.key).unwrap_or((0.0, cfg.lowest_tier()));
             let moved = (value.composite - previous_composite).abs() >= cfg.delta;
             if value.tier == previous_tier && !moved {
                 continue;
             }
             let previous_tier = previous_tier.to_string();
             let label = crate::tables::label_of(facts, cfg, person);
-            let out = changes.open(&person.person_id, &label, at, value.composite, value.tier);
+            let person_id = person.person_id();
+            let out = changes.open(&person_id, &label, at, value.composite, value.tier);
             field_float(out, b",\"previous_composite\":", previous_composite);
             out.extend_from_slice(b",\"previous_tier\":");
             write_str(out, &previous_tier);
@@ -160,7 +161,7 @@ impl Valuation {
                 .collect();
             grants.sort_unstable();
             if !grants.is_empty() {
-                let out = triggers.open(&person.person_id, &label, at, value.composite, value.tier);
+                let out = triggers.open(&person_id, &label, at, value.composite, value.tier);
                 out.extend_from_slice(b",\"previous_tier\":");
                 write_str(out, &previous_tier);
                 out.extend_from_slice(b",\"grants\":[");
@@ -176,8 +177,8 @@ impl Valuation {
                 }
                 out.extend_from_slice(b"]}");
             }
-            let key = facts.last_emitted.insert(&person.person_id, value.composite, value.tier);
-            facts.dirty.emitted.extend(key);
+            facts.last_emitted.insert(person.key, value.composite, value.tier);
+            facts.dirty.emitted.insert(person.key);
         }
     }
 

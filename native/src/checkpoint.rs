@@ -172,9 +172,9 @@ impl Segment {
                     parts.push(b'r', facts.shares.key(sid).as_bytes(), &self.record);
                 }
                 3 if at < self.emitted.len() => {
-                    let pid = &crate::identity::person_id(&self.emitted[at]);
-                    self.record = codec::encode_emitted(facts, pid, std::mem::take(&mut self.record));
-                    parts.push(b'e', pid.as_bytes(), &self.record);
+                    let key = &self.emitted[at];
+                    self.record = codec::encode_emitted(facts, key, std::mem::take(&mut self.record));
+                    parts.push(b'e', crate::identity::person_id(key).as_bytes(), &self.record);
                 }
                 _ => {
                     self.table += 1;

@@ -31,15 +31,13 @@ pub struct LastEmitted {
 
 impl LastEmitted {
     /// The composite and tier last emitted for a person.
-    pub fn get(&self, person_id: &str) -> Option<(f64, &str)> {
-        let (composite, tier) = self.scores.get(&person_key(person_id)?)?;
+    pub fn get(&self, key: &PersonKey) -> Option<(f64, &str)> {
+        let (composite, tier) = self.scores.get(key)?;
         Some((*composite, &self.tiers[usize::from(*tier)]))
     }
 
-    /// Record what was emitted for a person: its key, or None (and nothing kept) for text
-    /// that is not a person id.
-    pub fn insert(&mut self, person_id: &str, composite: f64, tier: &str) -> Option<PersonKey> {
-        let key = person_key(person_id)?;
+    /// Record what was emitted for a person.
+    pub fn insert(&mut self, key: PersonKey, composite: f64, tier: &str) {
         let number = match self.tiers.iter().position(|t| **t == *tier) {
             Some(number) => number,
             None => {
@@ -49,7 +47,6 @@ impl LastEmitted {
         };
         let number = u16::try_from(number).expect("fewer than 65,536 tier names");
         self.scores.insert(key, (composite, number));
-        Some(key)
     }
 
     pub fn len(&self) -> usize {
@@ -73,7 +70,7 @@ pub type Emitted = HashSet<PersonKey>;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::identity::{person_id, person_id_of};
+    use crate::identity::{person_digest, person_id, person_id_of};
 
     #[test]
     fn a_person_id_reads_back_from_its_digest_and_nothing_else_is_one() {
@@ -94,17 +91,16 @@ mod tests {
     #[test]
     fn scores_keep_their_tier_by_name() {
         let mut emitted = LastEmitted::default();
-        let (a, b) = (person_id_of("qq:a", b"k"), person_id_of("qq:b", b"k"));
-        assert_eq!(emitted.insert(&a, 1.5, "gold"), person_key(&a));
-        assert!(emitted.insert(&b, 0.25, "silver").is_some());
-        assert!(emitted.insert(&a, 2.0, "silver").is_some());
-        assert_eq!(emitted.insert("not a person", 1.0, "gold"), None);
+        let (a, b) = (person_digest("qq:a", b"k"), person_digest("qq:b", b"k"));
+        emitted.insert(a, 1.5, "gold");
+        emitted.insert(b, 0.25, "silver");
+        emitted.insert(a, 2.0, "silver");
         assert_eq!(emitted.get(&a), Some((2.0, "silver")));
         assert_eq!(emitted.get(&b), Some((0.25, "silver")));
-        assert_eq!(emitted.get("p_0000000000000000000f"), None);
+        assert_eq!(emitted.get(&person_key("p_0000000000000000000f").unwrap()), None);
         let mut ids: Vec<String> = emitted.keys().iter().map(person_id).collect();
         ids.sort();
-        let mut want = vec![a, b];
+        let mut want = vec![person_id(&a), person_id(&b)];
         want.sort();
         assert_eq!((ids, emitted.len()), (want, 2));
     }

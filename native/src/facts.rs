@@ -236,10 +236,19 @@ pub struct Dirty {
 
 #[derive(Debug, Clone)]
 pub struct Person {
-    pub person_id: String,
+    /// the digest its person id spells (`identity::person_id`): 10 bytes, where the id's
+    /// text took 46 with its `String` (a memoised person is kept a while, see `memo`)
+    pub key: crate::emitted::PersonKey,
     pub anchor: Id,
     /// sorted by key
     pub members: Vec<Id>,
+}
+
+impl Person {
+    /// Its person id: `p_` and its digest in hex.
+    pub fn person_id(&self) -> String {
+        crate::identity::person_id(&self.key)
+    }
 }
 
 #[derive(Debug)]
@@ -283,8 +292,8 @@ pub struct Facts {
     pub mentioned: Vec<(Id, i64)>,
     pub relinked: HashSet<(Id, Id)>,
     pub touched: IdSet,
-    /// identifier id -> its current person, while no link or anchor changed
-    pub person_cache: Vec<Option<std::rc::Rc<Person>>>,
+    /// the persons of identifiers, while no link or anchor changed (see `memo`)
+    pub persons: crate::memo::PersonMemo,
     /// identifiers whose person's table rows changed since the last publication
     pub unpublished: IdSet,
     /// per identifier id, the anchor of the person it was last published in (`UNPUBLISHED`
@@ -335,7 +344,7 @@ impl Facts {
             changed_ties: HashSet::default(),
             all_ties_changed: false,
             published_ties: HashMap::default(),
-            person_cache: Vec::new(),
+            persons: Default::default(),
             standings: Standings::default(),
         }
     }
@@ -438,13 +447,7 @@ impl Facts {
     }
 
     pub fn forget_person(&mut self, id: Id) {
-        if let Some(person) = self.person_cache.get_mut(id as usize).and_then(Option::take) {
-            for &member in &person.members {
-                if let Some(slot) = self.person_cache.get_mut(member as usize) {
-                    *slot = None;
-                }
-            }
-        }
+        self.persons.forget(id);
     }
 
     /// Rebuild the derived indexes (adjacency, share children) from the stored facts.

@@ -47,23 +47,10 @@ pub fn footprint(facts: &Facts) -> Vec<(&'static str, usize, usize)> {
             let (kept, bytes) = facts.standings.footprint();
             ("kept standings", kept, bytes)
         },
-        (
-            "person cache",
-            facts.person_cache.iter().filter(|p| p.is_some()).count(),
-            facts.person_cache.capacity() * 8
-                + facts
-                    .person_cache
-                    .iter()
-                    .flatten()
-                    .filter(|p| {
-                        facts
-                            .person_cache
-                            .get(p.anchor as usize)
-                            .is_some_and(|a| a.as_ref().is_some_and(|a| std::rc::Rc::ptr_eq(a, p)))
-                    })
-                    .map(|p| 72 + text(&p.person_id) + p.members.capacity() * 4)
-                    .sum::<usize>(),
-        ),
+        {
+            let (persons, bytes) = facts.persons.footprint();
+            ("person cache", persons, bytes)
+        },
         (
             "published",
             facts.published_ties.len(),
@@ -108,7 +95,7 @@ pub fn measure_by_dropping(facts: &mut Facts) -> Option<Vec<(&'static str, usize
         ("incoming ties", |f| f.incoming = Vec::new()),
         ("last emitted", |f| f.last_emitted = Default::default()),
         ("kept standings", |f| f.standings = Default::default()),
-        ("person cache", |f| f.person_cache = Vec::new()),
+        ("person cache", |f| f.persons.clear()),
         ("dirty since the checkpoint", |f| f.dirty = Default::default()),
         ("unpublished", |f| f.unpublished = Default::default()),
         ("published anchors and ties", |f| {

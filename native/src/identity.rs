@@ -47,7 +47,7 @@ pub fn make_person(facts: &Facts, members: Vec<Id>, id_key: &[u8]) -> Person {
     keyed.sort_unstable();
     let members: Vec<Id> = keyed.into_iter().map(|(_, member)| member).collect();
     let anchor = anchor_of(facts, &members);
-    Person { person_id: person_id_of(facts.key(anchor), id_key), anchor, members }
+    Person { key: person_digest(facts.key(anchor), id_key), anchor, members }
 }
 
 /// The anchor of a person's members: the one seen first (then by key).
@@ -95,17 +95,11 @@ pub fn component(facts: &Facts, id: Id) -> Vec<Id> {
 
 /// The person an identifier belongs to now, cached until a link or an anchor changes.
 pub fn current_person(facts: &mut Facts, id: Id, id_key: &[u8]) -> Rc<Person> {
-    if let Some(Some(person)) = facts.person_cache.get(id as usize) {
+    if let Some(person) = facts.persons.get(id) {
         return person.clone();
     }
     let person = Rc::new(make_person(facts, component(facts, id), id_key));
-    for &member in &person.members {
-        let at = member as usize;
-        if at >= facts.person_cache.len() {
-            facts.person_cache.resize(facts.idents.len().max(at + 1), None);
-        }
-        facts.person_cache[at] = Some(person.clone());
-    }
+    facts.persons.insert(&person, facts.idents.len());
     person
 }
 
@@ -154,7 +148,8 @@ impl Partition {
         }
         let mut persons: Vec<Person> =
             groups.into_values().map(|members| make_person(facts, members, id_key)).collect();
-        persons.sort_by(|a, b| a.person_id.cmp(&b.person_id));
+        // by person id: a digest's bytes sort as its hex digits do
+        persons.sort_by_key(|person| person.key);
         let mut person_of = vec![ABSENT; n];
         for (index, person) in persons.iter().enumerate() {
             for &member in &person.members {

@@ -32,6 +32,7 @@ mod ijson;
 mod json;
 mod keyed;
 mod labels;
+mod memo;
 mod names;
 mod publication;
 #[cfg(not(test))]

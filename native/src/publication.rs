@@ -58,8 +58,8 @@ impl Reached {
         let anchor = match self.anchor.get(&id) {
             Some(&anchor) => anchor,
             None => {
-                let (anchor, members) = match facts.person_cache.get(id as usize) {
-                    Some(Some(person)) => (person.anchor, person.members.clone()),
+                let (anchor, members) = match facts.persons.get(id) {
+                    Some(person) => (person.anchor, person.members.clone()),
                     _ => {
                         let members = component(facts, id);
                         (anchor_of(facts, &members), members)
@@ -166,10 +166,10 @@ impl Derivation {
             let partition = &self.partition;
             let reached = tie_sums(facts, cfg, &person.members, self.day, |id| partition.person_of(id), index);
             let mut targets: Vec<String> =
-                reached.into_iter().map(|(to, _, _)| partition.persons[to].person_id.clone()).collect();
+                reached.into_iter().map(|(to, _, _)| partition.persons[to].person_id()).collect();
             if !targets.is_empty() {
                 targets.sort_unstable();
-                self.published.insert(person.person_id.clone(), targets);
+                self.published.insert(person.person_id(), targets);
             }
         }
         self.next = end;
@@ -259,7 +259,7 @@ pub fn begin(facts: &mut Facts, cfg: &Config) -> Option<Publication> {
                 items.push((digest(&person_id_of(facts.key(member), &cfg.id_key)), Role::Retired, member));
             }
         }
-        items.push((digest(&person.person_id), Role::Full, person.anchor));
+        items.push((person.key, Role::Full, person.anchor));
     }
     // Relationships: the pairs a changed tie or a moved identifier affects, under the
     // persons before and after (named by their anchors); and the persons with ties into a
@@ -302,14 +302,14 @@ pub fn resolve(facts: &mut Facts, cfg: &Config, publication: &mut Publication) {
                 for &other in &person.members {
                     covered.insert(other);
                 }
-                items.push((digest(&person.person_id), Role::Links, person.anchor));
+                items.push((person.key, Role::Links, person.anchor));
             }
         }
     }
     // a digest's bytes sort as the hex digits of its person id do
     items.sort_unstable_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
     // what finding the persons memoised: the items name them by anchor
-    facts.person_cache = Vec::new();
+    facts.persons.clear();
 }
 
 /// The digest a person id spells (`identity::person_id`).
@@ -403,7 +403,7 @@ pub fn render(
         }
         let person = &current_person(facts, anchor, &cfg.id_key);
         // nothing changes who belongs to whom between `begin` and the last page
-        debug_assert_eq!(person_key(&person.person_id), Some(key));
+        debug_assert_eq!(person.key, key);
         // the persons the ties reach, as (anchor, person id digest), looked up before the
         // rows borrow the facts
         let old = facts.published_ties.remove(person_id).unwrap_or_default();

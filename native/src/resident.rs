@@ -213,9 +213,6 @@ impl Facts {
                 scratch = codec::pack_body(&body, ident.earlier.take().as_deref(), scratch);
                 self.packed += scratch.len();
                 self.idents[at].packed = Some(Box::from(scratch.as_slice()));
-                // the person is memoised for its members together: whoever needs it again
-                // decodes this body first, and recomputing it costs less than the body
-                self.forget_person(at as Id);
                 continue;
             }
             let dirty = ident.stored == 0 || self.dirty.idents.contains(at as Id);

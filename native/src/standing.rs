@@ -365,7 +365,7 @@ mod tests {
 
     #[test]
     fn a_kept_standing_knows_its_members() {
-        let person = Person { person_id: "p".into(), anchor: 3, members: vec![3, 70_000, 9] };
+        let person = Person { key: [0; 10], anchor: 3, members: vec![3, 70_000, 9] };
         let mut standings = Standings::default();
         let mut sums: [BigUint; 4] = Default::default();
         sums[1] = BigUint::from(5u32) << 700;
@@ -389,7 +389,7 @@ mod tests {
 
     #[test]
     fn past_the_limit_the_persons_valued_longest_ago_are_dropped() {
-        let person = |anchor: Id| Person { person_id: String::new(), anchor, members: vec![anchor] };
+        let person = |anchor: Id| Person { key: [0; 10], anchor, members: vec![anchor] };
         let mut sums: [BigUint; 4] = Default::default();
         let mut standings = Standings::default();
         let old = (KEPT / 2 + 10) as Id;

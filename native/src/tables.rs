@@ -44,7 +44,7 @@ impl PersonNames {
             let start = text.len();
             write_str(&mut text, &label_of(facts, cfg, person));
             let id = text.len();
-            write_str(&mut text, &person.person_id);
+            write_str(&mut text, &person.person_id());
             spans.push([start, id, text.len()]);
         }
         PersonNames { text, spans }
@@ -149,7 +149,7 @@ impl Identity {
 
 /// What every person-keyed row starts with: the person id and its label.
 fn head(person: &Person, facts: &Facts, cfg: &Config) -> Vec<(&'static str, J)> {
-    vec![("person_id", J::s(&person.person_id)), ("label", J::Str(label_of(facts, cfg, person)))]
+    vec![("person_id", J::s(&person.person_id())), ("label", J::Str(label_of(facts, cfg, person)))]
 }
 
 /// A person's label (see `labels`).
@@ -273,7 +273,7 @@ pub fn identity_row(facts: &Facts, id: Id, person: &Person, mut links: Vec<&str>
     links.sort_unstable();
     row(vec![
         ("identifier", J::s(facts.key(id))),
-        ("person_id", J::s(&person.person_id)),
+        ("person_id", J::s(&person.person_id())),
         ("anchor", J::s(facts.key(person.anchor))),
         ("first_seen", J::Str(format_micros(first.0))),
         ("first_event_id", J::s(first.1)),
@@ -361,8 +361,8 @@ pub fn tie_sums<K: Copy + Ord + std::hash::Hash>(
 pub fn relationship_row(facts: &Facts, cfg: &Config, from: &Person, to: &Person, counts: [u64; 4], strength: f64) -> J {
     let counts = REL_KINDS.iter().zip(counts).map(|(k, n)| (*k, J::Int(n.into())));
     row(vec![
-        ("from_person_id", J::s(&from.person_id)),
-        ("to_person_id", J::s(&to.person_id)),
+        ("from_person_id", J::s(&from.person_id())),
+        ("to_person_id", J::s(&to.person_id())),
         ("from_label", J::Str(label_of(facts, cfg, from))),
         ("to_label", J::Str(label_of(facts, cfg, to))),
         ("counts", J::Obj(counts.collect())),

@@ -2,6 +2,7 @@
 //! referrals, and the score last emitted per person.
 
 use super::{Reader, Result, Writer, FORMAT, SEP};
+use crate::emitted::{person_key, PersonKey};
 use crate::facts::{Facts, Id};
 use crate::shares::Sid;
 
@@ -57,8 +58,8 @@ pub fn decode_referrals(facts: &mut Facts, share_id: &str, data: &[u8]) -> Resul
     Ok(())
 }
 
-pub fn encode_emitted(facts: &Facts, person_id: &str, buffer: Vec<u8>) -> Vec<u8> {
-    let (composite, tier) = facts.last_emitted.get(person_id).expect("a person with a score emitted");
+pub fn encode_emitted(facts: &Facts, key: &PersonKey, buffer: Vec<u8>) -> Vec<u8> {
+    let (composite, tier) = facts.last_emitted.get(key).expect("a person with a score emitted");
     let mut w = Writer::into(buffer, FORMAT);
     w.0.extend_from_slice(&composite.to_le_bytes());
     w.text(tier);
@@ -70,8 +71,7 @@ pub fn decode_emitted(facts: &mut Facts, person_id: &str, data: &[u8]) -> Result
     let raw: [u8; 8] = r.data.get(1..9).ok_or("record ends early")?.try_into().map_err(|_| "bad float")?;
     r.at = 9;
     let tier = r.text()?;
-    match facts.last_emitted.insert(person_id, f64::from_le_bytes(raw), &tier) {
-        Some(_) => Ok(()),
-        None => Err(format!("{person_id:?} is not a person id")),
-    }
+    let key = person_key(person_id).ok_or_else(|| format!("{person_id:?} is not a person id"))?;
+    facts.last_emitted.insert(key, f64::from_le_bytes(raw), &tier);
+    Ok(())
 }

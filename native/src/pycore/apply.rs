@@ -171,14 +171,8 @@ impl Core {
             valuation.value(&mut self.facts, &self.cfg, page, &glances);
         }
         let (changes, triggers) = valuation.finish(&mut self.facts);
-        // A person memoised while a member's body is not decoded is forgotten, as a body
-        // leaving memory forgets its own (`Facts::evict`): the memo follows the budget.
-        for person in persons {
-            let idents = &self.facts.idents;
-            if let Some(&cold) = person.members.iter().find(|&&m| idents[m as usize].body.is_none()) {
-                self.facts.forget_person(cold);
-            }
-        }
+        drop(persons);
+        self.facts.persons.trim(crate::memo::MEMOISED);
         Ok(((changes.count, PyBytes::new(py, &changes.ndjson)), (triggers.count, PyBytes::new(py, &triggers.ndjson))))
     }
 }

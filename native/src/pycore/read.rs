@@ -67,7 +67,8 @@ impl Core {
     /// The members of a person as of a day, or None.
     fn person_members(&self, person_id: &str, as_of_day: i64) -> Option<Vec<String>> {
         let partition = identity::Partition::new(&self.facts, tables::end_of_day(as_of_day), &self.cfg.id_key);
-        let person = partition.persons.iter().find(|p| p.person_id == person_id)?;
+        let key = crate::emitted::person_key(person_id)?;
+        let person = partition.persons.iter().find(|p| p.key == key)?;
         Some(person.members.iter().map(|m| self.facts.key(*m).to_string()).collect())
     }
 }
