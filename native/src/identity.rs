@@ -67,8 +67,8 @@ const FEW_MEMBERS: usize = 32;
 
 /// The identifiers linked to `id` now through any chain of links, itself first.
 ///
-/// Score changes walk the person of every identifier a batch touched whose memo was
-/// dropped with a member's body. Most persons have a few members, which a walk looks
+/// Score changes walk the person of every identifier a batch touched that is not
+/// memoised (`memo`). Most persons have a few members, which a walk looks
 /// through without building a set; most of its time is reading each member's links
 /// (`docs/performance.md`).
 pub fn component(facts: &Facts, id: Id) -> Vec<Id> {

@@ -7,8 +7,7 @@
 //! packed (encoded as the store keeps it, in a fraction of its memory, and decoded again
 //! without a read of the store); a packed one is dropped when clean, and written ahead of
 //! the checkpoint that will commit it when dirty. The bodies' memory follows the budget,
-//! not the history, and so does the memo of current persons: a body packed forgets its
-//! person.
+//! not the history (the memo of current persons has a bound of its own: `memo`).
 
 use crate::codec;
 use crate::decode::{Event, Kind};
