@@ -9,7 +9,7 @@
 
 use crate::codec;
 use crate::emitted::PersonKey;
-use crate::facts::{Facts, Id, UNPUBLISHED};
+use crate::facts::{Facts, Id, Incoming, UNPUBLISHED};
 use crate::shares::Sid;
 
 /// The tables, in the order they load (pairs and referrals name identifiers).
@@ -272,7 +272,7 @@ impl Loader {
     /// applied last). Returns what the table topics hold, when every identifier's
     /// record says (see `Published`).
     pub fn finish(self, facts: &mut Facts) -> Result<Option<Published>, String> {
-        facts.incoming.resize(facts.idents.len(), Vec::new());
+        facts.incoming.resize(facts.idents.len(), Incoming::new());
         let mut derive = false;
         let mut published = Some(Published {
             anchors: vec![UNPUBLISHED; facts.idents.len()],
@@ -299,7 +299,7 @@ impl Loader {
                     facts.incoming[id as usize] = sources.into_iter().map(known).collect::<Result<_, _>>()?;
                 }
                 Some(codec::Sources::Keys(sources)) => {
-                    let mut incoming = Vec::with_capacity(sources.len());
+                    let mut incoming = Incoming::with_capacity(sources.len());
                     for source in sources {
                         incoming.push(facts.id_of(&source).ok_or_else(|| format!("tie from unknown {source}"))?);
                     }
@@ -324,7 +324,7 @@ impl Loader {
         }
         if derive {
             // records of format 1 kept no incoming ties, and every body came with them
-            let mut incoming = vec![Vec::new(); facts.idents.len()];
+            let mut incoming = vec![Incoming::new(); facts.idents.len()];
             for source in 0..facts.idents.len() as Id {
                 let mut last = None;
                 for tie in &facts.body(source).out {

@@ -3,14 +3,15 @@
 
 use crate::decode::{Event, Kind, DAY_US};
 use crate::facts::{
-    Facts, Id, LinkEntry, Tie, CHANGED_TIES, PURCHASES, R_COMMENT, R_REPLY, R_SHARE, S_CONSUMPTION, S_POPULARITY,
+    Facts, Id, Incoming, LinkEntry, Tie, CHANGED_TIES, PURCHASES, R_COMMENT, R_REPLY, R_SHARE, S_CONSUMPTION,
+    S_POPULARITY,
 };
 use foldhash::HashSet;
 
-/// Insert into a sorted list, after its equals: how consent and link histories grow.
-pub(crate) fn insort<T: Ord>(list: &mut Vec<T>, item: T) {
-    let at = list.partition_point(|x| x <= &item);
-    list.insert(at, item);
+/// Where to insert into a sorted list, after its equals: how consent and link histories
+/// grow.
+pub(crate) fn sorted_at<T: Ord>(list: &[T], item: &T) -> usize {
+    list.partition_point(|x| x <= item)
 }
 
 /// The ids of an event's identifiers by role, from `ids` in the order of
@@ -80,7 +81,7 @@ impl Facts {
         match kind {
             Kind::Identify | Kind::Unlink => {
                 let link = roles.link.expect("a link event names its link");
-                self.link(actor, link, (ts, event_id.to_string(), kind == Kind::Identify));
+                self.link(actor, link, (ts, event_id.into(), kind == Kind::Identify));
                 self.forget_person(actor);
                 self.forget_person(link);
             }
@@ -111,7 +112,7 @@ impl Facts {
                 self.will_change(actor);
                 let history = self.body_mut(actor).consent.history_mut(scope);
                 history.reserve_exact(1); // a scope's history takes a few entries, kept at its length
-                insort(history, entry);
+                history.insert(sorted_at(history, &entry), entry);
             }
         }
     }
@@ -153,7 +154,7 @@ impl Facts {
                 // is asked of the target's sources, kept sorted
                 let index = target as usize;
                 if index >= self.incoming.len() {
-                    self.incoming.resize(self.idents.len().max(index + 1), Vec::new());
+                    self.incoming.resize(self.idents.len().max(index + 1), Incoming::new());
                 }
                 let sources = &mut self.incoming[index];
                 if let Err(at) = sources.binary_search(&actor) {
@@ -168,7 +169,7 @@ impl Facts {
     fn link(&mut self, a: Id, b: Id, entry: LinkEntry) {
         let pair = if self.key(a) < self.key(b) { (a, b) } else { (b, a) };
         let history = self.pairs.entry(pair).or_default();
-        insort(history, entry);
+        history.insert(sorted_at(history, &entry), entry);
         let linked = history.last().is_some_and(|e| e.2);
         self.dirty.pairs.insert(pair);
         if self.indexes {

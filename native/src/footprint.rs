@@ -2,7 +2,7 @@
 //! lengths and capacities (not the allocator's view), so the bench can say what grows.
 
 use crate::allocator;
-use crate::facts::{Body, Facts, Ident, LinkEntry};
+use crate::facts::{Body, Facts, Id, Ident, Incoming, LinkEntry, LinkHistory};
 use std::mem::size_of;
 
 fn text(s: &str) -> usize {
@@ -20,7 +20,7 @@ pub fn footprint(facts: &Facts) -> Vec<(&'static str, usize, usize)> {
             idents.len(),
             idents.capacity() * size_of::<Ident>()
                 + facts.firsts.bytes()
-                + idents.iter().map(|i| i.shares.capacity() * 4).sum::<usize>(),
+                + idents.iter().filter(|i| i.shares.spilled()).map(|i| i.shares.capacity() * 4).sum::<usize>(),
         ),
         ("resident bodies", resident.len(), idents.iter().map(Ident::decoded_bytes).sum()),
         ("packed bodies", idents.iter().filter(|i| i.packed.is_some()).count(), facts.packed),
@@ -28,11 +28,14 @@ pub fn footprint(facts: &Facts) -> Vec<(&'static str, usize, usize)> {
         (
             "links",
             facts.pairs.len(),
-            facts.pairs.capacity() * 40
+            facts.pairs.capacity() * (size_of::<((Id, Id), LinkHistory)>() + 1)
                 + facts
                     .pairs
                     .values()
-                    .map(|v| v.capacity() * size_of::<LinkEntry>() + v.iter().map(|e| text(&e.1)).sum::<usize>())
+                    .map(|v| {
+                        let spilled = if v.spilled() { v.capacity() * size_of::<LinkEntry>() } else { 0 };
+                        spilled + v.iter().map(|e| text(&e.1)).sum::<usize>()
+                    })
                     .sum::<usize>()
                 + facts.adjacency.bytes(),
         ),
@@ -40,7 +43,8 @@ pub fn footprint(facts: &Facts) -> Vec<(&'static str, usize, usize)> {
         (
             "incoming ties",
             facts.incoming.len(),
-            facts.incoming.capacity() * 24 + facts.incoming.iter().map(|v| v.capacity() * 4).sum::<usize>(),
+            facts.incoming.capacity() * size_of::<Incoming>()
+                + facts.incoming.iter().filter(|v| v.spilled()).map(|v| v.capacity() * 4).sum::<usize>(),
         ),
         ("last emitted", facts.last_emitted.len(), facts.last_emitted.bytes()),
         {

@@ -6,6 +6,7 @@ use super::body::{
 use super::{Reader, Result, Writer, FORMAT, IDENT_FORMAT, IDENT_FORMAT_2, IDENT_FORMAT_3};
 use crate::facts::{Body, Facts, Id, UNPUBLISHED};
 use crate::shares::{Share, Sid};
+use smallvec::SmallVec;
 
 /// An identifier's record in a checkpoint segment: what is always in memory (first seen,
 /// its number, shares, the identifiers with ties to it, the checkpoint that stored its
@@ -33,7 +34,7 @@ pub fn encode_ident(facts: &Facts, id: Id, inline: bool, buffer: Vec<u8>) -> Vec
         w.opt_text(share.parent.map(|parent| facts.shares.key(parent)));
         w.uint(share.recipients.into());
     }
-    let incoming = facts.incoming.get(id as usize).map_or(&[][..], Vec::as_slice);
+    let incoming = facts.incoming.get(id as usize).map_or(&[][..], |sources| sources.as_slice());
     w.uint(incoming.len() as u128);
     for &source in incoming {
         w.uint(source.into());
@@ -132,9 +133,9 @@ pub fn decode_ident(facts: &mut Facts, key: &str, data: &[u8]) -> Result<Named> 
     Ok(Named { incoming: Some(incoming), ties, published })
 }
 
-fn read_shares(r: &mut Reader<'_>, facts: &mut Facts, id: Id) -> Result<Vec<Sid>> {
+fn read_shares(r: &mut Reader<'_>, facts: &mut Facts, id: Id) -> Result<SmallVec<[Sid; 4]>> {
     let n = r.len()?;
-    let mut shares = Vec::with_capacity(r.bounded(n));
+    let mut shares = SmallVec::with_capacity(r.bounded(n));
     for _ in 0..n {
         let sid = facts.shares.intern(&r.text()?);
         let ts = r.int()?;

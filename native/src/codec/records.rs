@@ -3,7 +3,7 @@
 
 use super::{Reader, Result, Writer, FORMAT, SEP};
 use crate::emitted::{person_key, PersonKey};
-use crate::facts::{Facts, Id};
+use crate::facts::{Facts, Id, LinkHistory};
 use crate::shares::Sid;
 
 pub fn encode_pair(facts: &Facts, pair: (Id, Id), buffer: Vec<u8>) -> (String, Vec<u8>) {
@@ -27,9 +27,9 @@ pub fn decode_pair(facts: &mut Facts, key: &str, data: &[u8]) -> Result<()> {
     );
     let mut r = Reader::new(data, FORMAT)?;
     let n = r.len()?;
-    let mut history = Vec::with_capacity(r.bounded(n));
+    let mut history = LinkHistory::with_capacity(r.bounded(n));
     for _ in 0..n {
-        history.push((r.int()?, r.text()?, r.byte()? == 1));
+        history.push((r.int()?, r.text()?.into_boxed_str(), r.byte()? == 1));
     }
     facts.pairs.insert(ids, history);
     Ok(())

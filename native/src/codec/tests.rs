@@ -342,7 +342,7 @@ fn a_format_2_record_and_a_body_naming_ties_by_key_load() {
     assert!(loader.finish(&mut facts).unwrap().is_none(), "format 2 says nothing of the topics");
     let (a, b) = (facts.id("qq:a"), facts.id("qq:b"));
     assert_eq!((b, a), (0, 1), "numbered in the order they load");
-    assert_eq!(facts.incoming[b as usize], vec![a]);
+    assert_eq!(facts.incoming[b as usize].as_slice(), [a]);
     assert_eq!(facts.idents[a as usize].stored, 1);
     // its body as format 1 stored it: ties by key
     let mut w = Writer::into(Vec::new(), FORMAT);
@@ -396,8 +396,8 @@ fn a_format_1_identifier_record_loads_with_its_incoming_ties_derived() {
     assert_eq!(body.days[0].amount, 250);
     assert_eq!(body.out, vec![Tie { target: b, day: 3, counts: [1, 0, 2, 0] }]);
     assert_eq!(body.sums[2], BigUint::from(9u32));
-    assert_eq!(facts.incoming[a as usize], vec![b]);
-    assert_eq!(facts.incoming[b as usize], vec![a]);
+    assert_eq!(facts.incoming[a as usize].as_slice(), [b]);
+    assert_eq!(facts.incoming[b as usize].as_slice(), [a]);
     assert!(facts.shares.get("s1").is_some_and(|sid| facts.shares.made(sid).is_some()));
 }
 
@@ -443,7 +443,8 @@ fn add_a_batch(body: &mut Body, round: u32) {
         }
     }
     let scope = ("brand".to_string(), "marketing".to_string(), "email".to_string());
-    crate::fold::insort(body.consent.history_mut(scope), (i64::from(round), format!("p{round}"), true, None));
+    let (history, entry) = (body.consent.history_mut(scope), (i64::from(round), format!("p{round}"), true, None));
+    history.insert(crate::fold::sorted_at(history, &entry), entry);
     body.sums[1] += BigUint::from(round + 1) << 700;
 }
 
