@@ -12,15 +12,15 @@ use crate::identity::current_person;
 use crate::json::{format_micros, round4, write_float, write_int, write_str};
 use crate::scales::Config;
 use crate::standing::{Consent, Standings};
+use crate::sum::Sum;
 use crate::tables::DAY_US;
 use crate::value::{active_at, valued};
 use foldhash::HashMap;
-use num_bigint::BigUint;
 use std::rc::Rc;
 
 /// A member's consent and kept sums: from its body when decoded in memory, else from its
 /// glance (see `Glance`).
-fn standing<'a>(facts: &'a Facts, glances: &'a HashMap<Id, Glance>, id: Id) -> (&'a Consent, &'a [BigUint; 4]) {
+fn standing<'a>(facts: &'a Facts, glances: &'a HashMap<Id, Glance>, id: Id) -> (&'a Consent, &'a [Sum; 4]) {
     match facts.idents[id as usize].body.as_deref() {
         Some(body) => (&body.consent, &body.sums),
         None => {

@@ -9,8 +9,8 @@ use crate::names::{Names, Texts};
 use crate::scales::Scales;
 use crate::shares::{Shares, Sid};
 use crate::standing::Standings;
+use crate::sum::Sum;
 use foldhash::{HashMap, HashMapExt, HashSet};
-use num_bigint::BigUint;
 use smallvec::SmallVec;
 
 pub type Id = u32;
@@ -161,7 +161,7 @@ pub struct Body {
     pub days: Vec<DayBucket>,
     pub out: Vec<Tie>,
     pub consent: Consent,
-    pub sums: [BigUint; 4],
+    pub sums: [Sum; 4],
 }
 
 impl Body {

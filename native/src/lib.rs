@@ -43,6 +43,7 @@ mod scalars;
 mod scales;
 mod shares;
 mod standing;
+mod sum;
 mod tables;
 mod value;
 

@@ -12,12 +12,13 @@
 use crate::codec;
 use crate::decode::{Event, Kind};
 use crate::facts::{Body, DayBucket, Facts, Id, IdSet, Tie};
+use crate::sum::Sum;
 use std::mem::size_of;
 
 impl Body {
     /// About how many bytes of memory it holds (lengths and capacities).
     pub fn bytes(&self) -> usize {
-        let sums: usize = self.sums.iter().map(|s| s.bits().div_ceil(64) as usize * 8).sum();
+        let sums: usize = self.sums.iter().map(Sum::heap_bytes).sum();
         size_of::<Body>()
             + self.days.capacity() * size_of::<DayBucket>()
             + self.out.capacity() * size_of::<Tie>()

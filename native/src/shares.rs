@@ -11,8 +11,8 @@ use crate::decode::{Event, DAY_US};
 use crate::facts::{Facts, Id, R_RECIPIENT, R_SHARE, S_REACH, S_REVENUE};
 use crate::fold::Roles;
 use crate::names::Names;
+use crate::sum::Sum;
 use foldhash::{HashMap, HashMapExt};
-use num_bigint::BigUint;
 use std::mem::size_of;
 
 pub type Sid = u32;
@@ -238,7 +238,7 @@ impl Facts {
     }
 
     /// (reach, revenue) integer sums earned by one identifier's shares, as of cutoff.
-    pub fn social_sums(&self, id: Id, cutoff: i64) -> (BigUint, BigUint) {
+    pub fn social_sums(&self, id: Id, cutoff: i64) -> (Sum, Sum) {
         let shares = &self.shares;
         let mut depth_of: HashMap<Sid, usize> = HashMap::new();
         let mut order: Vec<(Sid, usize)> = Vec::new();
@@ -264,8 +264,8 @@ impl Facts {
             }
             frontier = following;
         }
-        let mut reach = BigUint::default();
-        let mut revenue = BigUint::default();
+        let mut reach = Sum::Zero;
+        let mut revenue = Sum::Zero;
         for (sid, k) in order {
             let share = shares.of(sid);
             let credit = self.credit[k];

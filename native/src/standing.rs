@@ -22,8 +22,8 @@
 //! histories took 266 MiB for 195,000 persons at 9M events, measured by dropping them.
 
 use crate::facts::{Body, ConsentEntry, Id, Person, Scope};
+use crate::sum::Sum;
 use foldhash::{HashMap, HashMapExt};
-use num_bigint::BigUint;
 use std::mem::size_of;
 
 pub use crate::facts::Consent;
@@ -71,32 +71,31 @@ impl Kept {
             && kept.chunks_exact(4).zip(members).all(|(kept, &id)| kept == id.to_le_bytes())
     }
 
-    fn sums(&self, arena: &[u8]) -> [BigUint; 4] {
+    fn sums(&self, arena: &[u8]) -> [Sum; 4] {
         unpack(&self.data(arena)[self.members as usize * 4..])
     }
 }
 
-/// Sums shifted right by their common low zero bits (a sum's weights are powers of two
-/// beyond 600 bits, see `codec`), then each as its length and little-endian bytes: about
-/// 40 bytes instead of 4 numbers of about 120.
-fn pack(sums: &[BigUint; 4], out: &mut Vec<u8>) {
-    let shift = sums.iter().filter_map(BigUint::trailing_zeros).min().unwrap_or(0);
-    out.extend_from_slice(&shift.to_le_bytes());
+/// Each sum as its low zero bits and the bytes above them (`Sum::shift_and_bytes`), with
+/// their length: about 60 bytes instead of 4 numbers of about 120.
+fn pack(sums: &[Sum; 4], out: &mut Vec<u8>) {
     for sum in sums {
-        let bytes = (sum >> shift).to_bytes_le();
+        let (shift, bytes) = sum.shift_and_bytes();
+        let shift = u32::try_from(shift).expect("a sum's low zero bits within 2**32");
+        out.extend_from_slice(&shift.to_le_bytes());
         out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
         out.extend_from_slice(&bytes);
     }
 }
 
-fn unpack(packed: &[u8]) -> [BigUint; 4] {
-    let (shift, mut rest) = packed.split_at(8);
-    let shift = u64::from_le_bytes(shift.try_into().expect("8 bytes"));
+fn unpack(packed: &[u8]) -> [Sum; 4] {
+    let mut rest = packed;
     std::array::from_fn(|_| {
-        let (len, tail) = rest.split_at(4);
+        let (shift, tail) = rest.split_at(4);
+        let (len, tail) = tail.split_at(4);
         let (bytes, tail) = tail.split_at(u32::from_le_bytes(len.try_into().expect("4 bytes")) as usize);
         rest = tail;
-        BigUint::from_bytes_le(bytes) << shift
+        Sum::from_shift_and_bytes(u32::from_le_bytes(shift.try_into().expect("4 bytes")).into(), bytes)
     })
 }
 
@@ -204,11 +203,7 @@ impl Standings {
     /// The person's standing now (sums, the latest consent entry per scope), from what is
     /// kept and the members `read` gives (each member's consent and sums now; only those
     /// `needs` named are asked for), and kept for the next batches.
-    pub fn of<'a>(
-        &mut self,
-        person: &Person,
-        read: impl Fn(Id) -> (&'a Consent, &'a [BigUint; 4]),
-    ) -> ([BigUint; 4], Latest) {
+    pub fn of<'a>(&mut self, person: &Person, read: impl Fn(Id) -> (&'a Consent, &'a [Sum; 4])) -> ([Sum; 4], Latest) {
         let (sums, consent) = match self.serves(person).then(|| self.kept.remove(&person.anchor)).flatten() {
             Some(kept) => {
                 self.garbage += kept.len as usize;
@@ -222,20 +217,20 @@ impl Standings {
                         .zip(now_sums)
                     {
                         // the kept sum holds the member's old part: never below it
-                        *sum -= &old;
-                        *sum += new;
+                        sum.sub(&old);
+                        sum.add(new);
                     }
                     self.scopes.keep_latest(&mut consent, now_consent);
                 }
                 (sums, consent)
             }
             None => {
-                let mut sums: [BigUint; 4] = Default::default();
+                let mut sums: [Sum; 4] = Default::default();
                 let mut consent = Latest::new();
                 for &member in &person.members {
                     let (member_consent, member_sums) = read(member);
                     for (sum, part) in sums.iter_mut().zip(member_sums) {
-                        *sum += part;
+                        sum.add(part);
                     }
                     self.scopes.keep_latest(&mut consent, member_consent);
                 }
@@ -251,7 +246,7 @@ impl Standings {
         &self.scopes.list[number as usize]
     }
 
-    fn keep(&mut self, person: &Person, sums: &[BigUint; 4], mut consent: Latest) {
+    fn keep(&mut self, person: &Person, sums: &[Sum; 4], mut consent: Latest) {
         consent.shrink_to_fit();
         let at = self.arena.len();
         for member in &person.members {
@@ -330,7 +325,7 @@ mod tests {
     #[test]
     fn packed_sums_read_back_as_they_were() {
         let scales = Scales::new(30.0);
-        let mut sums: [BigUint; 4] = Default::default();
+        let mut sums: [Sum; 4] = Default::default();
         scales.add_weighted(&mut sums[0], 12_345, 20_000);
         scales.add_weighted(&mut sums[0], 7, 19_000);
         scales.add_weighted(&mut sums[3], 1 << 100, 20_400);
@@ -367,8 +362,8 @@ mod tests {
     fn a_kept_standing_knows_its_members() {
         let person = Person { key: [0; 10], anchor: 3, members: vec![3, 70_000, 9] };
         let mut standings = Standings::default();
-        let mut sums: [BigUint; 4] = Default::default();
-        sums[1] = BigUint::from(5u32) << 700;
+        let mut sums: [Sum; 4] = Default::default();
+        sums[1] = Sum::shifted(5, 700);
         standings.keep(&person, &sums, Latest::new());
         standings.keep(&Person { anchor: 4, ..person.clone() }, &Default::default(), Latest::new());
         for _ in 0..3 {
@@ -384,20 +379,20 @@ mod tests {
         let kept = &standings.kept[&3];
         assert!(kept.has_members(&standings.arena, &[3, 70_000, 9]));
         assert_eq!(kept.sums(&standings.arena), sums);
-        assert_eq!(standings.kept[&4].sums(&standings.arena), <[BigUint; 4]>::default());
+        assert_eq!(standings.kept[&4].sums(&standings.arena), <[Sum; 4]>::default());
     }
 
     #[test]
     fn past_the_limit_the_persons_valued_longest_ago_are_dropped() {
         let person = |anchor: Id| Person { key: [0; 10], anchor, members: vec![anchor] };
-        let mut sums: [BigUint; 4] = Default::default();
+        let mut sums: [Sum; 4] = Default::default();
         let mut standings = Standings::default();
         let old = (KEPT / 2 + 10) as Id;
         for anchor in 0..old {
             standings.keep(&person(anchor), &sums, Latest::new());
         }
         standings.end_batch();
-        sums[0] = BigUint::from(7u32);
+        sums[0] = Sum::shifted(7, 0);
         for anchor in old..old + (KEPT / 2) as Id {
             standings.keep(&person(anchor), &sums, Latest::new());
         }

@@ -5,9 +5,9 @@ use crate::facts::{Facts, Id, Person};
 use crate::identity::{linked_at, Partition};
 use crate::json::{format_micros, round4, J};
 use crate::scales::{Config, WEIGHT_FX};
+use crate::sum::Sum;
 use crate::value::{active_at, consent_of, interaction_counts, merged_days, rfm, value_of};
 use foldhash::{HashMap, HashMapExt};
-use num_bigint::BigUint;
 use std::ops::Range;
 
 pub const DAY_US: i64 = 86_400_000_000;
@@ -332,7 +332,7 @@ pub fn tie_sums<K: Copy + Ord + std::hash::Hash>(
     source: K,
 ) -> Vec<(K, [u64; 4], f64)> {
     let weights = cfg.ties;
-    let mut reached: HashMap<K, ([u64; 4], BigUint)> = HashMap::new();
+    let mut reached: HashMap<K, ([u64; 4], Sum)> = HashMap::new();
     for &member in members {
         for tie in &facts.body(member).out {
             let Some(to) = target_of(tie.target) else { continue };

@@ -8,7 +8,7 @@ use crate::facts::{
 };
 use crate::json::{round4, J};
 use crate::scales::{Config, Scales, CREDIT_FX, WEIGHT_FX};
-use num_bigint::BigUint;
+use crate::sum::Sum;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
@@ -71,10 +71,10 @@ pub fn rfm(days: &[DayBucket], as_of_day: i64) -> Option<Vec<(&'static str, J)>>
 }
 
 /// An identifier's four sums from its facts, counting only what happened by cutoff.
-pub fn ident_sums(facts: &Facts, id: Id, as_of_day: i64, cutoff: i64) -> [BigUint; 4] {
+pub fn ident_sums(facts: &Facts, id: Id, as_of_day: i64, cutoff: i64) -> [Sum; 4] {
     let r = facts.received;
-    let mut consumption = BigUint::default();
-    let mut popularity = BigUint::default();
+    let mut consumption = Sum::Zero;
+    let mut popularity = Sum::Zero;
     for b in &facts.body(id).days {
         if b.day() > as_of_day {
             continue;
@@ -129,10 +129,10 @@ pub fn value_of<'c>(facts: &Facts, members: &[Id], as_of_day: i64, cutoff: i64, 
     if facts.max_ts.is_none_or(|m| cutoff >= m) {
         return value_now(&facts.scales, members.iter().map(|&id| &facts.body(id).sums), as_of_day, cfg);
     }
-    let mut totals: [BigUint; 4] = Default::default();
+    let mut totals: [Sum; 4] = Default::default();
     for &id in members {
         for (total, sum) in totals.iter_mut().zip(ident_sums(facts, id, as_of_day, cutoff)) {
-            *total += sum;
+            total.add(&sum);
         }
     }
     valued(&facts.scales, &totals, as_of_day, cfg)
@@ -142,7 +142,7 @@ pub fn value_of<'c>(facts: &Facts, members: &[Id], as_of_day: i64, cutoff: i64, 
 /// member's, borrowed).
 pub fn value_now<'a, 'c>(
     scales: &Scales,
-    mut sums: impl Iterator<Item = &'a [BigUint; 4]>,
+    mut sums: impl Iterator<Item = &'a [Sum; 4]>,
     as_of_day: i64,
     cfg: &'c Config,
 ) -> Value<'c> {
@@ -151,14 +151,14 @@ pub fn value_now<'a, 'c>(
     let mut totals = first.clone();
     for more in std::iter::once(second).chain(sums) {
         for (total, sum) in totals.iter_mut().zip(more) {
-            *total += sum;
+            total.add(sum);
         }
     }
     valued(scales, &totals, as_of_day, cfg)
 }
 
 /// The value of kept sums (a person's members' summed) as of a day.
-pub fn valued<'c>(scales: &Scales, totals: &[BigUint; 4], as_of_day: i64, cfg: &'c Config) -> Value<'c> {
+pub fn valued<'c>(scales: &Scales, totals: &[Sum; 4], as_of_day: i64, cfg: &'c Config) -> Value<'c> {
     let consumption = scales.value(&totals[S_CONSUMPTION], 0, as_of_day) / AMOUNT_SCALE;
     let popularity = scales.value(&totals[S_POPULARITY], WEIGHT_FX, as_of_day);
     let reach = scales.value(&totals[S_REACH], CREDIT_FX, as_of_day);

@@ -3,7 +3,7 @@
 
 use super::{Reader, Result, Writer, BODY_FORMAT, BODY_FORMAT_2, BODY_FORMAT_3, BODY_FORMAT_4, BODY_FORMAT_5, FORMAT};
 use crate::facts::{Body, Consent, DayBucket, Facts, Id, Tie, COUNTERS};
-use num_bigint::BigUint;
+use crate::sum::Sum;
 
 /// An identifier's body as the store keeps it under its key (and the cache packs it):
 /// its consent and sums first, so that a glance reads no further, then its day buckets
@@ -337,7 +337,7 @@ pub fn decode_body(facts: &Facts, data: &[u8]) -> Result<Body> {
 #[derive(Debug, Default)]
 pub struct Glance {
     pub consent: Consent,
-    pub sums: [BigUint; 4],
+    pub sums: [Sum; 4],
 }
 
 /// The glance of a body as `encode_body` stored it: its head, whatever the length of its
@@ -500,8 +500,8 @@ pub(super) fn read_consent(r: &mut Reader<'_>) -> Result<Consent> {
     Ok(consent)
 }
 
-pub(super) fn read_sums(r: &mut Reader<'_>) -> Result<[BigUint; 4]> {
-    let mut sums: [BigUint; 4] = Default::default();
+pub(super) fn read_sums(r: &mut Reader<'_>) -> Result<[Sum; 4]> {
+    let mut sums: [Sum; 4] = Default::default();
     for sum in &mut sums {
         *sum = r.sum()?;
     }

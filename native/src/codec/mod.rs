@@ -17,6 +17,7 @@ pub use ident::{decode_ident, encode_ident, Named, Sources};
 pub use records::{decode_emitted, decode_pair, decode_referrals, encode_emitted, encode_pair, encode_referrals};
 
 use crate::facts::Id;
+use crate::sum::Sum;
 use num_bigint::BigUint;
 
 pub(super) const FORMAT: u8 = 1;
@@ -73,13 +74,27 @@ impl Writer {
     /// as its earliest day has whole half-lives. Shifted, it is written as that count and
     /// the bits above. On the first 9M events of the bench's input the four sums of a
     /// body took 236 bytes whole (45% of the body) and take 33 shifted.
-    pub(super) fn sum(&mut self, sum: &BigUint) {
-        if self.1 == Sums::Shifted {
-            let shift = sum.trailing_zeros().unwrap_or(0);
-            self.uint(shift.into());
-            self.shifted_bytes(sum, shift);
-        } else {
-            self.bytes(&sum.to_bytes_le());
+    pub(super) fn sum(&mut self, sum: &Sum) {
+        if self.1 == Sums::Whole {
+            return self.bytes(&sum.to_big().to_bytes_le());
+        }
+        match sum {
+            Sum::Zero => {
+                self.uint64(0);
+                self.uint64(1); // zero is one byte, as `to_bytes_le` gives it
+                self.0.push(0);
+            }
+            Sum::Small { mantissa, shift } => {
+                self.uint64(*shift);
+                let len = (128 - mantissa.leading_zeros()).div_ceil(8) as usize;
+                self.uint64(len as u64);
+                self.0.extend_from_slice(&mantissa.to_le_bytes()[..len]);
+            }
+            Sum::Big(sum) => {
+                let shift = sum.trailing_zeros().unwrap_or(0);
+                self.uint64(shift);
+                self.shifted_bytes(sum, shift);
+            }
         }
     }
     /// The bytes of `(sum >> shift).to_bytes_le()`, with their length, written from the
@@ -186,12 +201,12 @@ impl<'a> Reader<'a> {
         self
     }
     /// A decayed sum as `Writer::sum` wrote it.
-    pub(super) fn sum(&mut self) -> Result<BigUint> {
+    pub(super) fn sum(&mut self) -> Result<Sum> {
         let shift = if self.sums == Sums::Shifted { self.uint()? } else { 0 };
         if shift > MAX_SHIFT {
             return Err(format!("a sum shifted by {shift} bits"));
         }
-        Ok(BigUint::from_bytes_le(self.bytes()?) << shift)
+        Ok(Sum::from_shift_and_bytes(shift as u64, self.bytes()?))
     }
     pub(super) fn byte(&mut self) -> Result<u8> {
         let b = *self.data.get(self.at).ok_or("record ends early")?;

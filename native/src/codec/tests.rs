@@ -5,6 +5,7 @@ use super::*;
 use crate::checkpoint::Loader;
 use crate::facts::{Body, DayBucket, Facts, Tie, COUNTERS};
 use crate::scales::Scales;
+use crate::sum::Sum;
 
 /// A format-1 record as the previous version wrote it (a worker's changelog).
 fn v1_record(tie_to: &str) -> Vec<u8> {
@@ -51,7 +52,7 @@ fn a_body_names_its_ties_by_number_and_reads_back_as_written() {
         Tie { target: 2, day: 1, counts: [0, 2, 0, 0] },
         Tie { target: 2, day: 4, counts: [0, 0, 0, 9] },
     ];
-    body.sums[1] = BigUint::from(77u32);
+    body.sums[1] = Sum::shifted(77, 0);
     let record = encode_body(&body, Vec::new());
     assert_eq!(decode_body(&facts, &record), Ok(body.clone()));
     // a tie to a number no identifier has is a corrupt record, not a panic later
@@ -74,7 +75,7 @@ fn a_glance_reads_the_consent_and_sums_of_a_body_as_decoding_it_does() {
     body.out = vec![Tie { target: 0, day: 3, counts: [1, 300, 0, 70_000] }, Tie { target: 1, day: 9, counts: [2; 4] }];
     let scope = ("brand".to_string(), "marketing".to_string(), "wechat".to_string());
     body.consent.insert(scope, vec![(5, "e7".into(), true, Some(99)), (8, "e9".into(), false, None)]);
-    body.sums = [BigUint::from(u128::MAX) * 5u32, BigUint::default(), BigUint::from(9u32), BigUint::from(1u32) << 200];
+    body.sums = [Sum::whole(BigUint::from(u128::MAX) * 5u32), Sum::Zero, Sum::shifted(9, 0), Sum::shifted(1, 200)];
     for record in [encode_body(&body, Vec::new()), {
         // an older directory's body, format 1: its ties named by key
         let mut w = Writer::into(Vec::new(), FORMAT);
@@ -93,7 +94,7 @@ fn a_glance_reads_the_consent_and_sums_of_a_body_as_decoding_it_does() {
 fn a_glance_reads_only_the_head_of_a_body_of_this_format() {
     let facts = Facts::new(Scales::new(30.0), [1; 4], vec![1], 0);
     let mut body = Body::default();
-    body.sums[3] = BigUint::from(12u32);
+    body.sums[3] = Sum::shifted(12, 0);
     let short = encode_body(&body, Vec::new());
     for day in 0..2_000 {
         body.bucket(day).bump(1);
@@ -171,7 +172,7 @@ fn body_of_every_counter() -> Body {
         Tie { target: 1, day: 19_000, counts: [0, 0, 0, u32::MAX] },
         Tie { target: 1, day: 20_400, counts: [2, 3, 4, 5] },
     ];
-    body.sums[0] = BigUint::from(3u32);
+    body.sums[0] = Sum::shifted(3, 0);
     body
 }
 
@@ -256,7 +257,7 @@ fn sums_are_written_shifted_and_bodies_with_whole_sums_still_read() {
     for (day, amount) in [(20_000, 3u128), (20_400, 1 << 90), (19_990, 7)] {
         scales.add_weighted(&mut body.sums[0], amount, day);
     }
-    body.sums[2] = BigUint::from(5u32);
+    body.sums[2] = Sum::shifted(5, 0);
     let record = encode_body(&body, Vec::new());
     assert_eq!(decode_body(&facts, &record), Ok(body.clone()));
     // format 3 wrote its days first and each whole; it reads as before
@@ -395,7 +396,7 @@ fn a_format_1_identifier_record_loads_with_its_incoming_ties_derived() {
     let body = facts.body(a);
     assert_eq!(body.days[0].amount, 250);
     assert_eq!(body.out, vec![Tie { target: b, day: 3, counts: [1, 0, 2, 0] }]);
-    assert_eq!(body.sums[2], BigUint::from(9u32));
+    assert_eq!(body.sums[2], Sum::shifted(9, 0));
     assert_eq!(facts.incoming[a as usize].as_slice(), [b]);
     assert_eq!(facts.incoming[b as usize].as_slice(), [a]);
     assert!(facts.shares.get("s1").is_some_and(|sid| facts.shares.made(sid).is_some()));
@@ -413,14 +414,14 @@ fn a_shifted_sum_is_written_as_its_shifted_bytes() {
     }
     for sum in values {
         let mut w = Writer::default().shifting();
-        w.sum(&sum);
+        w.sum(&Sum::whole(sum.clone()));
         let shift = sum.trailing_zeros().unwrap_or(0);
         let mut expected = Writer::default();
         expected.uint(shift.into());
         expected.bytes(&(&sum >> shift).to_bytes_le());
         assert_eq!(w.0, expected.0, "{sum:x}");
         let mut r = Reader { data: &w.0, at: 0, sums: Sums::Shifted };
-        assert_eq!(r.sum(), Ok(sum));
+        assert_eq!(r.sum(), Ok(Sum::whole(sum)));
     }
 }
 
@@ -445,7 +446,7 @@ fn add_a_batch(body: &mut Body, round: u32) {
     let scope = ("brand".to_string(), "marketing".to_string(), "email".to_string());
     let (history, entry) = (body.consent.history_mut(scope), (i64::from(round), format!("p{round}"), true, None));
     history.insert(crate::fold::sorted_at(history, &entry), entry);
-    body.sums[1] += BigUint::from(round + 1) << 700;
+    body.sums[1].add_shifted(u128::from(round + 1), 700);
 }
 
 #[test]
@@ -486,8 +487,8 @@ fn a_body_opened_and_packed_again_adds_a_part_and_reads_back_whole() {
     }
     // a body to which nothing was added but to its sums writes no part
     let mut opened = open_body(&record).unwrap().unwrap();
-    opened.sums[2] += 1u32;
-    whole.sums[2] += 1u32;
+    opened.sums[2].add_shifted(1, 0);
+    whole.sums[2].add_shifted(1, 0);
     let packed = encode_body_over(&opened, &record, Vec::new());
     assert_eq!(super::body::parts_of(&packed).unwrap().1, parts);
     assert_eq!(decode_body(&facts, &packed), Ok(whole.clone()));
