@@ -80,6 +80,9 @@ class Cluster:
         index = len(self.workers)
         log = (self.workdir / f"worker-{index}.log").open("ab")
         env = cli_env(broker=self.broker.url, namespace=self.namespace)
+        # a worker's temporary directory is left behind when a test kills it (SIGKILL):
+        # under the test's directory, not the machine's /tmp
+        env["TMPDIR"] = str(self.workdir)
         port = free_port()
         self.ports.append(port)
         process = subprocess.Popen(
