@@ -65,8 +65,9 @@ pub type Scope = (String, String, String);
 /// (ts, event_id, linked): an entry of a pair's link history
 pub type LinkEntry = (i64, Box<str>, bool);
 /// A pair's link history, sorted. Most pairs are linked once and never unlinked: their one
-/// entry is held in the map's slot. (As a `Vec`, an entry took a 160-byte allocation, room
-/// for four, besides the slot: 146 MiB for the 915,000 pairs of 10M events.)
+/// entry is held in the map's slot. (As a `Vec` grown by insertion, one entry took a
+/// 160-byte allocation, room for four, besides the slot: 140 MiB for the 915,158 pairs of
+/// 10M events.)
 pub type LinkHistory = SmallVec<[LinkEntry; 1]>;
 /// The identifiers with ties into one, sorted: up to four in the space a `Vec`'s header
 /// took, without an allocation.

@@ -76,15 +76,16 @@ impl Kept {
     }
 }
 
-/// Each sum as its low zero bits and the bytes above them (`Sum::shift_and_bytes`), with
-/// their length: about 60 bytes instead of 4 numbers of about 120.
+/// Each sum as its low zero bits and the bytes above them, with their length
+/// (`Sum::with_shift_and_bytes`).
 fn pack(sums: &[Sum; 4], out: &mut Vec<u8>) {
     for sum in sums {
-        let (shift, bytes) = sum.shift_and_bytes();
-        let shift = u32::try_from(shift).expect("a sum's low zero bits within 2**32");
-        out.extend_from_slice(&shift.to_le_bytes());
-        out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
-        out.extend_from_slice(&bytes);
+        sum.with_shift_and_bytes(|shift, bytes| {
+            let shift = u32::try_from(shift).expect("a sum's low zero bits within 2**32");
+            out.extend_from_slice(&shift.to_le_bytes());
+            out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+            out.extend_from_slice(bytes);
+        });
     }
 }
 

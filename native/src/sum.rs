@@ -3,8 +3,8 @@
 //! Every amount is added weighted by `weight(day)`, a mantissa of 49 bits shifted left by
 //! the day's whole half-lives (`scales`): about 700 bits for a day of this century at a
 //! half-life of 30 days. A sum of such weights has as many low zero bits as its earliest
-//! day has whole half-lives, and the bits above span the days it covers: about 130 for
-//! two years. Held whole, every sum took a dozen 64-bit digits on the heap and every
+//! day has whole half-lives, and the bits above span the mantissa's 49, the half-lives
+//! between its earliest and latest day (24 over two years at 30 days) and the amounts'. Held whole, every sum took a dozen 64-bit digits on the heap and every
 //! addition an allocation (`Standings::of`, adding up a person's members, was 7.9% of a
 //! 10M ingest). Held as `mantissa << shift`, a sum fits 128 bits and its arithmetic
 //! allocates nothing; one that does not fit is held whole. Either way it is exact.
@@ -58,23 +58,24 @@ impl Sum {
         }
     }
 
-    /// (its low zero bits, the bits above them as little-endian bytes, at least one):
-    /// how the store writes a sum (`codec::Writer::sum`).
-    pub fn shift_and_bytes(&self) -> (u64, Vec<u8>) {
+    /// `write(its low zero bits, the bits above them as little-endian bytes, at least
+    /// one)`: how the store writes a sum (`codec::Writer::sum`) and a kept standing packs
+    /// it. Only a sum held whole allocates.
+    pub fn with_shift_and_bytes<R>(&self, write: impl FnOnce(u64, &[u8]) -> R) -> R {
         match self {
-            Sum::Zero => (0, vec![0]),
+            Sum::Zero => write(0, &[0]),
             Sum::Small { mantissa, shift } => {
                 let len = (128 - mantissa.leading_zeros()).div_ceil(8) as usize;
-                (*shift, mantissa.to_le_bytes()[..len].to_vec())
+                write(*shift, &mantissa.to_le_bytes()[..len])
             }
             Sum::Big(value) => {
                 let zeros = value.trailing_zeros().unwrap_or(0);
-                (zeros, (&**value >> zeros).to_bytes_le())
+                write(zeros, &(&**value >> zeros).to_bytes_le())
             }
         }
     }
 
-    /// The sum `shift_and_bytes` gave.
+    /// The sum `with_shift_and_bytes` gave.
     pub fn from_shift_and_bytes(shift: u64, bytes: &[u8]) -> Sum {
         if bytes.len() <= 16 {
             let mut le = [0u8; 16];
@@ -182,7 +183,7 @@ mod tests {
         let wide = Sum::whole((BigUint::from(u128::MAX) << 3) + 1u8);
         assert!(matches!(wide, Sum::Big(_)));
         for sum in [Sum::Zero, Sum::shifted(12, 640), Sum::shifted(u128::MAX, 1), wide] {
-            let (shift, bytes) = sum.shift_and_bytes();
+            let (shift, bytes) = sum.with_shift_and_bytes(|shift, bytes| (shift, bytes.to_vec()));
             assert_eq!(Sum::from_shift_and_bytes(shift, &bytes), sum);
             // the bytes the store wrote of a whole sum before (`codec`)
             let value = sum.to_big();

@@ -18,7 +18,6 @@ pub use records::{decode_emitted, decode_pair, decode_referrals, encode_emitted,
 
 use crate::facts::Id;
 use crate::sum::Sum;
-use num_bigint::BigUint;
 
 pub(super) const FORMAT: u8 = 1;
 /// Identifier records since they carry the identifier's number and name others by
@@ -78,50 +77,10 @@ impl Writer {
         if self.1 == Sums::Whole {
             return self.bytes(&sum.to_big().to_bytes_le());
         }
-        match sum {
-            Sum::Zero => {
-                self.uint64(0);
-                self.uint64(1); // zero is one byte, as `to_bytes_le` gives it
-                self.0.push(0);
-            }
-            Sum::Small { mantissa, shift } => {
-                self.uint64(*shift);
-                let len = (128 - mantissa.leading_zeros()).div_ceil(8) as usize;
-                self.uint64(len as u64);
-                self.0.extend_from_slice(&mantissa.to_le_bytes()[..len]);
-            }
-            Sum::Big(sum) => {
-                let shift = sum.trailing_zeros().unwrap_or(0);
-                self.uint64(shift);
-                self.shifted_bytes(sum, shift);
-            }
-        }
-    }
-    /// The bytes of `(sum >> shift).to_bytes_le()`, with their length, written from the
-    /// sum's digits: shifting and converting allocated twice for every sum of every body
-    /// encoded.
-    fn shifted_bytes(&mut self, sum: &BigUint, shift: u64) {
-        let len = (sum.bits() - shift).div_ceil(8).max(1); // zero is one byte, as to_bytes_le
-        self.uint64(len);
-        let (skip, offset) = ((shift / 64) as usize, (shift % 64) as u32);
-        let mut left = len;
-        let mut bits: u128 = 0;
-        let mut held = 0;
-        for (i, digit) in sum.iter_u64_digits().enumerate().skip(skip) {
-            let (digit, width) = if i == skip { (digit >> offset, 64 - offset) } else { (digit, 64) };
-            bits |= u128::from(digit) << held;
-            held += width;
-            while held >= 8 && left > 0 {
-                self.0.push(bits as u8);
-                bits >>= 8;
-                held -= 8;
-                left -= 1;
-            }
-        }
-        for _ in 0..left {
-            self.0.push(bits as u8);
-            bits >>= 8;
-        }
+        sum.with_shift_and_bytes(|shift, bytes| {
+            self.uint64(shift);
+            self.bytes(bytes);
+        });
     }
     pub(super) fn uint(&mut self, mut v: u128) {
         if let Ok(small) = u64::try_from(v) {

@@ -6,6 +6,7 @@ use crate::checkpoint::Loader;
 use crate::facts::{Body, DayBucket, Facts, Tie, COUNTERS};
 use crate::scales::Scales;
 use crate::sum::Sum;
+use num_bigint::BigUint;
 
 /// A format-1 record as the previous version wrote it (a worker's changelog).
 fn v1_record(tie_to: &str) -> Vec<u8> {
