@@ -253,7 +253,7 @@ impl Loader {
             match table {
                 b'i' => {
                     let named = codec::decode_ident(facts, key, record)?;
-                    let id = facts.id(key) as usize;
+                    let id = named.id as usize;
                     if id >= self.named.len() {
                         self.named.resize_with(id + 1, || None);
                     }

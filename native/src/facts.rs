@@ -369,11 +369,6 @@ impl Facts {
         self.keys.get(key)
     }
 
-    /// The id of an identifier the caller knows was seen (an event's, once interned).
-    pub fn id(&self, key: &str) -> Id {
-        self.keys.get(key).unwrap_or_else(|| panic!("{key} was interned"))
-    }
-
     /// When an identifier was first seen, and in which event: what orders the members of
     /// a person (its anchor is the first).
     pub fn first(&self, id: Id) -> (i64, &str) {
@@ -430,13 +425,22 @@ impl Facts {
     /// (identifier records come in ascending numbers, so a number beyond the next is a
     /// corrupt record, and so is a number or key that names another).
     pub fn intern_at(&mut self, key: &str, id: Id, first: (i64, &str)) -> Result<Id, String> {
-        if let Some(known) = self.keys.get(key) {
-            return if known == id { Ok(id) } else { Err(format!("{key} is number {known}, not {id}")) };
+        let next = self.idents.len();
+        let known = if id as usize == next {
+            match self.intern(key, first) {
+                (_, true) => return Ok(id),
+                (known, false) => known,
+            }
+        } else if (id as usize) < next && self.key(id) == key {
+            return Ok(id); // a later segment's record of an identifier loaded before
+        } else {
+            self.keys.get(key).ok_or_else(|| format!("{key} is numbered {id} where the next number is {next}"))?
+        };
+        if known == id {
+            Ok(id)
+        } else {
+            Err(format!("{key} is number {known}, not {id}"))
         }
-        if id as usize != self.idents.len() {
-            return Err(format!("{key} is numbered {id} where the next number is {}", self.idents.len()));
-        }
-        Ok(self.intern(key, first).0)
     }
 
     /// An identifier's body changed: the next checkpoint writes it, and `evict` counts

@@ -64,6 +64,8 @@ pub enum Sources {
 /// it, the body's ties by key (formats 1 and 2; a record of format 3 or 4 holds its ties by
 /// number, in the body).
 pub struct Named {
+    /// the identifier's number
+    pub id: Id,
     /// None for a record of format 1, which kept none: derived from the ties at the end
     pub incoming: Option<Sources>,
     pub ties: Option<Vec<StoredTie>>,
@@ -130,16 +132,32 @@ pub fn decode_ident(facts: &mut Facts, key: &str, data: &[u8]) -> Result<Named> 
     ident.body = body;
     ident.earlier = None;
     ident.packed = None;
-    Ok(Named { incoming: Some(incoming), ties, published })
+    Ok(Named { id, incoming: Some(incoming), ties, published })
 }
 
+/// The shares of an identifier record. A record loaded over an earlier one of the same
+/// identifier (a later segment's) lists the shares it listed, in the same order, and
+/// then its new ones: those are recognised by their text, without looking them up (an
+/// incremental checkpoint rewrites every share of each identifier it writes, and the
+/// lookups were most of a load's time).
 fn read_shares(r: &mut Reader<'_>, facts: &mut Facts, id: Id) -> Result<SmallVec<[Sid; 4]>> {
     let n = r.len()?;
+    let earlier = std::mem::take(&mut facts.idents[id as usize].shares);
     let mut shares = SmallVec::with_capacity(r.bounded(n));
-    for _ in 0..n {
-        let sid = facts.shares.intern(&r.text()?);
+    for i in 0..n {
+        let text = r.text()?;
+        let sid = match earlier.get(i) {
+            Some(&sid) if facts.shares.key(sid) == text => sid,
+            _ => facts.shares.intern(&text),
+        };
         let ts = r.int()?;
-        let parent = r.opt_text()?.map(|parent| facts.shares.intern(&parent));
+        let parent = match r.opt_text()? {
+            None => None,
+            Some(parent) => match facts.shares.made(sid).and_then(|share| share.parent) {
+                Some(known) if facts.shares.key(known) == parent => Some(known),
+                _ => Some(facts.shares.intern(&parent)),
+            },
+        };
         let recipients = u32::try_from(r.uint()?).map_err(|e| format!("recipients: {e}"))?;
         facts.shares.make(sid, Share { actor: id, ts, parent, recipients: recipients.into() });
         shares.push(sid);
@@ -168,5 +186,5 @@ fn decode_ident_v1(facts: &mut Facts, key: &str, data: &[u8]) -> Result<Named> {
     ident.earlier = None;
     ident.packed = None;
     ident.body = Some(Box::new(Body { days, out: Vec::new(), consent, sums }));
-    Ok(Named { incoming: None, ties: Some(ties), published: None })
+    Ok(Named { id, incoming: None, ties: Some(ties), published: None })
 }

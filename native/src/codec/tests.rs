@@ -5,6 +5,7 @@ use super::*;
 use crate::checkpoint::Loader;
 use crate::facts::{Body, DayBucket, Facts, Tie, COUNTERS};
 use crate::scales::Scales;
+use crate::shares::Share;
 use crate::sum::Sum;
 use num_bigint::BigUint;
 
@@ -342,7 +343,7 @@ fn a_format_2_record_and_a_body_naming_ties_by_key_load() {
     let part = part_of(&[("qq:b", v2_record("qq:a")), ("qq:a", v2_record("qq:b"))]);
     loader.part(&mut facts, &part).unwrap();
     assert!(loader.finish(&mut facts).unwrap().is_none(), "format 2 says nothing of the topics");
-    let (a, b) = (facts.id("qq:a"), facts.id("qq:b"));
+    let (a, b) = (facts.id_of("qq:a").unwrap(), facts.id_of("qq:b").unwrap());
     assert_eq!((b, a), (0, 1), "numbered in the order they load");
     assert_eq!(facts.incoming[b as usize].as_slice(), [a]);
     assert_eq!(facts.idents[a as usize].stored, 1);
@@ -373,7 +374,7 @@ fn a_record_of_this_format_replaces_an_earlier_format_whole() {
     let mut loader = Loader::default();
     loader.part(&mut facts, &old).unwrap();
     loader.finish(&mut facts).unwrap();
-    let a = facts.id("qq:a");
+    let a = facts.id_of("qq:a").unwrap();
     facts.body_mut(a).out[0].counts = [5, 5, 5, 5];
     let mut segment = crate::checkpoint::Segment::begin(&mut facts, true, None);
     let mut loader = Loader::default();
@@ -383,7 +384,7 @@ fn a_record_of_this_format_replaces_an_earlier_format_whole() {
         loader.part(&mut fresh, &part).unwrap();
     }
     assert!(loader.finish(&mut fresh).unwrap().is_some(), "the latest records say what was published");
-    assert_eq!(fresh.body(fresh.id("qq:a")).out[0].counts, [5, 5, 5, 5]);
+    assert_eq!(fresh.body(fresh.id_of("qq:a").unwrap()).out[0].counts, [5, 5, 5, 5]);
 }
 
 #[test]
@@ -393,7 +394,7 @@ fn a_format_1_identifier_record_loads_with_its_incoming_ties_derived() {
     let mut loader = Loader::default();
     loader.part(&mut facts, &part).unwrap();
     loader.finish(&mut facts).unwrap();
-    let (a, b) = (facts.id("qq:a"), facts.id("qq:b"));
+    let (a, b) = (facts.id_of("qq:a").unwrap(), facts.id_of("qq:b").unwrap());
     let body = facts.body(a);
     assert_eq!(body.days[0].amount, 250);
     assert_eq!(body.out, vec![Tie { target: b, day: 3, counts: [1, 0, 2, 0] }]);
@@ -587,5 +588,47 @@ fn a_record_whose_parts_are_not_what_it_says_is_corrupt() {
         assert!(decode_body(&facts, &bad).unwrap_err().contains(why), "{why}");
         let opened = open_body(&bad).unwrap().unwrap();
         assert!(merge_earlier(&facts, &mut opened.clone(), &bad).unwrap_err().contains(why), "{why}");
+    }
+}
+
+/// Facts with one identifier, `qq:a`, that made these shares (share, parent) in order.
+fn sharer(shares: &[(&str, Option<&str>)]) -> Facts {
+    let mut facts = Facts::new(Scales::new(30.0), [1; 4], vec![1], 0);
+    let (a, _) = facts.intern("qq:a", (1, "e1"));
+    for (ts, &(share, parent)) in shares.iter().enumerate() {
+        let sid = facts.shares.intern(share);
+        let parent = parent.map(|parent| facts.shares.intern(parent));
+        facts.shares.make(sid, Share { actor: a, ts: ts as i64, parent, recipients: 1 });
+        facts.idents[a as usize].shares.push(sid);
+    }
+    facts
+}
+
+#[test]
+fn an_identifier_record_loaded_over_an_earlier_one_keeps_each_share_once() {
+    // The later record lists the earlier one's shares and then new ones (as an
+    // incremental checkpoint writes them), or, made by hand, in another order.
+    let first = sharer(&[("s1", None), ("s2", Some("s0"))]);
+    let later = sharer(&[("s1", None), ("s2", Some("s0")), ("s3", Some("s1"))]);
+    let reordered = sharer(&[("s3", Some("s1")), ("s2", Some("s0")), ("s1", None)]);
+    for second in [&later, &reordered] {
+        let mut fresh = Facts::new(Scales::new(30.0), [1; 4], vec![1], 0);
+        for facts in [&first, second] {
+            let record = encode_ident(facts, 0, true, Vec::new());
+            decode_ident(&mut fresh, "qq:a", &record).unwrap();
+        }
+        let listed: Vec<(&str, Option<&str>)> = (fresh.idents[0].shares.iter())
+            .map(|&sid| (fresh.shares.key(sid), fresh.shares.of(sid).parent.map(|p| fresh.shares.key(p))))
+            .collect();
+        let expected: Vec<(&str, Option<&str>)> = (second.idents[0].shares.iter())
+            .map(|&sid| (second.shares.key(sid), second.shares.of(sid).parent.map(|p| second.shares.key(p))))
+            .collect();
+        assert_eq!(listed, expected);
+        assert_eq!(fresh.shares.footprint().0, 3, "shares made: s1, s2, s3 (s0 only named)");
+        assert!(["s0", "s1", "s2", "s3"].iter().all(|s| fresh.shares.get(s).is_some()));
+        assert_eq!(
+            fresh.shares.get("s3").map(|sid| fresh.shares.of(sid).ts),
+            second.shares.get("s3").map(|sid| second.shares.of(sid).ts)
+        );
     }
 }
