@@ -4,8 +4,9 @@
 ``python -m bench.tail DIR FILE [--batches N] [--publish [--publish-items P]]
 [--cache-mib M]`` opens a data directory ingested with ``CRM2STREAM_ID_KEY=bench``, as
 the scale step's are (it is written to: give it a copy), with a cache of M MiB (by
-default 512, the engine's), and applies the first N batches of 50,000 lines of FILE (the
-lines that come after the directory's). It prints per batch its seconds (and each
+default 512, the engine's), printing how long opening it took (loading its facts), and
+applies the first N batches of 50,000 lines of FILE (the lines that come after the
+directory's; ``--batches 0``: none). It prints per batch its seconds (and each
 phase's), the process's RSS and the bodies read back from the store; then, in total, the
 seconds spent applying events, valuing the persons they touched (score changes) and
 writing to the store, the CPU time of the process over the batches (every thread's), how
@@ -120,6 +121,8 @@ def main() -> None:
     cpu_before = time.process_time()
     with args.file.open("rb") as stream:
         for n, (chunk, _, _) in enumerate(read_chunks(stream, BATCH), start=1):
+            if n > args.batches:
+                break
             started = time.perf_counter()
             engine.submit(chunk)
             took = time.perf_counter() - started
@@ -132,8 +135,6 @@ def main() -> None:
                 flush=True,
             )
             before, at = read, dict(spent)
-            if n >= args.batches:
-                break
     parts = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in spent.items())
     print(f"batches {total:.2f} s: {parts}")
     print(f"CPU over the batches, every thread: {time.process_time() - cpu_before:.2f} s")
