@@ -2,10 +2,10 @@
 parts of a few megabytes (the compiled core frames its own the same way, in
 ``native/src/checkpoint.rs``).
 
-A frame is the table byte (``i`` identifier, ``p`` pair, ``r`` referrals, ``e`` emitted),
-then the key and the record, each preceded by its length as a varint. Every record is
-the whole value of its key: reading segments oldest first, the latest record of a key
-is the one that stands.
+A frame is the table byte (``i`` identifier, ``s`` share, ``p`` pair, ``r`` referrals,
+``e`` emitted), then the key and the record, each preceded by its length as a varint.
+Every record is the whole value of its key: reading segments oldest first, the latest
+record of a key is the one that stands.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-#: The tables, in the order they load (pairs and referrals name identifiers).
-TABLES = (b"i", b"p", b"r", b"e")
+#: The tables, in the order they load (shares, pairs and referrals name identifiers).
+TABLES = (b"i", b"s", b"p", b"r", b"e")
 #: A part is closed once it holds this many bytes.
 PART_BYTES = 8 << 20
 

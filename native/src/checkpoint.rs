@@ -2,7 +2,8 @@
 //! parts of a few megabytes, so a checkpoint is a handful of store writes however many
 //! records it holds.
 //!
-//! A frame is the table byte (`i` identifier, `p` pair, `r` referrals, `e` emitted), the
+//! A frame is the table byte (`i` identifier, `s` share, `p` pair, `r` referrals, `e`
+//! emitted), the
 //! key and the record, each of the last two preceded by its length as a varint. Every
 //! record is the whole value of its key, so a later segment's record replaces an
 //! earlier one's: loading keeps the latest record of each key.
@@ -12,8 +13,8 @@ use crate::emitted::PersonKey;
 use crate::facts::{Facts, Id, Incoming, UNPUBLISHED};
 use crate::shares::Sid;
 
-/// The tables, in the order they load (pairs and referrals name identifiers).
-pub const TABLES: [u8; 4] = [b'i', b'p', b'r', b'e'];
+/// The tables, in the order they load (shares, pairs and referrals name identifiers).
+pub const TABLES: [u8; 5] = [b'i', b's', b'p', b'r', b'e'];
 /// A part is closed once it holds this many bytes.
 const PART_BYTES: usize = 8 << 20;
 
@@ -65,6 +66,8 @@ impl Parts {
 /// The versions they replace are deleted when the checkpoint is committed (`stale`).
 pub struct Segment {
     idents: Vec<Id>,
+    /// the shares made since the last checkpoint (a share never changes after)
+    shares: Vec<Sid>,
     pairs: Vec<(Id, Id)>,
     referrals: Vec<Sid>,
     /// the persons whose last emitted score to write, by the digest of their ids (the
@@ -111,9 +114,10 @@ impl Segment {
             // into its memtable several times faster than keys in any order
             bodies.sort_unstable_by(|a, b| facts.key(a.0).cmp(facts.key(b.0)));
         }
-        let (idents, pairs, referrals, emitted) = if full {
+        let (idents, shares, pairs, referrals, emitted) = if full {
             (
                 (0..facts.idents.len() as Id).collect(),
+                facts.shares.made_ids().collect(),
                 facts.pairs.keys().copied().collect(),
                 facts.shares.referrals.keys().copied().collect(),
                 facts.last_emitted.keys(),
@@ -126,15 +130,32 @@ impl Segment {
             // in ascending numbers: a load gives each new identifier the next one
             let mut idents = idents.drain();
             idents.sort_unstable();
+            let mut shares = dirty.shares;
+            shares.sort_unstable();
+            shares.dedup();
             (
                 idents,
+                shares,
                 dirty.pairs.into_iter().collect(),
                 dirty.referrals.into_iter().collect(),
                 dirty.emitted.iter().copied().collect(),
             )
         };
         let record = Vec::with_capacity(4096);
-        Segment { idents, pairs, referrals, emitted, table: 0, at: 0, record, bodies, body_at: 0, stale_at: 0, keyed }
+        Segment {
+            idents,
+            shares,
+            pairs,
+            referrals,
+            emitted,
+            table: 0,
+            at: 0,
+            record,
+            bodies,
+            body_at: 0,
+            stale_at: 0,
+            keyed,
+        }
     }
 
     /// Give up on this checkpoint before it is committed: its bodies are dirty again, and
@@ -161,17 +182,22 @@ impl Segment {
                     self.record = codec::encode_ident(facts, id, inline, std::mem::take(&mut self.record));
                     parts.push(b'i', facts.key(id).as_bytes(), &self.record);
                 }
-                1 if at < self.pairs.len() => {
+                1 if at < self.shares.len() => {
+                    let sid = self.shares[at];
+                    self.record = codec::encode_share(facts, sid, std::mem::take(&mut self.record));
+                    parts.push(b's', facts.shares.key(sid).as_bytes(), &self.record);
+                }
+                2 if at < self.pairs.len() => {
                     let key;
                     (key, self.record) = codec::encode_pair(facts, self.pairs[at], std::mem::take(&mut self.record));
                     parts.push(b'p', key.as_bytes(), &self.record);
                 }
-                2 if at < self.referrals.len() => {
+                3 if at < self.referrals.len() => {
                     let sid = self.referrals[at];
                     self.record = codec::encode_referrals(facts, sid, std::mem::take(&mut self.record));
                     parts.push(b'r', facts.shares.key(sid).as_bytes(), &self.record);
                 }
-                3 if at < self.emitted.len() => {
+                4 if at < self.emitted.len() => {
                     let key = &self.emitted[at];
                     self.record = codec::encode_emitted(facts, key, std::mem::take(&mut self.record));
                     parts.push(b'e', crate::identity::person_id(key).as_bytes(), &self.record);
@@ -259,6 +285,7 @@ impl Loader {
                     }
                     self.named[id] = Some(named);
                 }
+                b's' => codec::decode_share(facts, key, record)?,
                 b'p' => codec::decode_pair(facts, key, record)?,
                 b'r' => codec::decode_referrals(facts, key, record)?,
                 b'e' => codec::decode_emitted(facts, key, record)?,
@@ -272,6 +299,16 @@ impl Loader {
     /// applied last). Returns what the table topics hold, when every identifier's
     /// record says (see `Published`).
     pub fn finish(self, facts: &mut Facts) -> Result<Option<Published>, String> {
+        // each identifier's shares, in the order they were first named (records before
+        // format 5 listed them, and an earlier one may list fewer than a later share
+        // record made)
+        for ident in &mut facts.idents {
+            ident.shares.clear();
+        }
+        for sid in facts.shares.made_ids().collect::<Vec<_>>() {
+            let actor = facts.shares.of(sid).actor;
+            facts.idents[actor as usize].shares.push(sid);
+        }
         facts.incoming.resize(facts.idents.len(), Incoming::new());
         let mut derive = false;
         let mut published = Some(Published {
@@ -352,7 +389,7 @@ pub struct Published {
 type Frame<'a> = (u8, &'a [u8], &'a [u8]);
 
 /// The frames of a part, in order.
-fn frames(part: &[u8]) -> impl Iterator<Item = Result<Frame<'_>, String>> {
+pub(crate) fn frames(part: &[u8]) -> impl Iterator<Item = Result<Frame<'_>, String>> {
     let mut at = 0;
     std::iter::from_fn(move || {
         if at >= part.len() {

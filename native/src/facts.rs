@@ -240,6 +240,8 @@ pub type Indexes = (Vec<Vec<u8>>, Vec<(Vec<u8>, bool)>);
 pub struct Dirty {
     pub idents: IdSet,
     pub records: IdSet,
+    /// the shares made (each once: a share's own event is applied once)
+    pub shares: Vec<Sid>,
     pub pairs: HashSet<(Id, Id)>,
     pub referrals: HashSet<Sid>,
     pub emitted: crate::emitted::Emitted,

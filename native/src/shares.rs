@@ -84,6 +84,11 @@ impl Shares {
         })
     }
 
+    /// The shares whose events were applied (or records loaded), in the order first named.
+    pub fn made_ids(&self) -> impl Iterator<Item = Sid> + '_ {
+        (0..self.made.len() as Sid).filter(|&sid| self.made[sid as usize].actor != NONE)
+    }
+
     /// A share whose event was applied: every share an identifier made or a parent lists.
     pub fn of(&self, sid: Sid) -> Share {
         self.made(sid).expect("a share whose event was applied")
@@ -161,6 +166,7 @@ impl Facts {
         let n = recipients.len() as u64;
         let parent = event.parent.as_deref().map(|p| self.shares.intern(p));
         self.shares.make(sid, Share { actor, ts: event.ts, parent, recipients: n });
+        self.dirty.shares.push(sid);
         self.idents[actor as usize].shares.push(sid);
         if let Some(parent) = parent {
             self.shares.adopt(parent, sid);

@@ -3,14 +3,14 @@
 use super::body::{
     read_body, read_consent, read_days, read_keyed_body, read_keyed_ties, read_sums, write_days_first, Days, StoredTie,
 };
-use super::{Reader, Result, Writer, FORMAT, IDENT_FORMAT, IDENT_FORMAT_2, IDENT_FORMAT_3};
+use super::{Reader, Result, Writer, FORMAT, IDENT_FORMAT, IDENT_FORMAT_2, IDENT_FORMAT_3, IDENT_FORMAT_4};
 use crate::facts::{Body, Facts, Id, UNPUBLISHED};
-use crate::shares::{Share, Sid};
+use crate::shares::Share;
 use smallvec::SmallVec;
 
 /// An identifier's record in a checkpoint segment: what is always in memory (first seen,
-/// its number, shares, the identifiers with ties to it, the checkpoint that stored its
-/// body) and, when no store keeps bodies under their keys, the body itself; then what the
+/// its number, the identifiers with ties to it, the checkpoint that stored its body;
+/// not its shares, which are records of their own) and, when no store keeps bodies under their keys, the body itself; then what the
 /// table topics hold of it: the anchor of the person it was last published in (none:
 /// never published) and whether its person's rows changed since, so that a publication
 /// may wait past a checkpoint (see `publication`). The published anchors must be known
@@ -26,14 +26,6 @@ pub fn encode_ident(facts: &Facts, id: Id, inline: bool, buffer: Vec<u8>) -> Vec
     w.int(first_ts);
     w.text(first_event);
     w.uint(id.into());
-    w.uint(ident.shares.len() as u128);
-    for &sid in &ident.shares {
-        let share = facts.shares.of(sid);
-        w.text(facts.shares.key(sid));
-        w.int(share.ts);
-        w.opt_text(share.parent.map(|parent| facts.shares.key(parent)));
-        w.uint(share.recipients.into());
-    }
     let incoming = facts.incoming.get(id as usize).map_or(&[][..], |sources| sources.as_slice());
     w.uint(incoming.len() as u128);
     for &source in incoming {
@@ -76,15 +68,18 @@ pub struct Named {
 
 /// Load one identifier record (see `encode_ident`). Records of formats 1 (before bodies
 /// were kept apart: a Kafka worker's changelog of an earlier version) and 2 load too:
-/// their identifiers are numbered in the order they load.
+/// their identifiers are numbered in the order they load. Records before format 5 list
+/// the identifier's shares, which are made here; either way an identifier's list of
+/// shares is made from the shares at the end of the load (`Loader::finish`).
 pub fn decode_ident(facts: &mut Facts, key: &str, data: &[u8]) -> Result<Named> {
     let format = match data.first() {
         Some(&FORMAT) => return decode_ident_v1(facts, key, data),
-        Some(&f @ (IDENT_FORMAT_2 | IDENT_FORMAT_3)) => f,
-        _ => IDENT_FORMAT,
+        Some(&f @ (IDENT_FORMAT_2 | IDENT_FORMAT_3 | IDENT_FORMAT_4 | IDENT_FORMAT)) => f,
+        Some(f) => return Err(format!("identifier record of unknown format {f}")),
+        None => return Err("empty identifier record".into()),
     };
     let numbered = format != IDENT_FORMAT_2;
-    let mut r = Reader::new(data, format)?.shifting(format == IDENT_FORMAT);
+    let mut r = Reader::new(data, format)?.shifting(format >= IDENT_FORMAT_4);
     let first = (r.int()?, r.text()?);
     let id = if numbered {
         let number = Id::try_from(r.uint()?).map_err(|e| e.to_string())?;
@@ -92,7 +87,9 @@ pub fn decode_ident(facts: &mut Facts, key: &str, data: &[u8]) -> Result<Named> 
     } else {
         facts.intern(key, (first.0, &first.1)).0
     };
-    let shares = read_shares(&mut r, facts, id)?;
+    if format < IDENT_FORMAT {
+        read_shares(&mut r, facts, id)?;
+    }
     let n = r.len()?;
     let incoming = if numbered {
         let mut sources = Vec::with_capacity(r.bounded(n));
@@ -127,7 +124,6 @@ pub fn decode_ident(facts: &mut Facts, key: &str, data: &[u8]) -> Result<Named> 
     };
     facts.set_first(id, (first.0, &first.1));
     let ident = &mut facts.idents[id as usize];
-    ident.shares = shares;
     ident.stored = stored;
     ident.body = body;
     ident.earlier = None;
@@ -135,12 +131,12 @@ pub fn decode_ident(facts: &mut Facts, key: &str, data: &[u8]) -> Result<Named> 
     Ok(Named { id, incoming: Some(incoming), ties, published })
 }
 
-/// The shares of an identifier record. A record loaded over an earlier one of the same
-/// identifier (a later segment's) lists the shares it listed, in the same order, and
-/// then its new ones: those are recognised by their text, without looking them up (an
-/// incremental checkpoint rewrites every share of each identifier it writes, and the
-/// lookups were most of a load's time).
-fn read_shares(r: &mut Reader<'_>, facts: &mut Facts, id: Id) -> Result<SmallVec<[Sid; 4]>> {
+/// The shares an identifier record of a format before 5 lists, made. A record loaded
+/// over an earlier one of the same identifier (a later segment's) lists the shares it
+/// listed, in the same order, and then its new ones: those are recognised by their
+/// text, without looking them up (such a checkpoint wrote every share of each
+/// identifier it wrote, and the lookups were most of a load's time).
+fn read_shares(r: &mut Reader<'_>, facts: &mut Facts, id: Id) -> Result<()> {
     let n = r.len()?;
     let earlier = std::mem::take(&mut facts.idents[id as usize].shares);
     let mut shares = SmallVec::with_capacity(r.bounded(n));
@@ -162,7 +158,10 @@ fn read_shares(r: &mut Reader<'_>, facts: &mut Facts, id: Id) -> Result<SmallVec
         facts.shares.make(sid, Share { actor: id, ts, parent, recipients: recipients.into() });
         shares.push(sid);
     }
-    Ok(shares)
+    // what the next record of this identifier is compared with (`Loader::finish`
+    // makes the lists again from the shares)
+    facts.idents[id as usize].shares = shares;
+    Ok(())
 }
 
 /// Format 1: first seen, days, ties, shares, consent, mentions (no longer kept), sums.
@@ -173,7 +172,7 @@ fn decode_ident_v1(facts: &mut Facts, key: &str, data: &[u8]) -> Result<Named> {
     let mut days = Vec::new();
     read_days(&mut r, Days::Whole, &mut days)?;
     let ties = read_keyed_ties(&mut r)?;
-    let shares = read_shares(&mut r, facts, id)?;
+    read_shares(&mut r, facts, id)?;
     let consent = read_consent(&mut r)?;
     for _ in 0..r.len()? {
         r.int()?;
@@ -181,7 +180,6 @@ fn decode_ident_v1(facts: &mut Facts, key: &str, data: &[u8]) -> Result<Named> {
     let sums = read_sums(&mut r)?;
     facts.set_first(id, (first.0, &first.1));
     let ident = &mut facts.idents[id as usize];
-    ident.shares = shares;
     ident.stored = 0;
     ident.earlier = None;
     ident.packed = None;

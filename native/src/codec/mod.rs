@@ -14,18 +14,25 @@ mod tests;
 
 pub use body::{check_ties, decode_body, glance_body, merge_earlier, open_body, pack_body, resolve_ties, Glance};
 pub use ident::{decode_ident, encode_ident, Named, Sources};
-pub use records::{decode_emitted, decode_pair, decode_referrals, encode_emitted, encode_pair, encode_referrals};
+pub use records::{
+    decode_emitted, decode_pair, decode_referrals, decode_share, encode_emitted, encode_pair, encode_referrals,
+    encode_share,
+};
 
 use crate::facts::Id;
 use crate::sum::Sum;
 
 pub(super) const FORMAT: u8 = 1;
-/// Identifier records since they carry the identifier's number and name others by
-/// theirs, say what the table topics hold of it, and write a body's sums shifted (see
-/// `Writer::sum`). Format 3 wrote them whole; format 2 named identifiers by key and said
-/// nothing of the topics (the engine published at every checkpoint); format 1 held the
-/// body too, and mentions. All still load, see `decode_ident`.
-pub(super) const IDENT_FORMAT: u8 = 4;
+/// Identifier records since they no longer list the identifier's shares (each share is
+/// a record of its own, written once: `encode_share`). Format 4 listed them, so every
+/// checkpoint that wrote an identifier wrote all its shares again; since format 4 they
+/// carry the identifier's number and name others by theirs, say what the table topics
+/// hold of it, and write a body's sums shifted (see `Writer::sum`). Format 3 wrote them
+/// whole; format 2 named identifiers by key and said nothing of the topics (the engine
+/// published at every checkpoint); format 1 held the body too, and mentions. All still
+/// load, see `decode_ident`.
+pub(super) const IDENT_FORMAT: u8 = 5;
+pub(super) const IDENT_FORMAT_4: u8 = 4;
 pub(super) const IDENT_FORMAT_3: u8 = 3;
 pub(super) const IDENT_FORMAT_2: u8 = 2;
 /// Bodies with their consent and sums first, so that a glance reads only them, then their

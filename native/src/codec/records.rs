@@ -1,10 +1,10 @@
-//! The other keyed records of a checkpoint: link histories of identifier pairs, a share's
-//! referrals, and the score last emitted per person.
+//! The other keyed records of a checkpoint: link histories of identifier pairs, shares,
+//! a share's referrals, and the score last emitted per person.
 
 use super::{Reader, Result, Writer, FORMAT, SEP};
 use crate::emitted::{person_key, PersonKey};
 use crate::facts::{Facts, Id, LinkHistory};
-use crate::shares::Sid;
+use crate::shares::{Share, Sid};
 
 pub fn encode_pair(facts: &Facts, pair: (Id, Id), buffer: Vec<u8>) -> (String, Vec<u8>) {
     let key = format!("{}{SEP}{}", facts.key(pair.0), facts.key(pair.1));
@@ -32,6 +32,36 @@ pub fn decode_pair(facts: &mut Facts, key: &str, data: &[u8]) -> Result<()> {
         history.push((r.int()?, r.text()?.into_boxed_str(), r.byte()? == 1));
     }
     facts.pairs.insert(ids, history);
+    Ok(())
+}
+
+/// A share: its sharer's number, when it was made, the share it re-shares (by id, as
+/// it may be named before it is made) and its reach. Written once, by the checkpoint
+/// after its event: a share never changes.
+pub fn encode_share(facts: &Facts, share: Sid, buffer: Vec<u8>) -> Vec<u8> {
+    let made = facts.shares.of(share);
+    let mut w = Writer::into(buffer, FORMAT);
+    w.uint(made.actor.into());
+    w.int(made.ts);
+    w.opt_text(made.parent.map(|parent| facts.shares.key(parent)));
+    w.uint(made.recipients.into());
+    w.0
+}
+
+/// Load a share (see `encode_share`); its sharer was loaded before it (a share's record
+/// is in the segment of its sharer's first record, or a later one).
+pub fn decode_share(facts: &mut Facts, share_id: &str, data: &[u8]) -> Result<()> {
+    let mut r = Reader::new(data, FORMAT)?;
+    let actor: Id = r.number()?;
+    if actor as usize >= facts.idents.len() {
+        return Err(format!("share {share_id} made by unknown number {actor}"));
+    }
+    let ts = r.int()?;
+    let parent = r.opt_text()?;
+    let recipients = u32::try_from(r.uint()?).map_err(|e| format!("recipients: {e}"))?;
+    let sid = facts.shares.intern(share_id);
+    let parent = parent.map(|parent| facts.shares.intern(&parent));
+    facts.shares.make(sid, Share { actor, ts, parent, recipients: recipients.into() });
     Ok(())
 }
 

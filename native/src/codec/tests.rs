@@ -600,35 +600,113 @@ fn sharer(shares: &[(&str, Option<&str>)]) -> Facts {
         let parent = parent.map(|parent| facts.shares.intern(parent));
         facts.shares.make(sid, Share { actor: a, ts: ts as i64, parent, recipients: 1 });
         facts.idents[a as usize].shares.push(sid);
+        facts.dirty.shares.push(sid);
     }
     facts
 }
 
+/// An identifier's shares as (share, parent), in its list's order.
+fn shares_of(facts: &Facts, id: Id) -> Vec<(&str, Option<&str>)> {
+    let of = |sid| (facts.shares.key(sid), facts.shares.of(sid).parent.map(|p| facts.shares.key(p)));
+    facts.idents[id as usize].shares.iter().map(|&sid| of(sid)).collect()
+}
+
+/// A format-4 record of identifier 0 as the previous version wrote it: its shares
+/// listed, its body in the store under checkpoint 1, never published.
+fn v4_record(facts: &Facts) -> Vec<u8> {
+    let mut w = Writer::into(Vec::new(), IDENT_FORMAT_4).shifting();
+    w.int(1);
+    w.text("e1");
+    w.uint(0);
+    w.uint(facts.idents[0].shares.len() as u128);
+    for &sid in &facts.idents[0].shares {
+        let share = facts.shares.of(sid);
+        w.text(facts.shares.key(sid));
+        w.int(share.ts);
+        w.opt_text(share.parent.map(|parent| facts.shares.key(parent)));
+        w.uint(share.recipients.into());
+    }
+    w.uint(0); // incoming
+    w.uint(1); // stored
+    w.uint(0); // published under no anchor
+    w.0.push(0);
+    w.0
+}
+
 #[test]
-fn an_identifier_record_loaded_over_an_earlier_one_keeps_each_share_once() {
+fn format_4_records_loaded_over_each_other_keep_each_share_once() {
     // The later record lists the earlier one's shares and then new ones (as an
-    // incremental checkpoint writes them), or, made by hand, in another order.
+    // incremental checkpoint wrote them), or, made by hand, in another order.
     let first = sharer(&[("s1", None), ("s2", Some("s0"))]);
     let later = sharer(&[("s1", None), ("s2", Some("s0")), ("s3", Some("s1"))]);
     let reordered = sharer(&[("s3", Some("s1")), ("s2", Some("s0")), ("s1", None)]);
     for second in [&later, &reordered] {
         let mut fresh = Facts::new(Scales::new(30.0), [1; 4], vec![1], 0);
-        for facts in [&first, second] {
-            let record = encode_ident(facts, 0, true, Vec::new());
-            decode_ident(&mut fresh, "qq:a", &record).unwrap();
-        }
-        let listed: Vec<(&str, Option<&str>)> = (fresh.idents[0].shares.iter())
-            .map(|&sid| (fresh.shares.key(sid), fresh.shares.of(sid).parent.map(|p| fresh.shares.key(p))))
-            .collect();
-        let expected: Vec<(&str, Option<&str>)> = (second.idents[0].shares.iter())
-            .map(|&sid| (second.shares.key(sid), second.shares.of(sid).parent.map(|p| second.shares.key(p))))
-            .collect();
+        let mut loader = Loader::default();
+        loader.part(&mut fresh, &part_of(&[("qq:a", v4_record(&first))])).unwrap();
+        loader.part(&mut fresh, &part_of(&[("qq:a", v4_record(second))])).unwrap();
+        loader.finish(&mut fresh).unwrap();
+        let mut listed = shares_of(&fresh, 0);
+        let mut expected = shares_of(second, 0);
+        listed.sort_unstable();
+        expected.sort_unstable();
         assert_eq!(listed, expected);
         assert_eq!(fresh.shares.footprint().0, 3, "shares made: s1, s2, s3 (s0 only named)");
-        assert!(["s0", "s1", "s2", "s3"].iter().all(|s| fresh.shares.get(s).is_some()));
-        assert_eq!(
-            fresh.shares.get("s3").map(|sid| fresh.shares.of(sid).ts),
-            second.shares.get("s3").map(|sid| second.shares.of(sid).ts)
-        );
+        let ts = |facts: &Facts| facts.shares.get("s3").map(|sid| facts.shares.of(sid).ts);
+        assert_eq!(ts(&fresh), ts(second));
     }
+}
+
+#[test]
+fn shares_are_records_of_their_own_written_once_and_listed_again_at_a_load() {
+    let mut facts = sharer(&[("s1", None), ("s2", Some("s0"))]);
+    let full = crate::checkpoint::Segment::begin(&mut facts, true, None);
+    let mut older = Vec::new();
+    let mut full = full;
+    while let Some(part) = full.next_part(&facts) {
+        older.push(part);
+    }
+    // a share made after: the next segment holds it and no other share, and its
+    // identifier's record lists none
+    let s3 = facts.shares.intern("s3");
+    let parent = facts.shares.get("s1");
+    facts.shares.make(s3, Share { actor: 0, ts: 7, parent, recipients: 4 });
+    facts.idents[0].shares.push(s3);
+    facts.dirty.shares.push(s3);
+    facts.changed(0);
+    let mut increment = crate::checkpoint::Segment::begin(&mut facts, false, None);
+    let mut newer = Vec::new();
+    while let Some(part) = increment.next_part(&facts) {
+        newer.push(part);
+    }
+    let tables = |parts: &[Vec<u8>]| -> Vec<(u8, String)> {
+        let mut out = Vec::new();
+        for part in parts {
+            for frame in crate::checkpoint::frames(part) {
+                let (table, key, _) = frame.unwrap();
+                out.push((table, String::from_utf8(key.to_vec()).unwrap()));
+            }
+        }
+        out
+    };
+    assert_eq!(tables(&newer), [(b'i', "qq:a".to_string()), (b's', "s3".to_string())]);
+    assert!(tables(&older).contains(&(b's', "s2".to_string())));
+    // loaded with a format-4 record of the identifier in between, listing two shares
+    let mut fresh = Facts::new(Scales::new(30.0), [1; 4], vec![1], 0);
+    let mut loader = Loader::default();
+    for part in &older {
+        loader.part(&mut fresh, part).unwrap();
+    }
+    loader.part(&mut fresh, &part_of(&[("qq:a", v4_record(&sharer(&[("s1", None), ("s2", Some("s0"))])))])).unwrap();
+    for part in &newer {
+        loader.part(&mut fresh, part).unwrap();
+    }
+    loader.finish(&mut fresh).unwrap();
+    assert_eq!(shares_of(&fresh, 0), shares_of(&facts, 0));
+    let made = |facts: &Facts, key| facts.shares.made(facts.shares.get(key).unwrap());
+    assert_eq!(made(&fresh, "s3"), made(&facts, "s3"));
+    // a share record naming a sharer no record loaded is corrupt
+    let record = encode_share(&facts, s3, Vec::new());
+    let mut empty = Facts::new(Scales::new(30.0), [1; 4], vec![1], 0);
+    assert!(decode_share(&mut empty, "s3", &record).is_err());
 }
