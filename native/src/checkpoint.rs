@@ -3,10 +3,9 @@
 //! records it holds.
 //!
 //! A frame is the table byte (`i` identifier, `s` share, `p` pair, `r` referrals, `e`
-//! emitted), the
-//! key and the record, each of the last two preceded by its length as a varint. Every
-//! record is the whole value of its key, so a later segment's record replaces an
-//! earlier one's: loading keeps the latest record of each key.
+//! emitted), the key and the record, each of the last two preceded by its length as a
+//! varint. Every record is the whole value of its key, so a later segment's record
+//! replaces an earlier one's: loading keeps the latest record of each key.
 
 use crate::codec;
 use crate::emitted::PersonKey;

@@ -10,8 +10,8 @@ use smallvec::SmallVec;
 
 /// An identifier's record in a checkpoint segment: what is always in memory (first seen,
 /// its number, the identifiers with ties to it, the checkpoint that stored its body;
-/// not its shares, which are records of their own) and, when no store keeps bodies under their keys, the body itself; then what the
-/// table topics hold of it: the anchor of the person it was last published in (none:
+/// not its shares, which are records of their own) and, when no store keeps bodies
+/// under their keys, the body itself; then what the table topics hold of it: the anchor of the person it was last published in (none:
 /// never published) and whether its person's rows changed since, so that a publication
 /// may wait past a checkpoint (see `publication`). The published anchors must be known
 /// (`Facts::published_anchor`).
@@ -53,8 +53,8 @@ pub enum Sources {
 
 /// What an identifier record names, for the caller to check or resolve once every
 /// identifier is loaded: the sources of its incoming ties, and, when its body came with
-/// it, the body's ties by key (formats 1 and 2; a record of format 3 or 4 holds its ties by
-/// number, in the body).
+/// it, the body's ties by key (formats 1 and 2; from format 3 on a record holds its
+/// ties by number, in the body).
 pub struct Named {
     /// the identifier's number
     pub id: Id,
