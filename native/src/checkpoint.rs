@@ -129,12 +129,9 @@ impl Segment {
             // in ascending numbers: a load gives each new identifier the next one
             let mut idents = idents.drain();
             idents.sort_unstable();
-            let mut shares = dirty.shares;
-            shares.sort_unstable();
-            shares.dedup();
             (
                 idents,
-                shares,
+                dirty.shares,
                 dirty.pairs.into_iter().collect(),
                 dirty.referrals.into_iter().collect(),
                 dirty.emitted.iter().copied().collect(),
@@ -301,12 +298,12 @@ impl Loader {
         // each identifier's shares, in the order they were first named (records before
         // format 5 listed them, and an earlier one may list fewer than a later share
         // record made)
-        for ident in &mut facts.idents {
+        let (shares, idents) = (&facts.shares, &mut facts.idents);
+        for ident in idents.iter_mut() {
             ident.shares.clear();
         }
-        for sid in facts.shares.made_ids().collect::<Vec<_>>() {
-            let actor = facts.shares.of(sid).actor;
-            facts.idents[actor as usize].shares.push(sid);
+        for sid in shares.made_ids() {
+            idents[shares.of(sid).actor as usize].shares.push(sid);
         }
         facts.incoming.resize(facts.idents.len(), Incoming::new());
         let mut derive = false;

@@ -240,7 +240,8 @@ pub type Indexes = (Vec<Vec<u8>>, Vec<(Vec<u8>, bool)>);
 pub struct Dirty {
     pub idents: IdSet,
     pub records: IdSet,
-    /// the shares made (each once: a share's own event is applied once)
+    /// the shares made, in the order they were: each once, as a share's own event is
+    /// applied once
     pub shares: Vec<Sid>,
     pub pairs: HashSet<(Id, Id)>,
     pub referrals: HashSet<Sid>,
@@ -428,21 +429,19 @@ impl Facts {
     /// corrupt record, and so is a number or key that names another).
     pub fn intern_at(&mut self, key: &str, id: Id, first: (i64, &str)) -> Result<Id, String> {
         let next = self.idents.len();
-        let known = if id as usize == next {
-            match self.intern(key, first) {
-                (_, true) => return Ok(id),
-                (known, false) => known,
-            }
-        } else if (id as usize) < next && self.key(id) == key {
-            return Ok(id); // a later segment's record of an identifier loaded before
-        } else {
-            self.keys.get(key).ok_or_else(|| format!("{key} is numbered {id} where the next number is {next}"))?
-        };
-        if known == id {
-            Ok(id)
-        } else {
-            Err(format!("{key} is number {known}, not {id}"))
+        if id as usize == next {
+            return match self.intern(key, first) {
+                (_, true) => Ok(id),
+                (known, false) => Err(format!("{key} is number {known}, not {id}")),
+            };
         }
+        if (id as usize) < next && self.key(id) == key {
+            return Ok(id); // a later segment's record of an identifier loaded before
+        }
+        Err(match self.keys.get(key) {
+            Some(known) => format!("{key} is number {known}, not {id}"),
+            None => format!("{key} is numbered {id} where the next number is {next}"),
+        })
     }
 
     /// An identifier's body changed: the next checkpoint writes it, and `evict` counts

@@ -4,10 +4,12 @@
 //! the day's whole half-lives (`scales`): about 700 bits for a day of this century at a
 //! half-life of 30 days. A sum of such weights has as many low zero bits as its earliest
 //! day has whole half-lives, and the bits above span the mantissa's 49, the half-lives
-//! between its earliest and latest day (24 over two years at 30 days) and the amounts'. Held whole, every sum took a dozen 64-bit digits on the heap and every
-//! addition an allocation (`Standings::of`, adding up a person's members, was 7.9% of a
-//! 10M ingest). Held as `mantissa << shift`, a sum fits 128 bits and its arithmetic
-//! allocates nothing; one that does not fit is held whole. Either way it is exact.
+//! between its earliest and latest day (24 over two years at 30 days) and the amounts'.
+//! Held whole, every sum took a dozen 64-bit digits on the heap and every addition an
+//! allocation (`Standings::of`, adding up a person's members, was 7.9% of a 10M ingest).
+//! Held as `mantissa << shift`, a sum whose mantissa fits 128 bits takes no allocation,
+//! nor does its arithmetic; one whose mantissa does not fit is held whole. Either way it
+//! is exact.
 
 use num_bigint::BigUint;
 use num_traits::Zero;

@@ -11,9 +11,10 @@ use smallvec::SmallVec;
 /// An identifier's record in a checkpoint segment: what is always in memory (first seen,
 /// its number, the identifiers with ties to it, the checkpoint that stored its body;
 /// not its shares, which are records of their own) and, when no store keeps bodies
-/// under their keys, the body itself; then what the table topics hold of it: the anchor of the person it was last published in (none:
-/// never published) and whether its person's rows changed since, so that a publication
-/// may wait past a checkpoint (see `publication`). The published anchors must be known
+/// under their keys, the body itself; then what the table topics hold of it: the anchor
+/// of the person it was last published in (none: never published) and whether its
+/// person's rows changed since, so that a publication may wait past a checkpoint (see
+/// `publication`). The published anchors must be known
 /// (`Facts::published_anchor`).
 ///
 /// An identifier keeps the number it was given when first seen (its `Id`) for good: the

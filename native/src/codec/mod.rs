@@ -24,8 +24,9 @@ use crate::sum::Sum;
 
 pub(super) const FORMAT: u8 = 1;
 /// Identifier records since they no longer list the identifier's shares (each share is
-/// a record of its own, written once: `encode_share`). Format 4 listed them, so every
-/// checkpoint that wrote an identifier wrote all its shares again; since format 4 they
+/// a record of its own, written by the incremental checkpoint after its event and then
+/// only by full ones: `encode_share`). Format 4 listed them, so every checkpoint that
+/// wrote an identifier wrote all its shares again; since format 4 they
 /// carry the identifier's number and name others by theirs, say what the table topics
 /// hold of it, and write a body's sums shifted (see `Writer::sum`). Format 3 wrote them
 /// whole; format 2 named identifiers by key and said nothing of the topics (the engine

@@ -36,8 +36,8 @@ pub fn decode_pair(facts: &mut Facts, key: &str, data: &[u8]) -> Result<()> {
 }
 
 /// A share: its sharer's number, when it was made, the share it re-shares (by id, as
-/// it may be named before it is made) and its reach. Written once, by the checkpoint
-/// after its event: a share never changes.
+/// it may be named before it is made) and its reach. A share never changes: only the
+/// checkpoint after its event and full checkpoints write it.
 pub fn encode_share(facts: &Facts, share: Sid, buffer: Vec<u8>) -> Vec<u8> {
     let made = facts.shares.of(share);
     let mut w = Writer::into(buffer, FORMAT);

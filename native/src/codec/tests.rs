@@ -660,9 +660,8 @@ fn format_4_records_loaded_over_each_other_keep_each_share_once() {
 #[test]
 fn shares_are_records_of_their_own_written_once_and_listed_again_at_a_load() {
     let mut facts = sharer(&[("s1", None), ("s2", Some("s0"))]);
-    let full = crate::checkpoint::Segment::begin(&mut facts, true, None);
+    let mut full = crate::checkpoint::Segment::begin(&mut facts, true, None);
     let mut older = Vec::new();
-    let mut full = full;
     while let Some(part) = full.next_part(&facts) {
         older.push(part);
     }
@@ -709,4 +708,16 @@ fn shares_are_records_of_their_own_written_once_and_listed_again_at_a_load() {
     let record = encode_share(&facts, s3, Vec::new());
     let mut empty = Facts::new(Scales::new(30.0), [1; 4], vec![1], 0);
     assert!(decode_share(&mut empty, "s3", &record).is_err());
+}
+
+#[test]
+fn an_identifier_record_of_an_unknown_format_is_corrupt() {
+    let mut facts = Facts::new(Scales::new(30.0), [1; 4], vec![1], 0);
+    let mut record = encode_ident(&sharer(&[]), 0, true, Vec::new());
+    assert!(decode_ident(&mut facts, "qq:a", &record).is_ok());
+    record[0] = IDENT_FORMAT + 1;
+    let mut facts = Facts::new(Scales::new(30.0), [1; 4], vec![1], 0);
+    let why = decode_ident(&mut facts, "qq:a", &record).err();
+    assert!(why.is_some_and(|why| why.contains("unknown format")));
+    assert!(decode_ident(&mut facts, "qq:a", &[]).is_err());
 }
